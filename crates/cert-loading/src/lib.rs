@@ -1,0 +1,322 @@
+//! Reads, decrypts and validates an administrator's external certificate set.
+//!
+//! An external certificate set is a directory holding `client_cert.pem` (the client
+//! certificate, leaf first, optionally followed by intermediates), `client_key.pem` (its private
+//! key, encrypted with a passphrase) and `passphrase` (the passphrase as plain text). This crate
+//! turns such a directory into a validated [`Identity`], or refuses it with an [`Error`] that names
+//! the file, says what is wrong and what to do.
+//!
+//! # Main types
+//! - [`load_directory`] (and [`load_files`]) read a set and return a [`LoadedSet`]: the
+//!   [`Identity`] plus how the key was stored ([`KeyFormat`]) and any [`Warning`]s.
+//! - [`Identity`] holds the chain, the decrypted key as [`SecretKeyDer`] (zeroized on drop,
+//!   `Debug` prints nothing secret), and a [`CertificateSummary`] (common name, validity, SHA-256
+//!   [`Fingerprint`], signature algorithm) plus the [`KeyAlgorithm`].
+//! - [`Identity::from_parts`] rebuilds an identity from a stored chain and key (used by the
+//!   keystore), checking that they match, without looking at time.
+//!
+//! # Rules
+//! From the product documentation: the certificate is PEM and signed with
+//! sha256WithRSAEncryption or ecdsa-with-SHA384; the key is passphrase-encrypted. Added here:
+//! RSA keys of at least 2048 bits or EC P-384 keys; the key matches the certificate; the
+//! certificate is valid at "now"; the subject has exactly one common name; key usage and extended
+//! key usage, when present, allow digitalSignature and clientAuth. Key files may be encrypted
+//! PKCS#8 (PBES2 with PBKDF2-HMAC-SHA1/224/256/384/512 or scrypt; AES-128/192/256-CBC, AES-GCM,
+//! DES-EDE3-CBC) or OpenSSL's traditional form (AES-128/192/256-CBC, DES-EDE3-CBC). Legacy
+//! PBES1/PKCS#12 schemes are refused with the `openssl pkcs8` command that converts them.
+//!
+//! # What this crate does not do
+//! No network I/O, no writing of any file, no logging, and it never reads the clock: "now" is a
+//! parameter. Chain verification against CA certificates is optional ([`LoadOptions`]) and done by
+//! rustls-webpki.
+//!
+//! # Example
+//! ```no_run
+//! use std::time::SystemTime;
+//! let set = cert_loading::load_directory(
+//!     std::path::Path::new("/root/cert_files"),
+//!     &cert_loading::LoadOptions::default(),
+//!     SystemTime::now(),
+//! )?;
+//! println!(
+//!     "{} expires {}",
+//!     set.identity.certificate().common_name,
+//!     cert_loading::format_time(set.identity.certificate().not_after)
+//! );
+//! # Ok::<(), cert_loading::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod certificate;
+mod error;
+mod files;
+mod key;
+mod pem;
+mod traditional;
+
+use std::path::{Path, PathBuf};
+
+use base64ct::Encoding;
+use std::time::SystemTime;
+
+pub use certificate::{CertificateSummary, Fingerprint, SignatureAlgorithm, format_time};
+pub use error::Error;
+pub use files::MAX_FILE_BYTES;
+pub use key::{KeyAlgorithm, KeyFormat, SecretKeyDer};
+pub use rustls_pki_types::CertificateDer;
+
+/// The certificate file's name inside an external certificate directory.
+pub const CERTIFICATE_FILE: &str = "client_cert.pem";
+/// The key file's name inside an external certificate directory.
+pub const KEY_FILE: &str = "client_key.pem";
+/// The passphrase file's name inside an external certificate directory.
+pub const PASSPHRASE_FILE: &str = "passphrase";
+
+/// Options for loading a set.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// When set, the chain must lead to one of these CA certificates (DER).
+    pub trusted_cas: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// Something worth telling the administrator that does not make the set unusable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// A secret file can be read by group or others (Unix permissions).
+    ReadableByOthers {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::ReadableByOthers { path } => write!(
+                formatter,
+                "{}: readable by group or others; restrict it with: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+        }
+    }
+}
+
+/// A validated client identity: certificate chain and decrypted private key.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: SecretKeyDer,
+    certificate: CertificateSummary,
+    key_algorithm: KeyAlgorithm,
+}
+
+impl Identity {
+    /// Rebuilds an identity from a chain (leaf first) and an unencrypted PKCS#8 key, checking
+    /// that the certificate follows the time-independent rules and that the key matches it.
+    /// `source` names where the parts came from, for error messages.
+    ///
+    /// # Errors
+    /// The certificate and key errors of [`load_files`], except the time checks.
+    pub fn from_parts(
+        source: &Path,
+        chain: Vec<CertificateDer<'static>>,
+        key: SecretKeyDer,
+    ) -> Result<Self, Error> {
+        let leaf = certificate::decode_chain(source, &chain)?;
+        let certificate = certificate::summarize(source, &leaf, &chain[0])?;
+        let inspected = key::inspect_pkcs8(source, &key)?;
+        if inspected.public_key_info_der != certificate::public_key_info_der(&leaf) {
+            return Err(Error::KeyCertificateMismatch {
+                key_path: source.to_path_buf(),
+                cert_path: source.to_path_buf(),
+            });
+        }
+        Ok(Self {
+            chain,
+            key: inspected.secret,
+            certificate,
+            key_algorithm: inspected.algorithm,
+        })
+    }
+
+    /// The certificate chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// The decrypted private key.
+    pub fn key(&self) -> &SecretKeyDer {
+        &self.key
+    }
+
+    /// The leaf certificate's summary.
+    pub fn certificate(&self) -> &CertificateSummary {
+        &self.certificate
+    }
+
+    /// The key's type and size.
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
+        self.key_algorithm
+    }
+
+    /// The chain as PEM text, leaf first.
+    pub fn chain_pem(&self) -> String {
+        chain_to_pem(&self.chain)
+    }
+
+    /// Whether the certificate is valid at `now`.
+    ///
+    /// # Errors
+    /// [`Error::Expired`] or [`Error::NotYetValid`], naming `source`.
+    pub fn check_validity(&self, source: &Path, now: SystemTime) -> Result<(), Error> {
+        certificate::check_validity(source, &self.certificate, now)
+    }
+}
+
+/// Encodes DER certificates as PEM, one block each.
+pub fn chain_to_pem(chain: &[CertificateDer<'_>]) -> String {
+    let mut pem = String::new();
+    for certificate in chain {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let base64 = base64ct::Base64::encode_string(certificate);
+        for chunk in base64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+/// Parses PEM text holding certificates only (leaf first) into DER, decoding each one.
+///
+/// # Errors
+/// [`Error::InvalidPem`], [`Error::NotACertificate`] or [`Error::InvalidCertificate`], naming
+/// `source`.
+pub fn parse_certificate_pem(
+    source: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let chain = certificate::parse_chain(source, pem)?;
+    certificate::decode_chain(source, &chain)?;
+    Ok(chain)
+}
+
+/// Summarises a certificate chain's leaf, applying the time-independent certificate rules.
+///
+/// # Errors
+/// The certificate errors of [`load_files`], except the time checks.
+pub fn summarize_certificate(
+    source: &Path,
+    chain: &[CertificateDer<'_>],
+) -> Result<CertificateSummary, Error> {
+    let leaf = certificate::decode_chain(source, chain)?;
+    certificate::summarize(source, &leaf, &chain[0])
+}
+
+/// A loaded and validated external certificate set.
+#[derive(Debug)]
+pub struct LoadedSet {
+    /// The identity.
+    pub identity: Identity,
+    /// How the key file was encrypted.
+    pub key_format: KeyFormat,
+    /// Non-fatal findings.
+    pub warnings: Vec<Warning>,
+    /// The certificate file that was read.
+    pub certificate_path: PathBuf,
+    /// The key file that was read.
+    pub key_path: PathBuf,
+    /// The passphrase file that was read.
+    pub passphrase_path: PathBuf,
+}
+
+/// Loads `client_cert.pem`, `client_key.pem` and `passphrase` from `directory`.
+///
+/// # Errors
+/// See [`load_files`]; a `directory` that does not exist gives [`Error::MissingFile`] for the
+/// certificate file.
+pub fn load_directory(
+    directory: &Path,
+    options: &LoadOptions,
+    now: SystemTime,
+) -> Result<LoadedSet, Error> {
+    load_files(
+        &directory.join(CERTIFICATE_FILE),
+        &directory.join(KEY_FILE),
+        &directory.join(PASSPHRASE_FILE),
+        options,
+        now,
+    )
+}
+
+/// Loads a set from three explicit paths and applies every rule at `now`.
+///
+/// Checks run in an order that reports the most fundamental problem first: files readable and
+/// sane, certificate parses and follows the rules, passphrase present, key decrypts, key type and
+/// size, key matches certificate, validity at `now`, then (optionally) chain trust.
+///
+/// # Errors
+/// One [`Error`] variant per refusal; every one names the file concerned.
+pub fn load_files(
+    certificate_path: &Path,
+    key_path: &Path,
+    passphrase_path: &Path,
+    options: &LoadOptions,
+    now: SystemTime,
+) -> Result<LoadedSet, Error> {
+    let mut warnings = Vec::new();
+    let (certificate_bytes, _) = files::read_input_file(certificate_path, "client certificate")?;
+    let (key_bytes, key_exposed) = files::read_input_file(key_path, "encrypted private key")?;
+    let (mut passphrase, passphrase_exposed) =
+        files::read_input_file(passphrase_path, "key passphrase")?;
+    if key_exposed {
+        warnings.push(Warning::ReadableByOthers {
+            path: key_path.to_path_buf(),
+        });
+    }
+    if passphrase_exposed {
+        warnings.push(Warning::ReadableByOthers {
+            path: passphrase_path.to_path_buf(),
+        });
+    }
+
+    let chain = certificate::parse_chain(certificate_path, &certificate_bytes)?;
+    let leaf = certificate::decode_chain(certificate_path, &chain)?;
+    let summary = certificate::summarize(certificate_path, &leaf, &chain[0])?;
+
+    files::strip_one_line_ending(&mut passphrase);
+    if passphrase.is_empty() {
+        return Err(Error::EmptyPassphrase {
+            path: passphrase_path.to_path_buf(),
+        });
+    }
+    let decrypted = key::decrypt_key_file(key_path, &key_bytes, &passphrase)?;
+    drop(passphrase);
+    if decrypted.public_key_info_der != certificate::public_key_info_der(&leaf) {
+        return Err(Error::KeyCertificateMismatch {
+            key_path: key_path.to_path_buf(),
+            cert_path: certificate_path.to_path_buf(),
+        });
+    }
+    certificate::check_validity(certificate_path, &summary, now)?;
+    if let Some(trusted) = &options.trusted_cas {
+        certificate::verify_chain(certificate_path, &chain, trusted, now)?;
+    }
+    Ok(LoadedSet {
+        identity: Identity {
+            chain,
+            key: decrypted.secret,
+            certificate: summary,
+            key_algorithm: decrypted.algorithm,
+        },
+        key_format: decrypted.format,
+        warnings,
+        certificate_path: certificate_path.to_path_buf(),
+        key_path: key_path.to_path_buf(),
+        passphrase_path: passphrase_path.to_path_buf(),
+    })
+}
