@@ -1,1 +1,676 @@
-//! cm-client.
+//! A blocking HTTPS client for the manager's REST API, as `docs/protocol.md` describes it.
+//!
+//! [`ManagerClient`] registers a host with a registration token, logs in with the client
+//! certificate, reads its own status (the heartbeat), renews its certificate and uploads log
+//! records. It presents a [`ClientIdentity`] (certificate chain and decrypted PKCS#8 key, held
+//! in memory only) as its TLS client certificate, and verifies the manager by [`ServerTrust`]:
+//! CA certificates, or the SHA-256 fingerprint of the manager's web certificate (pinning, as the
+//! product does). There is no way to switch verification off.
+//!
+//! # Errors
+//! One [`Error`] type separates what an operator acts on differently: the configuration is
+//! unusable ([`Error::InvalidConfiguration`]), the manager could not be reached or TLS failed
+//! ([`Error::Connect`], [`Error::Tls`], [`Error::Timeout`]), the manager refused
+//! ([`Error::Refused`] with status, `codeDesc` and message), or it answered something unexpected
+//! ([`Error::Unexpected`], with a bounded piece of the body).
+//!
+//! # Timeouts and retries
+//! Connecting times out after [`Options::connect_timeout`] (default 5 s) and a whole request after
+//! [`Options::request_timeout`] (default 20 s). Calls that are idempotent by the protocol
+//! (login, status, fingerprint, and the register and renew calls, which the manager accepts
+//! again unchanged) are retried after connection failures and 502/503/504 answers, with backoff
+//! ([`Options::retries`], default 2 more attempts after 0.5 s and 1 s). Timeouts are not retried,
+//! so a manager that stops answering costs at most one request timeout plus the connect retries.
+//! Response bodies are read up to [`Options::max_response_bytes`] (default 1 MiB).
+//!
+//! # What this crate does not do
+//! It knows nothing of the keystore or of certificate files (callers pass DER and PKCS#8 bytes),
+//! writes nothing to disk and never logs: secrets (token, key, bearer) stay in memory, and the
+//! bearer is zeroized on drop.
+//!
+//! # Example
+//! ```no_run
+//! use cm_client::{ManagerClient, ManagerUrl, Options, ServerTrust};
+//! let url = ManagerUrl::parse("cm.example.com")?;
+//! let ca = std::fs::read("/etc/cm-ca.pem").unwrap();
+//! let client = ManagerClient::new(url, ServerTrust::from_pem(&ca)?, None, Options::default())?;
+//! println!("web certificate: {}", client.webcert_fingerprint()?);
+//! # Ok::<(), cm_client::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod tls;
+mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+pub use wire::{ClientRecord, LogRecord, RegisterRequest};
+
+/// Why a call to the manager failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The manager URL, trust settings or client identity cannot be used.
+    #[error("{reason}")]
+    InvalidConfiguration {
+        /// What is wrong.
+        reason: String,
+    },
+    /// No TCP connection to the manager (refused, unreachable, name not found).
+    #[error("cannot connect to the manager at {url}: {reason}")]
+    Connect {
+        /// The manager URL.
+        url: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// The TLS handshake failed, for example because the manager's certificate is not trusted
+    /// or does not match the pinned fingerprint, or the manager refused our client certificate.
+    #[error("TLS with the manager at {url} failed: {reason}")]
+    Tls {
+        /// The manager URL.
+        url: String,
+        /// The verification or handshake reason.
+        reason: String,
+    },
+    /// The manager did not answer in time.
+    #[error("the manager at {url} did not answer within {seconds} s")]
+    Timeout {
+        /// The manager URL.
+        url: String,
+        /// The timeout that expired.
+        seconds: u64,
+    },
+    /// The manager refused the request with an error in its documented shape.
+    #[error("the manager refused: {message} (HTTP {status}, {code_desc})")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The manager's `codeDesc`, e.g. `NCERRCommonNameMismatch`.
+        code_desc: String,
+        /// The manager's message.
+        message: String,
+        /// The manager's request id, for its logs.
+        request_id: String,
+    },
+    /// The manager answered something this client does not understand.
+    #[error("unexpected answer from the manager (HTTP {status}): {body_excerpt}")]
+    Unexpected {
+        /// The HTTP status.
+        status: u16,
+        /// At most 200 characters of the body.
+        body_excerpt: String,
+    },
+}
+
+impl Error {
+    /// True when the failure is about reaching the manager (connect, TLS, timeout, or an
+    /// unexpected answer), as opposed to a refusal or a local configuration problem.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Tls { .. } | Error::Timeout { .. } | Error::Unexpected { .. }
+        )
+    }
+
+    /// The manager's `codeDesc` when it refused.
+    pub fn code_desc(&self) -> Option<&str> {
+        match self {
+            Error::Refused { code_desc, .. } => Some(code_desc),
+            _ => None,
+        }
+    }
+}
+
+/// The manager's base URL, normalised to `https://host[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerUrl(String);
+
+impl ManagerUrl {
+    /// Accepts `host`, `host:port`, `[v6]:port` or `https://host[:port][/api]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] for `http://` (the manager is only spoken to over TLS),
+    /// other schemes, empty hosts, credentials, query strings and bad ports.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::InvalidConfiguration {
+            reason: format!("manager address \"{text}\": {reason}"),
+        };
+        let trimmed = text.trim();
+        let rest = if let Some((scheme, rest)) = trimmed.split_once("://") {
+            if !scheme.eq_ignore_ascii_case("https") {
+                return Err(invalid("only https:// is supported"));
+            }
+            rest
+        } else {
+            trimmed
+        };
+        let rest = rest.trim_end_matches('/');
+        let authority = rest
+            .strip_suffix("/api")
+            .unwrap_or(rest)
+            .trim_end_matches('/');
+        if authority.is_empty() {
+            return Err(invalid("no host"));
+        }
+        if authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err(invalid("give only the host and optional port, e.g. cm.example.com:443"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| invalid("unclosed '['"))?;
+            (format!("[{host}]"), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => (host.to_string(), Some(port)),
+                Some(_) => return Err(invalid("write IPv6 addresses in brackets: [::1]:443")),
+                None => (authority.to_string(), None),
+            }
+        };
+        if host.is_empty() || host == "[]" {
+            return Err(invalid("no host"));
+        }
+        match port {
+            Some(port) => {
+                let number: u16 = port.parse().map_err(|_| invalid("the port is not a number"))?;
+                if number == 0 {
+                    return Err(invalid("port 0"));
+                }
+                Ok(Self(format!("https://{host}:{number}")))
+            }
+            None => Ok(Self(format!("https://{host}"))),
+        }
+    }
+
+    /// The normalised base, e.g. `https://cm.example.com:8443`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ManagerUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// How the manager's TLS certificate is verified.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ServerTrust {
+    /// The chain must lead to one of these CA certificates and name the host.
+    CaCertificates(Vec<CertificateDer<'static>>),
+    /// The manager's web certificate must have exactly this SHA-256 fingerprint.
+    Sha256Fingerprint([u8; 32]),
+}
+
+impl ServerTrust {
+    /// CA certificates from PEM text.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] when the text holds no certificate.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let certificates = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| Error::InvalidConfiguration {
+                reason: format!("the manager CA file is not PEM certificates: {error}"),
+            })?;
+        if certificates.is_empty() {
+            return Err(Error::InvalidConfiguration {
+                reason: "the manager CA file holds no certificate".to_string(),
+            });
+        }
+        Ok(Self::CaCertificates(certificates))
+    }
+}
+
+/// The client certificate chain and its decrypted key, presented in the TLS handshake.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// The chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key as unencrypted PKCS#8 DER, zeroized on drop.
+    pub key_pkcs8_der: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ClientIdentity")
+            .field("chain_len", &self.chain.len())
+            .field("key_pkcs8_der", &"..")
+            .finish()
+    }
+}
+
+/// Timeouts, limits and retries.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Time allowed to establish the TCP connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, TLS handshake and response included.
+    pub request_timeout: Duration,
+    /// Largest response body read.
+    pub max_response_bytes: u64,
+    /// Extra attempts for idempotent calls after transient failures.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub initial_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(20),
+            max_response_bytes: 1024 * 1024,
+            retries: 2,
+            initial_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A bearer token from a login. Zeroized on drop; `Debug` does not show it.
+pub struct Session {
+    jwt: Zeroizing<String>,
+    /// The client id the session belongs to.
+    pub client_id: String,
+    /// Lifetime announced by the manager, in seconds.
+    pub duration_seconds: u64,
+}
+
+impl Session {
+    /// Builds a session from a bearer obtained elsewhere (for example, the bearer of the
+    /// current identity, used on a connection that presents a new certificate during renewal).
+    pub fn bearer(&self) -> &str {
+        &self.jwt
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Session")
+            .field("client_id", &self.client_id)
+            .field("jwt", &"..")
+            .finish()
+    }
+}
+
+/// A blocking client for one manager, with one TLS identity (or none).
+pub struct ManagerClient {
+    url: ManagerUrl,
+    agent: ureq::Agent,
+    options: Options,
+}
+
+impl fmt::Debug for ManagerClient {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ManagerClient")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Idempotent,
+    Once,
+}
+
+impl ManagerClient {
+    /// Prepares a client. Nothing is sent yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] when the CA certificates or the client identity cannot be
+    /// used by rustls (for example a key that does not match its certificate or an RSA key ring
+    /// refuses).
+    pub fn new(
+        url: ManagerUrl,
+        trust: ServerTrust,
+        identity: Option<&ClientIdentity>,
+        options: Options,
+    ) -> Result<Self, Error> {
+        let config = tls::client_config(&trust, identity)?;
+        use ureq::unversioned::transport::Connector;
+        let connector = ureq::unversioned::transport::TcpConnector::default()
+            .chain(tls::OwnTlsConnector { config });
+        let agent_config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .timeout_global(Some(options.request_timeout))
+            .max_redirects(0)
+            .user_agent(concat!("cte-agent/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
+        Ok(Self {
+            url,
+            agent,
+            options,
+        })
+    }
+
+    /// The manager's base URL.
+    pub fn url(&self) -> &ManagerUrl {
+        &self.url
+    }
+
+    /// Registers this host (no bearer; the TLS client certificate must be the one in the body).
+    ///
+    /// # Errors
+    /// See [`Error`]; refusals carry the manager's `codeDesc` (e.g. `NCERRRegTokenExpired`).
+    pub fn register(&self, request: &RegisterRequest) -> Result<ClientRecord, Error> {
+        self.call(
+            "POST",
+            "/api/v1/client-management/clients/",
+            None,
+            Some(request),
+            Retry::Idempotent,
+        )
+    }
+
+    /// Logs in with the client certificate (`client_credential` grant).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub fn login(&self, client_id: &str) -> Result<Session, Error> {
+        let request = wire::ClientCredentialRequest {
+            grant_type: "client_credential".to_string(),
+            client_id: client_id.to_string(),
+        };
+        let response: wire::TokenResponse = self.call(
+            "POST",
+            "/api/v1/auth/tokens/",
+            None,
+            Some(&request),
+            Retry::Idempotent,
+        )?;
+        Ok(Session {
+            jwt: Zeroizing::new(response.jwt),
+            client_id: client_id.to_string(),
+            duration_seconds: response.duration,
+        })
+    }
+
+    /// Reads this client's record (the heartbeat).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub fn status(&self, session: &Session) -> Result<ClientRecord, Error> {
+        self.call::<(), _>(
+            "GET",
+            "/api/v1/client-management/self/client",
+            Some(session),
+            None,
+            Retry::Idempotent,
+        )
+    }
+
+    /// Renews to the certificate chain `new_chain_pem`. Call it on a client whose TLS identity is
+    /// the NEW certificate and key (which proves possession), with the session of a login made
+    /// with the CURRENT identity.
+    ///
+    /// # Errors
+    /// See [`Error`]; a changed common name is refused with `NCERRCommonNameMismatch`.
+    pub fn renew(&self, session: &Session, new_chain_pem: &str) -> Result<ClientRecord, Error> {
+        let request = wire::RenewRequest {
+            ext_cert: new_chain_pem.to_string(),
+        };
+        self.call(
+            "POST",
+            "/api/v1/client-management/self/client/renew",
+            Some(session),
+            Some(&request),
+            Retry::Idempotent,
+        )
+    }
+
+    /// Uploads log records; returns how many the manager accepted. Not retried (a retry could
+    /// duplicate records).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub fn upload_records(&self, session: &Session, records: &[LogRecord]) -> Result<usize, Error> {
+        let upload = wire::LogUpload {
+            records: records.to_vec(),
+        };
+        let response: wire::LogUploadResponse = self.call(
+            "POST",
+            "/api/v1/audit/client-records",
+            Some(session),
+            Some(&upload),
+            Retry::Once,
+        )?;
+        Ok(response.accepted)
+    }
+
+    /// The SHA-256 fingerprint of the manager's web certificate as the manager reports it.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub fn webcert_fingerprint(&self) -> Result<String, Error> {
+        let response: wire::FingerprintResponse = self.call::<(), _>(
+            "GET",
+            "/api/v1/client-management/webcert-fingerprint/",
+            None,
+            None,
+            Retry::Idempotent,
+        )?;
+        Ok(response.fingerprint)
+    }
+
+    fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T, Error> {
+        let attempts = match retry {
+            Retry::Idempotent => self.options.retries + 1,
+            Retry::Once => 1,
+        };
+        let mut backoff = self.options.initial_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.call_once(method, path, session, body) {
+                Err(error) if attempt < attempts && is_transient(&error) => {
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn call_once<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let url = format!("{}{}", self.url, path);
+        let bearer = session.map(|session| Zeroizing::new(format!("Bearer {}", session.bearer())));
+        let result = match method {
+            "GET" => {
+                let mut request = self.agent.get(&url).header("Accept", "application/json");
+                if let Some(bearer) = &bearer {
+                    request = request.header("Authorization", bearer.as_str());
+                }
+                request.call()
+            }
+            _ => {
+                let mut request = self.agent.post(&url).header("Accept", "application/json");
+                if let Some(bearer) = &bearer {
+                    request = request.header("Authorization", bearer.as_str());
+                }
+                let json = serde_json::to_vec(&body).map_err(|error| Error::InvalidConfiguration {
+                    reason: format!("cannot encode the request: {error}"),
+                })?;
+                let json = Zeroizing::new(json);
+                request
+                    .header("Content-Type", "application/json")
+                    .send(&json[..])
+            }
+        };
+        let mut response = result.map_err(|error| self.transport_error(error))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(self.options.max_response_bytes)
+            .read_to_vec()
+            .map_err(|error| match error {
+                ureq::Error::BodyExceedsLimit(limit) => Error::Unexpected {
+                    status,
+                    body_excerpt: format!("response body over the {limit}-byte limit"),
+                },
+                other => self.transport_error(other),
+            })?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&bytes).map_err(|error| Error::Unexpected {
+                status,
+                body_excerpt: format!("{error}: {}", excerpt(&bytes)),
+            });
+        }
+        match serde_json::from_slice::<wire::ErrorBody>(&bytes) {
+            Ok(body) if (400..500).contains(&status) || status >= 500 => Err(Error::Refused {
+                status,
+                code_desc: body.code_desc,
+                message: body.message,
+                request_id: body.request_id,
+            }),
+            _ => Err(Error::Unexpected {
+                status,
+                body_excerpt: excerpt(&bytes),
+            }),
+        }
+    }
+
+    fn transport_error(&self, error: ureq::Error) -> Error {
+        let url = self.url.to_string();
+        match error {
+            ureq::Error::Timeout(_) => Error::Timeout {
+                url,
+                seconds: self.options.request_timeout.as_secs(),
+            },
+            ureq::Error::HostNotFound => Error::Connect {
+                url,
+                reason: "host name not found".to_string(),
+            },
+            ureq::Error::ConnectionFailed => Error::Connect {
+                url,
+                reason: "connection failed".to_string(),
+            },
+            ureq::Error::Rustls(error) => Error::Tls {
+                url,
+                reason: error.to_string(),
+            },
+            ureq::Error::Tls(reason) => Error::Tls {
+                url,
+                reason: reason.to_string(),
+            },
+            ureq::Error::Io(io) => {
+                let is_tls = io
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+                if is_tls {
+                    Error::Tls {
+                        url,
+                        reason: io.to_string(),
+                    }
+                } else if io.kind() == std::io::ErrorKind::TimedOut {
+                    Error::Timeout {
+                        url,
+                        seconds: self.options.request_timeout.as_secs(),
+                    }
+                } else {
+                    Error::Connect {
+                        url,
+                        reason: io.to_string(),
+                    }
+                }
+            }
+            other => Error::Connect {
+                url,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::Connect { .. } => true,
+        Error::Refused { status, .. } | Error::Unexpected { status, .. } => {
+            matches!(status, 502..=504)
+        }
+        _ => false,
+    }
+}
+
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut excerpt: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        excerpt.push('…');
+    }
+    excerpt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manager_urls_are_normalised() {
+        let cases = [
+            ("cm.example.com", "https://cm.example.com"),
+            ("cm.example.com:8443", "https://cm.example.com:8443"),
+            ("https://cm.example.com/", "https://cm.example.com"),
+            ("https://cm.example.com:8443/api", "https://cm.example.com:8443"),
+            ("127.0.0.1:8443", "https://127.0.0.1:8443"),
+            ("[::1]:8443", "https://[::1]:8443"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(ManagerUrl::parse(input).unwrap().as_str(), expected, "{input}");
+        }
+        for bad in [
+            "http://cm.example.com",
+            "",
+            "cm:port",
+            "cm:0",
+            "::1",
+            "https://user@cm",
+            "cm/path",
+            "ftp://cm",
+        ] {
+            assert!(ManagerUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn session_debug_hides_the_bearer() {
+        let session = Session {
+            jwt: Zeroizing::new("secret-bearer".to_string()),
+            client_id: "c1".to_string(),
+            duration_seconds: 300,
+        };
+        assert!(!format!("{session:?}").contains("secret-bearer"));
+    }
+}

@@ -1,0 +1,222 @@
+//! The rustls configuration and the ureq connector that uses it.
+//!
+//! ureq builds its own rustls configuration and offers no hook for a custom server-certificate
+//! verifier, which fingerprint pinning needs. So this module makes the rustls `ClientConfig`
+//! itself and plugs it into ureq through the small `Connector` seam of ureq's `unversioned`
+//! transport API (outside ureq's semver promise; ureq is pinned to `~3.5` for that reason).
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use sha2::{Digest, Sha256};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    TransportAdapter,
+};
+
+use crate::{ClientIdentity, Error, ServerTrust};
+
+/// Builds the rustls client configuration: one crypto provider (ring), the server trust, and the
+/// client certificate if any. Loading the key here also catches keys that ring cannot use, which
+/// would otherwise make ureq panic in the middle of a request.
+pub(crate) fn client_config(
+    trust: &ServerTrust,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| Error::InvalidConfiguration {
+            reason: format!("TLS protocol versions: {error}"),
+        })?;
+    let builder = match trust {
+        ServerTrust::CaCertificates(cas) => {
+            let mut roots = RootCertStore::empty();
+            for ca in cas {
+                roots
+                    .add(ca.clone())
+                    .map_err(|error| Error::InvalidConfiguration {
+                        reason: format!("manager CA certificate is unusable: {error}"),
+                    })?;
+            }
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|error| Error::InvalidConfiguration {
+                    reason: format!("manager CA certificates: {error}"),
+                })?;
+            builder.with_webpki_verifier(verifier)
+        }
+        ServerTrust::Sha256Fingerprint(fingerprint) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(FingerprintVerifier {
+                fingerprint: *fingerprint,
+                algorithms: provider.signature_verification_algorithms,
+            })),
+    };
+    let config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(
+                identity.chain.clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8_der.to_vec())),
+            )
+            .map_err(|error| Error::InvalidConfiguration {
+                reason: format!("the client key cannot be used for TLS: {error}"),
+            })?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Accepts exactly one server certificate, named by the SHA-256 of its DER, as the product does
+/// when it pins the manager's web certificate. Handshake signatures are still verified, so the
+/// server must hold that certificate's key.
+#[derive(Debug)]
+struct FingerprintVerifier {
+    fingerprint: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for FingerprintVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let actual: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if actual == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the manager's certificate has SHA-256 fingerprint {}, not the pinned {}",
+                hex(&actual),
+                hex(&self.fingerprint)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, certificate, signature, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, certificate, signature, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A ureq connector that wraps the TCP transport in rustls with our own configuration.
+pub(crate) struct OwnTlsConnector {
+    pub(crate) config: Arc<ClientConfig>,
+}
+
+impl fmt::Debug for OwnTlsConnector {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("OwnTlsConnector")
+    }
+}
+
+impl<In: Transport> Connector<In> for OwnTlsConnector {
+    type Out = Either<In, TlsTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(Either::A(transport)));
+        }
+        let host = details
+            .uri
+            .host()
+            .ok_or(ureq::Error::Tls("the manager URL has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| ureq::Error::Tls("the manager host is not a valid TLS server name"))?;
+        let mut connection = ClientConnection::new(self.config.clone(), name)?;
+        let mut socket = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        socket.set_timeout(details.timeout);
+        connection.complete_io(&mut socket)?;
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Either::B(TlsTransport {
+            buffers,
+            stream: StreamOwned {
+                conn: connection,
+                sock: socket,
+            },
+        })))
+    }
+}
+
+/// A rustls stream as a ureq transport.
+pub(crate) struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl fmt::Debug for TlsTransport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("TlsTransport")
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}

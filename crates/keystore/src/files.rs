@@ -1,0 +1,192 @@
+//! File-system primitives: private folders and files, durable atomic replacement, the writer
+//! lock.
+//!
+//! Every file is created with mode 0600 and every folder with mode 0700 from the start (Unix),
+//! so there is no moment at which they are more widely readable. On Windows the folder's ACL is
+//! the installer's job.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::{Error, fault};
+
+/// Creates `path` and any missing parents with mode 0700. Existing folders are left as they are.
+pub(crate) fn create_private_dir_all(path: &Path) -> Result<(), Error> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|source| Error::io(path, "create folder", source))
+}
+
+/// Creates one new folder with mode 0700; fails if it exists.
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|source| Error::io(path, "create folder", source))
+}
+
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Writes a new file (mode 0600) and flushes it to disk. A stale file of that name (left by a
+/// crashed writer) is removed first, so the mode is always the one given here.
+///
+/// With the `fault-injection` feature, `scope` names crash points after half of the bytes
+/// (`<scope>.partially-written`) and after the flush (`<scope>.synced`).
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8], scope: &str) -> Result<(), Error> {
+    remove_file_if_present(path)?;
+    let mut file = private_file_options()
+        .open(path)
+        .map_err(|source| Error::io(path, "create", source))?;
+    let half = bytes.len() / 2;
+    file.write_all(&bytes[..half])
+        .map_err(|source| Error::io(path, "write", source))?;
+    fault::point(scope, "partially-written");
+    file.write_all(&bytes[half..])
+        .and_then(|()| file.sync_all())
+        .map_err(|source| Error::io(path, "write", source))?;
+    fault::point(scope, "synced");
+    Ok(())
+}
+
+/// Replaces `path` with `bytes` so that a reader, or the file system after a crash, sees either
+/// the whole old content or the whole new one: write a temporary file in the same folder, flush
+/// it, rename it over `path`, flush the folder.
+pub(crate) fn replace_file_atomically(path: &Path, bytes: &[u8], scope: &str) -> Result<(), Error> {
+    let temporary = temporary_sibling(path);
+    write_new_file(&temporary, bytes, &format!("{scope}.temporary"))?;
+    fs::rename(&temporary, path).map_err(|source| Error::io(path, "rename into place", source))?;
+    fault::point(scope, "renamed");
+    sync_parent(path)?;
+    fault::point(scope, "folder-synced");
+    Ok(())
+}
+
+/// `<folder>/.<name>.tmp`: the temporary file used to replace `<folder>/<name>`. Only the lock
+/// holder writes it, so one name is enough; leftovers of a crash are removed by the next writer.
+pub(crate) fn temporary_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}{TEMPORARY_SUFFIX}"))
+}
+
+/// The suffix of temporary files and folders.
+pub(crate) const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// Flushes a folder's entries (new names, renames, removals) to disk.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        File::open(path)
+            .and_then(|folder| folder.sync_all())
+            .map_err(|source| Error::io(path, "flush folder", source))
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows cannot open a folder as a file; NTFS journals renames itself.
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Flushes the folder that holds `path`.
+pub(crate) fn sync_parent(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Removes a file; a file that is already gone is fine.
+pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::io(path, "remove", source)),
+    }
+}
+
+/// Reads a whole file; `Ok(None)` if it does not exist.
+pub(crate) fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::io(path, "read", source)),
+    }
+}
+
+/// Reads a whole file that must exist.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    fs::read(path).map_err(|source| Error::io(path, "read", source))
+}
+
+/// How a writer waits for the store's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockWait {
+    /// Fail at once with [`Error::Locked`] if another writer holds the lock.
+    FailFast,
+    /// Wait up to this long for the lock, then fail with [`Error::Locked`].
+    UpTo(Duration),
+}
+
+impl Default for LockWait {
+    /// Wait up to 30 seconds: long enough for any other writer's import or activation.
+    fn default() -> Self {
+        LockWait::UpTo(Duration::from_secs(30))
+    }
+}
+
+/// The exclusive writer lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub(crate) struct WriterLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock on `path` (created with mode 0600 if missing).
+pub(crate) fn lock(path: &Path, wait: LockWait) -> Result<WriterLock, Error> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(path)
+        .map_err(|source| Error::io(path, "open lock file", source))?;
+    let deadline = match wait {
+        LockWait::FailFast => None,
+        LockWait::UpTo(duration) => Some(Instant::now() + duration),
+    };
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(WriterLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(Error::io(path, "lock", source));
+            }
+        }
+        match deadline {
+            Some(deadline) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Where each generation's random key is kept: the [`KeyProtector`] seam and its default,
+//! [`FileKeyProtector`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::{Error, GenerationId, fault, files};
+
+/// Length of a data key in bytes (AES-256).
+pub const DATA_KEY_LENGTH: usize = 32;
+
+/// A generation's random 256-bit AES key. Zeroized on drop; `Debug` prints only the type name.
+#[derive(Clone)]
+pub struct DataKey(Zeroizing<[u8; DATA_KEY_LENGTH]>);
+
+impl DataKey {
+    /// A fresh key from the operating system's random number generator.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the generator fails.
+    pub fn generate() -> Result<Self, Error> {
+        let mut bytes = Zeroizing::new([0u8; DATA_KEY_LENGTH]);
+        getrandom::fill(bytes.as_mut_slice()).map_err(|source| Error::Random { source })?;
+        Ok(Self(bytes))
+    }
+
+    /// Wraps key bytes read back from a protector's storage.
+    pub fn from_bytes(bytes: Zeroizing<[u8; DATA_KEY_LENGTH]>) -> Self {
+        Self(bytes)
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8; DATA_KEY_LENGTH] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("DataKey(..)")
+    }
+}
+
+/// Keeps the random key of each generation somewhere other than the pem folder.
+///
+/// The store calls these methods only while it holds its writer lock (except `load_key`, which
+/// readers call too). The default, [`FileKeyProtector`], keeps one file per generation; a TPM or
+/// OS-keyring implementation would seal the key there instead.
+pub trait KeyProtector: fmt::Debug + Send + Sync {
+    /// Stores `key` for `generation` durably (it must survive a power cut once this returns),
+    /// replacing any key stored before under that generation.
+    ///
+    /// # Errors
+    /// Whatever the backing storage reports, typically [`Error::Io`].
+    fn store_key(&self, generation: GenerationId, key: &DataKey) -> Result<(), Error>;
+
+    /// Loads the key of `generation`.
+    ///
+    /// # Errors
+    /// [`Error::KeyFileMissing`] if there is none, [`Error::KeyFilePermissions`] if it is
+    /// exposed, [`Error::Tampered`] if it is not a key, or the storage's error.
+    fn load_key(&self, generation: GenerationId) -> Result<DataKey, Error>;
+
+    /// Removes the key of `generation`; a key that is already gone is fine.
+    ///
+    /// # Errors
+    /// Whatever the backing storage reports.
+    fn remove_key(&self, generation: GenerationId) -> Result<(), Error>;
+
+    /// The generations that have a stored key (used to remove keys left by a crashed writer).
+    ///
+    /// # Errors
+    /// Whatever the backing storage reports.
+    fn stored_keys(&self) -> Result<Vec<GenerationId>, Error>;
+
+    /// Removes what a crashed writer may have left half-done (temporary files). Called under
+    /// the writer lock. The default does nothing.
+    ///
+    /// # Errors
+    /// Whatever the backing storage reports.
+    fn remove_leftovers(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Where keys are kept, for messages and documentation (for example a folder).
+    fn describe(&self) -> String;
+}
+
+/// The default [`KeyProtector`]: one file per generation, `<folder>/<generation>.key`, holding
+/// the 32 raw key bytes, mode 0600 in a 0700 folder (by default `<agent root>/vmd/keys/`, outside
+/// the pem folder). A key file that group or others can access is refused.
+#[derive(Clone, Debug)]
+pub struct FileKeyProtector {
+    folder: PathBuf,
+}
+
+/// The extension of key files.
+const KEY_FILE_EXTENSION: &str = "key";
+
+impl FileKeyProtector {
+    /// Keeps key files in `folder`, which is created (mode 0700) when the first key is stored.
+    pub fn new(folder: impl Into<PathBuf>) -> Self {
+        Self {
+            folder: folder.into(),
+        }
+    }
+
+    /// The folder holding the key files.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// The key file of `generation`.
+    pub fn key_path(&self, generation: GenerationId) -> PathBuf {
+        self.folder
+            .join(format!("{}.{KEY_FILE_EXTENSION}", generation.file_name()))
+    }
+}
+
+impl KeyProtector for FileKeyProtector {
+    fn store_key(&self, generation: GenerationId, key: &DataKey) -> Result<(), Error> {
+        files::create_private_dir_all(&self.folder)?;
+        files::replace_file_atomically(&self.key_path(generation), key.as_bytes(), "stage.key")
+    }
+
+    fn load_key(&self, generation: GenerationId) -> Result<DataKey, Error> {
+        let path = self.key_path(generation);
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::KeyFileMissing { path });
+            }
+            Err(source) => return Err(Error::io(path, "read", source)),
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(Error::KeyFilePermissions { path, mode });
+            }
+        }
+        if !metadata.is_file() {
+            return Err(Error::tampered(path, "the key file is not a regular file"));
+        }
+        let bytes = Zeroizing::new(files::read(&path)?);
+        let key: [u8; DATA_KEY_LENGTH] = bytes.as_slice().try_into().map_err(|_| {
+            Error::tampered(
+                &path,
+                format!(
+                    "the key file holds {} bytes instead of {DATA_KEY_LENGTH}",
+                    bytes.len()
+                ),
+            )
+        })?;
+        Ok(DataKey::from_bytes(Zeroizing::new(key)))
+    }
+
+    fn remove_key(&self, generation: GenerationId) -> Result<(), Error> {
+        let path = self.key_path(generation);
+        files::remove_file_if_present(&path)?;
+        fault::point("prune.key", "removed");
+        files::sync_dir(&self.folder)
+    }
+
+    fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
+        let entries = match std::fs::read_dir(&self.folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::io(&self.folder, "list", source)),
+        };
+        let mut generations = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::io(&self.folder, "list", source))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(&format!(".{KEY_FILE_EXTENSION}"))
+                && let Some(generation) = GenerationId::from_file_name(stem)
+            {
+                generations.push(generation);
+            }
+        }
+        Ok(generations)
+    }
+
+    fn remove_leftovers(&self) -> Result<(), Error> {
+        let entries = match std::fs::read_dir(&self.folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(Error::io(&self.folder, "list", source)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::io(&self.folder, "list", source))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(files::TEMPORARY_SUFFIX) {
+                files::remove_file_if_present(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("key files in {}", self.folder.display())
+    }
+}
