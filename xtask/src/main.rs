@@ -1,1 +1,66 @@
-fn main() {}
+//! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`.
+
+mod ci;
+mod demo;
+
+use anyhow::{Context, Result, bail};
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("xtask: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut arguments = std::env::args().skip(1);
+    let task = arguments.next().unwrap_or_default();
+    let rest: Vec<String> = arguments.collect();
+    match task.as_str() {
+        "ci" => ci::run(),
+        "demo" => demo::run(&rest),
+        "fixtures" => {
+            let script = project_root().join("testdata/regenerate.sh");
+            let status = std::process::Command::new("bash")
+                .arg(&script)
+                .status()
+                .with_context(|| format!("running {}", script.display()))?;
+            if !status.success() {
+                bail!("{} failed", script.display());
+            }
+            Ok(())
+        }
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/"
+            );
+            if task.is_empty() || task == "help" || task == "--help" {
+                Ok(())
+            } else {
+                bail!("unknown task {task:?}")
+            }
+        }
+    }
+}
+
+/// The workspace root.
+pub(crate) fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+pub(crate) fn cargo(arguments: &[&str]) -> Result<()> {
+    eprintln!("$ cargo {}", arguments.join(" "));
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(arguments)
+        .current_dir(project_root())
+        .status()
+        .with_context(|| format!("running cargo {}", arguments.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", arguments.join(" "));
+    }
+    Ok(())
+}

@@ -1,1 +1,230 @@
-fn main() {}
+//! `register_host`: register this host with the manager using an external certificate set.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use agent::register::{RegistrationOptions, TrustChoice};
+use agent::{AgentError, ExitStatus};
+use clap::Parser;
+use zeroize::Zeroizing;
+
+const AFTER_HELP: &str = "\
+The certificate directory holds client_cert.pem, client_key.pem (passphrase-encrypted) and passphrase.
+Precedence: a command-line flag wins over the EXTERNAL_CERT_DIR environment variable, which wins over the silent file.
+The product's single-dash spellings work too: -token=T -agent=NAME -description=TEXT -extcertdir=DIR.
+Silent registration: register_host [flags] silent FILE, with SERVER_HOSTNAME (may carry :port), REG_TOKEN,
+AGENT_HOST_NAME, HOST_DESC, EXTERNAL_CERT_DIR, CM_CA_FILE or CM_FINGERPRINT.
+
+Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed.";
+
+#[derive(Parser)]
+#[command(
+    name = "register_host",
+    about = "Register this host with the manager using an external client certificate.",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// The agent root (default: $CTE_AGENT_ROOT or /opt/vormetric/DataSecurityExpert/agent).
+    #[arg(long, value_name = "DIR")]
+    agent_root: Option<PathBuf>,
+    /// The registration token created on the manager.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// The name to register this host under (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
+    /// A description shown on the manager.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+    /// The external certificate directory (default: $EXTERNAL_CERT_DIR).
+    #[arg(long, value_name = "DIR")]
+    extcertdir: Option<PathBuf>,
+    /// A PEM file of CA certificates the manager's web certificate must chain to.
+    #[arg(long, value_name = "FILE", conflicts_with = "cm_fingerprint")]
+    cm_ca: Option<PathBuf>,
+    /// The SHA-256 fingerprint of the manager's web certificate (hex, colons optional).
+    #[arg(long, value_name = "SHA256")]
+    cm_fingerprint: Option<String>,
+    /// After success, overwrite and remove the three input files.
+    #[arg(long)]
+    shred_input: bool,
+    /// Replace an existing registration (the old identity stays until the new one is active).
+    #[arg(long)]
+    force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The manager (CM_HOST[:PORT] or https://URL), or `silent FILE`.
+    #[arg(value_name = "CM_HOST[:PORT]|URL", num_args = 1..=2, required = true)]
+    target: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let arguments = normalize_product_spellings(std::env::args_os());
+    let cli = match Cli::try_parse_from(arguments) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                ExitStatus::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    let json = cli.json;
+    match run(cli) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print_summary(&report);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("register_host: error: {error}");
+            ExitCode::from(error.exit_status().code())
+        }
+    }
+}
+
+/// `-token=T` (one dash, as the product's Windows installer passes it) becomes `--token=T`.
+fn normalize_product_spellings(
+    arguments: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    const PRODUCT_FLAGS: [&str; 8] = [
+        "token",
+        "agent",
+        "description",
+        "extcertdir",
+        "agent-root",
+        "cm-ca",
+        "cm-fingerprint",
+        "json",
+    ];
+    arguments
+        .map(|argument| {
+            let Some(text) = argument.to_str() else {
+                return argument;
+            };
+            if let Some(rest) = text.strip_prefix('-')
+                && !rest.starts_with('-')
+            {
+                let name = rest.split('=').next().unwrap_or_default();
+                if PRODUCT_FLAGS.contains(&name) {
+                    return format!("--{rest}").into();
+                }
+            }
+            argument
+        })
+        .collect()
+}
+
+fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
+    let silent = match cli.target.as_slice() {
+        [word, file] if word == "silent" => {
+            let text = std::fs::read_to_string(file).map_err(|error| AgentError::Io {
+                path: file.into(),
+                action: "reading the silent registration file",
+                source: error,
+            })?;
+            let silent = agent_config::SilentFile::parse(&text, file)?;
+            for key in &silent.ignored_keys {
+                eprintln!("register_host: note: {file}: {key} is not used by this agent");
+            }
+            Some(silent)
+        }
+        [_] => None,
+        _ => {
+            return Err(AgentError::Usage(
+                "give the manager address, or `silent FILE`".to_string(),
+            ));
+        }
+    };
+    let silent = silent.unwrap_or_default();
+    let manager = match cli.target.as_slice() {
+        [manager] => manager.clone(),
+        _ => silent
+            .server_hostname
+            .clone()
+            .or(silent.server_ip.clone())
+            .ok_or_else(|| {
+                AgentError::Usage("the silent file has no SERVER_HOSTNAME".to_string())
+            })?,
+    };
+    let token = cli.token.or(silent.reg_token.clone()).ok_or_else(|| {
+        AgentError::Usage("the registration token is missing: give --token T".to_string())
+    })?;
+    let external_cert_dir = cli
+        .extcertdir
+        .or_else(|| {
+            std::env::var_os("EXTERNAL_CERT_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or(silent.external_cert_dir.clone())
+        .ok_or_else(|| {
+            AgentError::Usage(
+                "no external certificate directory: give --extcertdir DIR or set EXTERNAL_CERT_DIR"
+                    .to_string(),
+            )
+        })?;
+    let trust = match (cli.cm_ca, cli.cm_fingerprint) {
+        (Some(ca), _) => TrustChoice::CaFile(ca),
+        (None, Some(fingerprint)) => TrustChoice::Fingerprint(fingerprint),
+        (None, None) => match (&silent.cm_ca_file, &silent.cm_fingerprint) {
+            (Some(ca), _) => TrustChoice::CaFile(ca.clone()),
+            (None, Some(fingerprint)) => TrustChoice::Fingerprint(fingerprint.clone()),
+            (None, None) => {
+                return Err(AgentError::Usage(
+                    "say how to verify the manager: --cm-ca FILE or --cm-fingerprint SHA256 (the manager's web certificate fingerprint)"
+                        .to_string(),
+                ));
+            }
+        },
+    };
+    let options = RegistrationOptions {
+        manager,
+        token: Zeroizing::new(token),
+        agent_name: cli.agent.or(silent.agent_host_name.clone()),
+        description: cli
+            .description
+            .or(silent.host_description.clone())
+            .unwrap_or_default(),
+        external_cert_dir,
+        trust,
+        shred_input: cli.shred_input,
+        force: cli.force,
+    };
+    let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
+    agent::register::register(&root, &options, SystemTime::now())
+}
+
+fn print_summary(report: &agent::register::RegistrationReport) {
+    println!(
+        "Registered with {} as client {} ({}).",
+        report.manager_url, report.client_id, report.client_name
+    );
+    println!(
+        "  certificate:  {} (expires {})",
+        report.common_name, report.not_after
+    );
+    println!("  fingerprint:  {}", report.sha256_fingerprint);
+    println!("  pem store:    {}", report.agent_pem.display());
+    println!("  agent.conf:   {}", report.agent_conf.display());
+    for warning in &report.warnings {
+        println!("  warning:      {warning}");
+    }
+    if report.input_shredded {
+        println!("The input files were overwritten and removed.");
+    } else {
+        println!(
+            "The input files are no longer needed: remove or shred them (or rerun with --shred-input next time)."
+        );
+    }
+}

@@ -340,7 +340,11 @@ impl AgentSettings {
             (Some(ca), _) if !ca.is_empty() => ManagerTrust::CaFile(PathBuf::from(ca)),
             (_, Some(fingerprint)) if !fingerprint.is_empty() => {
                 let digits = fingerprint.chars().filter(|c| *c != ':').count();
-                if digits != 64 || !fingerprint.chars().all(|c| c == ':' || c.is_ascii_hexdigit()) {
+                if digits != 64
+                    || !fingerprint
+                        .chars()
+                        .all(|c| c == ':' || c.is_ascii_hexdigit())
+                {
                     return Err(invalid(
                         keys::CM_FINGERPRINT,
                         "expected 64 hex digits (SHA-256), with or without colons".to_string(),
@@ -355,8 +359,8 @@ impl AgentSettings {
                 ));
             }
         };
-        let number = |key: &str, default: u32, range: std::ops::RangeInclusive<u32>| {
-            match file.get(key) {
+        let number =
+            |key: &str, default: u32, range: std::ops::RangeInclusive<u32>| match file.get(key) {
                 None | Some("") => Ok(default),
                 Some(text) => match text.parse::<u32>() {
                     Ok(value) if range.contains(&value) => Ok(value),
@@ -369,8 +373,7 @@ impl AgentSettings {
                         ),
                     )),
                 },
-            }
-        };
+            };
         let log_upload_level = match file
             .get(keys::LOG_UPLOAD_LEVEL)
             .map(|value| value.to_ascii_uppercase())
@@ -394,11 +397,23 @@ impl AgentSettings {
             client_name,
             external_cert_dir,
             manager_trust,
-            renew_days_before_expiry: number(keys::RENEW_DAYS_BEFORE_EXPIRY, DEFAULT_RENEW_DAYS, 1..=3650)?,
+            renew_days_before_expiry: number(
+                keys::RENEW_DAYS_BEFORE_EXPIRY,
+                DEFAULT_RENEW_DAYS,
+                1..=3650,
+            )?,
             renew_retry_hours: number(keys::RENEW_RETRY_HOURS, DEFAULT_RETRY_HOURS, 1..=24 * 30)?,
-            renew_stagger_hours: number(keys::RENEW_STAGGER_HOURS, DEFAULT_STAGGER_HOURS, 0..=24 * 14)?,
+            renew_stagger_hours: number(
+                keys::RENEW_STAGGER_HOURS,
+                DEFAULT_STAGGER_HOURS,
+                0..=24 * 14,
+            )?,
             log_upload_level,
-            status_interval_minutes: number(keys::STATUS_INTERVAL_MINUTES, DEFAULT_STATUS_MINUTES, 1..=24 * 60)?,
+            status_interval_minutes: number(
+                keys::STATUS_INTERVAL_MINUTES,
+                DEFAULT_STATUS_MINUTES,
+                1..=24 * 60,
+            )?,
         })
     }
 }
@@ -505,7 +520,10 @@ mod tests {
     #[test]
     fn syntax_errors_name_the_line() {
         let error = ConfigFile::parse("URL=x\nthis is not a setting\n").unwrap_err();
-        assert_eq!(error.to_string(), "agent.conf line 2: expected KEY=VALUE or a # comment");
+        assert_eq!(
+            error.to_string(),
+            "agent.conf line 2: expected KEY=VALUE or a # comment"
+        );
     }
 
     #[test]
@@ -516,17 +534,26 @@ mod tests {
         assert_eq!(settings.renew_retry_hours, 24);
         assert_eq!(settings.renew_stagger_hours, 48);
         assert_eq!(settings.log_upload_level, UploadLevel::Warning);
-        assert_eq!(settings.manager_trust, ManagerTrust::CaFile("/etc/cm ca.pem".into()));
+        assert_eq!(
+            settings.manager_trust,
+            ManagerTrust::CaFile("/etc/cm ca.pem".into())
+        );
         let mut bad = file.clone();
         bad.set(keys::RENEW_DAYS_BEFORE_EXPIRY, "-5");
         let error = AgentSettings::from_file(&bad, "agent.conf").unwrap_err();
-        assert!(error.to_string().contains("RENEW_DAYS_BEFORE_EXPIRY"), "{error}");
+        assert!(
+            error.to_string().contains("RENEW_DAYS_BEFORE_EXPIRY"),
+            "{error}"
+        );
         let mut bad = file.clone();
         bad.remove(keys::CM_CA_FILE);
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_err());
         bad.set(keys::CM_FINGERPRINT, "zz");
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_err());
-        bad.set(keys::CM_FINGERPRINT, &"AB:".repeat(31).to_string().replace(' ', "") );
+        bad.set(
+            keys::CM_FINGERPRINT,
+            &"AB:".repeat(31).to_string().replace(' ', ""),
+        );
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_err());
         bad.set(keys::CM_FINGERPRINT, &"ab".repeat(32));
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_ok());
@@ -539,7 +566,10 @@ mod tests {
             "silent.txt",
         )
         .unwrap();
-        assert_eq!(silent.server_hostname.as_deref(), Some("cm.example.com:8443"));
+        assert_eq!(
+            silent.server_hostname.as_deref(),
+            Some("cm.example.com:8443")
+        );
         assert_eq!(silent.reg_token.as_deref(), Some("secret-token"));
         assert_eq!(silent.ignored_keys, vec!["AGENT_USEIP".to_string()]);
         assert!(!format!("{silent:?}").contains("secret-token"));

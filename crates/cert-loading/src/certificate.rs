@@ -149,7 +149,10 @@ pub fn format_time(time: SystemTime) -> String {
 }
 
 /// Reads a PEM file's certificate blocks, leaf first.
-pub(crate) fn parse_chain(path: &Path, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+pub(crate) fn parse_chain(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, Error> {
     let blocks = parse_blocks(bytes).map_err(|reason| Error::InvalidPem {
         path: path.to_path_buf(),
         reason,
@@ -175,11 +178,12 @@ pub(crate) fn decode_chain(
 ) -> Result<Certificate, Error> {
     let mut leaf = None;
     for (index, der) in chain.iter().enumerate() {
-        let certificate = Certificate::from_der(der).map_err(|error| Error::InvalidCertificate {
-            path: path.to_path_buf(),
-            index: index + 1,
-            reason: error.to_string(),
-        })?;
+        let certificate =
+            Certificate::from_der(der).map_err(|error| Error::InvalidCertificate {
+                path: path.to_path_buf(),
+                index: index + 1,
+                reason: error.to_string(),
+            })?;
         if leaf.is_none() {
             leaf = Some(certificate);
         }
@@ -364,7 +368,10 @@ mod tests {
         let plain = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
         let fingerprint = Fingerprint::parse(plain).unwrap();
         assert_eq!(fingerprint.to_string(), plain);
-        assert_eq!(Fingerprint::parse(&fingerprint.to_colon_hex()), Some(fingerprint));
+        assert_eq!(
+            Fingerprint::parse(&fingerprint.to_colon_hex()),
+            Some(fingerprint)
+        );
         assert_eq!(Fingerprint::parse("0011"), None);
         assert_eq!(Fingerprint::parse(&"zz".repeat(32)), None);
     }

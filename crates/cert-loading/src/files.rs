@@ -61,7 +61,11 @@ pub(crate) fn read_input_file(
     Ok((bytes, readable_by_others(&metadata)))
 }
 
-fn check_regular(path: &Path, metadata: &std::fs::Metadata, what: &'static str) -> Result<(), Error> {
+fn check_regular(
+    path: &Path,
+    metadata: &std::fs::Metadata,
+    what: &'static str,
+) -> Result<(), Error> {
     let file_type = metadata.file_type();
     if file_type.is_file() {
         return Ok(());

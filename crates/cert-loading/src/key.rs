@@ -3,12 +3,12 @@
 use std::fmt;
 use std::path::Path;
 
-use der::asn1::ObjectIdentifier;
+use base64ct::Encoding;
 use der::Decode;
+use der::asn1::ObjectIdentifier;
 use pkcs8::pkcs5::{self, pbes2};
 use pkcs8::{EncryptedPrivateKeyInfoOwned, PrivateKeyInfoRef};
 use spki::{AlgorithmIdentifierOwned, EncodePublicKey};
-use base64ct::Encoding;
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -111,7 +111,10 @@ impl fmt::Display for KeyFormat {
         match self {
             Self::Pkcs8Pbes2 { kdf, cipher } => write!(formatter, "PKCS#8 PBES2, {kdf}, {cipher}"),
             Self::Traditional { cipher } => {
-                write!(formatter, "traditional OpenSSL PEM, MD5 key derivation, {cipher}")
+                write!(
+                    formatter,
+                    "traditional OpenSSL PEM, MD5 key derivation, {cipher}"
+                )
             }
         }
     }
@@ -205,7 +208,8 @@ fn decrypt_pkcs8(path: &Path, block: &PemBlock, passphrase: &[u8]) -> Result<Dec
     };
     // About one wrong passphrase in 256 passes the padding check: a plaintext that is not a
     // PrivateKeyInfo is reported as a wrong passphrase too.
-    let info = PrivateKeyInfoRef::from_der(&plaintext).map_err(|_| wrong_passphrase(path, passphrase))?;
+    let info =
+        PrivateKeyInfoRef::from_der(&plaintext).map_err(|_| wrong_passphrase(path, passphrase))?;
     let format = KeyFormat::Pkcs8Pbes2 { kdf, cipher };
     let oid = info.algorithm.oid;
     if oid == OID_RSA_ENCRYPTION {
@@ -218,12 +222,13 @@ fn decrypt_pkcs8(path: &Path, block: &PemBlock, passphrase: &[u8]) -> Result<Dec
                 key_type: curve_name(curve),
             });
         }
-        let secret = p384::SecretKey::from_sec1_der(info.private_key.as_bytes()).map_err(|error| {
-            Error::InvalidKey {
-                path: path.to_path_buf(),
-                reason: format!("EC P-384 key does not decode: {error}"),
-            }
-        })?;
+        let secret =
+            p384::SecretKey::from_sec1_der(info.private_key.as_bytes()).map_err(|error| {
+                Error::InvalidKey {
+                    path: path.to_path_buf(),
+                    reason: format!("EC P-384 key does not decode: {error}"),
+                }
+            })?;
         p384_key(path, secret, format)
     } else {
         Err(Error::UnsupportedKeyType {
@@ -257,7 +262,9 @@ fn pbe_name(oid: &ObjectIdentifier) -> String {
     let name = match text.as_str() {
         "1.2.840.113549.1.12.1.1" => "PKCS#12 pbeWithSHAAnd128BitRC4",
         "1.2.840.113549.1.12.1.2" => "PKCS#12 pbeWithSHAAnd40BitRC4",
-        "1.2.840.113549.1.12.1.3" => "PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC (openssl -v1 PBE-SHA1-3DES)",
+        "1.2.840.113549.1.12.1.3" => {
+            "PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC (openssl -v1 PBE-SHA1-3DES)"
+        }
         "1.2.840.113549.1.12.1.4" => "PKCS#12 pbeWithSHAAnd2-KeyTripleDES-CBC",
         "1.2.840.113549.1.12.1.5" => "PKCS#12 pbeWithSHAAnd128BitRC2-CBC",
         "1.2.840.113549.1.12.1.6" => "PKCS#12 pbeWithSHAAnd40BitRC2-CBC",
@@ -267,7 +274,9 @@ fn pbe_name(oid: &ObjectIdentifier) -> String {
         "1.2.840.113549.1.5.6" => "PBES1 pbeWithMD5AndRC2-CBC",
         "1.2.840.113549.1.5.10" => "PBES1 pbeWithSHA1AndDES-CBC (openssl -v1 PBE-SHA1-DES)",
         "1.2.840.113549.1.5.11" => "PBES1 pbeWithSHA1AndRC2-CBC",
-        "1.2.840.113549.1.5.13" => "PBES2 with a cipher or key derivation this agent does not support (for example DES-CBC or RC2)",
+        "1.2.840.113549.1.5.13" => {
+            "PBES2 with a cipher or key derivation this agent does not support (for example DES-CBC or RC2)"
+        }
         _ => return format!("an unknown scheme (OID {text})"),
     };
     format!("{name}, OID {text}")
@@ -326,7 +335,11 @@ fn describe_pbes2(path: &Path, parameters: &pbes2::Parameters) -> Result<(String
                 scrypt.cost_parameter, scrypt.block_size, scrypt.parallelization
             )
         }
-        _ => return Err(unsupported("PBES2 with an unknown key derivation".to_string())),
+        _ => {
+            return Err(unsupported(
+                "PBES2 with an unknown key derivation".to_string(),
+            ));
+        }
     };
     Ok((kdf, cipher))
 }
@@ -355,7 +368,10 @@ fn decrypt_traditional(
     let cipher = DekCipher::from_name(cipher_name.trim()).ok_or_else(|| {
         Error::UnsupportedKeyEncryption {
             path: path.to_path_buf(),
-            scheme: format!("the traditional form with DEK-Info cipher {}", cipher_name.trim()),
+            scheme: format!(
+                "the traditional form with DEK-Info cipher {}",
+                cipher_name.trim()
+            ),
         }
     })?;
     let plaintext = match traditional::decrypt(cipher, iv_hex, passphrase, &block.der) {
@@ -363,7 +379,10 @@ fn decrypt_traditional(
         Err(traditional::DecryptError::BadIv) => {
             return Err(Error::InvalidPem {
                 path: path.to_path_buf(),
-                reason: format!("DEK-Info IV \"{}\" is not valid hex of the right length", iv_hex.trim()),
+                reason: format!(
+                    "DEK-Info IV \"{}\" is not valid hex of the right length",
+                    iv_hex.trim()
+                ),
             });
         }
         Err(traditional::DecryptError::BadPadding) => {
@@ -391,12 +410,11 @@ fn decrypt_traditional(
                 key_type: curve_name(curve),
             });
         }
-        let secret = p384::SecretKey::from_sec1_der(&plaintext).map_err(|error| {
-            Error::InvalidKey {
+        let secret =
+            p384::SecretKey::from_sec1_der(&plaintext).map_err(|error| Error::InvalidKey {
                 path: path.to_path_buf(),
                 reason: format!("EC P-384 key does not decode: {error}"),
-            }
-        })?;
+            })?;
         p384_key(path, secret, format)
     }
 }
@@ -441,7 +459,11 @@ fn rsa_from_pkcs1(path: &Path, pkcs1_der: &[u8], format: KeyFormat) -> Result<De
     })
 }
 
-fn p384_key(path: &Path, secret: p384::SecretKey, format: KeyFormat) -> Result<DecryptedKey, Error> {
+fn p384_key(
+    path: &Path,
+    secret: p384::SecretKey,
+    format: KeyFormat,
+) -> Result<DecryptedKey, Error> {
     use p384::pkcs8::EncodePrivateKey;
     let invalid = |reason: String| Error::InvalidKey {
         path: path.to_path_buf(),
@@ -465,10 +487,11 @@ fn p384_key(path: &Path, secret: p384::SecretKey, format: KeyFormat) -> Result<D
 
 /// Parses an unencrypted PKCS#8 key (as stored by the keystore) and derives its public key.
 pub(crate) fn inspect_pkcs8(path: &Path, secret: &SecretKeyDer) -> Result<DecryptedKey, Error> {
-    let info = PrivateKeyInfoRef::from_der(secret.pkcs8_der()).map_err(|error| Error::InvalidKey {
-        path: path.to_path_buf(),
-        reason: format!("stored key is not PKCS#8: {error}"),
-    })?;
+    let info =
+        PrivateKeyInfoRef::from_der(secret.pkcs8_der()).map_err(|error| Error::InvalidKey {
+            path: path.to_path_buf(),
+            reason: format!("stored key is not PKCS#8: {error}"),
+        })?;
     let format = KeyFormat::Pkcs8Pbes2 {
         kdf: "none (re-encrypted store)".to_string(),
         cipher: "none".to_string(),
@@ -495,7 +518,10 @@ pub(crate) fn inspect_pkcs8(path: &Path, secret: &SecretKeyDer) -> Result<Decryp
 
 fn modulus_bits(big_endian: &[u8]) -> usize {
     let trimmed: &[u8] = {
-        let start = big_endian.iter().position(|byte| *byte != 0).unwrap_or(big_endian.len());
+        let start = big_endian
+            .iter()
+            .position(|byte| *byte != 0)
+            .unwrap_or(big_endian.len());
         &big_endian[start..]
     };
     match trimmed.first() {
@@ -505,11 +531,17 @@ fn modulus_bits(big_endian: &[u8]) -> usize {
 }
 
 fn wrong_passphrase(path: &Path, passphrase: &[u8]) -> Error {
-    let hint = if passphrase.last().is_some_and(|byte| *byte == b' ' || *byte == b'\t') {
+    let hint = if passphrase
+        .last()
+        .is_some_and(|byte| *byte == b' ' || *byte == b'\t')
+    {
         "; note: the passphrase file ends with spaces or tabs, which count as part of the passphrase"
     } else if passphrase.ends_with(b"\n") || passphrase.ends_with(b"\r") {
         "; note: the passphrase file ends with more than one line break (only one is removed)"
-    } else if passphrase.first().is_some_and(|byte| byte.is_ascii_whitespace()) {
+    } else if passphrase
+        .first()
+        .is_some_and(|byte| byte.is_ascii_whitespace())
+    {
         "; note: the passphrase file starts with whitespace, which counts as part of the passphrase"
     } else {
         ""

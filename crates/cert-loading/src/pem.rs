@@ -41,7 +41,10 @@ pub(crate) fn parse_blocks(input: &[u8]) -> Result<Vec<PemBlock>, String> {
         Err(_) => return Err("the file is not text (not UTF-8)".to_string()),
     };
     let mut blocks = Vec::new();
-    let mut lines = text.lines().map(|line| line.trim_end_matches('\r')).enumerate();
+    let mut lines = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .enumerate();
     while let Some((line_number, line)) = lines.next() {
         let Some(label) = marker(line.trim(), "-----BEGIN ") else {
             continue;
@@ -147,7 +150,9 @@ mod tests {
 
     #[test]
     fn truncated_block_is_refused() {
-        let error = parse_blocks(b"-----BEGIN CERTIFICATE-----\nAAEC\n").err().unwrap();
+        let error = parse_blocks(b"-----BEGIN CERTIFICATE-----\nAAEC\n")
+            .err()
+            .unwrap();
         assert!(error.contains("truncated"), "{error}");
     }
 
@@ -161,7 +166,9 @@ mod tests {
 
     #[test]
     fn der_is_recognised() {
-        let error = parse_blocks(&[0x30, 0x82, 0x01, 0x0a, 0xff, 0xfe]).err().unwrap();
+        let error = parse_blocks(&[0x30, 0x82, 0x01, 0x0a, 0xff, 0xfe])
+            .err()
+            .unwrap();
         assert!(error.contains("DER"), "{error}");
     }
 }

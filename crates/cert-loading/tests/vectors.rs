@@ -47,8 +47,15 @@ fn index() -> Vec<Row> {
 
 #[test]
 fn every_good_vector_loads_with_the_expected_facts() {
-    let rows: Vec<Row> = index().into_iter().filter(|row| row.kind == "good").collect();
-    assert!(rows.len() >= 25, "expected the whole matrix, found {}", rows.len());
+    let rows: Vec<Row> = index()
+        .into_iter()
+        .filter(|row| row.kind == "good")
+        .collect();
+    assert!(
+        rows.len() >= 25,
+        "expected the whole matrix, found {}",
+        rows.len()
+    );
     for row in rows {
         let directory = testdata().join("vectors/good").join(&row.name);
         let set = load_directory(&directory, &LoadOptions::default(), vector_now())
@@ -68,7 +75,12 @@ fn every_good_vector_loads_with_the_expected_facts() {
             "p384" => KeyAlgorithm::EcP384,
             other => panic!("{}: unknown key type {other} in index.tsv", row.name),
         };
-        assert_eq!(set.identity.key_algorithm(), expected_algorithm, "{}", row.name);
+        assert_eq!(
+            set.identity.key_algorithm(),
+            expected_algorithm,
+            "{}",
+            row.name
+        );
         // The decrypted key is usable: rebuilding the identity from its parts re-derives the
         // public key and matches it against the certificate.
         let rebuilt = cert_loading::Identity::from_parts(
@@ -83,12 +95,24 @@ fn every_good_vector_loads_with_the_expected_facts() {
 
 #[test]
 fn every_bad_vector_is_refused_with_its_own_error_naming_the_file() {
-    let rows: Vec<Row> = index().into_iter().filter(|row| row.kind == "bad").collect();
-    assert!(rows.len() >= 22, "expected at least 22 negative vectors, found {}", rows.len());
+    let rows: Vec<Row> = index()
+        .into_iter()
+        .filter(|row| row.kind == "bad")
+        .collect();
+    assert!(
+        rows.len() >= 22,
+        "expected at least 22 negative vectors, found {}",
+        rows.len()
+    );
     for row in rows {
         let directory = testdata().join("vectors/bad").join(&row.name);
         let expect_file = std::fs::read_to_string(directory.join("EXPECT")).unwrap();
-        assert_eq!(expect_file.trim(), row.expect, "{}: EXPECT and index.tsv disagree", row.name);
+        assert_eq!(
+            expect_file.trim(),
+            row.expect,
+            "{}: EXPECT and index.tsv disagree",
+            row.name
+        );
         let error = load_directory(&directory, &LoadOptions::default(), vector_now())
             .err()
             .unwrap_or_else(|| panic!("{}: loaded, expected {}", row.name, row.expect));
@@ -122,15 +146,30 @@ fn a_directory_where_the_key_file_should_be_is_refused() {
     let directory = copy_of(RSA);
     std::fs::remove_file(directory.path().join("client_key.pem")).unwrap();
     std::fs::create_dir(directory.path().join("client_key.pem")).unwrap();
-    let error = load_directory(directory.path(), &LoadOptions::default(), vector_now()).unwrap_err();
-    assert!(matches!(error, Error::NotAFile { found: "a directory", .. }), "{error}");
+    let error =
+        load_directory(directory.path(), &LoadOptions::default(), vector_now()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::NotAFile {
+                found: "a directory",
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_two_mebibyte_certificate_file_is_refused() {
     let directory = copy_of(RSA);
-    std::fs::write(directory.path().join("client_cert.pem"), vec![b'A'; 2 * 1024 * 1024]).unwrap();
-    let error = load_directory(directory.path(), &LoadOptions::default(), vector_now()).unwrap_err();
+    std::fs::write(
+        directory.path().join("client_cert.pem"),
+        vec![b'A'; 2 * 1024 * 1024],
+    )
+    .unwrap();
+    let error =
+        load_directory(directory.path(), &LoadOptions::default(), vector_now()).unwrap_err();
     assert!(matches!(error, Error::FileTooLarge { .. }), "{error}");
     assert!(error.to_string().contains("client_cert.pem"), "{error}");
 }
@@ -144,7 +183,11 @@ fn a_missing_directory_names_the_certificate_file() {
     )
     .unwrap_err();
     assert_eq!(error.kind(), "MissingFile");
-    assert!(error.to_string().contains("/nonexistent/cert_files/client_cert.pem"));
+    assert!(
+        error
+            .to_string()
+            .contains("/nonexistent/cert_files/client_cert.pem")
+    );
 }
 
 #[test]
@@ -161,7 +204,10 @@ fn legacy_pbes1_refusal_gives_the_conversion_command() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("PBE-SHA1-3DES"), "{message}");
-    assert!(message.contains("openssl pkcs8 -topk8 -v2 aes-256-cbc"), "{message}");
+    assert!(
+        message.contains("openssl pkcs8 -topk8 -v2 aes-256-cbc"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -171,7 +217,10 @@ fn validity_is_judged_at_the_given_now_not_the_clock() {
     let at = |now| load_directory(&good(RSA), &LoadOptions::default(), now).map(|_| ());
     assert!(at(not_after - day).is_ok());
     assert_eq!(at(not_after + day).unwrap_err().kind(), "Expired");
-    assert_eq!(at(SystemTime::UNIX_EPOCH + day).unwrap_err().kind(), "NotYetValid");
+    assert_eq!(
+        at(SystemTime::UNIX_EPOCH + day).unwrap_err().kind(),
+        "NotYetValid"
+    );
 }
 
 #[test]
@@ -230,7 +279,11 @@ fn debug_output_of_a_loaded_set_holds_no_key_material() {
 /// must load. Skipped (with a message) where `openssl` is not on the PATH.
 #[test]
 fn fresh_keys_made_by_the_installed_openssl_load() {
-    if std::process::Command::new("openssl").arg("version").output().is_err() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: openssl is not on the PATH; the committed vectors still ran");
         return;
     }
@@ -241,33 +294,110 @@ fn fresh_keys_made_by_the_installed_openssl_load() {
             .current_dir(work.path())
             .output()
             .unwrap();
-        assert!(output.status.success(), "openssl {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "openssl {arguments:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
-    std::fs::write(work.path().join("passphrase"), "fresh-test-only-passphrase\n").unwrap();
+    std::fs::write(
+        work.path().join("passphrase"),
+        "fresh-test-only-passphrase\n",
+    )
+    .unwrap();
     let cases: [(&str, &[&str], &[&str]); 3] = [
         (
             "p384",
-            &["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", "plain.pem"],
-            &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "plain.pem", "-out", "client_key.pem", "-passout", "file:passphrase"],
+            &[
+                "ecparam",
+                "-name",
+                "secp384r1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "plain.pem",
+            ],
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-in",
+                "plain.pem",
+                "-out",
+                "client_key.pem",
+                "-passout",
+                "file:passphrase",
+            ],
         ),
         (
             "p384-traditional",
-            &["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", "plain.pem"],
-            &["ec", "-aes256", "-in", "plain.pem", "-out", "client_key.pem", "-passout", "file:passphrase"],
+            &[
+                "ecparam",
+                "-name",
+                "secp384r1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "plain.pem",
+            ],
+            &[
+                "ec",
+                "-aes256",
+                "-in",
+                "plain.pem",
+                "-out",
+                "client_key.pem",
+                "-passout",
+                "file:passphrase",
+            ],
         ),
         (
             "rsa2048",
-            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "plain.pem"],
-            &["pkey", "-aes-256-cbc", "-in", "plain.pem", "-out", "client_key.pem", "-passout", "file:passphrase"],
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "plain.pem",
+            ],
+            &[
+                "pkey",
+                "-aes-256-cbc",
+                "-in",
+                "plain.pem",
+                "-out",
+                "client_key.pem",
+                "-passout",
+                "file:passphrase",
+            ],
         ),
     ];
     for (label, generate, encrypt) in cases {
         run(generate);
         run(encrypt);
-        let digest = if label.starts_with("p384") { "-sha384" } else { "-sha256" };
+        let digest = if label.starts_with("p384") {
+            "-sha384"
+        } else {
+            "-sha256"
+        };
         run(&[
-            "req", "-new", "-x509", "-key", "plain.pem", digest, "-days", "30", "-subj",
-            "/CN=fresh.example", "-addext", "extendedKeyUsage=clientAuth", "-out", "client_cert.pem",
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "plain.pem",
+            digest,
+            "-days",
+            "30",
+            "-subj",
+            "/CN=fresh.example",
+            "-addext",
+            "extendedKeyUsage=clientAuth",
+            "-out",
+            "client_cert.pem",
         ]);
         std::fs::remove_file(work.path().join("plain.pem")).unwrap();
         let set = load_directory(work.path(), &LoadOptions::default(), SystemTime::now())

@@ -117,7 +117,10 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Tls { .. } | Error::Timeout { .. } | Error::Unexpected { .. }
+            Error::Connect { .. }
+                | Error::Tls { .. }
+                | Error::Timeout { .. }
+                | Error::Unexpected { .. }
         )
     }
 
@@ -162,7 +165,9 @@ impl ManagerUrl {
             return Err(invalid("no host"));
         }
         if authority.contains(['/', '?', '#', '@', ' ']) {
-            return Err(invalid("give only the host and optional port, e.g. cm.example.com:443"));
+            return Err(invalid(
+                "give only the host and optional port, e.g. cm.example.com:443",
+            ));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| invalid("unclosed '['"))?;
@@ -179,7 +184,9 @@ impl ManagerUrl {
         }
         match port {
             Some(port) => {
-                let number: u16 = port.parse().map_err(|_| invalid("the port is not a number"))?;
+                let number: u16 = port
+                    .parse()
+                    .map_err(|_| invalid("the port is not a number"))?;
                 if number == 0 {
                     return Err(invalid("port 0"));
                 }
@@ -519,9 +526,10 @@ impl ManagerClient {
                 if let Some(bearer) = &bearer {
                     request = request.header("Authorization", bearer.as_str());
                 }
-                let json = serde_json::to_vec(&body).map_err(|error| Error::InvalidConfiguration {
-                    reason: format!("cannot encode the request: {error}"),
-                })?;
+                let json =
+                    serde_json::to_vec(&body).map_err(|error| Error::InvalidConfiguration {
+                        reason: format!("cannot encode the request: {error}"),
+                    })?;
                 let json = Zeroizing::new(json);
                 request
                     .header("Content-Type", "application/json")
@@ -643,12 +651,19 @@ mod tests {
             ("cm.example.com", "https://cm.example.com"),
             ("cm.example.com:8443", "https://cm.example.com:8443"),
             ("https://cm.example.com/", "https://cm.example.com"),
-            ("https://cm.example.com:8443/api", "https://cm.example.com:8443"),
+            (
+                "https://cm.example.com:8443/api",
+                "https://cm.example.com:8443",
+            ),
             ("127.0.0.1:8443", "https://127.0.0.1:8443"),
             ("[::1]:8443", "https://[::1]:8443"),
         ];
         for (input, expected) in cases {
-            assert_eq!(ManagerUrl::parse(input).unwrap().as_str(), expected, "{input}");
+            assert_eq!(
+                ManagerUrl::parse(input).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
         }
         for bad in [
             "http://cm.example.com",

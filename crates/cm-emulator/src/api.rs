@@ -267,7 +267,11 @@ impl JsonBody {
                 .enumerate()
                 .map(|(index, item)| match item {
                     Value::String(text) => Ok(text.clone()),
-                    other => Err(Self::wrong_type(&format!("{field}[{index}]"), "a string", other)),
+                    other => Err(Self::wrong_type(
+                        &format!("{field}[{index}]"),
+                        "a string",
+                        other,
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
@@ -307,7 +311,11 @@ fn percent_decode(text: &str) -> Option<String> {
             out.push(u8::from_str_radix(hex, 16).ok()?);
             index += 3;
         } else {
-            out.push(if bytes[index] == b'+' { b' ' } else { bytes[index] });
+            out.push(if bytes[index] == b'+' {
+                b' '
+            } else {
+                bytes[index]
+            });
             index += 1;
         }
     }
@@ -318,7 +326,11 @@ fn percent_decode(text: &str) -> Option<String> {
 fn paging(query: Option<&str>) -> Result<(usize, Option<usize>), ApiError> {
     let mut skip = 0;
     let mut limit = None;
-    for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let parse = |name: &str| {
             percent_decode(value)
@@ -414,14 +426,15 @@ impl Api {
     pub(crate) fn apply_web_restart(&self) {
         let trusted = self.lock().trusted_client_cas();
         if let Err(error) = self.tls.apply(&trusted) {
-            eprintln!("cm-emulator: web restart failed, keeping the previous TLS settings: {error}");
+            eprintln!(
+                "cm-emulator: web restart failed, keeping the previous TLS settings: {error}"
+            );
         }
     }
 
     /// Answers one request.
     pub(crate) fn handle(self: &Arc<Self>, request: &ApiRequest) -> ApiResponse {
-        self.route(request)
-            .unwrap_or_else(ApiError::into_response)
+        self.route(request).unwrap_or_else(ApiError::into_response)
     }
 
     fn route(self: &Arc<Self>, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -709,14 +722,22 @@ impl Api {
         respond(201, json)
     }
 
-    fn get_external_ca(&self, request: &ApiRequest, reference: &str) -> Result<ApiResponse, ApiError> {
+    fn get_external_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&mut state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         respond(200, state.external_cas[index].to_json())
     }
 
-    fn patch_external_ca(&self, request: &ApiRequest, reference: &str) -> Result<ApiResponse, ApiError> {
+    fn patch_external_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&mut state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
@@ -741,7 +762,11 @@ impl Api {
         respond(200, json)
     }
 
-    fn delete_external_ca(&self, request: &ApiRequest, reference: &str) -> Result<ApiResponse, ApiError> {
+    fn delete_external_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&mut state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
@@ -853,7 +878,9 @@ impl Api {
             .regtokens
             .iter()
             .position(|token| token.is_named(reference))
-            .ok_or_else(|| ApiError::not_found(format!("registration token {reference:?} not found")))
+            .ok_or_else(|| {
+                ApiError::not_found(format!("registration token {reference:?} not found"))
+            })
     }
 
     fn resolve_ca_id(state: &State, reference: &str) -> Result<String, ApiError> {
@@ -861,7 +888,9 @@ impl Api {
             .find_external_ca(reference)
             .map(|index| state.external_cas[index].record.id.clone())
             .ok_or_else(|| {
-                ApiError::not_found(format!("field `ca_id`: external CA {reference:?} not found"))
+                ApiError::not_found(format!(
+                    "field `ca_id`: external CA {reference:?} not found"
+                ))
             })
     }
 
@@ -884,7 +913,9 @@ impl Api {
             .map_err(|message| ApiError::bad_request(format!("field `lifetime`: {message}")))?;
         let max_clients = body.optional_u64("max_clients")?;
         if max_clients == Some(0) {
-            return Err(ApiError::bad_request("field `max_clients`: must be at least 1"));
+            return Err(ApiError::bad_request(
+                "field `max_clients`: must be at least 1",
+            ));
         }
         let name_prefix = body.optional_string("name_prefix")?.unwrap_or("");
         let label = body.optional_object("label")?.cloned().unwrap_or_default();
@@ -925,7 +956,11 @@ impl Api {
         respond(200, state.regtokens[index].to_json())
     }
 
-    fn patch_regtoken(&self, request: &ApiRequest, reference: &str) -> Result<ApiResponse, ApiError> {
+    fn patch_regtoken(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&mut state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
@@ -946,7 +981,9 @@ impl Api {
         }
         if let Some(max_clients) = body.optional_u64("max_clients")? {
             if max_clients == 0 {
-                return Err(ApiError::bad_request("field `max_clients`: must be at least 1"));
+                return Err(ApiError::bad_request(
+                    "field `max_clients`: must be at least 1",
+                ));
             }
             token.max_clients = Some(max_clients);
         }
@@ -969,12 +1006,19 @@ impl Api {
         respond(200, json)
     }
 
-    fn delete_regtoken(&self, request: &ApiRequest, reference: &str) -> Result<ApiResponse, ApiError> {
+    fn delete_regtoken(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&mut state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
         let id = state.regtokens[index].id.clone();
-        state.store.delete(REGTOKENS, &id).map_err(ApiError::storage)?;
+        state
+            .store
+            .delete(REGTOKENS, &id)
+            .map_err(ApiError::storage)?;
         state.regtokens.remove(index);
         no_content()
     }
@@ -1003,12 +1047,19 @@ impl Api {
         respond(200, state.clients[index].to_json())
     }
 
-    fn delete_client(&self, request: &ApiRequest, reference: &str) -> Result<ApiResponse, ApiError> {
+    fn delete_client(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&mut state, request)?;
         let index = Self::client_index(&state, reference)?;
         let id = state.clients[index].id.clone();
-        state.store.delete(CLIENTS, &id).map_err(ApiError::storage)?;
+        state
+            .store
+            .delete(CLIENTS, &id)
+            .map_err(ApiError::storage)?;
         state.clients.remove(index);
         state.sessions.retain(|_, session| {
             !matches!(&session.subject, Subject::Client { client_id, .. } if client_id == &id)
@@ -1068,7 +1119,10 @@ impl Api {
         }
         let token = &state.regtokens[token_index];
         // 5. Not expired (401).
-        if token.valid_until.is_some_and(|valid_until| now_seconds > valid_until) {
+        if token
+            .valid_until
+            .is_some_and(|valid_until| now_seconds > valid_until)
+        {
             return Err(ApiError::new(
                 401,
                 "NCERRRegTokenExpired",
@@ -1223,22 +1277,18 @@ impl Api {
             .ok_or_else(|| {
                 ApiError::not_trusted(format!("the client's CA {} no longer exists", client.ca_id))
             })?;
-        let chain_outside_validity = match verify_client_chain(
-            &chain[0],
-            &chain[1..],
-            &ca.facts.der,
-            now,
-            facts.not_before,
-        ) {
-            Ok(()) => None,
-            Err(ChainError::OutsideValidity(message)) => Some(message),
-            Err(ChainError::NotTrusted(message)) => {
-                return Err(ApiError::not_trusted(format!(
-                    "the new certificate does not chain to the client's CA {:?}: {message}",
-                    ca.record.name
-                )));
-            }
-        };
+        let chain_outside_validity =
+            match verify_client_chain(&chain[0], &chain[1..], &ca.facts.der, now, facts.not_before)
+            {
+                Ok(()) => None,
+                Err(ChainError::OutsideValidity(message)) => Some(message),
+                Err(ChainError::NotTrusted(message)) => {
+                    return Err(ApiError::not_trusted(format!(
+                        "the new certificate does not chain to the client's CA {:?}: {message}",
+                        ca.record.name
+                    )));
+                }
+            };
         // Exactly the same common name (403).
         let new_common_name = facts.common_name.clone().unwrap_or_default();
         if new_common_name != client.common_name {
@@ -1297,7 +1347,9 @@ impl Api {
             let record = JsonBody::from_value(item.clone(), &format!("records[{position}]"))?;
             let text = |name: &str, required: bool| -> Result<String, ApiError> {
                 let value = if required {
-                    record.required_string(name).map(|text| Some(text.to_owned()))
+                    record
+                        .required_string(name)
+                        .map(|text| Some(text.to_owned()))
                 } else {
                     record
                         .optional_string(name)
@@ -1411,8 +1463,18 @@ mod tests {
     #[test]
     fn body_errors_name_the_field() {
         let body = JsonBody::parse(br#"{"a": 5}"#).unwrap();
-        assert!(body.required_string("a").unwrap_err().message.contains("`a`"));
-        assert!(body.required_string("b").unwrap_err().message.contains("`b`"));
+        assert!(
+            body.required_string("a")
+                .unwrap_err()
+                .message
+                .contains("`a`")
+        );
+        assert!(
+            body.required_string("b")
+                .unwrap_err()
+                .message
+                .contains("`b`")
+        );
         assert!(JsonBody::parse(b"[1]").is_err());
         assert!(JsonBody::parse(b"").is_err());
         let error = JsonBody::parse(br#"{"a": }"#).err().unwrap();

@@ -1,1 +1,516 @@
-//! cm-emulator.
+//! A local emulator of the CipherTrust Manager (CM) REST API used for external-certificate
+//! enrollment and renewal, for tests, demos and development of the agent.
+//!
+//! It serves exactly the contract in `docs/protocol.md` over HTTPS (rustls with ring, hyper 1):
+//! the admin endpoints (password grant, external CAs, the web interface's trusted CA list and
+//! its restart, registration tokens, clients, client log records) and the agent endpoints
+//! (registration with an external certificate, client-credential login, status heartbeat,
+//! self renewal with proof of possession, log upload, web certificate fingerprint).
+//!
+//! # Main types
+//! - [`EmulatorConfig`]: where to listen, the state folder, the admin password, extra host
+//!   names for the web certificate, and a [`Clock`].
+//! - [`Emulator::start`]: the blocking entry point for synchronous tests and the xtask. It runs
+//!   a tokio runtime on a background thread and returns a [`RunningEmulator`], which knows the
+//!   URL, the web CA and the admin password, and stops the server on
+//!   [`RunningEmulator::shutdown`] or drop.
+//! - [`Emulator::bind`] and [`Emulator::run_until`]: the async entry point for the
+//!   `cm-emulator` binary (bind first, print the URL, then serve until a signal).
+//! - [`EmulatorDetails`]: what a client needs to talk to it.
+//!
+//! # The state folder
+//! On first start the emulator creates, in the state folder:
+//! - `web-ca.pem` (the web CA certificate clients verify the server with) and
+//!   `web-ca-key.pem`, `web-cert.pem`, `web-key.pem` (ECDSA P-256, keys mode 0600). Later
+//!   starts reuse them; the server certificate (SANs `localhost`, `127.0.0.1`, `::1` and
+//!   [`EmulatorConfig::extra_hostnames`]) is re-issued from the same CA when a host name is
+//!   missing or it expires within 30 days.
+//! - `admin-password` (mode 0600) with a generated password, unless one is configured.
+//! - `objects/`: one JSON file per external CA, registration token, client and log upload,
+//!   plus `web-interface.json`, each written atomically (temporary file, fsync, rename, fsync
+//!   of the folder). State therefore survives restarts; bearer tokens do not (they live in
+//!   memory for their 300 seconds, so clients log in again after a restart).
+//!
+//! # TLS and client certificates
+//! The server requests a client certificate but accepts connections without one. A presented
+//! certificate must chain to an external CA that was in the web interface's trusted list
+//! (and allows client authentication) at the last web restart
+//! (`POST /api/v1/system/services/restart` with `"services":["web"]`, applied after `delay`
+//! seconds, default 5, 0 = immediately) or at start-up; otherwise the handshake fails. Until
+//! the first restart after a change, the previous list stays in force, as on CM. The TLS layer
+//! always uses the real clock; the [`Clock`] only affects the API's own checks (token expiry,
+//! certificate validity, bearer expiry, time stamps).
+//!
+//! # What it deliberately does not do
+//! - No local CA, no certificate issuance, no CSR handling, no revocation, no domains, no
+//!   users other than `admin`, no HTTP/2. Only the endpoints of `docs/protocol.md` exist;
+//!   everything else is a 404 in CM's error shape.
+//! - Bearer tokens are random opaque strings, not JWTs.
+//! - Not hardened for exposure to untrusted networks beyond what the tests need: it is a test
+//!   double. Secrets (admin password, tokens) are never logged.
+//!
+//! # Numbers worth knowing
+//! Request bodies over 1 MiB get 413. Lists honour `skip` and `limit` and return everything
+//! when `limit` is absent. Registration tokens without `max_clients` have no limit (`null`);
+//! without `lifetime` they never expire (`valid_until` is `null`). The numeric `code` of
+//! errors other than `NCERRUnauthorizedAccess` (5) is invented: match on `codeDesc`.
+//!
+//! # Example
+//! ```no_run
+//! use cm_emulator::{Emulator, EmulatorConfig};
+//!
+//! # fn main() -> Result<(), cm_emulator::Error> {
+//! let state = std::env::temp_dir().join("cm-emulator-example");
+//! let emulator = Emulator::start(EmulatorConfig {
+//!     admin_password: Some("test-only password".to_owned()),
+//!     ..EmulatorConfig::new(state)
+//! })?;
+//! println!("manager at {}, CA in {}", emulator.url(), emulator.web_ca_path().display());
+//! // curl --cacert <web_ca_path> -d '{"grant_type":"password","username":"admin",
+//! //      "password":"test-only password"}' <url>/api/v1/auth/tokens/
+//! emulator.shutdown();
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod api;
+mod certs;
+mod error;
+mod server;
+mod state;
+mod store;
+mod tls;
+mod util;
+mod web_pki;
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::Error;
+
+/// The source of "now" for the API's checks. Tests can shift it; the default is
+/// [`SystemClock`].
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// How to run an emulator. Build with [`EmulatorConfig::new`] and struct update syntax.
+#[derive(Clone)]
+pub struct EmulatorConfig {
+    /// The address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The state folder (created if missing).
+    pub state_dir: PathBuf,
+    /// The `admin` password. `None`: read `<state_dir>/admin-password`, or generate one and
+    /// write it there (mode 0600).
+    pub admin_password: Option<String>,
+    /// Host names or IP addresses the web certificate should cover besides `localhost`,
+    /// `127.0.0.1` and `::1`.
+    pub extra_hostnames: Vec<String>,
+    /// The clock for the API's checks.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EmulatorConfig {
+    /// Listens on `127.0.0.1:0` with state in `state_dir`, a generated password, no extra
+    /// host names and the system clock.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        EmulatorConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            state_dir: state_dir.into(),
+            admin_password: None,
+            extra_hostnames: Vec::new(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for EmulatorConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("EmulatorConfig")
+            .field("listen", &self.listen)
+            .field("state_dir", &self.state_dir)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("extra_hostnames", &self.extra_hostnames)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// What a client needs to talk to a running emulator.
+#[derive(Clone)]
+pub struct EmulatorDetails {
+    url: String,
+    local_addr: SocketAddr,
+    state_dir: PathBuf,
+    web_ca_pem: String,
+    web_ca_path: PathBuf,
+    web_cert_sha256_fingerprint: String,
+    admin_password: String,
+}
+
+impl fmt::Debug for EmulatorDetails {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("EmulatorDetails")
+            .field("url", &self.url)
+            .field("web_ca_path", &self.web_ca_path)
+            .field(
+                "web_cert_sha256_fingerprint",
+                &self.web_cert_sha256_fingerprint,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorDetails {
+    /// The base URL, for example `https://127.0.0.1:8443` (API paths start with `/api`). An
+    /// unspecified listen address (`0.0.0.0`, `::`) is shown as the loopback address.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The web CA certificate (PEM) that issued the server certificate.
+    pub fn web_ca_pem(&self) -> &str {
+        &self.web_ca_pem
+    }
+
+    /// `<state_dir>/web-ca.pem`.
+    pub fn web_ca_path(&self) -> &Path {
+        &self.web_ca_path
+    }
+
+    /// SHA-256 of the web server certificate's DER, lower-case hex without separators.
+    pub fn web_cert_sha256_fingerprint(&self) -> &str {
+        &self.web_cert_sha256_fingerprint
+    }
+
+    /// The `admin` password.
+    pub fn admin_password(&self) -> &str {
+        &self.admin_password
+    }
+}
+
+/// An emulator whose state is loaded and whose socket is bound, ready to serve.
+pub struct Emulator {
+    listener: TcpListener,
+    api: Arc<api::Api>,
+    tls: Arc<tls::TlsSwitch>,
+    details: EmulatorDetails,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Emulator")
+            .field("details", &self.details)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Loads or creates the state folder and web certificates, and binds the listen address.
+    /// Connections are queued by the kernel from here on and served once
+    /// [`Emulator::run_until`] runs. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::StateIo`] / [`Error::StateCorrupt`] for the state folder,
+    /// [`Error::WebCertificate`] / [`Error::Tls`] for the web certificate, [`Error::Bind`]
+    /// when the address cannot be bound.
+    pub async fn bind(config: EmulatorConfig) -> Result<Emulator, Error> {
+        let state_dir = config.state_dir.clone();
+        store::create_private_dir(&state_dir)?;
+        let admin_password = match config.admin_password {
+            Some(password) => password,
+            None => load_or_create_admin_password(&state_dir)?,
+        };
+        let identity =
+            web_pki::load_or_create(&state_dir, &config.extra_hostnames, SystemTime::now())?;
+        let state = state::State::load(&state_dir)?;
+        // Starting the emulator is a web (re)start: apply the configured trusted list.
+        let tls = Arc::new(tls::TlsSwitch::new(
+            identity.certificate.clone(),
+            identity.key.clone_key(),
+            &state.trusted_client_cas(),
+        )?);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                address: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            address: config.listen,
+            source,
+        })?;
+        let api = Arc::new(api::Api::new(
+            state,
+            config.clock,
+            admin_password.clone(),
+            identity.fingerprint.clone(),
+            local_addr.port(),
+            Arc::clone(&tls),
+            tokio::runtime::Handle::current(),
+        ));
+        let details = EmulatorDetails {
+            url: url_for(local_addr),
+            local_addr,
+            state_dir,
+            web_ca_pem: identity.ca_pem,
+            web_ca_path: identity.ca_path,
+            web_cert_sha256_fingerprint: identity.fingerprint,
+            admin_password,
+        };
+        Ok(Emulator {
+            listener,
+            api,
+            tls,
+            details,
+        })
+    }
+
+    /// What a client needs to connect.
+    pub fn details(&self) -> &EmulatorDetails {
+        &self.details
+    }
+
+    /// The base URL, for example `https://127.0.0.1:8443`.
+    pub fn url(&self) -> &str {
+        self.details.url()
+    }
+
+    /// Serves until `shutdown` completes, then lets open connections finish their current
+    /// request (for up to two seconds) and returns.
+    pub async fn run_until<F>(self, shutdown: F)
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let (stop_sender, stop_receiver) = watch::channel(false);
+        let server = server::serve(self.listener, self.api, self.tls, stop_receiver);
+        tokio::pin!(server);
+        tokio::select! {
+            () = &mut server => return,
+            () = shutdown => {}
+        }
+        let _ = stop_sender.send(true);
+        server.await;
+    }
+
+    /// Starts an emulator on a background thread with its own tokio runtime and returns once
+    /// it accepts connections. Usable from synchronous code (tests, xtask); not from inside
+    /// an async task that must not block.
+    ///
+    /// # Errors
+    /// As [`Emulator::bind`], plus [`Error::Runtime`] when the thread or runtime cannot be
+    /// created and [`Error::ThreadPanicked`] when start-up panicked.
+    pub fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
+        let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
+        let (stop_sender, mut stop_receiver) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("cm-emulator".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("cm-emulator-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready_sender.send(Err(Error::Runtime(error)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let emulator = match Emulator::bind(config).await {
+                        Ok(emulator) => emulator,
+                        Err(error) => {
+                            let _ = ready_sender.send(Err(error));
+                            return;
+                        }
+                    };
+                    let _ = ready_sender.send(Ok(emulator.details().clone()));
+                    emulator
+                        .run_until(async move {
+                            // Also ends when the RunningEmulator (the sender) is dropped.
+                            let _ = stop_receiver.wait_for(|stop| *stop).await;
+                        })
+                        .await;
+                });
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })
+            .map_err(Error::Runtime)?;
+        match ready_receiver.recv() {
+            Ok(Ok(details)) => Ok(RunningEmulator {
+                details,
+                stop: Some(stop_sender),
+                thread: Some(thread),
+            }),
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                Err(error)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(Error::ThreadPanicked)
+            }
+        }
+    }
+}
+
+/// An emulator serving on a background thread; stops on [`RunningEmulator::shutdown`] or drop.
+pub struct RunningEmulator {
+    details: EmulatorDetails,
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for RunningEmulator {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("RunningEmulator")
+            .field("details", &self.details)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningEmulator {
+    /// Everything a client needs, in one cloneable value.
+    pub fn details(&self) -> &EmulatorDetails {
+        &self.details
+    }
+
+    /// The base URL, for example `https://127.0.0.1:8443`.
+    pub fn url(&self) -> &str {
+        self.details.url()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.details.local_addr()
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &Path {
+        self.details.state_dir()
+    }
+
+    /// The web CA certificate (PEM).
+    pub fn web_ca_pem(&self) -> &str {
+        self.details.web_ca_pem()
+    }
+
+    /// `<state_dir>/web-ca.pem`.
+    pub fn web_ca_path(&self) -> &Path {
+        self.details.web_ca_path()
+    }
+
+    /// SHA-256 of the web server certificate, lower-case hex.
+    pub fn web_cert_sha256_fingerprint(&self) -> &str {
+        self.details.web_cert_sha256_fingerprint()
+    }
+
+    /// The `admin` password.
+    pub fn admin_password(&self) -> &str {
+        self.details.admin_password()
+    }
+
+    /// Stops accepting connections, lets open ones finish their request (up to two seconds)
+    /// and waits for the background thread to end.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// `https://HOST:PORT`, with unspecified addresses shown as loopback.
+fn url_for(address: SocketAddr) -> String {
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("https://127.0.0.1:{}", address.port()),
+        IpAddr::V4(ip) => format!("https://{ip}:{}", address.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            format!("https://[{}]:{}", Ipv6Addr::LOCALHOST, address.port())
+        }
+        IpAddr::V6(ip) => format!("https://[{ip}]:{}", address.port()),
+    }
+}
+
+const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// Reads `<state_dir>/admin-password`, or generates a password and writes it there.
+fn load_or_create_admin_password(state_dir: &Path) -> Result<String, Error> {
+    let path = state_dir.join(ADMIN_PASSWORD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let password = text.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                return Err(Error::StateCorrupt {
+                    path,
+                    message: "the admin password file is empty".to_owned(),
+                });
+            }
+            Ok(password)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+            let password: String = util::random_bytes(64)
+                .into_iter()
+                // Rejection sampling keeps every character equally likely.
+                .filter(|byte| usize::from(*byte) < 256 - 256 % ALPHABET.len())
+                .take(24)
+                .map(|byte| char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]))
+                .collect();
+            store::write_atomic(&path, password.as_bytes())
+                .map_err(|source| Error::StateIo { path, source })?;
+            Ok(password)
+        }
+        Err(source) => Err(Error::StateIo { path, source }),
+    }
+}

@@ -318,7 +318,10 @@ impl State {
             external_cas,
             regtokens,
             clients,
-            records: batches.into_iter().flat_map(|batch| batch.records).collect(),
+            records: batches
+                .into_iter()
+                .flat_map(|batch| batch.records)
+                .collect(),
             web,
             sessions: HashMap::new(),
         })
@@ -348,6 +351,8 @@ impl State {
     }
 
     pub(crate) fn find_external_ca(&self, reference: &str) -> Option<usize> {
-        self.external_cas.iter().position(|ca| ca.is_named(reference))
+        self.external_cas
+            .iter()
+            .position(|ca| ca.is_named(reference))
     }
 }

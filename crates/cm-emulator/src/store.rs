@@ -100,7 +100,12 @@ impl Store {
     }
 
     /// Writes one object.
-    pub(crate) fn put<T: Serialize>(&self, collection: &str, id: &str, value: &T) -> io::Result<()> {
+    pub(crate) fn put<T: Serialize>(
+        &self,
+        collection: &str,
+        id: &str,
+        value: &T,
+    ) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
         write_atomic(&self.object_path(collection, id), &json)
     }
@@ -143,7 +148,10 @@ impl Store {
     }
 
     /// Reads a singleton, `None` when it was never written.
-    pub(crate) fn load_singleton<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {
+    pub(crate) fn load_singleton<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, Error> {
         let path = self.root.join(format!("{name}.json"));
         if !path.exists() {
             return Ok(None);
@@ -171,16 +179,28 @@ mod tests {
     fn objects_round_trip_and_leftover_temporaries_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("state"), &["things"]).unwrap();
-        store.put("things", "a", &serde_json::json!({"n": 1})).unwrap();
-        store.put("things", "b", &serde_json::json!({"n": 2})).unwrap();
-        store.put("things", "a", &serde_json::json!({"n": 3})).unwrap();
+        store
+            .put("things", "a", &serde_json::json!({"n": 1}))
+            .unwrap();
+        store
+            .put("things", "b", &serde_json::json!({"n": 2}))
+            .unwrap();
+        store
+            .put("things", "a", &serde_json::json!({"n": 3}))
+            .unwrap();
         fs::write(dir.path().join("state/things/.a.json.123.tmp"), b"{").unwrap();
         let mut values: Vec<serde_json::Value> = store.load_all("things").unwrap();
         values.sort_by_key(|value| value["n"].as_i64());
-        assert_eq!(values, vec![serde_json::json!({"n": 2}), serde_json::json!({"n": 3})]);
+        assert_eq!(
+            values,
+            vec![serde_json::json!({"n": 2}), serde_json::json!({"n": 3})]
+        );
         store.delete("things", "b").unwrap();
         store.delete("things", "b").unwrap();
-        assert_eq!(store.load_all::<serde_json::Value>("things").unwrap().len(), 1);
+        assert_eq!(
+            store.load_all::<serde_json::Value>("things").unwrap().len(),
+            1
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -61,7 +61,10 @@ pub(crate) fn load_or_create(
     extra_host_names: &[String],
     now: SystemTime,
 ) -> Result<WebIdentity, Error> {
-    let mut host_names: Vec<String> = DEFAULT_HOST_NAMES.iter().map(|&name| name.to_owned()).collect();
+    let mut host_names: Vec<String> = DEFAULT_HOST_NAMES
+        .iter()
+        .map(|&name| name.to_owned())
+        .collect();
     for name in extra_host_names {
         if !host_names.contains(name) {
             host_names.push(name.clone());
@@ -127,7 +130,12 @@ pub(crate) fn load_or_create(
     write(&key_path, &key.serialize_pem())?;
     write(&certificate_path, &certificate.pem())?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok(identity(ca_pem, ca_path, certificate.der().clone(), key_der))
+    Ok(identity(
+        ca_pem,
+        ca_path,
+        certificate.der().clone(),
+        key_der,
+    ))
 }
 
 fn identity(
@@ -174,7 +182,10 @@ fn server_certificate_is_usable(
     };
     let in_thirty_days = now + Duration::from_secs(30 * 86_400);
     let time = |time: SystemTime| {
-        UnixTime::since_unix_epoch(time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
+        UnixTime::since_unix_epoch(
+            time.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        )
     };
     let chains_now_and_later = [now, in_thirty_days].into_iter().all(|at| {
         end_entity
@@ -191,8 +202,11 @@ fn server_certificate_is_usable(
     });
     chains_now_and_later
         && host_names.iter().all(|name| {
-            ServerName::try_from(name.as_str())
-                .is_ok_and(|server_name| end_entity.verify_is_valid_for_subject_name(&server_name).is_ok())
+            ServerName::try_from(name.as_str()).is_ok_and(|server_name| {
+                end_entity
+                    .verify_is_valid_for_subject_name(&server_name)
+                    .is_ok()
+            })
         })
 }
 

@@ -54,7 +54,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// The random key file can be read or written by group or others (Unix), so it is not used.
-    #[error("{path}: key file has mode {mode:03o}, readable by others; restrict it with: chmod 600 {path}")]
+    #[error(
+        "{path}: key file has mode {mode:03o}, readable by others; restrict it with: chmod 600 {path}"
+    )]
     KeyFilePermissions {
         /// The key file.
         path: PathBuf,

@@ -1,1 +1,89 @@
-//! keystore.
+//! The agent's pem store: its certificate chain and private key, kept so that the agent can use
+//! them at every start without the administrator's passphrase, while a copy of the store folder
+//! alone does not give away the key, and renewal can replace both without a crash ever leaving
+//! a broken identity.
+//!
+//! Under the agent root, `vmd/pem/` holds numbered *generations*, each a complete identity: the
+//! certificate chain, the private key encrypted with AES-256-GCM under a fresh random 256-bit
+//! key, and metadata. The random key is kept elsewhere (by default `vmd/keys/<generation>.key`,
+//! mode 0600). A pointer file, `vmd/pem/current`, names the current and previous generation;
+//! switching is one atomic rename of that file. `vmd/pem/agent.pem` is a copy of the current
+//! chain for scripts that test whether a host is registered. See `LAYOUT.md` for the files and
+//! `SECURITY.md` for what this does and does not protect against.
+//!
+//! # Main types
+//! - [`Keystore`]: one store under one agent root. [`Keystore::stage`] writes an [`Identity`]
+//!   as a new generation without touching the current one and returns its [`GenerationId`];
+//!   [`Keystore::activate`] switches to it; [`Keystore::rollback`] returns to the previous one;
+//!   [`Keystore::current`] decrypts and checks the current identity; [`Keystore::status`] lists
+//!   generations ([`StoreStatus`], [`GenerationStatus`], [`GenerationInfo`]);
+//!   [`Keystore::verify`] checks the current generation and repairs `agent.pem`.
+//! - [`KeyProtector`]: where the random keys ([`DataKey`]) live. [`FileKeyProtector`] is the
+//!   default; a TPM or OS-keyring implementation can replace it with
+//!   [`Keystore::with_key_protector`].
+//! - [`LockWait`]: whether a writer waits for another one ([`Keystore::with_lock_wait`]).
+//! - [`Error`]: the one error type; every variant names what a caller can act on.
+//!
+//! Every write goes through a temporary file or folder, `fsync`, `rename` and an `fsync` of the
+//! folder. Writers (`stage`, `activate`, `rollback`, `discard_staged`, `verify`) hold an
+//! exclusive lock on `vmd/pem/.lock` for their duration; readers (`current`, `status`) take no
+//! lock and never see a half-written state.
+//!
+//! # What this crate does not do
+//! - It does not decide *when* to renew or whether a certificate is still valid: it never reads
+//!   the clock (the creation time recorded in metadata is a parameter) and applies no validity
+//!   checks; that is `renewal-policy`'s and `cert-loading`'s job.
+//! - It does not read external certificate sets or passphrases (`cert-loading` does), talk to
+//!   the key manager, or log.
+//! - It does not protect the key from root (or the agent's user) on the running host, who can
+//!   read the random key file: see `SECURITY.md`.
+//! - On Windows it does not set ACLs: the installer must restrict the agent root.
+//!
+//! # Example
+//! ```
+//! use std::path::Path;
+//! use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//!
+//! // A test-only identity from the committed test vectors, loaded at the vectors' fixed "now".
+//! let now = UNIX_EPOCH + Duration::from_secs(1_780_272_000);
+//! let vector = Path::new(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../../testdata/vectors/good/p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256"
+//! ));
+//! let identity =
+//!     cert_loading::load_directory(vector, &cert_loading::LoadOptions::default(), now)?.identity;
+//!
+//! let agent_root = tempfile::tempdir()?;
+//! let store = keystore::Keystore::open_or_create(agent_root.path())?;
+//! assert!(!store.is_registered()?);
+//!
+//! let generation = store.stage(&identity, SystemTime::now())?;
+//! store.activate(generation)?;
+//! assert!(store.agent_pem_path().exists());
+//!
+//! // At the next start: no passphrase needed.
+//! let reopened = keystore::Keystore::open(agent_root.path())?;
+//! let current = reopened.current()?;
+//! assert_eq!(current.key().pkcs8_der(), identity.key().pkcs8_der());
+//! assert_eq!(reopened.verify()?.generation.id, generation);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod fault;
+mod files;
+mod generation;
+mod protector;
+mod store;
+
+pub use cert_loading::{Fingerprint, Identity};
+pub use error::Error;
+pub use files::LockWait;
+pub use generation::{GenerationId, GenerationInfo};
+pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
+pub use store::{
+    AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, KEYS_FOLDER, Keystore,
+    LOCK_FILE, PEM_FOLDER, POINTER_FILE, StoreStatus, Verification,
+};

@@ -132,7 +132,10 @@ impl fmt::Display for PolicyError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ZeroInterval { setting } => {
-                write!(formatter, "renewal setting {setting} must be longer than zero")
+                write!(
+                    formatter,
+                    "renewal setting {setting} must be longer than zero"
+                )
             }
             Self::ThresholdsOutOfOrder {
                 critical_threshold,
@@ -155,11 +158,11 @@ impl StdError for PolicyError {}
 /// A duration in the largest whole unit that fits, for messages ("14 days", "90 minutes").
 pub(crate) fn describe(duration: Duration) -> String {
     let seconds = duration.as_secs();
-    let (count, unit) = if seconds != 0 && seconds % 86_400 == 0 {
+    let (count, unit) = if seconds != 0 && seconds.is_multiple_of(86_400) {
         (seconds / 86_400, "day")
-    } else if seconds != 0 && seconds % 3600 == 0 {
+    } else if seconds != 0 && seconds.is_multiple_of(3600) {
         (seconds / 3600, "hour")
-    } else if seconds != 0 && seconds % 60 == 0 {
+    } else if seconds != 0 && seconds.is_multiple_of(60) {
         (seconds / 60, "minute")
     } else {
         (seconds, "second")

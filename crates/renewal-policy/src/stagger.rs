@@ -143,12 +143,8 @@ mod tests {
     #[test]
     fn offsets_stay_in_range_at_both_ends() {
         let policy = Policy::default();
-        let lowest = HostSeed {
-            digest: [0; 32],
-        };
-        let highest = HostSeed {
-            digest: [0xff; 32],
-        };
+        let lowest = HostSeed { digest: [0; 32] };
+        let highest = HostSeed { digest: [0xff; 32] };
         assert_eq!(stagger_offset(&policy, &lowest), Duration::ZERO);
         assert_eq!(
             stagger_offset(&policy, &highest),
@@ -176,7 +172,14 @@ mod tests {
     fn peak_counts_by_clock_hour() {
         let hour = |h: u64, s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(h * 3600 + s);
         assert_eq!(peak_per_clock_hour(&[]), 0);
-        let times = [hour(1, 0), hour(1, 3599), hour(2, 0), hour(5, 1), hour(5, 2), hour(5, 3)];
+        let times = [
+            hour(1, 0),
+            hour(1, 3599),
+            hour(2, 0),
+            hour(5, 1),
+            hour(5, 2),
+            hour(5, 3),
+        ];
         assert_eq!(peak_per_clock_hour(&times), 3);
     }
 }

@@ -158,7 +158,10 @@ mod tests {
         assert_eq!(add_capped(at(10), Duration::from_secs(5), cap), at(15));
         assert_eq!(add_capped(at(10), Duration::from_secs(500), cap), cap);
         assert_eq!(add_capped(at(10), Duration::MAX, cap), cap);
-        assert_eq!(subtract_saturating(at(100), Duration::from_secs(40)), at(60));
+        assert_eq!(
+            subtract_saturating(at(100), Duration::from_secs(40)),
+            at(60)
+        );
         assert_eq!(
             subtract_saturating(at(100), Duration::MAX),
             SystemTime::UNIX_EPOCH

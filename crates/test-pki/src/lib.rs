@@ -540,7 +540,11 @@ impl IssuedCertificate {
     /// # Errors
     /// [`Error::Write`] if a file cannot be written; encryption errors as
     /// [`Self::encrypted_key_pem`].
-    pub fn write_directory(&self, directory: &Path, passphrase: &str) -> Result<ClientFiles, Error> {
+    pub fn write_directory(
+        &self,
+        directory: &Path,
+        passphrase: &str,
+    ) -> Result<ClientFiles, Error> {
         let files = ClientFiles {
             certificate: directory.join("client_cert.pem"),
             key: directory.join("client_key.pem"),
@@ -661,7 +665,10 @@ fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn verify(issued: &IssuedCertificate, root: &CertificateAuthority) -> Result<(), webpki::Error> {
+    fn verify(
+        issued: &IssuedCertificate,
+        root: &CertificateAuthority,
+    ) -> Result<(), webpki::Error> {
         let anchor = webpki::anchor_from_trusted_cert(root.certificate_der())?.to_owned();
         let leaf = webpki::EndEntityCert::try_from(issued.certificate_der())?;
         let chain = issued.chain_der();
@@ -680,7 +687,9 @@ mod tests {
     #[test]
     fn p384_leaf_from_intermediate_chains_to_root() {
         let root = CertificateAuthority::new_root("Root", KeyType::P384).unwrap();
-        let intermediate = root.new_intermediate("Intermediate", KeyType::P384).unwrap();
+        let intermediate = root
+            .new_intermediate("Intermediate", KeyType::P384)
+            .unwrap();
         let issued = intermediate
             .issue(&ClientCertificateRequest::new("host1.example"))
             .unwrap();
@@ -702,7 +711,10 @@ mod tests {
             .unwrap();
         assert!(verify(&issued, &root).is_err());
         let absent = root
-            .issue(&ClientCertificateRequest::new("host1").extended_key_usage(ExtendedKeyUsage::Absent))
+            .issue(
+                &ClientCertificateRequest::new("host1")
+                    .extended_key_usage(ExtendedKeyUsage::Absent),
+            )
             .unwrap();
         verify(&absent, &root).unwrap();
     }
@@ -717,7 +729,9 @@ mod tests {
         let issued = loaded.issue(&ClientCertificateRequest::new("h")).unwrap();
         verify(&issued, &root).unwrap();
 
-        let intermediate = root.new_intermediate("Intermediate", KeyType::P384).unwrap();
+        let intermediate = root
+            .new_intermediate("Intermediate", KeyType::P384)
+            .unwrap();
         let pem = intermediate.certificate_pem() + &root.certificate_pem();
         let loaded = CertificateAuthority::from_pem(&pem, &intermediate.key().pkcs8_pem()).unwrap();
         assert_eq!(loaded.intermediates.len(), 1);
@@ -743,8 +757,15 @@ mod tests {
         let issued = root.issue(&ClientCertificateRequest::new("h")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let files = issued.write_directory(dir.path(), "test-only").unwrap();
-        assert_eq!(std::fs::read_to_string(&files.passphrase).unwrap(), "test-only\n");
-        assert!(std::fs::read_to_string(&files.certificate).unwrap().contains("BEGIN CERTIFICATE"));
+        assert_eq!(
+            std::fs::read_to_string(&files.passphrase).unwrap(),
+            "test-only\n"
+        );
+        assert!(
+            std::fs::read_to_string(&files.certificate)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

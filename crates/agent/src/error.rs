@@ -1,0 +1,141 @@
+//! The error every operation of the agent returns, and the exit codes shared by all binaries.
+
+use std::path::PathBuf;
+
+/// The project's exit codes, the same for every binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Success.
+    Ok = 0,
+    /// Internal failure that fits no other code (a bug; please report it).
+    Internal = 1,
+    /// Wrong command-line usage.
+    Usage = 2,
+    /// The local input is invalid: files, key, passphrase, configuration, pem store.
+    LocalInput = 3,
+    /// The manager refused.
+    Refused = 4,
+    /// The manager could not be reached, TLS failed, or it answered something unexpected.
+    Unreachable = 5,
+}
+
+impl ExitStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The table printed in `--help`.
+    pub const HELP: &'static str = "Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed.";
+}
+
+/// Why an agent operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The command line does not make sense.
+    #[error("{0}")]
+    Usage(String),
+    /// The external certificate set was refused.
+    #[error(transparent)]
+    CertificateSet(#[from] cert_loading::Error),
+    /// `agent.conf` or a silent file is wrong.
+    #[error(transparent)]
+    Config(#[from] agent_config::Error),
+    /// The pem store refused or failed.
+    #[error(transparent)]
+    Store(#[from] keystore::Error),
+    /// The manager refused, could not be reached, or the client settings are unusable.
+    #[error(transparent)]
+    Manager(#[from] cm_client::Error),
+    /// The host is not registered (no pem store / agent.conf).
+    #[error("this host is not registered ({path} is missing); run register_host first")]
+    NotRegistered {
+        /// The file that was expected.
+        path: PathBuf,
+    },
+    /// The host is registered already and `--force` was not given.
+    #[error(
+        "this host is already registered as client {client_id} ({path} exists); use --force to replace its identity"
+    )]
+    AlreadyRegistered {
+        /// The existing client id.
+        client_id: String,
+        /// The configuration file found.
+        path: PathBuf,
+    },
+    /// The manager accepted a registration or renewal, but a local step failed after it.
+    #[error(
+        "the manager accepted {what} (client id {client_id}), but a local step failed: {cause}. {advice}"
+    )]
+    AcceptedButLocalFailure {
+        /// What was accepted ("the registration", "the renewal").
+        what: &'static str,
+        /// The client id on the manager.
+        client_id: String,
+        /// What failed, as text.
+        cause: String,
+        /// What the administrator should do.
+        advice: &'static str,
+    },
+    /// A local file operation failed.
+    #[error("{path}: {action} failed: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done ("writing", "reading", ...).
+        action: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The current certificate has expired: renewal is no longer possible.
+    #[error(
+        "the current certificate ({common_name}) expired on {not_after}; re-registration required: delete the client on the manager, then run register_host --force with a new certificate set"
+    )]
+    Expired {
+        /// The common name.
+        common_name: String,
+        /// The end of validity, RFC 3339.
+        not_after: String,
+    },
+    /// A local check refused a renewal candidate before anything was sent.
+    #[error("{0}")]
+    CandidateRefused(String),
+}
+
+impl AgentError {
+    /// The exit status this error maps to.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            AgentError::Usage(_) => ExitStatus::Usage,
+            AgentError::Manager(error) => match error {
+                cm_client::Error::Refused { .. } => ExitStatus::Refused,
+                cm_client::Error::InvalidConfiguration { .. } => ExitStatus::LocalInput,
+                _ => ExitStatus::Unreachable,
+            },
+            AgentError::CertificateSet(_)
+            | AgentError::Config(_)
+            | AgentError::Store(_)
+            | AgentError::NotRegistered { .. }
+            | AgentError::AlreadyRegistered { .. }
+            | AgentError::AcceptedButLocalFailure { .. }
+            | AgentError::Io { .. }
+            | AgentError::Expired { .. }
+            | AgentError::CandidateRefused(_) => ExitStatus::LocalInput,
+        }
+    }
+
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        AgentError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Building manager clients from what the agent has: identities, trust settings, agent.conf.
+
+use crate::AgentError;
+use crate::register::TrustChoice;
+
+/// The cm-client view of a cert-loading identity (chain and key bytes, in memory).
+pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientIdentity {
+    cm_client::ClientIdentity {
+        chain: identity.chain().to_vec(),
+        key_pkcs8_der: zeroize::Zeroizing::new(identity.key().pkcs8_der().to_vec()),
+    }
+}
+
+/// Turns a trust choice into cm-client trust, returning the CA file's PEM when there is one.
+///
+/// # Errors
+/// [`AgentError::Io`] when the CA file cannot be read, [`AgentError::Usage`] for a malformed
+/// fingerprint, [`AgentError::Manager`] for a CA file without certificates.
+pub fn trust_from_choice(
+    choice: &TrustChoice,
+) -> Result<(cm_client::ServerTrust, Option<Vec<u8>>), AgentError> {
+    match choice {
+        TrustChoice::CaFile(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|error| AgentError::io(path, "reading the manager CA file", error))?;
+            let trust = cm_client::ServerTrust::from_pem(&pem)
+                .map_err(|error| AgentError::Usage(format!("{}: {error}", path.display())))?;
+            Ok((trust, Some(pem)))
+        }
+        TrustChoice::Fingerprint(text) => {
+            let fingerprint = cert_loading::Fingerprint::parse(text).ok_or_else(|| {
+                AgentError::Usage(format!(
+                    "--cm-fingerprint \"{text}\" is not a SHA-256 fingerprint: give 64 hex digits, with or without colons"
+                ))
+            })?;
+            Ok((
+                cm_client::ServerTrust::Sha256Fingerprint(fingerprint.0),
+                None,
+            ))
+        }
+    }
+}
+
+/// The trust recorded in agent.conf.
+///
+/// # Errors
+/// As [`trust_from_choice`].
+pub fn trust_from_settings(
+    settings: &agent_config::AgentSettings,
+) -> Result<cm_client::ServerTrust, AgentError> {
+    let choice = match &settings.manager_trust {
+        agent_config::ManagerTrust::CaFile(path) => TrustChoice::CaFile(path.clone()),
+        agent_config::ManagerTrust::Fingerprint(text) => TrustChoice::Fingerprint(text.clone()),
+    };
+    Ok(trust_from_choice(&choice)?.0)
+}
+
+/// A client for the manager in agent.conf, presenting `identity`.
+///
+/// # Errors
+/// As [`trust_from_choice`], and [`AgentError::Manager`] when the identity is unusable for TLS.
+pub fn client_for(
+    settings: &agent_config::AgentSettings,
+    identity: &cert_loading::Identity,
+) -> Result<cm_client::ManagerClient, AgentError> {
+    Ok(cm_client::ManagerClient::new(
+        cm_client::ManagerUrl::parse(&settings.url)?,
+        trust_from_settings(settings)?,
+        Some(&client_identity(identity)),
+        cm_client::Options::default(),
+    )?)
+}

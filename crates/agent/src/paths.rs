@@ -1,0 +1,83 @@
+//! Where the agent keeps its files under the agent root.
+
+use std::path::{Path, PathBuf};
+
+/// The product's install root on Linux.
+pub const DEFAULT_AGENT_ROOT: &str = "/opt/vormetric/DataSecurityExpert/agent";
+
+/// The environment variable that overrides the agent root.
+pub const AGENT_ROOT_VARIABLE: &str = "CTE_AGENT_ROOT";
+
+/// The agent root and the files under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentRoot {
+    root: PathBuf,
+}
+
+impl AgentRoot {
+    /// Uses `root` as the agent root.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `--agent-root` if given, else `CTE_AGENT_ROOT`, else the product default.
+    pub fn resolve(flag: Option<&Path>) -> Self {
+        if let Some(flag) = flag {
+            return Self::new(flag);
+        }
+        match std::env::var_os(AGENT_ROOT_VARIABLE) {
+            Some(value) if !value.is_empty() => Self::new(PathBuf::from(value)),
+            _ => Self::new(DEFAULT_AGENT_ROOT),
+        }
+    }
+
+    /// The root itself.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `vmd/etc`: configuration.
+    pub fn etc_dir(&self) -> PathBuf {
+        self.root.join("vmd").join("etc")
+    }
+
+    /// `vmd/etc/agent.conf`.
+    pub fn agent_conf(&self) -> PathBuf {
+        self.etc_dir().join("agent.conf")
+    }
+
+    /// `vmd/etc/cm-ca.pem`: the copy of the manager CA given at registration.
+    pub fn manager_ca_copy(&self) -> PathBuf {
+        self.etc_dir().join("cm-ca.pem")
+    }
+
+    /// `vmd/log`: log files.
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.join("vmd").join("log")
+    }
+
+    /// `vmd/log/vmd.log`.
+    pub fn vmd_log(&self) -> PathBuf {
+        self.log_dir().join("vmd.log")
+    }
+
+    /// `vmd/run`: status, journal and pid files.
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("vmd").join("run")
+    }
+
+    /// `vmd/run/status.json`: the last renewal check.
+    pub fn status_file(&self) -> PathBuf {
+        self.run_dir().join("status.json")
+    }
+
+    /// `vmd/run/renewal-journal.json`: the in-flight renewal, if any.
+    pub fn journal_file(&self) -> PathBuf {
+        self.run_dir().join("renewal-journal.json")
+    }
+
+    /// `vmd/run/vmd.pid`.
+    pub fn pid_file(&self) -> PathBuf {
+        self.run_dir().join("vmd.pid")
+    }
+}

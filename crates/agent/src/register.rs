@@ -1,0 +1,320 @@
+//! `register_host`: register this host with its external certificate set.
+//!
+//! Order matters for "failure leaves nothing behind": everything that can be checked locally is
+//! checked first, then the manager is asked, and only after it accepted is anything written under
+//! the agent root. If a local step fails after that, what was written is undone and the error
+//! says the manager accepted, with the client id.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::fsutil::{self, FileSnapshot};
+use crate::paths::AgentRoot;
+use crate::{AgentError, manager};
+
+/// How the manager's TLS certificate is verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustChoice {
+    /// A PEM file of CA certificates (copied to `vmd/etc/cm-ca.pem`).
+    CaFile(PathBuf),
+    /// The SHA-256 of the manager's web certificate, hex with or without colons.
+    Fingerprint(String),
+}
+
+/// What `register_host` was asked to do.
+#[derive(Clone)]
+pub struct RegistrationOptions {
+    /// The manager, `host[:port]` or `https://...`.
+    pub manager: String,
+    /// The registration token. Secret.
+    pub token: Zeroizing<String>,
+    /// The host name to register under (default: the system's host name).
+    pub agent_name: Option<String>,
+    /// Free text shown on the manager.
+    pub description: String,
+    /// The external certificate directory.
+    pub external_cert_dir: PathBuf,
+    /// How to verify the manager.
+    pub trust: TrustChoice,
+    /// Overwrite and remove the three input files after success.
+    pub shred_input: bool,
+    /// Replace an existing registration.
+    pub force: bool,
+}
+
+impl std::fmt::Debug for RegistrationOptions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RegistrationOptions")
+            .field("manager", &self.manager)
+            .field("token", &"..")
+            .field("agent_name", &self.agent_name)
+            .field("external_cert_dir", &self.external_cert_dir)
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a successful registration did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RegistrationReport {
+    /// The client id on the manager.
+    pub client_id: String,
+    /// The name registered.
+    pub client_name: String,
+    /// The manager URL.
+    pub manager_url: String,
+    /// The certificate's common name.
+    pub common_name: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// SHA-256 fingerprint.
+    pub sha256_fingerprint: String,
+    /// Where the current certificate chain is.
+    pub agent_pem: PathBuf,
+    /// Where the configuration was written.
+    pub agent_conf: PathBuf,
+    /// Whether the input files were shredded.
+    pub input_shredded: bool,
+    /// Non-fatal findings.
+    pub warnings: Vec<String>,
+}
+
+/// Registers the host. `now` judges the certificate's validity.
+///
+/// # Errors
+/// [`AgentError`]; its [`AgentError::exit_status`] gives the exit code (3 local input, 4 refused,
+/// 5 unreachable). On every error before the manager accepted, nothing under the agent root was
+/// changed; after it, what was written is undone and [`AgentError::AcceptedButLocalFailure`]
+/// names the client id.
+pub fn register(
+    root: &AgentRoot,
+    options: &RegistrationOptions,
+    now: SystemTime,
+) -> Result<RegistrationReport, AgentError> {
+    if options.token.trim().is_empty() {
+        return Err(AgentError::Usage(
+            "the registration token is empty; give --token (or REG_TOKEN in the silent file)"
+                .to_string(),
+        ));
+    }
+    let agent_conf_path = root.agent_conf();
+    if !options.force
+        && let Ok(existing) = agent_config::ConfigFile::read(&agent_conf_path)
+        && let Some(client_id) = existing.get(agent_config::keys::CLIENT_ID)
+        && !client_id.is_empty()
+    {
+        return Err(AgentError::AlreadyRegistered {
+            client_id: client_id.to_string(),
+            path: agent_conf_path,
+        });
+    }
+
+    // 1. Everything local, read-only.
+    let set = cert_loading::load_directory(
+        &options.external_cert_dir,
+        &cert_loading::LoadOptions::default(),
+        now,
+    )?;
+    let url = cm_client::ManagerUrl::parse(&options.manager)?;
+    let (trust, ca_pem) = manager::trust_from_choice(&options.trust)?;
+    let client_name = options
+        .agent_name
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .or_else(system_host_name)
+        .unwrap_or_else(|| set.identity.certificate().common_name.clone());
+    let existing_conf = match agent_config::ConfigFile::read(&agent_conf_path) {
+        Ok(file) => Some(file),
+        Err(agent_config::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+
+    // 2. The manager.
+    let client = cm_client::ManagerClient::new(
+        url.clone(),
+        trust.clone(),
+        Some(&manager::client_identity(&set.identity)),
+        cm_client::Options::default(),
+    )?;
+    let record = client.register(&cm_client::RegisterRequest {
+        reg_token: options.token.to_string(),
+        cert: set.identity.chain_pem(),
+        client_type: "CTE".to_string(),
+        name: client_name.clone(),
+        description: options.description.clone(),
+    })?;
+
+    // 3. Local writes, undone on failure.
+    let snapshots = [
+        FileSnapshot::take(&agent_conf_path)?,
+        FileSnapshot::take(&root.manager_ca_copy())?,
+    ];
+    let store_existed = root.path().join(keystore::PEM_FOLDER).exists();
+    let keys_existed = root.path().join(keystore::KEYS_FOLDER).exists();
+    let mut staged = None;
+    let result = (|| -> Result<PathBuf, AgentError> {
+        let store = keystore::Keystore::open_or_create(root.path())?;
+        let generation = store.stage(&set.identity, now)?;
+        staged = Some(generation);
+        store.activate(generation)?;
+        let mut conf = existing_conf.clone().unwrap_or_default();
+        if existing_conf.is_none() {
+            conf.push_comment("CTE agent configuration, written by register_host.");
+            conf.push_comment("Keys are documented in docs/protocol.md (agent.conf section).");
+        }
+        conf.set(agent_config::keys::URL, url.as_str());
+        conf.set(agent_config::keys::CLIENT_ID, &record.id);
+        conf.set(agent_config::keys::CLIENT_NAME, &client_name);
+        conf.set(
+            agent_config::keys::EXTERNAL_CERT_DIR,
+            &absolute(&options.external_cert_dir).display().to_string(),
+        );
+        match (&options.trust, &ca_pem) {
+            (TrustChoice::CaFile(_), Some(pem)) => {
+                fsutil::write_atomically(&root.manager_ca_copy(), pem)?;
+                conf.set(
+                    agent_config::keys::CM_CA_FILE,
+                    &root.manager_ca_copy().display().to_string(),
+                );
+                conf.remove(agent_config::keys::CM_FINGERPRINT);
+            }
+            _ => {
+                let TrustChoice::Fingerprint(fingerprint) = &options.trust else {
+                    unreachable!("a CA file always has its PEM")
+                };
+                conf.set(agent_config::keys::CM_FINGERPRINT, fingerprint);
+                conf.remove(agent_config::keys::CM_CA_FILE);
+            }
+        }
+        for (key, value) in [
+            (
+                agent_config::keys::RENEW_DAYS_BEFORE_EXPIRY,
+                agent_config::DEFAULT_RENEW_DAYS,
+            ),
+            (
+                agent_config::keys::RENEW_RETRY_HOURS,
+                agent_config::DEFAULT_RETRY_HOURS,
+            ),
+            (
+                agent_config::keys::RENEW_STAGGER_HOURS,
+                agent_config::DEFAULT_STAGGER_HOURS,
+            ),
+            (
+                agent_config::keys::STATUS_INTERVAL_MINUTES,
+                agent_config::DEFAULT_STATUS_MINUTES,
+            ),
+        ] {
+            conf.set_default(key, &value.to_string());
+        }
+        conf.set_default(agent_config::keys::LOG_UPLOAD_LEVEL, "WARNING");
+        fsutil::write_atomically(&agent_conf_path, conf.render().as_bytes())?;
+
+        // Confirm with what was stored: the identity read back from the store logs in.
+        let stored = store.current()?;
+        let confirm = cm_client::ManagerClient::new(
+            url.clone(),
+            trust.clone(),
+            Some(&manager::client_identity(&stored)),
+            cm_client::Options::default(),
+        )?;
+        confirm.login(&record.id)?;
+        Ok(store.agent_pem_path())
+    })();
+
+    let agent_pem = match result {
+        Ok(path) => path,
+        Err(error) => {
+            undo_local_writes(root, &snapshots, store_existed, keys_existed, staged);
+            return Err(AgentError::AcceptedButLocalFailure {
+                what: "the registration",
+                client_id: record.id.clone(),
+                cause: format!("{error:#}"),
+                advice: "Nothing was changed on this host. Delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
+            });
+        }
+    };
+
+    let mut input_shredded = false;
+    if options.shred_input {
+        for path in [&set.certificate_path, &set.key_path, &set.passphrase_path] {
+            fsutil::shred(path)?;
+        }
+        input_shredded = true;
+    }
+    let certificate = set.identity.certificate();
+    Ok(RegistrationReport {
+        client_id: record.id,
+        client_name,
+        manager_url: url.to_string(),
+        common_name: certificate.common_name.clone(),
+        not_after: cert_loading::format_time(certificate.not_after),
+        sha256_fingerprint: certificate.fingerprint.to_string(),
+        agent_pem,
+        agent_conf: agent_conf_path,
+        input_shredded,
+        warnings: set.warnings.iter().map(ToString::to_string).collect(),
+    })
+}
+
+fn undo_local_writes(
+    root: &AgentRoot,
+    snapshots: &[FileSnapshot],
+    store_existed: bool,
+    keys_existed: bool,
+    staged: Option<keystore::GenerationId>,
+) {
+    for snapshot in snapshots {
+        let _ = snapshot.restore();
+    }
+    if !store_existed {
+        let _ = std::fs::remove_dir_all(root.path().join(keystore::PEM_FOLDER));
+    } else if let Ok(store) = keystore::Keystore::open(root.path())
+        && let Some(generation) = staged
+    {
+        let is_current = store
+            .status()
+            .ok()
+            .and_then(|status| status.current().map(|current| current.id == generation))
+            .unwrap_or(false);
+        if is_current {
+            let _ = store.rollback();
+        }
+        let _ = store.discard_staged(generation);
+    }
+    if !keys_existed {
+        let _ = std::fs::remove_dir_all(root.path().join(keystore::KEYS_FOLDER));
+    }
+    if !store_existed && !keys_existed {
+        // Remove the folders this run created on the way, if now empty.
+        for folder in [root.etc_dir(), root.path().join("vmd")] {
+            let _ = std::fs::remove_dir(folder);
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The system's host name, where it can be read without extra crates.
+pub fn system_host_name() -> Option<String> {
+    let candidates = [
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok(),
+        std::fs::read_to_string("/etc/hostname").ok(),
+        std::env::var("COMPUTERNAME").ok(),
+        std::env::var("HOSTNAME").ok(),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|name| name.trim().to_string())
+        .find(|name| !name.is_empty())
+}

@@ -1,0 +1,196 @@
+//! The HTTPS layer: a tokio-rustls accept loop feeding hyper 1 (HTTP/1.1) connections.
+//!
+//! Each connection takes the TLS configuration current when it is accepted (so a web restart
+//! affects new connections only), completes the handshake, and hands the client certificate
+//! chain it presented to every request of that connection.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::{Api, ApiError, ApiRequest, ApiResponse};
+use crate::tls::TlsSwitch;
+
+/// Request bodies larger than this are refused with 413.
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How much of an oversized body is read and discarded so that the client sees the 413
+/// instead of a reset connection; beyond this the connection is closed.
+const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
+
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
+
+/// Accepts connections until `shutdown` turns true (or its sender is dropped), then lets
+/// open connections finish their current request for up to two seconds.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    tls: Arc<TlsSwitch>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = async { stop.wait_for(|stop| *stop).await.is_ok() } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, tls.current(), Arc::clone(&api), shutdown.clone()));
+                }
+                // Usually too many open files: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    connections.abort_all();
+}
+
+async fn connection(
+    stream: TcpStream,
+    config: Arc<ServerConfig>,
+    api: Arc<Api>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let acceptor = TlsAcceptor::from(config);
+    // A failed handshake (for example a client certificate from an untrusted CA) has already
+    // been answered with a TLS alert by rustls; there is nothing else to do.
+    let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+    else {
+        return;
+    };
+    let peer: PeerCertificates = tls_stream.get_ref().1.peer_certificates().map(|chain| {
+        Arc::new(
+            chain
+                .iter()
+                .map(|certificate| certificate.clone().into_owned())
+                .collect(),
+        )
+    });
+    let service = service_fn(move |request| {
+        let api = Arc::clone(&api);
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(handle(api, peer, request).await) }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(tls_stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+async fn handle(
+    api: Arc<Api>,
+    peer_certificates: PeerCertificates,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (parts, mut body) = request.into_parts();
+    let declared_length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > MAX_DRAINED_BYTES as u64) {
+        return to_hyper(too_large(), true);
+    }
+    let body = match Limited::new(&mut body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            let drained = drain(&mut body).await;
+            return to_hyper(too_large(), !drained);
+        }
+        Err(error) => {
+            let response = ApiError::new(
+                400,
+                "NCERRBadRequest",
+                format!("cannot read the request body: {error}"),
+            )
+            .into_response();
+            return to_hyper(response, true);
+        }
+    };
+    let request = ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        authorization: parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        body: body.to_vec(),
+        peer_certificates,
+    };
+    let response = tokio::task::spawn_blocking(move || api.handle(&request))
+        .await
+        .unwrap_or_else(|_| ApiError::internal("the request handler failed").into_response());
+    to_hyper(response, false)
+}
+
+fn too_large() -> ApiResponse {
+    ApiError::new(
+        413,
+        "NCERRRequestTooLarge",
+        format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+    )
+    .into_response()
+}
+
+/// Reads and discards the rest of a body; false when it is too long or broken.
+async fn drain(body: &mut Incoming) -> bool {
+    let mut seen = 0usize;
+    let read_all = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > MAX_DRAINED_BYTES {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all)
+        .await
+        .unwrap_or(false)
+}
+
+fn to_hyper(response: ApiResponse, close: bool) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = Response::builder().status(status);
+    if close {
+        builder = builder.header(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let result = match response.body {
+        Some(body) => builder
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(Bytes::from(body.to_string()))),
+        None => builder.body(Full::new(Bytes::new())),
+    };
+    result.unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}

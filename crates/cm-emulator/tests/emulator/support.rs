@@ -1,0 +1,319 @@
+//! Shared helpers: start an emulator, talk to it over real HTTPS with ureq, make certificates.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use cm_emulator::{Clock, Emulator, EmulatorConfig, RunningEmulator};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use test_pki::{CertificateAuthority, ClientCertificateRequest, IssuedCertificate, KeyType};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+/// Test-only admin password.
+pub const ADMIN_PASSWORD: &str = "test-only admin password";
+
+/// A clock the test can move forward.
+#[derive(Debug, Default)]
+pub struct ShiftableClock {
+    offset_seconds: AtomicI64,
+}
+
+impl ShiftableClock {
+    pub fn advance(&self, by: Duration) {
+        self.offset_seconds
+            .fetch_add(i64::try_from(by.as_secs()).unwrap(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftableClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(self.offset_seconds.load(Ordering::SeqCst).unsigned_abs())
+    }
+}
+
+pub fn start(dir: &Path, clock: Arc<dyn Clock>) -> RunningEmulator {
+    Emulator::start(EmulatorConfig {
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        clock,
+        ..EmulatorConfig::new(dir)
+    })
+    .expect("the emulator starts")
+}
+
+/// A JSON answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code_desc(&self) -> &str {
+        self.body["codeDesc"].as_str().unwrap_or("")
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status (and, for errors, the CM error shape) and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        if status >= 400 {
+            for field in ["code", "codeDesc", "message", "requestID"] {
+                assert!(self.body.get(field).is_some(), "no {field} in {}", self.body);
+            }
+        }
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code_desc: &str) -> Value {
+        let code = self.code_desc().to_owned();
+        let body = self.expect(status);
+        assert_eq!(code, code_desc, "{body}");
+        body
+    }
+}
+
+/// An HTTPS client trusting the emulator's web CA, optionally presenting a certificate.
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    fn build(emulator: &RunningEmulator, identity: Option<&IssuedCertificate>) -> Http {
+        let root = Certificate::from_pem(emulator.web_ca_pem().as_bytes()).unwrap();
+        let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[root]));
+        if let Some(issued) = identity {
+            let chain: Vec<Certificate<'static>> = issued
+                .chain_der()
+                .iter()
+                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                .collect();
+            let key = PrivateKey::from_pem(issued.key_pkcs8_pem().as_bytes()).unwrap();
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent();
+        Http {
+            agent,
+            base: emulator.url().to_owned(),
+        }
+    }
+
+    pub fn anonymous(emulator: &RunningEmulator) -> Http {
+        Self::build(emulator, None)
+    }
+
+    pub fn presenting(emulator: &RunningEmulator, issued: &IssuedCertificate) -> Http {
+        Self::build(emulator, Some(issued))
+    }
+
+    /// Sends raw bytes; `Err` on transport failures such as a refused TLS handshake.
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, ureq::Error> {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        if let Some(bearer) = bearer {
+            builder = builder.header("Authorization", format!("Bearer {bearer}"));
+        }
+        let mut response = match body {
+            Some(body) => self.agent.run(
+                builder
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .unwrap(),
+            )?,
+            None => self.agent.run(builder.body(()).unwrap())?,
+        };
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+        };
+        Ok(Reply { status, body })
+    }
+
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Reply, ureq::Error> {
+        self.try_raw(method, path, bearer, body.map(|body| body.to_string().into_bytes()))
+    }
+
+    #[track_caller]
+    pub fn call(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Reply {
+        match self.try_call(method, path, bearer, body) {
+            Ok(reply) => reply,
+            Err(error) => panic!("{method} {path} failed: {error}"),
+        }
+    }
+}
+
+pub fn admin_login(http: &Http) -> String {
+    let body = json!({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD});
+    let reply = http.call("POST", "/api/v1/auth/tokens/", None, Some(&body)).expect(200);
+    reply["jwt"].as_str().unwrap().to_owned()
+}
+
+/// An emulator with a trusted external CA (web restarted) and a registration token for it.
+pub struct World {
+    pub clock: Arc<ShiftableClock>,
+    pub emulator: RunningEmulator,
+    pub admin: Http,
+    pub admin_token: String,
+    pub ca: CertificateAuthority,
+    pub ca_id: String,
+    pub reg_token: String,
+    pub dir: TempDir,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ShiftableClock::default());
+        let emulator = start(dir.path(), clock.clone());
+        let admin = Http::anonymous(&emulator);
+        let admin_token = admin_login(&admin);
+        let ca = CertificateAuthority::new_root("Test External CA", KeyType::P384).unwrap();
+        let mut world = World {
+            clock,
+            emulator,
+            admin,
+            admin_token,
+            ca,
+            ca_id: String::new(),
+            reg_token: String::new(),
+            dir,
+        };
+        let ca_pem = world.ca.certificate_pem();
+        world.ca_id = world.add_ca(&ca_pem, "test-ca");
+        world.trust(&[world.ca_id.clone()]);
+        world.restart_web(0);
+        world.reg_token = world.create_token(json!({"ca_id": world.ca_id}))["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        world
+    }
+
+    pub fn admin_call(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        self.admin.call(method, path, Some(&self.admin_token), body)
+    }
+
+    pub fn add_ca(&self, pem: &str, name: &str) -> String {
+        let body = json!({"cert": pem, "name": name});
+        let ca = self.admin_call("POST", "/api/v1/ca/external-cas", Some(&body)).expect(201);
+        ca["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn trust(&self, ids: &[String]) {
+        let body = json!({"trusted_cas": {"external": ids, "local": []}});
+        self.admin_call("PATCH", "/api/v1/configs/interfaces/web", Some(&body))
+            .expect(200);
+    }
+
+    pub fn restart_web(&self, delay: u64) {
+        let body = json!({"services": ["web"], "delay": delay});
+        self.admin_call("POST", "/api/v1/system/services/restart", Some(&body))
+            .expect(202);
+    }
+
+    pub fn create_token(&self, body: Value) -> Value {
+        self.admin_call("POST", "/api/v1/client-management/regtokens/", Some(&body))
+            .expect(201)
+    }
+
+    pub fn issue(&self, common_name: &str) -> IssuedCertificate {
+        self.ca
+            .issue(&ClientCertificateRequest::new(common_name))
+            .unwrap()
+    }
+
+    pub fn issue_valid_for(&self, common_name: &str, days: u64) -> IssuedCertificate {
+        let now = SystemTime::now();
+        self.ca
+            .issue(
+                &ClientCertificateRequest::new(common_name)
+                    .validity(now - Duration::from_secs(60), now + Duration::from_secs(days * 86_400)),
+            )
+            .unwrap()
+    }
+
+    pub fn presenting(&self, issued: &IssuedCertificate) -> Http {
+        Http::presenting(&self.emulator, issued)
+    }
+
+    pub fn register_with(&self, token: &str, issued: &IssuedCertificate, name: &str) -> Reply {
+        let body = json!({
+            "reg_token": token,
+            "cert": issued.chain_pem(),
+            "client_type": "CTE",
+            "name": name,
+            "description": "test host",
+        });
+        self.presenting(issued)
+            .call("POST", "/api/v1/client-management/clients/", None, Some(&body))
+    }
+
+    pub fn register(&self, issued: &IssuedCertificate, name: &str) -> Reply {
+        self.register_with(&self.reg_token, issued, name)
+    }
+
+    /// Registers and returns the client id.
+    pub fn registered(&self, issued: &IssuedCertificate, name: &str) -> String {
+        let client = self.register(issued, name).expect(201);
+        client["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn login(&self, issued: &IssuedCertificate, client_id: &str) -> Reply {
+        let body = json!({"grant_type": "client_credential", "client_id": client_id});
+        self.presenting(issued)
+            .call("POST", "/api/v1/auth/tokens/", None, Some(&body))
+    }
+
+    pub fn client_bearer(&self, issued: &IssuedCertificate, client_id: &str) -> String {
+        self.login(issued, client_id).expect(200)["jwt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn renew(&self, presenting: &IssuedCertificate, bearer: &str, new: &IssuedCertificate) -> Reply {
+        let body = json!({"ext_cert": new.chain_pem()});
+        self.presenting(presenting).call(
+            "POST",
+            "/api/v1/client-management/self/client/renew",
+            Some(bearer),
+            Some(&body),
+        )
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

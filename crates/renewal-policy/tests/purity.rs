@@ -1,0 +1,24 @@
+//! The crate stays pure: clippy forbids reading the clock, and it depends on nothing but sha2.
+
+#[test]
+fn clippy_forbids_reading_the_clock() {
+    let clippy = include_str!("../clippy.toml");
+    assert!(clippy.contains("disallowed-methods"));
+    assert!(clippy.contains(r#"path = "std::time::SystemTime::now""#));
+    assert!(clippy.contains(r#"path = "std::time::Instant::now""#));
+}
+
+#[test]
+fn only_dependency_is_sha2() {
+    let manifest = include_str!("../Cargo.toml");
+    let dependencies: Vec<&str> = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] table")
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(dependencies, ["sha2.workspace = true"]);
+}
