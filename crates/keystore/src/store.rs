@@ -189,12 +189,14 @@ impl Keystore {
         }
     }
 
+    #[must_use]
     /// Uses `protector` instead of the default key files for the random keys.
     pub fn with_key_protector(mut self, protector: Box<dyn KeyProtector>) -> Self {
         self.protector = protector;
         self
     }
 
+    #[must_use]
     /// Sets how writing methods wait for the lock (default: [`LockWait::default`]).
     pub fn with_lock_wait(mut self, lock_wait: LockWait) -> Self {
         self.lock_wait = lock_wait;

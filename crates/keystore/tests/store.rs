@@ -219,6 +219,19 @@ fn no_file_under_the_agent_root_holds_the_private_key_in_plaintext() {
         needles.push(base64.as_bytes()[..64].to_vec());
         needles.push(original.key().to_pkcs8_pem().as_bytes()[28..28 + 64].to_vec());
 
+        // Control: the search finds the key in the forms an accident would write it.
+        let pem = original.key().to_pkcs8_pem();
+        for control in [pem.as_bytes(), pkcs8] {
+            assert!(
+                needles
+                    .iter()
+                    .any(|needle| common::contains(control, needle))
+            );
+        }
+        for leaf in &needles[1..needles.len() - 3] {
+            assert!(common::contains(pkcs8, leaf));
+        }
+
         let files = common::all_files(root.path());
         assert!(files.len() >= 8, "{files:?}");
         for file in files {

@@ -14,7 +14,9 @@ fn password_grant_issues_a_bearer_and_refuses_wrong_credentials() {
             "POST",
             "/api/v1/auth/tokens",
             None,
-            Some(&json!({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})),
+            Some(
+                &json!({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD}),
+            ),
         )
         .expect(200);
     assert_eq!(ok["duration"], 300);
@@ -35,11 +37,24 @@ fn password_grant_issues_a_bearer_and_refuses_wrong_credentials() {
         .expect_error(401, "NCERRUnauthorizedAccess");
     // Missing field and unknown grant.
     let reply = http
-        .call("POST", "/api/v1/auth/tokens/", None, Some(&json!({"grant_type": "password", "username": "admin"})))
+        .call(
+            "POST",
+            "/api/v1/auth/tokens/",
+            None,
+            Some(&json!({"grant_type": "password", "username": "admin"})),
+        )
         .expect_error(400, "NCERRBadRequest");
-    assert!(reply["message"].as_str().unwrap().contains("password"), "{reply}");
-    http.call("POST", "/api/v1/auth/tokens/", None, Some(&json!({"grant_type": "magic"})))
-        .expect_error(400, "NCERRBadRequest");
+    assert!(
+        reply["message"].as_str().unwrap().contains("password"),
+        "{reply}"
+    );
+    http.call(
+        "POST",
+        "/api/v1/auth/tokens/",
+        None,
+        Some(&json!({"grant_type": "magic"})),
+    )
+    .expect_error(400, "NCERRBadRequest");
 }
 
 #[test]
@@ -54,10 +69,29 @@ fn bearer_expires_after_its_duration() {
 #[test]
 fn external_ca_lifecycle_and_lookup_by_id_name_and_uri() {
     let world = World::new();
-    let created = world.admin_call("GET", &format!("/api/v1/ca/external-cas/{}", world.ca_id), None).expect(200);
+    let created = world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/ca/external-cas/{}", world.ca_id),
+            None,
+        )
+        .expect(200);
     for field in [
-        "id", "uri", "account", "createdAt", "updatedAt", "name", "cert", "purpose", "serialNumber",
-        "subject", "issuer", "notBefore", "notAfter", "sha1Fingerprint", "sha256Fingerprint",
+        "id",
+        "uri",
+        "account",
+        "createdAt",
+        "updatedAt",
+        "name",
+        "cert",
+        "purpose",
+        "serialNumber",
+        "subject",
+        "issuer",
+        "notBefore",
+        "notAfter",
+        "sha1Fingerprint",
+        "sha256Fingerprint",
         "sha512Fingerprint",
     ] {
         assert!(created.get(field).is_some(), "{field} missing in {created}");
@@ -82,7 +116,11 @@ fn external_ca_lifecycle_and_lookup_by_id_name_and_uri() {
     // Without a name: externalca-<id>.
     let other = CertificateAuthority::new_root("Other CA", KeyType::P384).unwrap();
     let unnamed = world
-        .admin_call("POST", "/api/v1/ca/external-cas/", Some(&json!({"cert": other.certificate_pem()})))
+        .admin_call(
+            "POST",
+            "/api/v1/ca/external-cas/",
+            Some(&json!({"cert": other.certificate_pem()})),
+        )
         .expect(201);
     assert_eq!(
         unnamed["name"].as_str().unwrap(),
@@ -108,19 +146,36 @@ fn external_ca_lifecycle_and_lookup_by_id_name_and_uri() {
     assert_eq!(patched["purpose"]["user_authentication"], "Disabled");
     assert_eq!(patched["purpose"]["client_authentication"], "Enabled");
     world
-        .admin_call("PATCH", "/api/v1/ca/external-cas/test-ca", Some(&json!({"allow_client_authentication": "yes"})))
+        .admin_call(
+            "PATCH",
+            "/api/v1/ca/external-cas/test-ca",
+            Some(&json!({"allow_client_authentication": "yes"})),
+        )
         .expect_error(400, "NCERRBadRequest");
 
-    let list = world.admin_call("GET", "/api/v1/ca/external-cas", None).expect(200);
+    let list = world
+        .admin_call("GET", "/api/v1/ca/external-cas", None)
+        .expect(200);
     assert_eq!(list["total"], 2);
-    let page = world.admin_call("GET", "/api/v1/ca/external-cas?skip=1&limit=1", None).expect(200);
+    let page = world
+        .admin_call("GET", "/api/v1/ca/external-cas?skip=1&limit=1", None)
+        .expect(200);
     assert_eq!(page["resources"].as_array().unwrap().len(), 1);
     assert_eq!(page["resources"][0]["id"], unnamed["id"]);
-    assert_eq!((page["skip"].as_u64(), page["limit"].as_u64(), page["total"].as_u64()), (Some(1), Some(1), Some(2)));
+    assert_eq!(
+        (
+            page["skip"].as_u64(),
+            page["limit"].as_u64(),
+            page["total"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2))
+    );
 
     // DELETE, then it is gone (and dropped from the trusted list).
     let id = unnamed["id"].as_str().unwrap();
-    world.admin_call("DELETE", &format!("/api/v1/ca/external-cas/{id}"), None).expect(204);
+    world
+        .admin_call("DELETE", &format!("/api/v1/ca/external-cas/{id}"), None)
+        .expect(204);
     world
         .admin_call("DELETE", &format!("/api/v1/ca/external-cas/{id}"), None)
         .expect_error(404, "NCERRResourceNotFound");
@@ -131,22 +186,42 @@ fn external_ca_refuses_non_ca_and_non_pem_certificates() {
     let world = World::new();
     let leaf = world.issue("not-a-ca");
     let reply = world
-        .admin_call("POST", "/api/v1/ca/external-cas", Some(&json!({"cert": leaf.certificate_pem()})))
+        .admin_call(
+            "POST",
+            "/api/v1/ca/external-cas",
+            Some(&json!({"cert": leaf.certificate_pem()})),
+        )
         .expect_error(422, "NCERRCertificateInvalid");
-    assert!(reply["message"].as_str().unwrap().contains("CA:TRUE"), "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("CA:TRUE"),
+        "{reply}"
+    );
     world
-        .admin_call("POST", "/api/v1/ca/external-cas", Some(&json!({"cert": "hello"})))
+        .admin_call(
+            "POST",
+            "/api/v1/ca/external-cas",
+            Some(&json!({"cert": "hello"})),
+        )
         .expect_error(422, "NCERRCertificateInvalid");
     let reply = world
-        .admin_call("POST", "/api/v1/ca/external-cas", Some(&json!({"name": "x"})))
+        .admin_call(
+            "POST",
+            "/api/v1/ca/external-cas",
+            Some(&json!({"name": "x"})),
+        )
         .expect_error(400, "NCERRBadRequest");
-    assert!(reply["message"].as_str().unwrap().contains("`cert`"), "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("`cert`"),
+        "{reply}"
+    );
 }
 
 #[test]
 fn web_interface_trusted_list_accepts_names_and_stores_ids() {
     let world = World::new();
-    let web = world.admin_call("GET", "/api/v1/configs/interfaces/web", None).expect(200);
+    let web = world
+        .admin_call("GET", "/api/v1/configs/interfaces/web", None)
+        .expect(200);
     assert_eq!(web["name"], "web");
     assert_eq!(web["trusted_cas"]["external"], json!([world.ca_id]));
 
@@ -159,7 +234,10 @@ fn web_interface_trusted_list_accepts_names_and_stores_ids() {
             Some(&json!({"trusted_cas": {"external": ["test-ca", "second"], "local": []}})),
         )
         .expect(200);
-    assert_eq!(patched["trusted_cas"]["external"], json!([world.ca_id, other_id]));
+    assert_eq!(
+        patched["trusted_cas"]["external"],
+        json!([world.ca_id, other_id])
+    );
     world
         .admin_call(
             "PATCH",
@@ -168,16 +246,34 @@ fn web_interface_trusted_list_accepts_names_and_stores_ids() {
         )
         .expect_error(404, "NCERRResourceNotFound");
     let reply = world
-        .admin_call("PATCH", "/api/v1/configs/interfaces/web", Some(&json!({"trusted_cas": {"external": [1]}})))
+        .admin_call(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(&json!({"trusted_cas": {"external": [1]}})),
+        )
         .expect_error(400, "NCERRBadRequest");
-    assert!(reply["message"].as_str().unwrap().contains("trusted_cas.external[0]"), "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("trusted_cas.external[0]"),
+        "{reply}"
+    );
 
     let restarted = world
-        .admin_call("POST", "/api/v1/system/services/restart", Some(&json!({"services": ["web"]})))
+        .admin_call(
+            "POST",
+            "/api/v1/system/services/restart",
+            Some(&json!({"services": ["web"]})),
+        )
         .expect(202);
     assert_eq!(restarted["delay"], 5);
     world
-        .admin_call("POST", "/api/v1/system/services/restart", Some(&json!({"delay": 0})))
+        .admin_call(
+            "POST",
+            "/api/v1/system/services/restart",
+            Some(&json!({"delay": 0})),
+        )
         .expect_error(400, "NCERRBadRequest");
 }
 
@@ -189,8 +285,20 @@ fn registration_tokens_crud() {
         "name_prefix": "host", "labels": {"env": "test"},
     }));
     for field in [
-        "id", "uri", "account", "created_at", "updated_at", "token", "valid_until", "max_clients",
-        "clients_registered", "ca_id", "name_prefix", "lifetime", "cert_duration", "labels",
+        "id",
+        "uri",
+        "account",
+        "created_at",
+        "updated_at",
+        "token",
+        "valid_until",
+        "max_clients",
+        "clients_registered",
+        "ca_id",
+        "name_prefix",
+        "lifetime",
+        "cert_duration",
+        "labels",
     ] {
         assert!(token.get(field).is_some(), "{field} missing in {token}");
     }
@@ -199,7 +307,13 @@ fn registration_tokens_crud() {
     assert!(token["valid_until"].is_string());
     let id = token["id"].as_str().unwrap();
     let uri = token["uri"].as_str().unwrap();
-    world.admin_call("GET", &format!("/api/v1/client-management/regtokens/{uri}"), None).expect(200);
+    world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/client-management/regtokens/{uri}"),
+            None,
+        )
+        .expect(200);
     let patched = world
         .admin_call(
             "PATCH",
@@ -208,11 +322,17 @@ fn registration_tokens_crud() {
         )
         .expect(200);
     assert_eq!(patched["max_clients"], 10);
-    let list = world.admin_call("GET", "/api/v1/client-management/regtokens/", None).expect(200);
+    let list = world
+        .admin_call("GET", "/api/v1/client-management/regtokens/", None)
+        .expect(200);
     assert_eq!(list["total"], 2);
 
     world
-        .admin_call("POST", "/api/v1/client-management/regtokens/", Some(&json!({"ca_id": "unknown"})))
+        .admin_call(
+            "POST",
+            "/api/v1/client-management/regtokens/",
+            Some(&json!({"ca_id": "unknown"})),
+        )
         .expect_error(404, "NCERRResourceNotFound");
     let reply = world
         .admin_call(
@@ -221,14 +341,31 @@ fn registration_tokens_crud() {
             Some(&json!({"ca_id": "test-ca", "lifetime": "3y"})),
         )
         .expect_error(400, "NCERRBadRequest");
-    assert!(reply["message"].as_str().unwrap().contains("lifetime"), "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("lifetime"),
+        "{reply}"
+    );
     world
-        .admin_call("POST", "/api/v1/client-management/regtokens/", Some(&json!({"ca_id": "test-ca", "max_clients": "3"})))
+        .admin_call(
+            "POST",
+            "/api/v1/client-management/regtokens/",
+            Some(&json!({"ca_id": "test-ca", "max_clients": "3"})),
+        )
         .expect_error(400, "NCERRBadRequest");
 
-    world.admin_call("DELETE", &format!("/api/v1/client-management/regtokens/{id}"), None).expect(204);
     world
-        .admin_call("GET", &format!("/api/v1/client-management/regtokens/{id}"), None)
+        .admin_call(
+            "DELETE",
+            &format!("/api/v1/client-management/regtokens/{id}"),
+            None,
+        )
+        .expect(204);
+    world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/client-management/regtokens/{id}"),
+            None,
+        )
         .expect_error(404, "NCERRResourceNotFound");
 }
 
@@ -237,18 +374,37 @@ fn clients_list_get_by_name_and_delete() {
     let world = World::new();
     let issued = world.issue("host1.example");
     let id = world.registered(&issued, "host1");
-    let list = world.admin_call("GET", "/api/v1/client-management/clients/", None).expect(200);
+    let list = world
+        .admin_call("GET", "/api/v1/client-management/clients/", None)
+        .expect(200);
     assert_eq!(list["total"], 1);
     assert_eq!(list["resources"][0]["state"], "active");
-    assert_eq!(list["resources"][0]["client_metadata"]["client_type"], "CTE");
-    let by_name = world.admin_call("GET", "/api/v1/client-management/clients/host1", None).expect(200);
+    assert_eq!(
+        list["resources"][0]["client_metadata"]["client_type"],
+        "CTE"
+    );
+    let by_name = world
+        .admin_call("GET", "/api/v1/client-management/clients/host1", None)
+        .expect(200);
     assert_eq!(by_name["id"], id.as_str());
-    world.admin_call("DELETE", &format!("/api/v1/client-management/clients/{id}"), None).expect(204);
     world
-        .admin_call("GET", &format!("/api/v1/client-management/clients/{id}"), None)
+        .admin_call(
+            "DELETE",
+            &format!("/api/v1/client-management/clients/{id}"),
+            None,
+        )
+        .expect(204);
+    world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/client-management/clients/{id}"),
+            None,
+        )
         .expect_error(404, "NCERRResourceNotFound");
     // A deleted client can no longer log in.
-    world.login(&issued, &id).expect_error(401, "NCERRUnauthorizedAccess");
+    world
+        .login(&issued, &id)
+        .expect_error(401, "NCERRUnauthorizedAccess");
 }
 
 #[test]

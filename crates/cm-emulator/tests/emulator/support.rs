@@ -29,7 +29,8 @@ impl ShiftableClock {
 
 impl Clock for ShiftableClock {
     fn now(&self) -> SystemTime {
-        SystemTime::now() + Duration::from_secs(self.offset_seconds.load(Ordering::SeqCst).unsigned_abs())
+        SystemTime::now()
+            + Duration::from_secs(self.offset_seconds.load(Ordering::SeqCst).unsigned_abs())
     }
 }
 
@@ -54,17 +55,17 @@ impl Reply {
         self.body["codeDesc"].as_str().unwrap_or("")
     }
 
-    pub fn message(&self) -> &str {
-        self.body["message"].as_str().unwrap_or("")
-    }
-
     /// Asserts the status (and, for errors, the CM error shape) and returns the body.
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
         assert_eq!(self.status, status, "unexpected answer: {}", self.body);
         if status >= 400 {
             for field in ["code", "codeDesc", "message", "requestID"] {
-                assert!(self.body.get(field).is_some(), "no {field} in {}", self.body);
+                assert!(
+                    self.body.get(field).is_some(),
+                    "no {field} in {}",
+                    self.body
+                );
             }
         }
         self.body
@@ -158,11 +159,22 @@ impl Http {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Reply, ureq::Error> {
-        self.try_raw(method, path, bearer, body.map(|body| body.to_string().into_bytes()))
+        self.try_raw(
+            method,
+            path,
+            bearer,
+            body.map(|body| body.to_string().into_bytes()),
+        )
     }
 
     #[track_caller]
-    pub fn call(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Reply {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
         match self.try_call(method, path, bearer, body) {
             Ok(reply) => reply,
             Err(error) => panic!("{method} {path} failed: {error}"),
@@ -172,7 +184,9 @@ impl Http {
 
 pub fn admin_login(http: &Http) -> String {
     let body = json!({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD});
-    let reply = http.call("POST", "/api/v1/auth/tokens/", None, Some(&body)).expect(200);
+    let reply = http
+        .call("POST", "/api/v1/auth/tokens/", None, Some(&body))
+        .expect(200);
     reply["jwt"].as_str().unwrap().to_owned()
 }
 
@@ -223,7 +237,9 @@ impl World {
 
     pub fn add_ca(&self, pem: &str, name: &str) -> String {
         let body = json!({"cert": pem, "name": name});
-        let ca = self.admin_call("POST", "/api/v1/ca/external-cas", Some(&body)).expect(201);
+        let ca = self
+            .admin_call("POST", "/api/v1/ca/external-cas", Some(&body))
+            .expect(201);
         ca["id"].as_str().unwrap().to_owned()
     }
 
@@ -253,10 +269,10 @@ impl World {
     pub fn issue_valid_for(&self, common_name: &str, days: u64) -> IssuedCertificate {
         let now = SystemTime::now();
         self.ca
-            .issue(
-                &ClientCertificateRequest::new(common_name)
-                    .validity(now - Duration::from_secs(60), now + Duration::from_secs(days * 86_400)),
-            )
+            .issue(&ClientCertificateRequest::new(common_name).validity(
+                now - Duration::from_secs(60),
+                now + Duration::from_secs(days * 86_400),
+            ))
             .unwrap()
     }
 
@@ -272,8 +288,12 @@ impl World {
             "name": name,
             "description": "test host",
         });
-        self.presenting(issued)
-            .call("POST", "/api/v1/client-management/clients/", None, Some(&body))
+        self.presenting(issued).call(
+            "POST",
+            "/api/v1/client-management/clients/",
+            None,
+            Some(&body),
+        )
     }
 
     pub fn register(&self, issued: &IssuedCertificate, name: &str) -> Reply {
@@ -299,7 +319,12 @@ impl World {
             .to_owned()
     }
 
-    pub fn renew(&self, presenting: &IssuedCertificate, bearer: &str, new: &IssuedCertificate) -> Reply {
+    pub fn renew(
+        &self,
+        presenting: &IssuedCertificate,
+        bearer: &str,
+        new: &IssuedCertificate,
+    ) -> Reply {
         let body = json!({"ext_cert": new.chain_pem()});
         self.presenting(presenting).call(
             "POST",

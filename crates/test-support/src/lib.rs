@@ -1,0 +1,358 @@
+//! Test and demo helpers: start the manager emulator and set it up as an administrator would,
+//! through its public REST API (add the external CA, trust it for the web interface, restart
+//! web, create a registration token), then inspect clients and log records.
+//!
+//! Used by the integration tests of the binaries and by `cargo xtask demo`; never by the
+//! product's binaries.
+//!
+//! # Example
+//! ```no_run
+//! let manager = test_support::Manager::start()?;
+//! let ca = std::fs::read_to_string("testdata/pki/ca-p384/ca.pem")?;
+//! let token = manager.setup_external_ca(&ca, "demo-ca")?;
+//! println!("register with token {token} at {}", manager.url());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// The workspace's `testdata` folder (OpenSSL-made vectors and test CAs).
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// A running emulator with an admin session.
+pub struct Manager {
+    emulator: Option<cm_emulator::RunningEmulator>,
+    _state: Option<tempfile::TempDir>,
+    agent: ureq::Agent,
+    admin_jwt: String,
+}
+
+impl Manager {
+    /// Starts an emulator on 127.0.0.1 with a fresh temporary state folder and logs in as admin.
+    ///
+    /// # Errors
+    /// When the emulator does not start or the admin login fails.
+    pub fn start() -> Result<Self> {
+        let state = tempfile::tempdir()?;
+        let mut manager = Self::start_in(state.path())?;
+        manager._state = Some(state);
+        Ok(manager)
+    }
+
+    /// Starts an emulator with its state in `state_dir` (kept).
+    ///
+    /// # Errors
+    /// When the emulator does not start or the admin login fails.
+    pub fn start_in(state_dir: &Path) -> Result<Self> {
+        let emulator = cm_emulator::Emulator::start(cm_emulator::EmulatorConfig::new(state_dir))
+            .context("starting the manager emulator")?;
+        let ca = ureq::tls::Certificate::from_pem(emulator.web_ca_pem().as_bytes())
+            .context("reading the emulator's web CA")?
+            .to_owned();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut manager = Self {
+            emulator: Some(emulator),
+            _state: None,
+            agent,
+            admin_jwt: String::new(),
+        };
+        let password = manager.emulator().admin_password().to_string();
+        let token = manager.call(
+            "POST",
+            "/api/v1/auth/tokens/",
+            Some(json!({"grant_type": "password", "username": "admin", "password": password})),
+            200,
+        )?;
+        manager.admin_jwt = token["jwt"].as_str().context("no jwt")?.to_string();
+        Ok(manager)
+    }
+
+    fn emulator(&self) -> &cm_emulator::RunningEmulator {
+        self.emulator.as_ref().expect("running")
+    }
+
+    /// The base URL, `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.emulator().url().to_string()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host_port(&self) -> String {
+        self.emulator().local_addr().to_string()
+    }
+
+    /// The web CA file an agent must trust.
+    pub fn web_ca_path(&self) -> PathBuf {
+        self.emulator().web_ca_path().to_path_buf()
+    }
+
+    /// The web certificate's SHA-256 fingerprint (lower-case hex).
+    pub fn web_fingerprint(&self) -> String {
+        self.emulator().web_cert_sha256_fingerprint().to_string()
+    }
+
+    /// Stops the emulator.
+    pub fn stop(mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown();
+        }
+    }
+
+    /// An admin call; fails unless the status is `expected`.
+    ///
+    /// # Errors
+    /// On transport errors or another status.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        expected: u16,
+    ) -> Result<Value> {
+        let (status, value) = self.call_any(method, path, body)?;
+        if status != expected {
+            bail!("{method} {path}: expected HTTP {expected}, got {status}: {value}");
+        }
+        Ok(value)
+    }
+
+    /// An admin call returning the status and the JSON body (or `null`).
+    ///
+    /// # Errors
+    /// On transport errors.
+    pub fn call_any(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url());
+        let bearer = format!("Bearer {}", self.admin_jwt);
+        let response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &bearer).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &bearer)
+                .call(),
+            (_, body) => {
+                let request = match method {
+                    "PATCH" => self.agent.patch(&url),
+                    _ => self.agent.post(&url),
+                };
+                request
+                    .header("Authorization", &bearer)
+                    .send_json(body.unwrap_or(json!({})))
+            }
+        };
+        let mut response = response.with_context(|| format!("{method} {path}"))?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    /// The source document's manager-side steps: add the external CA, add it to the web
+    /// interface's trusted CAs, restart web, and create a registration token bound to the CA.
+    /// Returns the token.
+    ///
+    /// # Errors
+    /// When any admin call fails.
+    pub fn setup_external_ca(&self, ca_pem: &str, name: &str) -> Result<String> {
+        let ca = self.add_external_ca(ca_pem, name)?;
+        self.trust_external_ca(&ca)?;
+        self.restart_web()?;
+        self.create_token(&ca, None, "")
+    }
+
+    /// `POST /v1/ca/external-cas`; returns the CA id.
+    ///
+    /// # Errors
+    /// When the call fails.
+    pub fn add_external_ca(&self, ca_pem: &str, name: &str) -> Result<String> {
+        let ca = self.call(
+            "POST",
+            "/api/v1/ca/external-cas",
+            Some(json!({"cert": ca_pem, "name": name})),
+            201,
+        )?;
+        Ok(ca["id"].as_str().context("no id")?.to_string())
+    }
+
+    /// Appends a CA to the web interface's trusted external CAs (read, append, patch).
+    ///
+    /// # Errors
+    /// When a call fails.
+    pub fn trust_external_ca(&self, ca_id: &str) -> Result<()> {
+        let web = self.call("GET", "/api/v1/configs/interfaces/web", None, 200)?;
+        let mut external: Vec<Value> = web["trusted_cas"]["external"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        external.push(json!(ca_id));
+        let local = web["trusted_cas"]["local"].clone();
+        let local = if local.is_array() { local } else { json!([]) };
+        self.call(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(json!({"trusted_cas": {"external": external, "local": local}})),
+            200,
+        )?;
+        Ok(())
+    }
+
+    /// Restarts the web service now (delay 0).
+    ///
+    /// # Errors
+    /// When the call fails.
+    pub fn restart_web(&self) -> Result<()> {
+        self.call(
+            "POST",
+            "/api/v1/system/services/restart",
+            Some(json!({"services": ["web"], "delay": 0})),
+            202,
+        )?;
+        Ok(())
+    }
+
+    /// Creates a registration token for `ca_id`; returns the token string.
+    ///
+    /// # Errors
+    /// When the call fails.
+    pub fn create_token(
+        &self,
+        ca_id: &str,
+        max_clients: Option<u64>,
+        lifetime: &str,
+    ) -> Result<String> {
+        let mut body = json!({"ca_id": ca_id, "name_prefix": "cte", "lifetime": lifetime});
+        if let Some(max) = max_clients {
+            body["max_clients"] = json!(max);
+        }
+        let token = self.call(
+            "POST",
+            "/api/v1/client-management/regtokens/",
+            Some(body),
+            201,
+        )?;
+        Ok(token["token"].as_str().context("no token")?.to_string())
+    }
+
+    /// The registered clients.
+    ///
+    /// # Errors
+    /// When the call fails.
+    pub fn clients(&self) -> Result<Vec<Value>> {
+        let list = self.call("GET", "/api/v1/client-management/clients/", None, 200)?;
+        Ok(list["resources"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The uploaded agent log records.
+    ///
+    /// # Errors
+    /// When the call fails.
+    pub fn client_records(&self) -> Result<Vec<Value>> {
+        let list = self.call("GET", "/api/v1/audit/client-records?limit=1000", None, 200)?;
+        Ok(list["resources"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown();
+        }
+    }
+}
+
+/// A copy of a committed good vector's three files in a new temporary folder.
+///
+/// # Errors
+/// When the vector is missing.
+pub fn copy_vector(kind: &str, name: &str) -> Result<tempfile::TempDir> {
+    let directory = tempfile::tempdir()?;
+    copy_vector_into(kind, name, directory.path())?;
+    Ok(directory)
+}
+
+/// Copies a committed vector's three files into `target`, replacing what is there.
+///
+/// # Errors
+/// When the vector is missing.
+pub fn copy_vector_into(kind: &str, name: &str, target: &Path) -> Result<()> {
+    let source = testdata().join("vectors").join(kind).join(name);
+    std::fs::create_dir_all(target)?;
+    for file in ["client_cert.pem", "client_key.pem", "passphrase"] {
+        let from = source.join(file);
+        if from.exists() {
+            std::fs::copy(&from, target.join(file))
+                .with_context(|| format!("{}", from.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a test CA's certificate PEM (`ca-rsa`, `ca-p384`, `other-ca`, `intermediate-rsa`).
+///
+/// # Errors
+/// When the file is missing.
+pub fn test_ca_pem(name: &str) -> Result<String> {
+    let path = testdata().join("pki").join(name).join("ca.pem");
+    std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))
+}
+
+/// Loads a test CA with its key, for issuing certificates at test time.
+///
+/// # Errors
+/// When the files are missing or unusable.
+pub fn test_ca(name: &str) -> Result<test_pki::CertificateAuthority> {
+    let key_path = testdata().join("pki").join(name).join("ca.key");
+    let key =
+        std::fs::read_to_string(&key_path).with_context(|| format!("{}", key_path.display()))?;
+    Ok(test_pki::CertificateAuthority::from_pem(
+        &test_ca_pem(name)?,
+        &key,
+    )?)
+}
+
+/// A snapshot of every file (path and bytes) under a folder, for byte-identity checks.
+pub fn snapshot_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.push((path.clone(), Vec::new()));
+                stack.push(path);
+            } else {
+                files.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every file under `root` whose bytes contain `needle`.
+pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    snapshot_tree(root)
+        .into_iter()
+        .filter(|(_, bytes)| {
+            !needle.is_empty() && bytes.windows(needle.len()).any(|window| window == needle)
+        })
+        .map(|(path, _)| path)
+        .collect()
+}
