@@ -1,1 +1,72 @@
-fn main() {}
+//! `vmd`: the agent daemon. Keeps the host's identity with the manager alive and renews the
+//! external certificate before it expires.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use agent::ExitStatus;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "vmd",
+    about = "Agent daemon: heartbeat with the manager and external-certificate renewal.",
+    after_help = "With --once: exit 0 when the host ends with a healthy identity (renewed, nothing due, or no new set yet with its WARNING); 3 local problem (also: certificate expired, re-registration required); 4 refused by the manager; 5 manager unreachable.\nSignals: SIGHUP rereads agent.conf and checks now; SIGTERM stops."
+)]
+struct Cli {
+    /// The agent root (default: $CTE_AGENT_ROOT or /opt/vormetric/DataSecurityExpert/agent).
+    #[arg(long, value_name = "DIR")]
+    agent_root: Option<PathBuf>,
+    /// Run one renewal check and a heartbeat now, then exit.
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                ExitStatus::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
+    let logger = agent::logging::Logger::new("VMD", Some(root.vmd_log()), true);
+    let result = if cli.once {
+        once(&root, &logger)
+    } else {
+        agent::daemon::run(&root, &logger).map(|()| ExitStatus::Ok)
+    };
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(error) => {
+            eprintln!("vmd: error: {error}");
+            ExitCode::from(error.exit_status().code())
+        }
+    }
+}
+
+fn once(
+    root: &agent::paths::AgentRoot,
+    logger: &agent::logging::Logger,
+) -> Result<ExitStatus, agent::AgentError> {
+    let request = agent::renewal::CheckRequest {
+        trigger: agent::renewal::Trigger::Once,
+        directory_override: None,
+        dry_run: false,
+        consecutive_unreachable: 0,
+    };
+    let outcome = agent::renewal::run_check(root, logger, &request, SystemTime::now())?;
+    let status = outcome.exit_status(agent::renewal::Trigger::Once);
+    if status != ExitStatus::Ok || matches!(outcome.result, agent::renewal::CheckResult::Expired) {
+        return Ok(status);
+    }
+    // The heartbeat tells monitoring whether the manager is reachable with this identity.
+    agent::renewal::heartbeat(root)?;
+    Ok(ExitStatus::Ok)
+}

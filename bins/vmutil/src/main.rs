@@ -59,33 +59,15 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
-            eprintln!(
-                "vmutil: error: {:#}",
-                anyhow::Error::from(AgentErrorDisplay(&error))
-            );
+            eprintln!("vmutil: error: {error}");
             ExitCode::from(error.exit_status().code())
         }
     }
 }
 
-/// Lets anyhow print the error chain of an `AgentError` held by reference.
-struct AgentErrorDisplay<'a>(&'a AgentError);
-
-impl std::fmt::Debug for AgentErrorDisplay<'_> {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self.0, formatter)
-    }
-}
-impl std::fmt::Display for AgentErrorDisplay<'_> {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self.0, formatter)
-    }
-}
-impl std::error::Error for AgentErrorDisplay<'_> {}
-
-fn run(cli: Cli) -> Result<(), AgentError> {
+fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
     if cli.agent != "vmd" {
         return Err(AgentError::Usage(format!(
             "unknown agent \"{}\"; this vmutil supports -a vmd",
@@ -106,7 +88,7 @@ fn run(cli: Cli) -> Result<(), AgentError> {
             for warning in &report.warnings {
                 eprintln!("vmutil: warning: {warning}");
             }
-            Ok(())
+            Ok(ExitStatus::Ok)
         }
         Command::Status | Command::Certexpiry | Command::Updatecerts => {
             let _ = root;

@@ -17,11 +17,15 @@
 #![deny(missing_docs)]
 
 pub mod checkcerts;
+pub mod daemon;
 mod error;
+pub mod fault;
 pub mod fsutil;
 pub mod logging;
 pub mod manager;
 pub mod paths;
 pub mod register;
+pub mod renewal;
+pub mod status;
 
 pub use error::{AgentError, ExitStatus};

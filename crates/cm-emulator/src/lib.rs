@@ -56,15 +56,17 @@
 //! errors other than `NCERRUnauthorizedAccess` (5) is invented: match on `codeDesc`.
 //!
 //! # Example
-//! ```no_run
+//! ```
 //! use cm_emulator::{Emulator, EmulatorConfig};
 //!
 //! # fn main() -> Result<(), cm_emulator::Error> {
-//! let state = std::env::temp_dir().join("cm-emulator-example");
+//! let state = tempfile::tempdir().expect("a temporary folder");
 //! let emulator = Emulator::start(EmulatorConfig {
 //!     admin_password: Some("test-only password".to_owned()),
-//!     ..EmulatorConfig::new(state)
+//!     ..EmulatorConfig::new(state.path())
 //! })?;
+//! assert!(emulator.url().starts_with("https://127.0.0.1:"));
+//! assert!(emulator.web_ca_path().exists());
 //! println!("manager at {}, CA in {}", emulator.url(), emulator.web_ca_path().display());
 //! // curl --cacert <web_ca_path> -d '{"grant_type":"password","username":"admin",
 //! //      "password":"test-only password"}' <url>/api/v1/auth/tokens/
@@ -500,13 +502,17 @@ fn load_or_create_admin_password(state_dir: &Path) -> Result<String, Error> {
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-            let password: String = util::random_bytes(64)
-                .into_iter()
-                // Rejection sampling keeps every character equally likely.
-                .filter(|byte| usize::from(*byte) < 256 - 256 % ALPHABET.len())
-                .take(24)
-                .map(|byte| char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]))
-                .collect();
+            let mut password = String::new();
+            while password.len() < 24 {
+                password.extend(
+                    util::random_bytes(32)
+                        .into_iter()
+                        // Rejection sampling keeps every character equally likely.
+                        .filter(|byte| usize::from(*byte) < 256 - 256 % ALPHABET.len())
+                        .map(|byte| char::from(ALPHABET[usize::from(byte) % ALPHABET.len()])),
+                );
+            }
+            password.truncate(24);
             store::write_atomic(&path, password.as_bytes())
                 .map_err(|source| Error::StateIo { path, source })?;
             Ok(password)

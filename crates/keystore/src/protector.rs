@@ -127,13 +127,17 @@ impl KeyProtector for FileKeyProtector {
 
     fn load_key(&self, generation: GenerationId) -> Result<DataKey, Error> {
         let path = self.key_path(generation);
-        let metadata = match std::fs::metadata(&path) {
+        // `symlink_metadata`: a key file must be a regular file, not a link to one elsewhere.
+        let metadata = match std::fs::symlink_metadata(&path) {
             Ok(metadata) => metadata,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::KeyFileMissing { path });
             }
             Err(source) => return Err(Error::io(path, "read", source)),
         };
+        if !metadata.is_file() {
+            return Err(Error::tampered(path, "the key file is not a regular file"));
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -141,9 +145,6 @@ impl KeyProtector for FileKeyProtector {
             if mode & 0o077 != 0 {
                 return Err(Error::KeyFilePermissions { path, mode });
             }
-        }
-        if !metadata.is_file() {
-            return Err(Error::tampered(path, "the key file is not a regular file"));
         }
         let bytes = Zeroizing::new(files::read(&path)?);
         let key: [u8; DATA_KEY_LENGTH] = bytes.as_slice().try_into().map_err(|_| {

@@ -50,7 +50,8 @@ pub enum GenerationRole {
     Current,
     /// The identity before the last activation; `rollback` returns to it.
     Previous,
-    /// Imported but not active (a renewal waiting for activation, or one that was never used).
+    /// Imported but not active: a renewal waiting for activation, or a generation that was
+    /// rolled back from.
     Staged,
 }
 
@@ -189,15 +190,15 @@ impl Keystore {
         }
     }
 
-    #[must_use]
     /// Uses `protector` instead of the default key files for the random keys.
+    #[must_use]
     pub fn with_key_protector(mut self, protector: Box<dyn KeyProtector>) -> Self {
         self.protector = protector;
         self
     }
 
-    #[must_use]
     /// Sets how writing methods wait for the lock (default: [`LockWait::default`]).
+    #[must_use]
     pub fn with_lock_wait(mut self, lock_wait: LockWait) -> Self {
         self.lock_wait = lock_wait;
         self
@@ -254,11 +255,29 @@ impl Keystore {
         let sealed = generation::seal(id, identity, created_at, &data_key)?;
 
         self.protector.store_key(id, &data_key)?;
-        let final_folder = self.generation_folder(id);
         let temporary_folder =
             self.generations_folder
                 .join(format!(".{}{}", id.file_name(), files::TEMPORARY_SUFFIX));
-        files::create_private_dir(&temporary_folder)?;
+        let written = self.write_generation_folder(id, &temporary_folder, &sealed);
+        if written.is_err() {
+            // Best effort: the next writer removes these leftovers anyway.
+            let _ = fs::remove_dir_all(&temporary_folder);
+            let _ = self.protector.remove_key(id);
+        }
+        written?;
+        Ok(id)
+    }
+
+    /// Fills `temporary_folder` with the generation's files, flushes it and renames it to the
+    /// generation's folder.
+    fn write_generation_folder(
+        &self,
+        id: GenerationId,
+        temporary_folder: &Path,
+        sealed: &generation::SealedGeneration,
+    ) -> Result<(), Error> {
+        let final_folder = self.generation_folder(id);
+        files::create_private_dir(temporary_folder)?;
         fault::point("stage.generation", "folder-created");
         files::write_new_file(
             &temporary_folder.join(generation::CHAIN_FILE),
@@ -275,14 +294,14 @@ impl Keystore {
             &sealed.metadata_json,
             "stage.metadata",
         )?;
-        files::sync_dir(&temporary_folder)?;
+        files::sync_dir(temporary_folder)?;
         fault::point("stage.generation", "files-synced");
-        fs::rename(&temporary_folder, &final_folder)
+        fs::rename(temporary_folder, &final_folder)
             .map_err(|source| Error::io(&final_folder, "rename into place", source))?;
         fault::point("stage.generation", "renamed");
         files::sync_dir(&self.generations_folder)?;
         fault::point("stage.generation", "folder-synced");
-        Ok(id)
+        Ok(())
     }
 
     /// Makes generation `id` the current one, after checking that it decrypts and matches its
@@ -318,8 +337,9 @@ impl Keystore {
     }
 
     /// Makes the previous generation current again, after checking that it decrypts and matches
-    /// its certificate; the generation it replaces becomes the previous one (so a second
-    /// rollback undoes the first). Atomic in the same way as [`Keystore::activate`].
+    /// its certificate. The generation it replaces becomes a staged one (it can be activated
+    /// again or removed with [`Keystore::discard_staged`]), and there is no previous generation
+    /// until the next activation. Atomic in the same way as [`Keystore::activate`].
     ///
     /// # Errors
     /// [`Error::Locked`]; [`Error::NotRegistered`]; [`Error::NoPreviousGeneration`]; the errors
@@ -340,7 +360,7 @@ impl Keystore {
         }
         let new_pointer = Pointer {
             current: previous,
-            previous: Some(pointer.current),
+            previous: None,
         };
         self.switch(Some(pointer), new_pointer, "rollback")?;
         Ok(info)

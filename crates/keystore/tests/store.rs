@@ -248,6 +248,7 @@ fn no_file_under_the_agent_root_holds_the_private_key_in_plaintext() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn the_pem_folder_alone_does_not_decrypt() {
     let root = tempfile::tempdir().unwrap();
@@ -384,7 +385,7 @@ fn activate_rollback_and_pruning_keep_current_and_previous() {
         identity(RENEWAL_P384).chain_pem()
     );
 
-    // Rollback swaps current and previous; a second rollback undoes the first.
+    // Rollback returns to the previous generation; the one it leaves becomes staged.
     assert_eq!(store.rollback().unwrap().id, first);
     assert_eq!(
         fs::read_to_string(store.agent_pem_path()).unwrap(),
@@ -392,8 +393,16 @@ fn activate_rollback_and_pruning_keep_current_and_previous() {
     );
     let status = store.status().unwrap();
     assert_eq!(status.current().unwrap().id, first);
-    assert_eq!(status.previous().unwrap().id, second);
-    assert_eq!(store.rollback().unwrap().id, second);
+    assert!(status.previous().is_none());
+    assert_eq!(status.staged().next().unwrap().id, second);
+    assert_eq!(store.rollback().unwrap_err().kind(), "NoPreviousGeneration");
+    // It can be activated again, and rolled back from again.
+    store.activate(second).unwrap();
+    assert_eq!(store.rollback().unwrap().id, first);
+    store.activate(second).unwrap();
+    assert_eq!(store.rollback().unwrap().id, first);
+    store.activate(second).unwrap();
+    assert_eq!(store.status().unwrap().previous().unwrap().id, first);
     assert_eq!(store.rollback().unwrap().id, first);
 
     // A third generation: the one that is neither current nor previous is pruned with its key.
@@ -529,4 +538,24 @@ fn secrets_do_not_show_in_debug_output() {
     let (store, _) = registered_store(root.path(), P384);
     let debug = format!("{:?}", store.current().unwrap());
     assert!(debug.contains("SecretKeyDer(..)"), "{debug}");
+}
+
+#[test]
+fn rolling_back_then_discarding_undoes_an_activation() {
+    // What a failed re-registration does to put the host back as it was.
+    let root = tempfile::tempdir().unwrap();
+    let (store, first) = registered_store(root.path(), P384);
+    let second = store.stage(&identity(RSA3072), created_at()).unwrap();
+    store.activate(second).unwrap();
+    store.rollback().unwrap();
+    store.discard_staged(second).unwrap();
+    let status = store.status().unwrap();
+    assert_eq!(status.generations.len(), 1);
+    assert_eq!(status.current().unwrap().id, first);
+    assert_eq!(common::all_files(&root.path().join("vmd/keys")).len(), 1);
+    assert_eq!(
+        fs::read_to_string(store.agent_pem_path()).unwrap(),
+        identity(P384).chain_pem()
+    );
+    store.verify().unwrap();
 }

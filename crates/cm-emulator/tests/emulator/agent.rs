@@ -503,3 +503,65 @@ fn webcert_fingerprint_matches_the_served_certificate() {
         world.emulator.web_cert_sha256_fingerprint()
     );
 }
+
+#[test]
+fn registration_refuses_a_certificate_outside_its_validity() {
+    let world = World::new();
+    let issued = world.issue_valid_for("host1.example", 1);
+    // TLS checks use the real clock; the API's own checks use the shifted one.
+    world.clock.advance(Duration::from_secs(2 * 86_400));
+    world
+        .register(&issued, "host1")
+        .expect_error(422, "NCERRCertificateInvalid");
+}
+
+#[test]
+fn concurrent_registrations_are_all_counted() {
+    let world = World::new();
+    let certificates: Vec<_> = (0..8)
+        .map(|index| world.issue(&format!("host{index}.example")))
+        .collect();
+    std::thread::scope(|scope| {
+        for (index, issued) in certificates.iter().enumerate() {
+            let world = &world;
+            scope.spawn(move || {
+                world.register(issued, &format!("host{index}")).expect(201);
+            });
+        }
+    });
+    let tokens = world
+        .admin_call("GET", "/api/v1/client-management/regtokens/", None)
+        .expect(200);
+    assert_eq!(tokens["resources"][0]["clients_registered"], 8);
+    let clients = world
+        .admin_call("GET", "/api/v1/client-management/clients/", None)
+        .expect(200);
+    assert_eq!(clients["total"], 8);
+}
+
+#[test]
+fn a_ca_without_client_authentication_is_not_applied_at_restart() {
+    let world = World::new();
+    let issued = world.issue("host1.example");
+    world
+        .admin_call(
+            "PATCH",
+            &format!("/api/v1/ca/external-cas/{}", world.ca_id),
+            Some(&json!({"allow_client_authentication": false})),
+        )
+        .expect(200);
+    // Still trusted until the web interface restarts.
+    world.register(&issued, "host1").expect(201);
+    world.restart_web(0);
+    assert!(
+        world
+            .presenting(&issued)
+            .try_call(
+                "GET",
+                "/api/v1/client-management/webcert-fingerprint/",
+                None,
+                None
+            )
+            .is_err()
+    );
+}

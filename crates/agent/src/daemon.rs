@@ -1,0 +1,189 @@
+//! The `vmd` daemon: schedule, heartbeat, signals and the pid file.
+//!
+//! The loop sleeps until the next deadline (the renewal check or the heartbeat, whichever comes
+//! first) on a channel that the signal thread writes to, so it wakes only for work or a signal:
+//! no polling. SIGHUP rereads agent.conf and checks again now (so a changed `EXTERNAL_CERT_DIR`
+//! takes effect); SIGTERM and SIGINT stop it cleanly. The identity is read from the pem store for
+//! every connection, so a renewal (by this daemon or by `vmutil ... updatecerts`) takes effect
+//! from the next connection on: this is the "VMD restarted" step of the product document, done
+//! in-process. Signals are Unix-only; on Windows the daemon runs the same loop and stops with the
+//! service (documented in docs/operations.md).
+
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use crate::AgentError;
+use crate::fsutil;
+use crate::logging::{Level, Logger};
+use crate::paths::AgentRoot;
+use crate::renewal::{self, CheckRequest, CheckResult, Trigger};
+
+/// What woke the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// SIGHUP: reread agent.conf, check now.
+    Reload,
+    /// SIGTERM or SIGINT: stop.
+    Stop,
+}
+
+/// Runs the daemon until a stop signal. Reads the clock for its schedule (the one place that
+/// does: the policy decides with the `now` passed to it).
+///
+/// # Errors
+/// When the agent is not registered or its files are unusable at start.
+pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
+    let settings = renewal::load_settings(root)?;
+    keystore::Keystore::open(root.path())?.verify()?;
+    let (sender, receiver) = mpsc::channel();
+    install_signals(sender)?;
+    fsutil::write_atomically(
+        &root.pid_file(),
+        format!("{}\n", std::process::id()).as_bytes(),
+    )?;
+    logger.log(
+        Level::Info,
+        2001,
+        &format!(
+            "vmd started for client {} at {}",
+            settings.client_id, settings.url
+        ),
+    );
+    let mut next_check = SystemTime::now();
+    let mut next_heartbeat = SystemTime::now();
+    let mut consecutive_unreachable = 0;
+    loop {
+        let now = SystemTime::now();
+        if now >= next_check {
+            let request = CheckRequest {
+                trigger: Trigger::Scheduled,
+                directory_override: None,
+                dry_run: false,
+                consecutive_unreachable,
+            };
+            match renewal::run_check(root, logger, &request, now) {
+                Ok(outcome) => {
+                    consecutive_unreachable = match outcome.result {
+                        CheckResult::Unreachable { .. } => consecutive_unreachable + 1,
+                        _ => 0,
+                    };
+                    // Expired: nothing more to try until re-registration; look again daily
+                    // in case an administrator re-registered.
+                    next_check = outcome
+                        .next_check
+                        .unwrap_or(now + Duration::from_secs(24 * 3600));
+                }
+                Err(error) => {
+                    logger.log(
+                        Level::Error,
+                        3007,
+                        &format!("renewal check failed: {error}"),
+                    );
+                    next_check = now + Duration::from_secs(3600);
+                }
+            }
+        }
+        if now >= next_heartbeat {
+            let interval = renewal::load_settings(root)
+                .map(|settings| u64::from(settings.status_interval_minutes) * 60)
+                .unwrap_or(3600);
+            next_heartbeat = match renewal::heartbeat(root) {
+                Ok(_) => now + Duration::from_secs(interval),
+                Err(error) => {
+                    logger.log(Level::Warning, 3008, &format!("heartbeat failed: {error}"));
+                    now + Duration::from_secs(interval.min(300))
+                }
+            };
+            if let (Ok(settings), Ok(store)) = (
+                renewal::load_settings(root),
+                keystore::Keystore::open(root.path()),
+            ) {
+                renewal::upload_pending(&settings, &store, logger);
+            }
+        }
+        let deadline = next_check.min(next_heartbeat);
+        let wait = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        match receiver.recv_timeout(wait) {
+            Ok(Wake::Reload) => {
+                logger.log(
+                    Level::Info,
+                    2007,
+                    "SIGHUP: rereading agent.conf and checking now",
+                );
+                next_check = SystemTime::now();
+            }
+            Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+    logger.log(Level::Info, 2008, "vmd stopping");
+    fsutil::remove_if_present(&root.pid_file())
+}
+
+#[cfg(unix)]
+fn install_signals(sender: mpsc::Sender<Wake>) -> Result<(), AgentError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
+        .map_err(|error| AgentError::io("signal handlers", "installing", error))?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let wake = if signal == SIGHUP {
+                Wake::Reload
+            } else {
+                Wake::Stop
+            };
+            if sender.send(wake).is_err() || wake == Wake::Stop {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn install_signals(sender: mpsc::Sender<Wake>) -> Result<(), AgentError> {
+    // No SIGHUP on Windows: the service manager stops the process. Keep the sender alive so
+    // the loop only ends by that.
+    std::mem::forget(sender);
+    Ok(())
+}
+
+/// Tells a running vmd to reload (SIGHUP via the pid file). Returns its pid when one was told.
+///
+/// # Errors
+/// When the pid file names a live process that cannot be signalled.
+pub fn notify_reload(root: &AgentRoot) -> Result<Option<u32>, AgentError> {
+    let Ok(text) = std::fs::read_to_string(root.pid_file()) else {
+        return Ok(None);
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(None);
+    };
+    notify_pid(pid)
+}
+
+#[cfg(unix)]
+fn notify_pid(pid: u32) -> Result<Option<u32>, AgentError> {
+    // Only signal a process that is really vmd (a stale pid file may name anything).
+    #[cfg(target_os = "linux")]
+    {
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if name.trim() != "vmd" {
+            return Ok(None);
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|error| AgentError::io("kill", "sending SIGHUP to vmd", error))?;
+    Ok(status.success().then_some(pid))
+}
+
+#[cfg(not(unix))]
+fn notify_pid(_pid: u32) -> Result<Option<u32>, AgentError> {
+    // Windows: restart the service to pick up a new identity (docs/operations.md); vmd also
+    // reads the store for every connection.
+    Ok(None)
+}
