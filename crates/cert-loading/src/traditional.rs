@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 /// The ciphers of the `DEK-Info` header that this module decrypts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // The names are the ciphers' own.
 pub(crate) enum DekCipher {
     Aes128Cbc,
     Aes192Cbc,
@@ -121,7 +122,7 @@ fn bytes_to_key(passphrase: &[u8], salt: &[u8], key_len: usize) -> Zeroizing<Vec
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

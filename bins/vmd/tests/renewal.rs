@@ -1,0 +1,556 @@
+//! The real `vmd` (and `vmutil`) binaries renewing against the real emulator over TLS.
+//!
+//! Certificates are issued at test time by the committed test CAs (testdata/pki) with short
+//! lifetimes, so the real clock is inside the 60-day renewal window without sleeping.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use agent::paths::AgentRoot;
+use agent::register::{RegistrationOptions, TrustChoice};
+use test_pki::{ClientCertificateRequest, KeyType};
+use test_support::{Manager, snapshot_tree, test_ca, test_ca_pem};
+
+const DAY: Duration = Duration::from_secs(86_400);
+const PASSPHRASE: &str = "test-only-renewal-passphrase";
+
+struct Host {
+    manager: Manager,
+    root: tempfile::TempDir,
+    cert_dir: tempfile::TempDir,
+    ca: test_pki::CertificateAuthority,
+    key_type: KeyType,
+}
+
+impl Host {
+    /// A host registered with a certificate that expires in `days_left` days.
+    fn registered(ca_name: &str, key_type: KeyType, days_left: u64) -> Host {
+        let manager = Manager::start().unwrap();
+        let token = manager
+            .setup_external_ca(&test_ca_pem(ca_name).unwrap(), "ext")
+            .unwrap();
+        let ca = test_ca(ca_name).unwrap();
+        let cert_dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        issue(
+            &ca,
+            key_type,
+            "host1.example",
+            now - DAY,
+            now + DAY * days_left as u32,
+            cert_dir.path(),
+        );
+        let root = tempfile::tempdir().unwrap();
+        let options = RegistrationOptions {
+            manager: manager.host_port(),
+            token: token.into(),
+            agent_name: Some("host1".to_string()),
+            description: String::new(),
+            external_cert_dir: cert_dir.path().to_path_buf(),
+            trust: TrustChoice::CaFile(manager.web_ca_path()),
+            shred_input: false,
+            force: false,
+        };
+        agent::register::register(&AgentRoot::new(root.path()), &options, now).unwrap();
+        Host {
+            manager,
+            root,
+            cert_dir,
+            ca,
+            key_type,
+        }
+    }
+
+    /// Replaces the set in the certificate folder.
+    fn place(&self, common_name: &str, not_after: SystemTime) -> String {
+        let now = SystemTime::now();
+        issue(
+            &self.ca,
+            self.key_type,
+            common_name,
+            now - DAY,
+            not_after,
+            self.cert_dir.path(),
+        )
+    }
+
+    fn vmd(&self, arguments: &[&str], environment: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vmd"));
+        command
+            .arg("--agent-root")
+            .arg(self.root.path())
+            .args(arguments);
+        for (key, value) in environment {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    }
+
+    fn current_fingerprint(&self) -> String {
+        keystore::Keystore::open(self.root.path())
+            .unwrap()
+            .current()
+            .unwrap()
+            .certificate()
+            .fingerprint
+            .to_string()
+    }
+
+    fn manager_fingerprint(&self) -> String {
+        self.manager.clients().unwrap()[0]["cert_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("vmd/log/vmd.log")).unwrap_or_default()
+    }
+}
+
+/// Issues a certificate and writes the three files; returns the SHA-256 fingerprint.
+fn issue(
+    ca: &test_pki::CertificateAuthority,
+    key_type: KeyType,
+    common_name: &str,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    directory: &Path,
+) -> String {
+    let issued = ca
+        .issue(
+            &ClientCertificateRequest::new(common_name)
+                .key_type(key_type)
+                .validity(not_before, not_after),
+        )
+        .unwrap();
+    issued.write_directory(directory, PASSPHRASE).unwrap();
+    cert_loading::Fingerprint::of(issued.certificate_der()).to_string()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn sibling_binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_vmd")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the workspace tests (cargo test --workspace) so every binary is built",
+        path.display()
+    );
+    path
+}
+
+fn renewal_is_accepted(ca: &str, key_type: KeyType) {
+    let host = Host::registered(ca, key_type, 20);
+    let old = host.current_fingerprint();
+    let new = host.place("host1.example", SystemTime::now() + 400 * DAY);
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(host.current_fingerprint(), new);
+    assert_eq!(host.manager_fingerprint(), new);
+    assert_ne!(old, new);
+    assert!(
+        host.log().contains("[INFO]") && host.log().contains("certificate renewed"),
+        "{}",
+        host.log()
+    );
+    let agent_pem = std::fs::read_to_string(host.root.path().join("vmd/pem/agent.pem")).unwrap();
+    let chain =
+        cert_loading::parse_certificate_pem(Path::new("agent.pem"), agent_pem.as_bytes()).unwrap();
+    assert_eq!(cert_loading::Fingerprint::of(&chain[0]).to_string(), new);
+    // A second run finds nothing new to do and stays healthy (the new certificate is not due).
+    let again = host.vmd(&["--once"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(!root_holds_plaintext_key(&host));
+}
+
+fn root_holds_plaintext_key(host: &Host) -> bool {
+    let identity = keystore::Keystore::open(host.root.path())
+        .unwrap()
+        .current()
+        .unwrap();
+    !test_support::files_containing(host.root.path(), identity.key().pkcs8_der()).is_empty()
+}
+
+#[test]
+fn renewal_is_accepted_with_p384() {
+    renewal_is_accepted("ca-p384", KeyType::P384);
+}
+
+#[test]
+fn renewal_is_accepted_with_rsa() {
+    renewal_is_accepted("ca-rsa", KeyType::RSA_2048);
+}
+
+#[test]
+fn no_candidate_logs_a_warning_naming_the_folder_and_uploads_it() {
+    let host = Host::registered("ca-p384", KeyType::P384, 20);
+    for file in ["client_cert.pem", "client_key.pem", "passphrase"] {
+        std::fs::remove_file(host.cert_dir.path().join(file)).unwrap();
+    }
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let log = host.log();
+    assert!(log.contains("[WARNING]"), "{log}");
+    assert!(
+        log.contains(&host.cert_dir.path().display().to_string()),
+        "{log}"
+    );
+    assert!(log.contains("days left"), "{log}");
+    let records = host.manager.client_records().unwrap();
+    assert!(
+        records.iter().any(|record| record["level"] == "WARNING"
+            && record["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no usable new certificate")),
+        "{records:?}"
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(host.root.path().join("vmd/run/status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["result"], "no_candidate");
+    assert!(!status["next_check"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn candidates_refused_locally_send_nothing_and_change_nothing() {
+    let host = Host::registered("ca-p384", KeyType::P384, 20);
+    let before_fingerprint = host.manager_fingerprint();
+    // A candidate expiring earlier than the current certificate.
+    host.place("host1.example", SystemTime::now() + 10 * DAY);
+    let before = snapshot_tree(&host.root.path().join("vmd/pem"));
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("not later"), "{}", text(&output));
+    assert_eq!(snapshot_tree(&host.root.path().join("vmd/pem")), before);
+    // A candidate whose passphrase file is wrong.
+    host.place("host1.example", SystemTime::now() + 400 * DAY);
+    std::fs::write(host.cert_dir.path().join("passphrase"), "wrong\n").unwrap();
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("passphrase does not decrypt"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(snapshot_tree(&host.root.path().join("vmd/pem")), before);
+    assert_eq!(
+        host.manager_fingerprint(),
+        before_fingerprint,
+        "something was sent"
+    );
+    // The daemon's own check refuses a changed common name locally too.
+    host.place("host2.example", SystemTime::now() + 400 * DAY);
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("host2.example"), "{}", text(&output));
+    assert_eq!(host.manager_fingerprint(), before_fingerprint);
+}
+
+#[test]
+fn updatecerts_with_a_changed_common_name_shows_the_managers_refusal_and_keeps_the_store() {
+    let host = Host::registered("ca-rsa", KeyType::RSA_2048, 20);
+    let other = tempfile::tempdir().unwrap();
+    issue(
+        &host.ca,
+        host.key_type,
+        "host2.example",
+        SystemTime::now() - DAY,
+        SystemTime::now() + 400 * DAY,
+        other.path(),
+    );
+    let before = snapshot_tree(&host.root.path().join("vmd/pem"));
+    let conf_before = std::fs::read(host.root.path().join("vmd/etc/agent.conf")).unwrap();
+    let output = Command::new(sibling_binary("vmutil"))
+        .args([
+            "--agent-root",
+            host.root.path().to_str().unwrap(),
+            "-a",
+            "vmd",
+            "-d",
+            other.path().to_str().unwrap(),
+            "updatecerts",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{all}");
+    assert!(
+        all.contains("NCERRCommonNameMismatch") && all.contains("host2.example"),
+        "{all}"
+    );
+    assert!(all.contains("[ERROR]"), "{all}");
+    assert_eq!(snapshot_tree(&host.root.path().join("vmd/pem")), before);
+    assert_eq!(
+        std::fs::read(host.root.path().join("vmd/etc/agent.conf")).unwrap(),
+        conf_before
+    );
+}
+
+#[test]
+fn updatecerts_renews_from_another_folder_without_changing_the_saved_path_and_dry_run_sends_nothing()
+ {
+    let host = Host::registered("ca-p384", KeyType::P384, 200);
+    let other = tempfile::tempdir().unwrap();
+    let new = issue(
+        &host.ca,
+        host.key_type,
+        "host1.example",
+        SystemTime::now() - DAY,
+        SystemTime::now() + 400 * DAY,
+        other.path(),
+    );
+    let conf_before = std::fs::read(host.root.path().join("vmd/etc/agent.conf")).unwrap();
+    let vmutil = |extra: &[&str]| {
+        let mut arguments = vec![
+            "--agent-root",
+            host.root.path().to_str().unwrap(),
+            "-a",
+            "vmd",
+            "-d",
+            other.path().to_str().unwrap(),
+            "updatecerts",
+        ];
+        arguments.extend_from_slice(extra);
+        Command::new(sibling_binary("vmutil"))
+            .args(arguments)
+            .output()
+            .unwrap()
+    };
+    let dry = vmutil(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("nothing was sent"), "{}", text(&dry));
+    assert_ne!(host.manager_fingerprint(), new);
+    // Outside the 60-day window (200 days left), a manual update still renews.
+    let output = vmutil(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(host.current_fingerprint(), new);
+    assert_eq!(host.manager_fingerprint(), new);
+    assert_eq!(
+        std::fs::read(host.root.path().join("vmd/etc/agent.conf")).unwrap(),
+        conf_before
+    );
+}
+
+#[test]
+fn an_expired_certificate_requires_re_registration_and_nothing_is_attempted() {
+    // Registered with a certificate that expires three seconds later.
+    let manager = Manager::start().unwrap();
+    let token = manager
+        .setup_external_ca(&test_ca_pem("ca-p384").unwrap(), "ext")
+        .unwrap();
+    let ca = test_ca("ca-p384").unwrap();
+    let cert_dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    issue(
+        &ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + Duration::from_secs(3),
+        cert_dir.path(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let options = RegistrationOptions {
+        manager: manager.host_port(),
+        token: token.into(),
+        agent_name: Some("host1".to_string()),
+        description: String::new(),
+        external_cert_dir: cert_dir.path().to_path_buf(),
+        trust: TrustChoice::CaFile(manager.web_ca_path()),
+        shred_input: false,
+        force: false,
+    };
+    agent::register::register(&AgentRoot::new(root.path()), &options, now).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // Even with a valid renewal set in place, nothing is sent once expired.
+    issue(
+        &ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + 400 * DAY,
+        cert_dir.path(),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .args(["--agent-root", root.path().to_str().unwrap(), "--once"])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("[CRITICAL]") && all.contains("re-registration is required"),
+        "{all}"
+    );
+    let clients = manager.clients().unwrap();
+    assert_ne!(clients[0]["cert_not_after"].as_str().unwrap(), "");
+    let status = Command::new(sibling_binary("vmutil"))
+        .args([
+            "--agent-root",
+            root.path().to_str().unwrap(),
+            "-a",
+            "vmd",
+            "certexpiry",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "-1");
+}
+
+/// Kills `vmd --once` with SIGKILL at each step of the renewal journal, then runs it again:
+/// the host always keeps a working identity and the renewal completes.
+#[cfg(unix)]
+#[test]
+fn a_renewal_killed_at_any_journal_step_completes_on_the_next_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let points = [
+        "before-push",
+        "after-accepted",
+        "after-staged",
+        "after-activated",
+    ];
+    for point in points {
+        let host = Host::registered("ca-p384", KeyType::P384, 20);
+        let old = host.current_fingerprint();
+        let new = host.place("host1.example", SystemTime::now() + 400 * DAY);
+        let killed = host.vmd(&["--once"], &[("CTE_FAULT_CRASH_AT", point)]);
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "{point}: vmd was not killed there (is the fault-injection feature on?): {}",
+            text(&killed)
+        );
+        // Between the crash and the next run the host still has a complete identity.
+        let identity = keystore::Keystore::open(host.root.path())
+            .unwrap()
+            .current()
+            .unwrap();
+        let fingerprint = identity.certificate().fingerprint.to_string();
+        assert!(
+            fingerprint == old || fingerprint == new,
+            "{point}: unknown identity"
+        );
+        let output = host.vmd(&["--once"], &[]);
+        assert_eq!(output.status.code(), Some(0), "{point}: {}", text(&output));
+        assert_eq!(host.current_fingerprint(), new, "{point}");
+        assert_eq!(host.manager_fingerprint(), new, "{point}");
+        assert!(
+            !host
+                .root
+                .path()
+                .join("vmd/run/renewal-journal.json")
+                .exists(),
+            "{point}"
+        );
+        eprintln!("crash point {point}: killed by SIGKILL, recovered, renewed");
+    }
+}
+
+/// The daemon: SIGHUP rereads agent.conf (a new EXTERNAL_CERT_DIR takes effect), updatecerts
+/// while it runs tells it to reload, and SIGTERM stops it cleanly.
+#[cfg(unix)]
+#[test]
+fn the_daemon_follows_a_changed_folder_after_sighup_and_stops_on_sigterm() {
+    let host = Host::registered("ca-p384", KeyType::P384, 20);
+    for file in ["client_cert.pem", "client_key.pem", "passphrase"] {
+        std::fs::remove_file(host.cert_dir.path().join(file)).unwrap();
+    }
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .args(["--agent-root", host.root.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, condition: &dyn Fn() -> bool| {
+        for _ in 0..200 {
+            if condition() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", host.log());
+    };
+    wait_for("the first check", &|| {
+        host.log().contains("no usable new certificate")
+    });
+    let pid_file = host.root.path().join("vmd/run/vmd.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        daemon.id().to_string()
+    );
+
+    // Point agent.conf at another folder holding a renewal, then SIGHUP.
+    let other = tempfile::tempdir().unwrap();
+    let new = issue(
+        &host.ca,
+        host.key_type,
+        "host1.example",
+        SystemTime::now() - DAY,
+        SystemTime::now() + 400 * DAY,
+        other.path(),
+    );
+    let conf_path = host.root.path().join("vmd/etc/agent.conf");
+    let mut conf = agent_config::ConfigFile::read(&conf_path).unwrap();
+    conf.set("EXTERNAL_CERT_DIR", &other.path().display().to_string());
+    std::fs::write(&conf_path, conf.render()).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    wait_for("the renewal after SIGHUP", &|| {
+        host.log().contains("certificate renewed")
+    });
+    assert_eq!(host.current_fingerprint(), new);
+    assert_eq!(host.manager_fingerprint(), new);
+
+    // updatecerts while the daemon runs: renews and tells it to reload.
+    let third = tempfile::tempdir().unwrap();
+    let newest = issue(
+        &host.ca,
+        host.key_type,
+        "host1.example",
+        SystemTime::now() - DAY,
+        SystemTime::now() + 500 * DAY,
+        third.path(),
+    );
+    let output = Command::new(sibling_binary("vmutil"))
+        .args([
+            "--agent-root",
+            host.root.path().to_str().unwrap(),
+            "-a",
+            "vmd",
+            "-d",
+            third.path().to_str().unwrap(),
+            "updatecerts",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("told the running vmd"),
+        "{}",
+        text(&output)
+    );
+    wait_for("the reload after updatecerts", &|| {
+        host.log().matches("SIGHUP").count() >= 2
+    });
+    assert_eq!(host.manager_fingerprint(), newest);
+
+    Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    let status = daemon.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!pid_file.exists(), "the pid file was left behind");
+    assert!(host.log().contains("vmd stopping"));
+}
