@@ -90,11 +90,50 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             }
             Ok(ExitStatus::Ok)
         }
-        Command::Status | Command::Certexpiry | Command::Updatecerts => {
-            let _ = root;
-            Err(AgentError::Usage(
-                "not available in this build yet".to_string(),
-            ))
+        Command::Status => {
+            let status = agent::status::status(&root, now)?;
+            print_report(cli.json, &status, status.to_text());
+            Ok(ExitStatus::Ok)
+        }
+        Command::Certexpiry => {
+            let days = agent::status::days_left(&root, now)?;
+            if cli.json {
+                println!("{{\"days_left\": {days}}}");
+            } else {
+                println!("{days}");
+            }
+            Ok(ExitStatus::Ok)
+        }
+        Command::Updatecerts => {
+            let directory = need_directory()?;
+            // A dry run changes nothing under the agent root, not even the log.
+            let log_file = (!cli.dry_run).then(|| root.vmd_log());
+            let logger = agent::logging::Logger::new("VMUTIL", log_file, true);
+            let request = agent::renewal::CheckRequest {
+                trigger: agent::renewal::Trigger::Manual,
+                directory_override: Some(directory),
+                dry_run: cli.dry_run,
+                consecutive_unreachable: 0,
+            };
+            let outcome = agent::renewal::run_check(&root, &logger, &request, now)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome.status).unwrap_or_default()
+                );
+            } else {
+                println!("{}", outcome.status.message);
+            }
+            if matches!(outcome.result, agent::renewal::CheckResult::Renewed { .. }) {
+                match agent::daemon::notify_reload(&root) {
+                    Ok(Some(pid)) => println!("told the running vmd (pid {pid}) to reload"),
+                    Ok(None) => {}
+                    Err(error) => {
+                        eprintln!("vmutil: warning: could not tell vmd to reload: {error}")
+                    }
+                }
+            }
+            Ok(outcome.exit_status(agent::renewal::Trigger::Manual))
         }
     }
 }

@@ -84,11 +84,12 @@ impl CertificateReport {
     }
 }
 
-/// Whole days from `now` to `then` (rounded towards zero; negative when `then` is past).
+/// Whole days from `now` to `then`: full days left while ahead, and from the first second past
+/// `then` on a negative count (-1 during the first day after), so "expired" never reads as 0.
 pub fn days_between(now: SystemTime, then: SystemTime) -> i64 {
     match then.duration_since(now) {
         Ok(ahead) => (ahead.as_secs() / 86_400) as i64,
-        Err(behind) => -((behind.duration().as_secs() / 86_400) as i64),
+        Err(behind) => -(behind.duration().as_secs().div_ceil(86_400).max(1) as i64),
     }
 }
 
