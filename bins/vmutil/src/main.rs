@@ -116,13 +116,12 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
                 consecutive_unreachable: 0,
             };
             let outcome = agent::renewal::run_check(&root, &logger, &request, now)?;
+            // The outcome was logged to stderr in the product's line shape; JSON goes to stdout.
             if cli.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&outcome.status).unwrap_or_default()
                 );
-            } else {
-                println!("{}", outcome.status.message);
             }
             if matches!(outcome.result, agent::renewal::CheckResult::Renewed { .. }) {
                 match agent::daemon::notify_reload(&root) {
