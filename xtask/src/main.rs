@@ -2,6 +2,7 @@
 
 mod ci;
 mod demo;
+mod tidy;
 
 use anyhow::{Context, Result, bail};
 

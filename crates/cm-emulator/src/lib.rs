@@ -74,6 +74,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod api;

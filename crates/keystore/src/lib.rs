@@ -8,8 +8,8 @@
 //! key, and metadata. The random key is kept elsewhere (by default `vmd/keys/<generation>.key`,
 //! mode 0600). A pointer file, `vmd/pem/current`, names the current and previous generation;
 //! switching is one atomic rename of that file. `vmd/pem/agent.pem` is a copy of the current
-//! chain for scripts that test whether a host is registered. See `LAYOUT.md` for the files and
-//! `SECURITY.md` for what this does and does not protect against.
+//! chain for scripts that test whether a host is registered. See `docs/ARCHITECTURE.md` (pem store layout) for the files and
+//! `docs/security.md` for what this does and does not protect against.
 //!
 //! # Main types
 //! - [`Keystore`]: one store under one agent root. [`Keystore::stage`] writes an [`Identity`]
@@ -36,7 +36,7 @@
 //! - It does not read external certificate sets or passphrases (`cert-loading` does), talk to
 //!   the key manager, or log.
 //! - It does not protect the key from root (or the agent's user) on the running host, who can
-//!   read the random key file: see `SECURITY.md`.
+//!   read the random key file: see `docs/security.md`.
 //! - On Windows it does not set ACLs: the installer must restrict the agent root.
 //!
 //! # Example

@@ -45,6 +45,7 @@
 //! let files = issued.write_directory(dir.path(), "test-only passphrase").unwrap();
 //! assert!(files.certificate.ends_with("client_cert.pem"));
 //! ```
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::fmt;

@@ -1,0 +1,226 @@
+//! Repository rules, checked as ordinary tests (the rust-analyzer `tidy` pattern): dependency
+//! directions, crate documentation, lints, and the systemd unit's syntax.
+
+#![cfg(test)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::project_root;
+
+struct Package {
+    folder: PathBuf,
+    name: String,
+    normal: Vec<String>,
+    manifest: toml::Table,
+}
+
+fn packages() -> BTreeMap<String, Package> {
+    let mut packages = BTreeMap::new();
+    for group in ["crates", "bins"] {
+        for entry in std::fs::read_dir(project_root().join(group)).unwrap() {
+            let folder = entry.unwrap().path();
+            let text = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap();
+            let manifest: toml::Table = text.parse().unwrap();
+            let names = |key: &str| -> Vec<String> {
+                let mut names: Vec<String> = manifest
+                    .get(key)
+                    .and_then(|value| value.as_table())
+                    .map(|table| table.keys().cloned().collect())
+                    .unwrap_or_default();
+                // Target-specific dependencies count as normal ones.
+                if let Some(targets) = manifest.get("target").and_then(|value| value.as_table()) {
+                    for target in targets.values() {
+                        if let Some(table) = target.get(key).and_then(|value| value.as_table()) {
+                            names.extend(table.keys().cloned());
+                        }
+                    }
+                }
+                names
+            };
+            let name = manifest["package"]["name"].as_str().unwrap().to_string();
+            packages.insert(
+                name.clone(),
+                Package {
+                    folder: folder.clone(),
+                    name,
+                    normal: names("dependencies"),
+                    manifest,
+                },
+            );
+        }
+    }
+    packages
+}
+
+fn is_library(package: &Package) -> bool {
+    package.folder.parent().unwrap().ends_with("crates")
+}
+
+#[test]
+fn libraries_never_depend_on_binaries_or_test_helpers() {
+    let packages = packages();
+    let binaries: Vec<&str> = packages
+        .values()
+        .filter(|package| !is_library(package))
+        .map(|package| package.name.as_str())
+        .collect();
+    for package in packages.values().filter(|package| is_library(package)) {
+        for dependency in &package.normal {
+            assert!(
+                !binaries.contains(&dependency.as_str()) && dependency != "xtask",
+                "{} depends on the binary package {dependency}",
+                package.name
+            );
+            if !["test-support", "test-pki"].contains(&package.name.as_str()) {
+                assert!(
+                    !["test-support", "test-pki"].contains(&dependency.as_str()),
+                    "{} has the test helper {dependency} as a normal dependency",
+                    package.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn renewal_policy_depends_on_no_io_crate_and_forbids_the_clock() {
+    let packages = packages();
+    let policy = &packages["renewal-policy"];
+    assert_eq!(
+        policy.normal,
+        vec!["sha2".to_string()],
+        "renewal-policy must stay pure"
+    );
+    let clippy = std::fs::read_to_string(policy.folder.join("clippy.toml")).unwrap();
+    assert!(clippy.contains("std::time::SystemTime::now"));
+}
+
+#[test]
+fn cert_loading_and_cm_client_stay_apart_and_off_the_network() {
+    let packages = packages();
+    let cert_loading = &packages["cert-loading"];
+    let cm_client = &packages["cm-client"];
+    assert!(!cert_loading.normal.contains(&"cm-client".to_string()));
+    assert!(!cm_client.normal.contains(&"cert-loading".to_string()));
+    assert!(
+        !cm_client.normal.contains(&"keystore".to_string()),
+        "cm-client must not know the keystore"
+    );
+    for network in ["ureq", "hyper", "tokio", "rustls", "tokio-rustls"] {
+        assert!(
+            !cert_loading.normal.contains(&network.to_string()),
+            "cert-loading depends on {network}"
+        );
+    }
+}
+
+#[test]
+fn only_agent_combines_the_focused_crates() {
+    let focused = [
+        "cert-loading",
+        "keystore",
+        "cm-client",
+        "renewal-policy",
+        "agent-config",
+    ];
+    for package in packages().values().filter(|package| is_library(package)) {
+        if ["agent", "test-support"].contains(&package.name.as_str()) {
+            continue;
+        }
+        let used: Vec<&String> = package
+            .normal
+            .iter()
+            .filter(|dependency| focused.contains(&dependency.as_str()))
+            .collect();
+        // keystore stores cert-loading's identity type: the one allowed pairing.
+        let allowed = package.name == "keystore" && used == [&"cert-loading".to_string()];
+        assert!(
+            used.is_empty() || allowed,
+            "{} combines {used:?}; move that into agent",
+            package.name
+        );
+    }
+}
+
+#[test]
+fn every_crate_has_crate_docs_workspace_lints_and_its_folder_name() {
+    for package in packages().values() {
+        let lints = package
+            .manifest
+            .get("lints")
+            .and_then(|lints| lints.get("workspace"));
+        assert_eq!(
+            lints.and_then(|value| value.as_bool()),
+            Some(true),
+            "{}: [lints] workspace = true",
+            package.name
+        );
+        let source = if is_library(package) {
+            "src/lib.rs"
+        } else {
+            "src/main.rs"
+        };
+        let text = std::fs::read_to_string(package.folder.join(source)).unwrap();
+        assert!(
+            text.starts_with("//!"),
+            "{}: {source} must start with crate docs",
+            package.name
+        );
+        let folder = package.folder.file_name().unwrap().to_str().unwrap();
+        // The emulator's binary package cannot share the library's name.
+        let expected = if folder == "cm-emulator" && !is_library(package) {
+            "cm-emulator-bin"
+        } else {
+            folder
+        };
+        assert_eq!(
+            package.name, expected,
+            "folder name and package name differ"
+        );
+        if is_library(package) {
+            assert!(
+                text.contains("#![forbid(unsafe_code)]"),
+                "{}: forbid unsafe_code",
+                package.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = project_root().join("contrib/vmd.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "SKIPPED: systemd-analyze is not installed; contrib/vmd.service was not verified"
+        );
+        return;
+    }
+    // Point ExecStart at a binary that exists here, so only the unit's own syntax is judged.
+    let folder = tempfile::tempdir().unwrap();
+    let copy = folder.path().join("vmd.service");
+    let text = text.replace(
+        "/opt/vormetric/DataSecurityExpert/agent/vmd/bin/vmd",
+        "/bin/true",
+    );
+    std::fs::write(&copy, text).unwrap();
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let messages = String::from_utf8_lossy(&output.stderr);
+    let problems: Vec<&str> = messages
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        // Running outside a booted systemd (CI containers) adds notes about the manager itself.
+        .filter(|line| !line.contains("Failed to") && !line.contains("System has not been booted"))
+        .collect();
+    assert!(problems.is_empty(), "systemd-analyze verify: {problems:?}");
+}
