@@ -1,7 +1,9 @@
-//! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`.
+//! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`, `cargo xtask bench`, `cargo xtask fuzz`.
 
+mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 mod tidy;
 
 use anyhow::{Context, Result, bail};
@@ -20,6 +22,8 @@ fn run() -> Result<()> {
     match task.as_str() {
         "ci" => ci::run(),
         "demo" => demo::run(&rest),
+        "fuzz" => fuzz::run(&rest),
+        "bench" => bench::run(&rest),
         "fixtures" => {
             let script = project_root().join("testdata/regenerate.sh");
             let status = std::process::Command::new("bash")
@@ -33,7 +37,7 @@ fn run() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/"
+                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]"
             );
             if task.is_empty() || task == "help" || task == "--help" {
                 Ok(())

@@ -61,6 +61,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // No core dumps or same-user ptrace of a process that holds keys (docs/security.md).
+    let _ = agent::hardening::restrict_process();
     let arguments = normalize_product_spellings(std::env::args_os());
     let cli = match Cli::try_parse_from(arguments) {
         Ok(cli) => cli,

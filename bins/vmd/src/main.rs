@@ -24,6 +24,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // No core dumps or same-user ptrace of a process that holds keys (docs/security.md).
+    let _ = agent::hardening::restrict_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

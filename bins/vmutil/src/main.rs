@@ -47,6 +47,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // No core dumps or same-user ptrace of a process that holds keys (docs/security.md).
+    let _ = agent::hardening::restrict_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

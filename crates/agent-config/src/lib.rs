@@ -134,7 +134,10 @@ impl ConfigFile {
                 line: index + 1,
             })?;
             let key = key.trim();
-            if key.is_empty() || key.contains(char::is_whitespace) {
+            // A byte-order mark inside a key (two concatenated files) would vanish on rewrite.
+            if key.is_empty()
+                || key.contains(|c: char| c.is_whitespace() || c.is_control() || c == '\u{feff}')
+            {
                 return Err(Error::Syntax {
                     file: file.to_string(),
                     line: index + 1,
@@ -237,7 +240,17 @@ impl ConfigFile {
                 Line::Entry { key, value } => {
                     text.push_str(key);
                     text.push('=');
-                    text.push_str(value);
+                    // Parsing trims whitespace and removes one pair of surrounding quotes: a
+                    // value that would lose either is written in quotes, so it reads back as is.
+                    let needs_quotes = value.trim() != value
+                        || (value.len() >= 2 && value.starts_with('"') && value.ends_with('"'));
+                    if needs_quotes {
+                        text.push('"');
+                        text.push_str(value);
+                        text.push('"');
+                    } else {
+                        text.push_str(value);
+                    }
                 }
             }
             text.push('\n');
@@ -507,6 +520,18 @@ mod tests {
             file.render(),
             "# Written by an admin\nURL=https://cm:8443\n\nCLIENT_ID=def\nCUSTOM_KEY=kept value\nCM_CA_FILE=/etc/cm ca.pem\nEXTERNAL_CERT_DIR=/root/cert_files\n"
         );
+    }
+
+    #[test]
+    fn values_with_quotes_or_padding_survive_a_rewrite() {
+        // Found by the agent_conf fuzz target: `A=""x""` read back as `x` after a rewrite.
+        let file = ConfigFile::parse("A=\"\"x\"\"\nB=\"  padded \"\nC=\"\nD=plain\n").unwrap();
+        let again = ConfigFile::parse(&file.render()).unwrap();
+        for key in ["A", "B", "C", "D"] {
+            assert_eq!(file.get(key), again.get(key), "{key}");
+        }
+        assert_eq!(file.get("A"), Some("\"x\""));
+        assert_eq!(file.get("B"), Some("  padded "));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod daemon;
 mod error;
 pub mod fault;
 pub mod fsutil;
+pub mod hardening;
 pub mod logging;
 pub mod manager;
 pub mod paths;

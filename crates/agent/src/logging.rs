@@ -90,6 +90,17 @@ impl Logger {
     /// Logs `text` with the message number `number` (e.g. 3001 gives `CGP3001W` at WARNING).
     /// Never pass secrets here.
     pub fn log(&self, level: Level, number: u32, text: &str) {
+        // Text can carry what others chose (a certificate's common name, a folder name, the
+        // manager's message): control characters are escaped so one call is one line.
+        let mut escaped = String::with_capacity(text.len());
+        for character in text.chars() {
+            if character.is_control() {
+                escaped.extend(character.escape_default());
+            } else {
+                escaped.push(character);
+            }
+        }
+        let text = escaped.as_str();
         let message_id = format!("CGP{number:04}{}", level.suffix());
         let now = SystemTime::now();
         let line = format!(
@@ -192,5 +203,23 @@ mod tests {
         let uploads = logger.take_uploads();
         assert_eq!(uploads.len(), 1);
         assert_eq!(uploads[0].message_id, "CGP3001W");
+    }
+
+    #[test]
+    fn one_call_is_one_line_whatever_the_text_holds() {
+        // A folder name, a common name or a manager message could hold a line break or an
+        // escape sequence: it must not forge a second log line or drive a terminal.
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("vmd.log");
+        let logger = Logger::new("VMD", Some(path.clone()), false);
+        logger.log(
+            Level::Error,
+            3003,
+            "refused: no\n2026-01-01 00:00:00.000 [VMD] [INFO] [1] [CGP2003I] renewed\u{1b}[2J",
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("refused: no\\n2026-01-01"), "{text}");
     }
 }

@@ -48,11 +48,26 @@ pub fn trust_from_choice(
 pub fn trust_from_settings(
     settings: &agent_config::AgentSettings,
 ) -> Result<cm_client::ServerTrust, AgentError> {
-    let choice = match &settings.manager_trust {
-        agent_config::ManagerTrust::CaFile(path) => TrustChoice::CaFile(path.clone()),
-        agent_config::ManagerTrust::Fingerprint(text) => TrustChoice::Fingerprint(text.clone()),
+    let (choice, key) = match &settings.manager_trust {
+        agent_config::ManagerTrust::CaFile(path) => (
+            TrustChoice::CaFile(path.clone()),
+            agent_config::keys::CM_CA_FILE,
+        ),
+        agent_config::ManagerTrust::Fingerprint(text) => (
+            TrustChoice::Fingerprint(text.clone()),
+            agent_config::keys::CM_FINGERPRINT,
+        ),
     };
-    Ok(trust_from_choice(&choice)?.0)
+    // A bad value here is a bad agent.conf (exit 3), not a command-line mistake (exit 2).
+    match trust_from_choice(&choice) {
+        Ok((trust, _)) => Ok(trust),
+        Err(AgentError::Usage(reason)) => Err(AgentError::Config(agent_config::Error::Invalid {
+            file: "agent.conf".to_string(),
+            key: key.to_string(),
+            reason,
+        })),
+        Err(other) => Err(other),
+    }
 }
 
 /// A client for the manager in agent.conf, presenting `identity`.

@@ -127,6 +127,18 @@ pub fn register(
         .filter(|name| !name.trim().is_empty())
         .or_else(system_host_name)
         .unwrap_or_else(|| set.identity.certificate().common_name.clone());
+    // Both are written to agent.conf as KEY=VALUE lines: a line break would add settings.
+    let cert_dir_text = absolute(&options.external_cert_dir).display().to_string();
+    for (what, value) in [
+        ("the agent name (--agent)", client_name.as_str()),
+        ("the certificate folder path", cert_dir_text.as_str()),
+    ] {
+        if value.contains(char::is_control) {
+            return Err(AgentError::Usage(format!(
+                "{what} contains a line break or another control character; give a plain name"
+            )));
+        }
+    }
     let existing_conf = match agent_config::ConfigFile::read(&agent_conf_path) {
         Ok(file) => Some(file),
         Err(agent_config::Error::Io { source, .. })
@@ -173,10 +185,7 @@ pub fn register(
         conf.set(agent_config::keys::URL, url.as_str());
         conf.set(agent_config::keys::CLIENT_ID, &record.id);
         conf.set(agent_config::keys::CLIENT_NAME, &client_name);
-        conf.set(
-            agent_config::keys::EXTERNAL_CERT_DIR,
-            &absolute(&options.external_cert_dir).display().to_string(),
-        );
+        conf.set(agent_config::keys::EXTERNAL_CERT_DIR, &cert_dir_text);
         match (&options.trust, &ca_pem) {
             (TrustChoice::CaFile(_), Some(pem)) => {
                 fsutil::write_atomically(&root.manager_ca_copy(), pem)?;

@@ -716,13 +716,19 @@ fn push_and_switch(
         generation: None,
         directory: directory.display().to_string(),
     };
+    // Build both clients first: a local problem (an unreadable CM_CA_FILE) must not leave a
+    // journal behind.
+    let old_client = manager::client_for(settings, current)?;
+    let new_client = manager::client_for(settings, &set.identity)?;
     write_journal(root, &journal)?;
     crash_point("before-push");
-    let old_client = manager::client_for(settings, current)?;
-    let session = old_client
-        .login(&settings.client_id)
-        .map_err(manager_error)?;
-    let new_client = manager::client_for(settings, &set.identity)?;
+    let session = match old_client.login(&settings.client_id) {
+        Ok(session) => session,
+        Err(error) => {
+            fsutil::remove_if_present(&root.journal_file())?;
+            return Err(manager_error(error));
+        }
+    };
     let pushed = new_client.renew(&session, &set.identity.chain_pem());
     if let Err(error) = pushed {
         fsutil::remove_if_present(&root.journal_file())?;

@@ -89,7 +89,8 @@ pub enum Error {
         /// The timeout that expired.
         seconds: u64,
     },
-    /// The manager refused the request with an error in its documented shape.
+    /// The manager refused the request: a 4xx answer with an error in its documented shape.
+    /// (A 5xx is the manager failing, reported as [`Error::Unexpected`].)
     #[error("the manager refused: {message} (HTTP {status}, {code_desc})")]
     Refused {
         /// The HTTP status.
@@ -550,24 +551,7 @@ impl ManagerClient {
                 },
                 other => self.transport_error(other),
             })?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|error| Error::Unexpected {
-                status,
-                body_excerpt: format!("{error}: {}", excerpt(&bytes)),
-            });
-        }
-        match serde_json::from_slice::<wire::ErrorBody>(&bytes) {
-            Ok(body) if (400..500).contains(&status) || status >= 500 => Err(Error::Refused {
-                status,
-                code_desc: body.code_desc,
-                message: body.message,
-                request_id: body.request_id,
-            }),
-            _ => Err(Error::Unexpected {
-                status,
-                body_excerpt: excerpt(&bytes),
-            }),
-        }
+        decode_answer(status, &bytes)
     }
 
     fn transport_error(&self, error: ureq::Error) -> Error {
@@ -622,6 +606,67 @@ impl ManagerClient {
     }
 }
 
+/// Turns a status and a body (already bounded by the size limit) into the typed answer or an
+/// [`Error`]: a 2xx body must decode as `T`; any other status is a refusal when the body has the
+/// manager's error shape, else (5xx included) an unexpected answer with an excerpt.
+fn decode_answer<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, Error> {
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(bytes).map_err(|error| Error::Unexpected {
+            status,
+            body_excerpt: format!("{}: {}", printable(&error.to_string(), 200), excerpt(bytes)),
+        });
+    }
+    // Only a 4xx is a refusal of this request. A 5xx is the manager failing, even in its error
+    // shape: it counts as unreachable (exit 5, retried with the short backoff), not as refused.
+    match serde_json::from_slice::<wire::ErrorBody>(bytes) {
+        Ok(body) if (400..500).contains(&status) => Err(Error::Refused {
+            status,
+            code_desc: printable(&body.code_desc, 100),
+            message: printable(&body.message, MESSAGE_LIMIT),
+            request_id: printable(&body.request_id, 100),
+        }),
+        _ => Err(Error::Unexpected {
+            status,
+            body_excerpt: excerpt(bytes),
+        }),
+    }
+}
+
+/// The response decoding, exposed for the fuzz targets in `fuzz/` and their stable smoke test
+/// (as rustls exposes `rustls::internal` to its fuzzers). Not part of the supported API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{ClientRecord, Error, decode_answer, wire};
+
+    fn every_answer(status: u16, body: &[u8]) -> [Result<(), Error>; 4] {
+        [
+            decode_answer::<ClientRecord>(status, body).map(drop),
+            decode_answer::<wire::TokenResponse>(status, body).map(drop),
+            decode_answer::<wire::LogUploadResponse>(status, body).map(drop),
+            decode_answer::<wire::FingerprintResponse>(status, body).map(drop),
+        ]
+    }
+
+    /// Decodes `body` with `status` as every answer type this client reads (client record,
+    /// login token, log-upload count, web-certificate fingerprint). Returns how many decoded
+    /// successfully; it must never panic.
+    pub fn decode_every_answer(status: u16, body: &[u8]) -> usize {
+        every_answer(status, body)
+            .iter()
+            .filter(|result| result.is_ok())
+            .count()
+    }
+
+    /// The messages of the errors those decodings give, as they would be shown and logged.
+    pub fn error_messages(status: u16, body: &[u8]) -> Vec<String> {
+        every_answer(status, body)
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|error| error.to_string())
+            .collect()
+    }
+}
+
 fn is_transient(error: &Error) -> bool {
     match error {
         Error::Connect { .. } => true,
@@ -632,13 +677,38 @@ fn is_transient(error: &Error) -> bool {
     }
 }
 
+/// The longest manager message kept in a [`Error::Refused`], in characters.
+const MESSAGE_LIMIT: usize = 500;
+
 fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut excerpt: String = text.chars().take(200).collect();
-    if text.chars().count() > 200 {
-        excerpt.push('…');
+    printable(&String::from_utf8_lossy(bytes), 200)
+}
+
+/// At most `limit` characters of text from the manager, with control characters (line breaks,
+/// escape sequences) written as escapes, so that an answer cannot forge log lines or drive the
+/// terminal, and cannot make a log line arbitrarily long.
+fn printable(text: &str, limit: usize) -> String {
+    let mut clean = String::new();
+    let mut length = 0;
+    for character in text.chars() {
+        let escaped = character.escape_default();
+        let width = if character.is_control() {
+            escaped.len()
+        } else {
+            1
+        };
+        if length + width > limit {
+            clean.push('…');
+            break;
+        }
+        length += width;
+        if character.is_control() {
+            clean.extend(escaped);
+        } else {
+            clean.push(character);
+        }
     }
-    excerpt
+    clean
 }
 
 #[cfg(test)]
@@ -677,6 +747,24 @@ mod tests {
         ] {
             assert!(ManagerUrl::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn manager_text_is_bounded_and_cannot_forge_log_lines() {
+        let body = format!(
+            r#"{{"codeDesc":"NCERRX\n","message":"bad\n2026-01-01 [VMD] [INFO] forged\u001b[31m{}"}}"#,
+            "x".repeat(5000)
+        );
+        let error = decode_answer::<ClientRecord>(403, body.as_bytes()).unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains(['\n', '\r', '\u{1b}']), "{text}");
+        assert!(
+            text.chars().count() < 700,
+            "{} characters",
+            text.chars().count()
+        );
+        let error = decode_answer::<ClientRecord>(200, b"<html>\n<body>\r\n").unwrap_err();
+        assert!(!error.to_string().contains(['\n', '\r']), "{error}");
     }
 
     #[test]

@@ -1,0 +1,444 @@
+//! Manager faults during renewal: the manager down, its TLS certificate changed, 5xx answers,
+//! a refusal, the manager accepting and the connection dropping before the answer arrives, and
+//! the new identity's first login refused. Each runs the real `vmd --once` against the real
+//! emulator, through the misbehaving test double where a fault must be injected between them.
+//!
+//! After every scenario: the host has a complete identity that the manager accepts (no lost
+//! identity), the next check follows the documented schedule (5 minutes, doubling, after the
+//! manager could not be reached; the stage's interval after a refusal), no journal is left
+//! behind, a fault-free retry completes the renewal (the emulator accepts the repeated push),
+//! and the secret-hygiene checks hold. The crash points of the renewal journal are covered by
+//! `renewal.rs` (SIGKILL at each step); this file covers the manager's side.
+
+mod hostile;
+
+use std::process::Output;
+use std::sync::Mutex;
+
+use agent::paths::AgentRoot;
+use hostile::fake_manager::{FakeManager, Reply, Upstream, http};
+use hostile::{Host, PASSPHRASE, assert_hygiene, text};
+use test_pki::IssuedCertificate;
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3600;
+
+/// A proxy in front of the host's emulator, answering `path` suffixes by `script`, and
+/// agent.conf pointed at it.
+fn proxied(
+    host: &Host,
+    renewal: &IssuedCertificate,
+    script: impl Fn(&str, &str, usize) -> Reply + Send + Sync + 'static,
+) -> FakeManager {
+    let proxy = FakeManager::start(
+        script,
+        Some(Upstream {
+            base_url: host.manager.url(),
+            ca_pem: std::fs::read(host.manager.web_ca_path()).unwrap(),
+            identities: Mutex::new(Vec::new()),
+        }),
+    );
+    for issued in [&host.current, renewal] {
+        proxy.add_identity(
+            issued
+                .chain_der()
+                .iter()
+                .map(|certificate| certificate.to_vec())
+                .collect(),
+            issued.key_pkcs8_pem().to_string(),
+        );
+    }
+    point_at(host, proxy.address(), Some(proxy.fingerprint()));
+    proxy
+}
+
+/// Rewrites agent.conf's URL, and the trust when a fingerprint is given.
+fn point_at(host: &Host, address: &str, fingerprint: Option<&str>) {
+    let mut conf = agent_config::ConfigFile::read(&host.conf_path()).unwrap();
+    conf.set("URL", &format!("https://{address}"));
+    if let Some(fingerprint) = fingerprint {
+        conf.remove("CM_CA_FILE");
+        conf.set("CM_FINGERPRINT", fingerprint);
+    }
+    write_private(&host.conf_path(), conf.render().as_bytes());
+}
+
+fn point_at_emulator(host: &Host) {
+    let mut conf = agent_config::ConfigFile::read(&host.conf_path()).unwrap();
+    conf.set("URL", &host.manager.url());
+    conf.remove("CM_FINGERPRINT");
+    conf.set(
+        "CM_CA_FILE",
+        &host
+            .root
+            .path()
+            .join("vmd/etc/cm-ca.pem")
+            .display()
+            .to_string(),
+    );
+    write_private(&host.conf_path(), conf.render().as_bytes());
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+fn fingerprint(issued: &IssuedCertificate) -> String {
+    cert_loading::Fingerprint::of(issued.certificate_der()).to_string()
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time as the agent writes it.
+fn epoch_seconds(text: &str) -> u64 {
+    let digits = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap();
+    let (year, month, day) = (digits(0..4), digits(5..7), digits(8..10));
+    let (hour, minute, second) = (digits(11..13), digits(14..16), digits(17..19));
+    // Days from civil (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    (days * 86_400 + hour * 3600 + minute * 60 + second) as u64
+}
+
+/// The delay from the last check to the next one that status.json records.
+fn scheduled_delay(host: &Host) -> u64 {
+    let status = host.status();
+    epoch_seconds(status["next_check"].as_str().unwrap())
+        - epoch_seconds(status["last_check"].as_str().unwrap())
+}
+
+/// What must hold after any fault: a complete identity that is one of the two, that the
+/// manager accepts for a login now, no journal, and the hygiene checks.
+fn assert_identity_kept(
+    scenario: &str,
+    host: &Host,
+    renewal: &IssuedCertificate,
+    expected: &str,
+    output: &Output,
+) {
+    assert_eq!(host.current_fingerprint(), expected, "{scenario}: identity");
+    assert!(
+        !host
+            .root
+            .path()
+            .join("vmd/run/renewal-journal.json")
+            .exists(),
+        "{scenario}: a journal was left behind"
+    );
+    let proxy_conf = std::fs::read(host.conf_path()).unwrap();
+    point_at_emulator(host);
+    agent::renewal::heartbeat(&AgentRoot::new(host.root.path()))
+        .unwrap_or_else(|error| panic!("{scenario}: the kept identity cannot log in: {error}"));
+    write_private(&host.conf_path(), &proxy_conf);
+    assert_hygiene(
+        scenario,
+        host.root.path(),
+        &[&host.current, renewal],
+        &[PASSPHRASE, &host.token],
+        &format!("{}{}", text(output), host.log()),
+    );
+}
+
+/// A fault-free run against the emulator completes the renewal.
+fn assert_retry_completes(scenario: &str, host: &Host, renewal: &IssuedCertificate) {
+    point_at_emulator(host);
+    let output = host.vmd(&["--once"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{scenario}: retry: {}",
+        text(&output)
+    );
+    assert_eq!(
+        host.current_fingerprint(),
+        fingerprint(renewal),
+        "{scenario}: retry"
+    );
+    assert_eq!(
+        host.manager_fingerprint(),
+        fingerprint(renewal),
+        "{scenario}: retry"
+    );
+    assert_hygiene(
+        scenario,
+        host.root.path(),
+        &[&host.current, renewal],
+        &[PASSPHRASE, &host.token],
+        &format!("{}{}", text(&output), host.log()),
+    );
+    eprintln!("{scenario}: identity kept, schedule right, retry renewed");
+}
+
+fn count_faults(proxy: &FakeManager) -> usize {
+    let faults = proxy
+        .seen()
+        .iter()
+        .filter(|seen| seen.reply != "Forward")
+        .count();
+    eprintln!("{faults} faults injected by the proxy");
+    faults
+}
+
+const RENEW: &str = "/self/client/renew";
+const LOGIN: &str = "/auth/tokens/";
+
+#[test]
+fn the_manager_down_costs_a_short_retry_and_nothing_else() {
+    let host = Host::registered(20);
+    let old = fingerprint(&host.current);
+    let renewal = host.place_renewal();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    point_at(&host, &closed.to_string(), None);
+    let pem_before = test_support::snapshot_tree(&host.root.path().join("vmd/pem"));
+    let output = host.vmd(&["--once"]);
+    eprintln!("3 faults injected: three refused connections (the first attempt and two retries)");
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot connect"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        test_support::snapshot_tree(&host.root.path().join("vmd/pem")),
+        pem_before
+    );
+    assert_eq!(host.status()["result"], "unreachable");
+    assert_eq!(
+        scheduled_delay(&host),
+        5 * MINUTE,
+        "first retry after 5 minutes"
+    );
+    assert_eq!(host.manager_fingerprint(), old);
+    assert_identity_kept("manager down", &host, &renewal, &old, &output);
+    assert_retry_completes("manager down", &host, &renewal);
+}
+
+#[test]
+fn a_changed_manager_certificate_is_refused_before_anything_is_sent() {
+    let host = Host::registered(20);
+    let old = fingerprint(&host.current);
+    let renewal = host.place_renewal();
+    // Another server answers at the manager's address with a certificate the CA did not issue.
+    let impostor = FakeManager::start(|_, _, _| http(200, "application/json", b"{}"), None);
+    point_at(&host, impostor.address(), None);
+    let output = host.vmd(&["--once"]);
+    eprintln!("1 fault injected: a handshake with an unknown certificate");
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(text(&output).contains("TLS"), "{}", text(&output));
+    assert!(impostor.seen().is_empty(), "a request reached the impostor");
+    assert_eq!(scheduled_delay(&host), 5 * MINUTE);
+    assert_identity_kept("TLS certificate changed", &host, &renewal, &old, &output);
+    assert_retry_completes("TLS certificate changed", &host, &renewal);
+}
+
+#[test]
+fn server_errors_are_retried_as_unreachable_and_a_refusal_waits_for_the_next_check() {
+    // (scenario, reply to the renewal push, exit code, pushes seen, delay to the next check)
+    let cases: [(&str, Reply, i32, usize, u64); 3] = [
+        (
+            "500 on the renewal",
+            http(500, "application/json", br#"{"codeDesc":"NCERRInternal","message":"db down"}"#),
+            5,
+            1,
+            5 * MINUTE,
+        ),
+        (
+            "503 on every attempt",
+            http(503, "text/html", b"<h1>Service Unavailable</h1>"),
+            5,
+            3,
+            5 * MINUTE,
+        ),
+        (
+            "403 refusal",
+            http(
+                403,
+                "application/json",
+                br#"{"code":403,"codeDesc":"NCERRCertificateNotTrusted","message":"not issued by the client's CA"}"#,
+            ),
+            4,
+            1,
+            24 * HOUR,
+        ),
+    ];
+    for (scenario, reply, code, pushes, delay) in cases {
+        let host = Host::registered(20);
+        let old = fingerprint(&host.current);
+        let renewal = host.place_renewal();
+        let proxy = proxied(&host, &renewal, move |_, path, _| {
+            if path.ends_with(RENEW) {
+                reply.clone()
+            } else {
+                Reply::Forward
+            }
+        });
+        let output = host.vmd(&["--once"]);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{scenario}: {}",
+            text(&output)
+        );
+        assert_eq!(proxy.seen_at(RENEW).len(), pushes, "{scenario}: pushes");
+        assert_eq!(count_faults(&proxy), pushes, "{scenario}");
+        assert_eq!(scheduled_delay(&host), delay, "{scenario}: next check");
+        assert_eq!(
+            host.manager_fingerprint(),
+            old,
+            "{scenario}: the manager changed"
+        );
+        assert_identity_kept(scenario, &host, &renewal, &old, &output);
+        assert_retry_completes(scenario, &host, &renewal);
+    }
+}
+
+#[test]
+fn a_503_then_success_renews_in_one_run() {
+    let host = Host::registered(20);
+    let renewal = host.place_renewal();
+    let proxy = proxied(&host, &renewal, |_, path, index| {
+        if path.ends_with(RENEW) && index == 0 {
+            http(
+                503,
+                "application/json",
+                br#"{"codeDesc":"NCERRBusy","message":"busy"}"#,
+            )
+        } else {
+            Reply::Forward
+        }
+    });
+    let output = host.vmd(&["--once"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(proxy.seen_at(RENEW).len(), 2);
+    assert_eq!(count_faults(&proxy), 1);
+    assert_eq!(host.current_fingerprint(), fingerprint(&renewal));
+    assert_eq!(host.manager_fingerprint(), fingerprint(&renewal));
+    assert_identity_kept(
+        "503 then success",
+        &host,
+        &renewal,
+        &fingerprint(&renewal),
+        &output,
+    );
+}
+
+#[test]
+fn accepted_then_the_connection_drops_before_the_answer() {
+    // Once: the client's own retry repeats the push, the emulator accepts it again (200), and
+    // the renewal completes in the same run.
+    let host = Host::registered(20);
+    let renewal = host.place_renewal();
+    let proxy = proxied(&host, &renewal, |_, path, index| {
+        if path.ends_with(RENEW) && index == 0 {
+            Reply::ForwardThenDrop
+        } else {
+            Reply::Forward
+        }
+    });
+    let output = host.vmd(&["--once"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let pushes = proxy.seen_at(RENEW);
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    assert!(
+        pushes.iter().all(|push| push.upstream_status == Some(200)),
+        "the emulator accepted both the push and its repetition: {pushes:?}"
+    );
+    assert_eq!(count_faults(&proxy), 1);
+    assert_eq!(host.current_fingerprint(), fingerprint(&renewal));
+    assert_identity_kept(
+        "accepted, answer lost once",
+        &host,
+        &renewal,
+        &fingerprint(&renewal),
+        &output,
+    );
+
+    // Every attempt: the manager now holds the new certificate but the host never heard. The host
+    // keeps its old identity, which the manager still accepts until the new one first logs in,
+    // and the next run repeats the push, which the emulator accepts again.
+    let host = Host::registered(20);
+    let old = fingerprint(&host.current);
+    let renewal = host.place_renewal();
+    let proxy = proxied(&host, &renewal, |_, path, _| {
+        if path.ends_with(RENEW) {
+            Reply::ForwardThenDrop
+        } else {
+            Reply::Forward
+        }
+    });
+    let output = host.vmd(&["--once"]);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert_eq!(proxy.seen_at(RENEW).len(), 3);
+    assert_eq!(count_faults(&proxy), 3);
+    assert_eq!(
+        host.manager_fingerprint(),
+        fingerprint(&renewal),
+        "the manager took it"
+    );
+    assert_eq!(scheduled_delay(&host), 5 * MINUTE);
+    assert_identity_kept(
+        "accepted, answer lost every time",
+        &host,
+        &renewal,
+        &old,
+        &output,
+    );
+    assert_retry_completes("accepted, answer lost every time", &host, &renewal);
+}
+
+#[test]
+fn the_login_connection_dropping_leaves_no_journal() {
+    let host = Host::registered(20);
+    let old = fingerprint(&host.current);
+    let renewal = host.place_renewal();
+    let proxy = proxied(&host, &renewal, |_, path, _| {
+        if path.ends_with(LOGIN) {
+            Reply::Drop
+        } else {
+            Reply::Forward
+        }
+    });
+    let output = host.vmd(&["--once"]);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(proxy.seen_at(RENEW).is_empty());
+    assert!(count_faults(&proxy) >= 3);
+    assert_identity_kept("login dropped", &host, &renewal, &old, &output);
+    assert_retry_completes("login dropped", &host, &renewal);
+}
+
+#[test]
+fn the_new_identitys_first_login_refused_rolls_back_and_the_retry_renews() {
+    let host = Host::registered(20);
+    let old = fingerprint(&host.current);
+    let renewal = host.place_renewal();
+    // Logins: 0 = with the current certificate before the push, 1 = the confirmation with the
+    // new one, refused.
+    let proxy = proxied(&host, &renewal, |_, path, index| {
+        if path.ends_with(LOGIN) && index == 1 {
+            http(
+                401,
+                "application/json",
+                br#"{"code":5,"codeDesc":"NCERRUnauthorizedAccess","message":"Invalid Client"}"#,
+            )
+        } else {
+            Reply::Forward
+        }
+    });
+    let output = host.vmd(&["--once"]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(text(&output).contains("rolled back"), "{}", text(&output));
+    assert_eq!(count_faults(&proxy), 1);
+    assert_eq!(scheduled_delay(&host), 24 * HOUR);
+    assert_identity_kept("first login refused", &host, &renewal, &old, &output);
+    assert_retry_completes("first login refused", &host, &renewal);
+}
