@@ -422,3 +422,52 @@ fn usage_errors_exit_2() {
     let output = register_host(root.path(), &["--bogus"], &[]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// A manager that accepts the TCP connection and then says nothing (a hung service, a firewall
+/// that swallows packets after the handshake): with the default timeouts `register_host` gives up
+/// with exit 5 well under a minute, and changes nothing. This test costs about 20 s by design.
+#[test]
+fn a_manager_that_accepts_and_never_answers_ends_with_exit_5_within_a_minute() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    // Keep every accepted connection open and silent until the test ends.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => held.push(stream),
+                Err(_) => break,
+            }
+        }
+    });
+    let set = copy_vector("good", RSA_PKCS8).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("vmd/etc")).unwrap();
+    std::fs::write(root.path().join("vmd/etc/agent.conf"), "CUSTOM=1\n").unwrap();
+    let before = snapshot_tree(root.path());
+    let started = std::time::Instant::now();
+    let fingerprint = "ab".repeat(32);
+    let output = register_host(
+        root.path(),
+        &[
+            "--token",
+            "a-token-that-is-never-sent",
+            "--extcertdir",
+            &set.path().display().to_string(),
+            "--cm-fingerprint",
+            &fingerprint,
+            &address,
+        ],
+        &[],
+    );
+    let elapsed = started.elapsed();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(5), "{all}");
+    assert!(all.contains("did not answer within"), "{all}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(60),
+        "took {elapsed:?}: {all}"
+    );
+    assert_eq!(snapshot_tree(root.path()), before, "the agent root changed");
+    assert!(!all.contains("a-token-that-is-never-sent"), "{all}");
+}

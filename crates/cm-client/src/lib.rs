@@ -349,8 +349,11 @@ impl ManagerClient {
     ) -> Result<Self, Error> {
         let config = tls::client_config(&trust, identity)?;
         use ureq::unversioned::transport::Connector;
-        let connector = ureq::unversioned::transport::TcpConnector::default()
-            .chain(tls::OwnTlsConnector { config });
+        let connector =
+            ureq::unversioned::transport::TcpConnector::default().chain(tls::OwnTlsConnector {
+                config,
+                presents_client_certificate: identity.is_some(),
+            });
         let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(options.connect_timeout))

@@ -133,6 +133,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// A ureq connector that wraps the TCP transport in rustls with our own configuration.
 pub(crate) struct OwnTlsConnector {
     pub(crate) config: Arc<ClientConfig>,
+    /// Whether `config` presents a client certificate; only then can a close right after the
+    /// handshake mean that the manager refused the certificate.
+    pub(crate) presents_client_certificate: bool,
 }
 
 impl fmt::Debug for OwnTlsConnector {
@@ -176,6 +179,8 @@ impl<In: Transport> Connector<In> for OwnTlsConnector {
                 conn: connection,
                 sock: socket,
             },
+            fresh: true,
+            presents_client_certificate: self.presents_client_certificate,
         })))
     }
 }
@@ -184,6 +189,45 @@ impl<In: Transport> Connector<In> for OwnTlsConnector {
 pub(crate) struct TlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
+    /// No application data has been read yet on this connection.
+    fresh: bool,
+    presents_client_certificate: bool,
+}
+
+impl TlsTransport {
+    /// Explains an I/O failure on the connection. In TLS 1.3 the client's side of the handshake
+    /// is complete before the server has checked the client certificate, so a manager that
+    /// refuses the certificate answers the first request with an alert and closes the connection;
+    /// the write of that request may then fail with a broken pipe or a reset before the alert was
+    /// read. Pick up the alert if it is there, so the error says what the manager objected to.
+    fn explain(&mut self, error: std::io::Error) -> ureq::Error {
+        use std::io::ErrorKind;
+        let closed = matches!(
+            error.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+        );
+        if !closed || !self.fresh {
+            return error.into();
+        }
+        for _ in 0..4 {
+            match self.stream.conn.read_tls(&mut self.stream.sock) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Err(tls) = self.stream.conn.process_new_packets() {
+                        return ureq::Error::Rustls(tls);
+                    }
+                }
+            }
+        }
+        if self.presents_client_certificate {
+            return ureq::Error::Tls(
+                "the manager closed the connection right after the TLS handshake, before any \
+                 answer: it most likely did not accept this client certificate (is its issuing CA \
+                 in the web interface's trusted CAs, and was the web server restarted since?)",
+            );
+        }
+        error.into()
+    }
 }
 
 impl fmt::Debug for TlsTransport {
@@ -200,15 +244,23 @@ impl Transport for TlsTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
+        if let Err(error) = self.stream.write_all(output) {
+            return Err(self.explain(error));
+        }
         Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
-        let amount = self.stream.read(input)?;
+        let amount = match self.stream.read(input) {
+            Ok(amount) => amount,
+            Err(error) => return Err(self.explain(error)),
+        };
         self.buffers.input_appended(amount);
+        if amount > 0 {
+            self.fresh = false;
+        }
         Ok(amount > 0)
     }
 
