@@ -425,7 +425,7 @@ fn usage_errors_exit_2() {
 
 /// A manager that accepts the TCP connection and then says nothing (a hung service, a firewall
 /// that swallows packets after the handshake): with the default timeouts `register_host` gives up
-/// with exit 5 well under a minute, and changes nothing. This test costs about 20 s by design.
+/// with exit 5 well under a minute, and changes nothing.
 #[test]
 fn a_manager_that_accepts_and_never_answers_ends_with_exit_5_within_a_minute() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -463,7 +463,9 @@ fn a_manager_that_accepts_and_never_answers_ends_with_exit_5_within_a_minute() {
     let elapsed = started.elapsed();
     let all = text(&output);
     assert_eq!(output.status.code(), Some(5), "{all}");
-    assert!(all.contains("did not answer within"), "{all}");
+    // The TLS handshake never completes: the connection-setup timeout (5 s) is the one that
+    // expires, and the message says so rather than the 20 s request timeout.
+    assert!(all.contains("did not answer within 5 s"), "{all}");
     assert!(
         elapsed < std::time::Duration::from_secs(60),
         "took {elapsed:?}: {all}"

@@ -560,6 +560,13 @@ impl ManagerClient {
     fn transport_error(&self, error: ureq::Error) -> Error {
         let url = self.url.to_string();
         match error {
+            // Say the timeout that expired: connection setup (TCP and TLS handshake) has its own.
+            ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+                Error::Timeout {
+                    url,
+                    seconds: self.options.connect_timeout.as_secs(),
+                }
+            }
             ureq::Error::Timeout(_) => Error::Timeout {
                 url,
                 seconds: self.options.request_timeout.as_secs(),
