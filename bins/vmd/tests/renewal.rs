@@ -229,6 +229,27 @@ fn no_candidate_logs_a_warning_naming_the_folder_and_uploads_it() {
     assert!(!status["next_check"].as_str().unwrap().is_empty());
 }
 
+/// Between renewals the folder normally still holds the set in use: `vmd --once` from cron must
+/// stay quiet then (INFO, exit 0, nothing uploaded), not warn every day.
+#[test]
+fn once_outside_the_window_with_the_current_set_in_the_folder_is_quiet() {
+    let host = Host::registered("ca-p384", KeyType::P384, 300);
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let log = host.log();
+    assert!(log.contains("[INFO]"), "{log}");
+    assert!(log.contains("not due"), "{log}");
+    assert!(!log.contains("[WARNING]"), "{log}");
+    assert!(!log.contains("[ERROR]"), "{log}");
+    let records = host.manager.client_records().unwrap();
+    assert!(records.is_empty(), "{records:?}");
+    let status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(host.root.path().join("vmd/run/status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["result"], "not_due", "{status}");
+}
+
 #[test]
 fn candidates_refused_locally_send_nothing_and_change_nothing() {
     let host = Host::registered("ca-p384", KeyType::P384, 20);

@@ -398,6 +398,14 @@ pub fn run_check(
                         severity: Severity::Info,
                         next_check_if_failed: next_check,
                     },
+                    // The set already in use left in the folder is the normal state between
+                    // renewals: for `vmd --once` (cron, monitoring) that is "not due", not a
+                    // warning; only `updatecerts`, which asks for an update, reports it.
+                    Err(renewal_policy::CandidateProblem::SameAsCurrent { .. })
+                        if request.trigger == Trigger::Once =>
+                    {
+                        decision
+                    }
                     Err(reason) => Decision::NoUsableCandidate {
                         reason,
                         severity: Severity::Info,
