@@ -185,6 +185,8 @@ fn vector_needle(kind: &str) -> &'static str {
         "NotACertificate" => "not a CERTIFICATE",
         "UnsupportedKeyEncryption" => "openssl pkcs8",
         "MissingFile" => "file not found",
+        "DirectoryMissing" => "does not exist",
+        "NotADirectory" => "not a directory",
         other => panic!("no needle for {other}"),
     }
 }

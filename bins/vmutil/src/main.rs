@@ -87,8 +87,12 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         Command::Checkcerts => {
             let report = agent::checkcerts::check_directory(&need_directory()?, now)?;
             print_report(cli.json, &report, report.to_text());
-            for warning in &report.warnings {
-                eprintln!("vmutil: warning: {warning}");
+            // The text report lists the warnings already; with --json they are in the JSON and
+            // also said on stderr, for the person watching the script run.
+            if cli.json {
+                for warning in &report.warnings {
+                    eprintln!("vmutil: warning: {warning}");
+                }
             }
             Ok(ExitStatus::Ok)
         }

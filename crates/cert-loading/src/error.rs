@@ -10,6 +10,22 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The external certificate directory does not exist.
+    #[error(
+        "{path}: the external certificate directory does not exist; create it (mode 0700) and put client_cert.pem, client_key.pem and passphrase in it, or name the right directory"
+    )]
+    DirectoryMissing {
+        /// The directory that was named.
+        path: PathBuf,
+    },
+    /// The path named as the external certificate directory is a file or something else.
+    #[error(
+        "{path}: not a directory; name the folder that holds client_cert.pem, client_key.pem and passphrase, not a file in it"
+    )]
+    NotADirectory {
+        /// The path that was named.
+        path: PathBuf,
+    },
     /// A required file does not exist.
     #[error("{path}: file not found; put the {what} there (see EXTERNAL_CERT_DIR setup)")]
     MissingFile {
@@ -236,6 +252,8 @@ impl Error {
     /// machine-readable output and tests.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::DirectoryMissing { .. } => "DirectoryMissing",
+            Error::NotADirectory { .. } => "NotADirectory",
             Error::MissingFile { .. } => "MissingFile",
             Error::NotAFile { .. } => "NotAFile",
             Error::FileTooLarge { .. } => "FileTooLarge",

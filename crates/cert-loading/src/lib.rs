@@ -237,13 +237,27 @@ pub struct LoadedSet {
 /// Loads `client_cert.pem`, `client_key.pem` and `passphrase` from `directory`.
 ///
 /// # Errors
-/// See [`load_files`]; a `directory` that does not exist gives [`Error::MissingFile`] for the
-/// certificate file.
+/// See [`load_files`]; before any file, [`Error::DirectoryMissing`] when `directory` does not
+/// exist and [`Error::NotADirectory`] when it is a file or anything but a folder.
 pub fn load_directory(
     directory: &Path,
     options: &LoadOptions,
     now: SystemTime,
 ) -> Result<LoadedSet, Error> {
+    match std::fs::metadata(directory) {
+        Ok(metadata) if !metadata.is_dir() => {
+            return Err(Error::NotADirectory {
+                path: directory.to_path_buf(),
+            });
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::DirectoryMissing {
+                path: directory.to_path_buf(),
+            });
+        }
+        // Other errors (permissions, ...) are reported for the first file, with its path.
+        _ => {}
+    }
     load_files(
         &directory.join(CERTIFICATE_FILE),
         &directory.join(KEY_FILE),

@@ -175,19 +175,27 @@ fn a_two_mebibyte_certificate_file_is_refused() {
 }
 
 #[test]
-fn a_missing_directory_names_the_certificate_file() {
+fn a_missing_directory_or_a_file_instead_of_one_is_named_as_such() {
     let error = load_directory(
         Path::new("/nonexistent/cert_files"),
         &LoadOptions::default(),
         vector_now(),
     )
     .unwrap_err();
-    assert_eq!(error.kind(), "MissingFile");
+    assert_eq!(error.kind(), "DirectoryMissing");
+    let message = error.to_string();
     assert!(
-        error
-            .to_string()
-            .contains("/nonexistent/cert_files/client_cert.pem")
+        message.starts_with("/nonexistent/cert_files: "),
+        "{message}"
     );
+    assert!(message.contains("does not exist"), "{message}");
+
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("client_cert.pem");
+    std::fs::write(&file, "not a folder").unwrap();
+    let error = load_directory(&file, &LoadOptions::default(), vector_now()).unwrap_err();
+    assert_eq!(error.kind(), "NotADirectory");
+    assert!(error.to_string().contains("not a directory"), "{error}");
 }
 
 #[test]
