@@ -135,21 +135,10 @@ fn snapshot_date(snapshot: &Path) -> Result<SystemTime> {
         .nth(1)
         .and_then(|rest| rest.get(..10))
         .context("SNAPSHOT.txt does not say when it was taken (\"taken YYYY-MM-DD\")")?;
-    let number = |range: std::ops::Range<usize>| -> Result<i64> {
-        date.get(range)
-            .and_then(|digits| digits.parse().ok())
-            .with_context(|| format!("SNAPSHOT.txt: bad date {date:?}"))
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let seconds = u64::try_from(days * 86_400).context("snapshot date before 1970")?;
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+    let midnight: der::DateTime = format!("{date}T00:00:00Z")
+        .parse()
+        .map_err(|error| anyhow::anyhow!("SNAPSHOT.txt: bad date {date:?}: {error}"))?;
+    Ok(midnight.to_system_time())
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {

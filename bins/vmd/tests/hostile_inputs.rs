@@ -550,7 +550,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
                 untouched.address(),
             ],
             3,
-            "file not found",
+            "directory does not exist",
         ),
         (
             "no folder at all",

@@ -94,17 +94,10 @@ fn fingerprint(issued: &IssuedCertificate) -> String {
 
 /// Seconds since the epoch of an RFC 3339 UTC time as the agent writes it.
 fn epoch_seconds(text: &str) -> u64 {
-    let digits = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap();
-    let (year, month, day) = (digits(0..4), digits(5..7), digits(8..10));
-    let (hour, minute, second) = (digits(11..13), digits(14..16), digits(17..19));
-    // Days from civil (Howard Hinnant's algorithm).
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    (days * 86_400 + hour * 3600 + minute * 60 + second) as u64
+    text.parse::<der::DateTime>()
+        .unwrap_or_else(|error| panic!("{text:?} is not RFC 3339 UTC: {error}"))
+        .unix_duration()
+        .as_secs()
 }
 
 /// The delay from the last check to the next one that status.json records.

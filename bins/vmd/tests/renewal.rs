@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use agent::paths::AgentRoot;
 use agent::register::{RegistrationOptions, TrustChoice};
-use test_pki::{ClientCertificateRequest, KeyType};
+use test_pki::KeyType;
 use test_support::{Manager, snapshot_tree, test_ca, test_ca_pem};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -118,14 +118,15 @@ fn issue(
     not_after: SystemTime,
     directory: &Path,
 ) -> String {
-    let issued = ca
-        .issue(
-            &ClientCertificateRequest::new(common_name)
-                .key_type(key_type)
-                .validity(not_before, not_after),
-        )
-        .unwrap();
-    issued.write_directory(directory, PASSPHRASE).unwrap();
+    let issued = test_support::issue_set(
+        ca,
+        key_type,
+        common_name,
+        (not_before, not_after),
+        directory,
+        PASSPHRASE,
+    )
+    .unwrap();
     cert_loading::Fingerprint::of(issued.certificate_der()).to_string()
 }
 

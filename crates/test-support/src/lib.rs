@@ -324,6 +324,30 @@ pub fn test_ca(name: &str) -> Result<test_pki::CertificateAuthority> {
     )?)
 }
 
+/// Issues a client certificate from `ca` for `common_name`, valid from `not_before` to
+/// `not_after`, and writes the three files of a set (`client_cert.pem`, the key encrypted under
+/// `passphrase`, and `passphrase`) into `directory`, replacing what was there.
+///
+/// # Errors
+/// When issuing or writing fails.
+pub fn issue_set(
+    ca: &test_pki::CertificateAuthority,
+    key_type: test_pki::KeyType,
+    common_name: &str,
+    validity: (std::time::SystemTime, std::time::SystemTime),
+    directory: &Path,
+    passphrase: &str,
+) -> Result<test_pki::IssuedCertificate> {
+    let (not_before, not_after) = validity;
+    let issued = ca.issue(
+        &test_pki::ClientCertificateRequest::new(common_name)
+            .key_type(key_type)
+            .validity(not_before, not_after),
+    )?;
+    issued.write_directory(directory, passphrase)?;
+    Ok(issued)
+}
+
 /// A snapshot of every file (path and bytes) under a folder, for byte-identity checks.
 pub fn snapshot_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use agent::paths::AgentRoot;
 use agent::register::{RegistrationOptions, TrustChoice};
-use test_pki::{ClientCertificateRequest, IssuedCertificate, KeyType};
+use test_pki::{IssuedCertificate, KeyType};
 use test_support::{Manager, files_containing, snapshot_tree, test_ca, test_ca_pem};
 
 pub const DAY: Duration = Duration::from_secs(86_400);
@@ -52,15 +52,15 @@ pub fn issue(
     not_after: SystemTime,
     directory: &Path,
 ) -> IssuedCertificate {
-    let issued = ca
-        .issue(
-            &ClientCertificateRequest::new(common_name)
-                .key_type(key_type)
-                .validity(not_before, not_after),
-        )
-        .unwrap();
-    issued.write_directory(directory, PASSPHRASE).unwrap();
-    issued
+    test_support::issue_set(
+        ca,
+        key_type,
+        common_name,
+        (not_before, not_after),
+        directory,
+        PASSPHRASE,
+    )
+    .unwrap()
 }
 
 /// A host registered with the real emulator, its certificate expiring in `days_left` days.
