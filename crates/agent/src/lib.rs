@@ -10,6 +10,23 @@
 //! - [`paths::AgentRoot`]: where everything lives under the agent root.
 //! - [`logging::Logger`]: product-shaped log lines and records to upload.
 //!
+//! # Example
+//! Check a certificate folder as `vmutil -a vmd -d DIR checkcerts` does, with "now" chosen by the
+//! caller (here 2026-06-01, when the committed test vectors are all valid):
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! # let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vectors");
+//! let folder = testdata.join("good/p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256");
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_272_000);
+//! let report = agent::checkcerts::check_directory(&folder, now)?;
+//! println!("{} expires {} ({} days left)", report.common_name, report.not_after, report.days_left);
+//!
+//! // A refusal maps to the exit code every binary uses (3: local input invalid).
+//! let error = agent::checkcerts::check_directory(&testdata.join("missing"), now).unwrap_err();
+//! assert_eq!(error.exit_status().code(), 3);
+//! # Ok::<(), agent::AgentError>(())
+//! ```
+//!
 //! # What this crate does not do
 //! It does not parse command lines, and it never reads the clock for decisions: every operation
 //! that judges expiry takes `now`.
