@@ -11,10 +11,12 @@ use zeroize::Zeroizing;
 
 const AFTER_HELP: &str = "\
 The certificate directory holds client_cert.pem, client_key.pem (passphrase-encrypted) and passphrase.
+
 Precedence: a command-line flag wins over the EXTERNAL_CERT_DIR environment variable, which wins over the silent file.
+
 The product's single-dash spellings work too: -token=T -agent=NAME -description=TEXT -extcertdir=DIR.
-Silent registration: register_host [flags] silent FILE, with SERVER_HOSTNAME (may carry :port), REG_TOKEN,
-AGENT_HOST_NAME, HOST_DESC, EXTERNAL_CERT_DIR, CM_CA_FILE or CM_FINGERPRINT.
+
+Silent registration: register_host [flags] silent FILE, with SERVER_HOSTNAME (may carry :port), REG_TOKEN, AGENT_HOST_NAME, HOST_DESC, EXTERNAL_CERT_DIR, CM_CA_FILE or CM_FINGERPRINT.
 
 Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed.";
 
