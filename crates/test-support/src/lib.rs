@@ -348,6 +348,29 @@ pub fn issue_set(
     Ok(issued)
 }
 
+/// Another binary of the workspace, next to `beside` (a binary cargo built for this test, such as
+/// `env!("CARGO_BIN_EXE_vmd")`). It is built now, once per process and package, so that a
+/// `cargo test -p X` never runs a stale copy of a binary X does not depend on.
+///
+/// # Panics
+/// When the build fails or the binary is not where it should be: a test cannot go on then.
+pub fn sibling_binary(beside: &Path, package: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|error| error.into_inner());
+    if !built.iter().any(|done| done == package) {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--package", package])
+            .current_dir(testdata().join(".."))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --package {package} failed");
+        built.push(package.to_string());
+    }
+    let path = beside.with_file_name(package);
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
 /// A snapshot of every file (path and bytes) under a folder, for byte-identity checks.
 pub fn snapshot_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();

@@ -27,20 +27,7 @@ pub fn text(output: &Output) -> String {
 
 /// Another binary of the workspace, built now so a `cargo test -p vmd` never runs a stale copy.
 pub fn sibling_binary(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|error| error.into_inner());
-    if !built.iter().any(|done| done == name) {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--package", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --package {name} failed");
-        built.push(name.to_string());
-    }
-    let path = Path::new(env!("CARGO_BIN_EXE_vmd")).with_file_name(name);
-    assert!(path.exists(), "{} is missing", path.display());
-    path
+    test_support::sibling_binary(Path::new(env!("CARGO_BIN_EXE_vmd")), name)
 }
 
 /// Issues a certificate and writes the three files with [`PASSPHRASE`].
