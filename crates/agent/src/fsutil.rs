@@ -1,6 +1,6 @@
 //! Private folders and atomic file replacement for agent.conf, status and journal files.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
@@ -58,7 +58,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> 
 pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        File::open(folder)?.sync_all()
+        fs::File::open(folder)?.sync_all()
     }
     #[cfg(not(unix))]
     {

@@ -25,6 +25,7 @@ pub(crate) fn create_private_dir_all(path: &Path) -> Result<(), Error> {
 
 /// Creates one new folder with mode 0700; fails if it exists.
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
