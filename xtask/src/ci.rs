@@ -25,8 +25,6 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
-/// The Windows target the product's binaries are cross-checked for.
-const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 /// The packages that ship on Windows hosts (libraries and the three agent binaries; the emulator
 /// too, as users may run it there).
 const WINDOWS_PACKAGES: [&str; 10] = [
@@ -42,40 +40,36 @@ const WINDOWS_PACKAGES: [&str; 10] = [
     "cm-emulator-bin",
 ];
 
-/// The product also runs on Windows: clippy (`-D warnings`) over the shipped packages for
-/// `x86_64-pc-windows-gnu`, so that the `cfg(not(unix))` paths at least compile and lint clean.
-/// It needs the rustup target and the MinGW-w64 C compiler (ring's C parts); `.ci/run` installs
-/// both when it can. Without them the step says SKIPPED and why; it never claims to have passed.
-/// Running on Windows is not tested here.
+/// The product also runs on Windows. First clippy (`-D warnings`) over the shipped packages for
+/// `x86_64-pc-windows-gnu`, so that the `cfg(not(unix))` paths compile and lint clean; then, when
+/// Wine is there, `cargo xtask windows` runs the Windows binaries against the emulator. `.ci/run`
+/// installs what these need when it can; without it each step says SKIPPED and what is missing,
+/// and never claims to have passed.
 fn windows_check() -> Result<()> {
-    let target_installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(WINDOWS_TARGET));
-    let mingw = Command::new("x86_64-w64-mingw32-gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    let mut missing = Vec::new();
-    if !target_installed {
-        missing.push(format!("the rustup target {WINDOWS_TARGET}"));
-    }
-    if !mingw {
-        missing.push("the MinGW-w64 gcc (apt-get install gcc-mingw-w64-x86-64)".to_string());
-    }
+    let missing = crate::windows::missing_tools(false);
     if !missing.is_empty() {
         eprintln!(
-            "SKIPPED: Windows cross-check: missing {}",
+            "SKIPPED: Windows cross-check and Wine run: missing {}",
             missing.join(" and ")
         );
         return Ok(());
     }
-    let mut arguments = vec!["clippy", "--locked", "--target", WINDOWS_TARGET];
+    let mut arguments = vec!["clippy", "--locked", "--target", crate::windows::TARGET];
     for package in WINDOWS_PACKAGES {
         arguments.extend(["--package", package]);
     }
     arguments.extend(["--", "-D", "warnings"]);
-    cargo(&arguments)
+    cargo(&arguments)?;
+    let missing = crate::windows::missing_tools(true);
+    if !missing.is_empty() {
+        eprintln!(
+            "SKIPPED: Windows binaries under Wine: missing {}",
+            missing.join(" and ")
+        );
+        return Ok(());
+    }
+    eprintln!("$ cargo xtask windows");
+    crate::windows::run()
 }
 
 /// The cargo-deny version CI installs when none is present.

@@ -1,10 +1,12 @@
-//! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`, `cargo xtask bench`, `cargo xtask fuzz`.
+//! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`, `cargo xtask bench`, `cargo xtask fuzz`,
+//! `cargo xtask windows`.
 
 mod bench;
 mod ci;
 mod demo;
 mod fuzz;
 mod tidy;
+mod windows;
 
 use anyhow::{Context, Result, bail};
 
@@ -24,6 +26,7 @@ fn run() -> Result<()> {
         "demo" => demo::run(&rest),
         "fuzz" => fuzz::run(&rest),
         "bench" => bench::run(&rest),
+        "windows" => windows::run(),
         "fixtures" => {
             let script = project_root().join("testdata/regenerate.sh");
             let status = std::process::Command::new("bash")
@@ -37,7 +40,7 @@ fn run() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]"
+                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]\n  windows   the Windows builds of register_host, vmutil and vmd under Wine against the emulator"
             );
             if task.is_empty() || task == "help" || task == "--help" {
                 Ok(())

@@ -238,6 +238,52 @@ fn once_outside_the_window_with_the_current_set_in_the_folder_is_quiet() {
     assert_eq!(status["result"], "not_due", "{status}");
 }
 
+/// Before the renewal window, a request (`updatecerts`, `vmd --once`) that finds an unusable set
+/// says what is wrong with it (here the passphrase), not "no new certificate set"; nothing is
+/// sent and nothing changes.
+#[test]
+fn requests_before_the_window_name_what_is_wrong_with_the_set() {
+    let host = Host::registered("ca-p384", KeyType::P384, 300);
+    let current = host.current_fingerprint();
+    host.place("host1.example", SystemTime::now() + 700 * DAY);
+    std::fs::write(
+        host.cert_dir.path().join("passphrase"),
+        "not-the-passphrase\n",
+    )
+    .unwrap();
+    let before = snapshot_tree(host.root.path());
+    let updatecerts = Command::new(sibling_binary("vmutil"))
+        .args([
+            "--agent-root",
+            host.root.path().to_str().unwrap(),
+            "-a",
+            "vmd",
+            "-d",
+            host.cert_dir.path().to_str().unwrap(),
+            "updatecerts",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&updatecerts);
+    assert_eq!(updatecerts.status.code(), Some(3), "{all}");
+    assert!(all.contains("passphrase does not decrypt"), "{all}");
+    assert!(!all.contains("no new certificate set"), "{all}");
+    assert_eq!(
+        snapshot_tree(host.root.path()),
+        before,
+        "dry run changed the agent root"
+    );
+
+    let once = host.vmd(&["--once"], &[]);
+    let all = text(&once);
+    assert_eq!(once.status.code(), Some(3), "{all}");
+    assert!(all.contains("passphrase does not decrypt"), "{all}");
+    // Nothing was sent: the manager still holds the certificate in use, unchanged.
+    assert_eq!(host.manager_fingerprint(), current);
+    assert_eq!(host.current_fingerprint(), current);
+}
+
 #[test]
 fn candidates_refused_locally_send_nothing_and_change_nothing() {
     let host = Host::registered("ca-p384", KeyType::P384, 20);

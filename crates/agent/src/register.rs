@@ -169,8 +169,8 @@ pub fn register(
         FileSnapshot::take(&agent_conf_path)?,
         FileSnapshot::take(&root.manager_ca_copy())?,
     ];
-    let store_existed = root.path().join(keystore::PEM_FOLDER).exists();
-    let keys_existed = root.path().join(keystore::KEYS_FOLDER).exists();
+    let store_existed = keystore::under_agent_root(root.path(), keystore::PEM_FOLDER).exists();
+    let keys_existed = keystore::under_agent_root(root.path(), keystore::KEYS_FOLDER).exists();
     let mut staged = None;
     let result = (|| -> Result<PathBuf, AgentError> {
         let store = keystore::Keystore::open_or_create(root.path())?;
@@ -284,7 +284,10 @@ fn undo_local_writes(
         let _ = snapshot.restore();
     }
     if !store_existed {
-        let _ = std::fs::remove_dir_all(root.path().join(keystore::PEM_FOLDER));
+        let _ = std::fs::remove_dir_all(keystore::under_agent_root(
+            root.path(),
+            keystore::PEM_FOLDER,
+        ));
     } else if let Ok(store) = keystore::Keystore::open(root.path())
         && let Some(generation) = staged
     {
@@ -299,7 +302,10 @@ fn undo_local_writes(
         let _ = store.discard_staged(generation);
     }
     if !keys_existed {
-        let _ = std::fs::remove_dir_all(root.path().join(keystore::KEYS_FOLDER));
+        let _ = std::fs::remove_dir_all(keystore::under_agent_root(
+            root.path(),
+            keystore::KEYS_FOLDER,
+        ));
     }
     if !store_existed && !keys_existed {
         // Remove the folders this run created on the way, if now empty.

@@ -413,11 +413,29 @@ pub fn run_check(
                     },
                 }
             }
-            _ if request.trigger == Trigger::Manual => Decision::NoUsableCandidate {
-                reason: renewal_policy::CandidateProblem::NoNewSet,
+            // A set is there but unusable: say why, on any request (a set placed early is best
+            // fixed early); the scheduled checks report it once the window opens.
+            DirectoryContents::Invalid { reason } => Decision::NoUsableCandidate {
+                reason: renewal_policy::CandidateProblem::Invalid {
+                    reason: reason.clone(),
+                },
                 severity: Severity::Info,
                 next_check,
             },
+            DirectoryContents::Missing if request.trigger == Trigger::Manual => {
+                Decision::NoUsableCandidate {
+                    reason: renewal_policy::CandidateProblem::DirectoryMissing,
+                    severity: Severity::Info,
+                    next_check,
+                }
+            }
+            DirectoryContents::Empty if request.trigger == Trigger::Manual => {
+                Decision::NoUsableCandidate {
+                    reason: renewal_policy::CandidateProblem::NoNewSet,
+                    severity: Severity::Info,
+                    next_check,
+                }
+            }
             _ => decision,
         };
     }

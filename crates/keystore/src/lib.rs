@@ -85,5 +85,5 @@ pub use generation::{GenerationId, GenerationInfo};
 pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
 pub use store::{
     AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, KEYS_FOLDER, Keystore,
-    LOCK_FILE, PEM_FOLDER, POINTER_FILE, StoreStatus, Verification,
+    LOCK_FILE, PEM_FOLDER, POINTER_FILE, StoreStatus, Verification, under_agent_root,
 };

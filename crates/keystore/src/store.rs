@@ -17,6 +17,16 @@ use crate::{Error, fault};
 pub const PEM_FOLDER: &str = "vmd/pem";
 /// The default folder of the random key files, relative to the agent root.
 pub const KEYS_FOLDER: &str = "vmd/keys";
+/// `relative` (one of the `/`-separated constants above) under `agent_root`, joined component by
+/// component so that paths shown on Windows use one separator (`C:\agent\vmd\pem`).
+pub fn under_agent_root(agent_root: &Path, relative: &str) -> PathBuf {
+    relative
+        .split('/')
+        .fold(agent_root.to_path_buf(), |path, component| {
+            path.join(component)
+        })
+}
+
 /// The current certificate chain, inside the store folder.
 pub const AGENT_PEM_FILE: &str = "agent.pem";
 /// The pointer to the current and previous generations, inside the store folder.
@@ -181,11 +191,14 @@ impl Keystore {
     }
 
     fn at(agent_root: &Path) -> Self {
-        let pem_folder = agent_root.join(PEM_FOLDER);
+        let pem_folder = under_agent_root(agent_root, PEM_FOLDER);
         Self {
             generations_folder: pem_folder.join(GENERATIONS_FOLDER),
             pem_folder,
-            protector: Box::new(FileKeyProtector::new(agent_root.join(KEYS_FOLDER))),
+            protector: Box::new(FileKeyProtector::new(under_agent_root(
+                agent_root,
+                KEYS_FOLDER,
+            ))),
             lock_wait: LockWait::default(),
         }
     }
