@@ -535,7 +535,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
                 &not_pem,
                 untouched.address(),
             ],
-            2,
+            3,
             "holds no certificate",
         ),
         (

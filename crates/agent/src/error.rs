@@ -103,6 +103,15 @@ pub enum AgentError {
     /// A local check refused a renewal candidate before anything was sent.
     #[error("{0}")]
     CandidateRefused(String),
+    /// A file named on the command line or in agent.conf (such as the manager CA file) is
+    /// readable but its content is unusable.
+    #[error("{path}: {problem}")]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
 }
 
 impl AgentError {
@@ -123,7 +132,8 @@ impl AgentError {
             | AgentError::AcceptedButLocalFailure { .. }
             | AgentError::Io { .. }
             | AgentError::Expired { .. }
-            | AgentError::CandidateRefused(_) => ExitStatus::LocalInput,
+            | AgentError::CandidateRefused(_)
+            | AgentError::InvalidFile { .. } => ExitStatus::LocalInput,
         }
     }
 

@@ -15,7 +15,7 @@ pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientId
 ///
 /// # Errors
 /// [`AgentError::Io`] when the CA file cannot be read, [`AgentError::Usage`] for a malformed
-/// fingerprint, [`AgentError::Manager`] for a CA file without certificates.
+/// fingerprint, [`AgentError::InvalidFile`] for a CA file without certificates.
 pub fn trust_from_choice(
     choice: &TrustChoice,
 ) -> Result<(cm_client::ServerTrust, Option<Vec<u8>>), AgentError> {
@@ -23,8 +23,14 @@ pub fn trust_from_choice(
         TrustChoice::CaFile(path) => {
             let pem = std::fs::read(path)
                 .map_err(|error| AgentError::io(path, "reading the manager CA file", error))?;
-            let trust = cm_client::ServerTrust::from_pem(&pem)
-                .map_err(|error| AgentError::Usage(format!("{}: {error}", path.display())))?;
+            let trust = cm_client::ServerTrust::from_pem(&pem).map_err(|error| {
+                AgentError::InvalidFile {
+                    path: path.clone(),
+                    problem: format!(
+                        "{error}; give the manager's web CA certificate in PEM (BEGIN CERTIFICATE)"
+                    ),
+                }
+            })?;
             Ok((trust, Some(pem)))
         }
         TrustChoice::Fingerprint(text) => {
