@@ -72,6 +72,13 @@ pub fn trust_from_settings(
             key: key.to_string(),
             reason,
         })),
+        Err(AgentError::InvalidFile { path, problem }) => {
+            Err(AgentError::Config(agent_config::Error::Invalid {
+                file: "agent.conf".to_string(),
+                key: key.to_string(),
+                reason: format!("{}: {problem}", path.display()),
+            }))
+        }
         Err(other) => Err(other),
     }
 }
