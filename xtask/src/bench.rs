@@ -1750,10 +1750,7 @@ fn write_docs(section: &str) -> Result<()> {
 // ---- Helpers ----------------------------------------------------------------------------------
 
 fn release_binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    target
+    crate::target_dir()
         .join("release")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }

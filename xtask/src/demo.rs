@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail, ensure};
 use test_pki::{CertificateAuthority, ClientCertificateRequest, KeyType};
 use test_support::Manager;
 
-use crate::{cargo, project_root};
+use crate::cargo;
 
 const DAY: Duration = Duration::from_secs(86_400);
 const PASSPHRASE: &str = "demo-only-passphrase";
@@ -301,10 +301,7 @@ fn run_binary(name: &str, arguments: &[&str]) -> Result<(i32, String)> {
 }
 
 fn binary_path(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    target
+    crate::target_dir()
         .join("debug")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }

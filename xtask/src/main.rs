@@ -51,6 +51,13 @@ fn run() -> Result<()> {
     }
 }
 
+/// Cargo's target folder (`CARGO_TARGET_DIR` when set, else `target/` in the workspace).
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
 /// The workspace root.
 pub(crate) fn project_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -74,9 +74,7 @@ pub(crate) fn run() -> Result<()> {
     let work = tempfile::Builder::new().prefix("cte-windows-").tempdir()?;
     let bin = work.path().join("bin");
     std::fs::create_dir_all(&bin)?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
+    let target_dir = crate::target_dir();
     for name in ["register_host", "vmutil", "vmd"] {
         let from = target_dir
             .join(TARGET)
