@@ -57,18 +57,9 @@ fn once(
     root: &agent::paths::AgentRoot,
     logger: &agent::logging::Logger,
 ) -> Result<ExitStatus, agent::AgentError> {
-    let request = agent::renewal::CheckRequest {
-        trigger: agent::renewal::Trigger::Once,
-        directory_override: None,
-        dry_run: false,
-        consecutive_unreachable: 0,
-    };
+    // The check itself logs in and reads the client's record (the heartbeat), so its exit
+    // status says whether the manager accepts this host's identity.
+    let request = agent::renewal::CheckRequest::new(agent::renewal::Trigger::Once);
     let outcome = agent::renewal::run_check(root, logger, &request, SystemTime::now())?;
-    let status = outcome.exit_status(agent::renewal::Trigger::Once);
-    if status != ExitStatus::Ok || matches!(outcome.result, agent::renewal::CheckResult::Expired) {
-        return Ok(status);
-    }
-    // The heartbeat tells monitoring whether the manager is reachable with this identity.
-    agent::renewal::heartbeat(root)?;
-    Ok(ExitStatus::Ok)
+    Ok(outcome.exit_status(agent::renewal::Trigger::Once))
 }

@@ -116,10 +116,9 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             let log_file = (!cli.dry_run).then(|| root.vmd_log());
             let logger = agent::logging::Logger::new("VMUTIL", log_file, true);
             let request = agent::renewal::CheckRequest {
-                trigger: agent::renewal::Trigger::Manual,
                 directory_override: Some(directory),
                 dry_run: cli.dry_run,
-                consecutive_unreachable: 0,
+                ..agent::renewal::CheckRequest::new(agent::renewal::Trigger::Manual)
             };
             let outcome = agent::renewal::run_check(&root, &logger, &request, now)?;
             // The outcome was logged to stderr in the product's line shape; JSON goes to stdout.
@@ -129,7 +128,7 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
                     serde_json::to_string_pretty(&outcome.status).unwrap_or_default()
                 );
             }
-            if matches!(outcome.result, agent::renewal::CheckResult::Renewed { .. }) {
+            if outcome.identity_changed() {
                 match agent::daemon::notify_reload(&root) {
                     Ok(Some(pid)) => println!("told the running vmd (pid {pid}) to reload"),
                     Ok(None) => {}

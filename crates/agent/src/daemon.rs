@@ -13,10 +13,11 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use crate::AgentError;
-use crate::fsutil;
+use crate::lock::DaemonLock;
 use crate::logging::{Level, Logger};
+use crate::messages::Message;
 use crate::paths::AgentRoot;
-use crate::renewal::{self, CheckRequest, CheckResult, Trigger};
+use crate::renewal::{self, CheckRequest, Trigger};
 
 /// What woke the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,37 +35,38 @@ pub enum Wake {
 /// When the agent is not registered or its files are unusable at start.
 pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
     let settings = renewal::load_settings(root)?;
+    // One daemon per agent root: the pid file is written under its lock, held until we stop.
+    let _daemon_lock = DaemonLock::acquire(root)?;
     keystore::Keystore::open(root.path())?.verify()?;
     let (sender, receiver) = mpsc::channel();
     install_signals(sender)?;
-    fsutil::write_atomically(
-        &root.pid_file(),
-        format!("{}\n", std::process::id()).as_bytes(),
-    )?;
-    logger.log(
+    logger.message(
         Level::Info,
-        2001,
-        &format!(
-            "vmd started for client {} at {}",
-            settings.client_id, settings.url
-        ),
+        &Message::DaemonStarted {
+            client_id: settings.client_id.clone(),
+            url: settings.url.clone(),
+        },
     );
     let mut next_check = SystemTime::now();
     let mut next_heartbeat = SystemTime::now();
     let mut consecutive_unreachable = 0;
+    let mut trigger = Trigger::Scheduled;
     loop {
         let now = SystemTime::now();
         if now >= next_check {
             let request = CheckRequest {
-                trigger: Trigger::Scheduled,
-                directory_override: None,
-                dry_run: false,
+                trigger,
                 consecutive_unreachable,
+                ..CheckRequest::new(trigger)
             };
+            trigger = Trigger::Scheduled;
             match renewal::run_check(root, logger, &request, now) {
                 Ok(outcome) => {
-                    consecutive_unreachable = match outcome.result {
-                        CheckResult::Unreachable { .. } => consecutive_unreachable + 1,
+                    consecutive_unreachable = match outcome.report.outcome {
+                        renewal_policy::plan::Outcome::Unreachable { .. }
+                        | renewal_policy::plan::Outcome::OutcomeUnknown { .. } => {
+                            consecutive_unreachable + 1
+                        }
                         _ => 0,
                     };
                     // Expired: nothing more to try until re-registration; look again daily
@@ -73,11 +75,16 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                         .next_check
                         .unwrap_or(now + Duration::from_secs(24 * 3600));
                 }
+                Err(AgentError::Busy { .. }) => {
+                    // `vmutil updatecerts` (or `vmd --once`) is checking: look again shortly.
+                    next_check = now + Duration::from_secs(60);
+                }
                 Err(error) => {
-                    logger.log(
+                    logger.message(
                         Level::Error,
-                        3007,
-                        &format!("renewal check failed: {error}"),
+                        &Message::CheckFailed {
+                            error: error.to_string(),
+                        },
                     );
                     next_check = now + Duration::from_secs(3600);
                 }
@@ -90,7 +97,19 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             next_heartbeat = match renewal::heartbeat(root) {
                 Ok(_) => now + Duration::from_secs(interval),
                 Err(error) => {
-                    logger.log(Level::Warning, 3008, &format!("heartbeat failed: {error}"));
+                    logger.message(
+                        Level::Warning,
+                        &Message::HeartbeatFailed {
+                            error: error.to_string(),
+                        },
+                    );
+                    if let AgentError::Manager(cm_client::Error::Refused { status: 401, .. }) =
+                        error
+                    {
+                        // The identity was refused: settle it now (adopt another generation).
+                        trigger = Trigger::Recovery;
+                        next_check = now;
+                    }
                     now + Duration::from_secs(interval.min(300))
                 }
             };
@@ -107,19 +126,15 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             .unwrap_or(Duration::ZERO);
         match receiver.recv_timeout(wait) {
             Ok(Wake::Reload) => {
-                logger.log(
-                    Level::Info,
-                    2007,
-                    "SIGHUP: rereading agent.conf and checking now",
-                );
+                logger.message(Level::Info, &Message::Reload);
                 next_check = SystemTime::now();
             }
             Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
-    logger.log(Level::Info, 2008, "vmd stopping");
-    fsutil::remove_if_present(&root.pid_file())
+    logger.message(Level::Info, &Message::DaemonStopping);
+    Ok(())
 }
 
 #[cfg(unix)]

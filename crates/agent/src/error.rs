@@ -18,6 +18,9 @@ pub enum ExitStatus {
     Refused = 4,
     /// The manager could not be reached, TLS failed, or it answered something unexpected.
     Unreachable = 5,
+    /// Another process holds the lock this one needs (a renewal check in progress, or a
+    /// running daemon); nothing was done. Try again later.
+    Busy = 6,
 }
 
 impl ExitStatus {
@@ -27,7 +30,7 @@ impl ExitStatus {
     }
 
     /// The table printed in `--help`.
-    pub const HELP: &'static str = "Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed.";
+    pub const HELP: &'static str = "Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed, 6 busy (another renewal check or vmd holds the lock).";
 }
 
 /// Why an agent operation failed.
@@ -49,6 +52,22 @@ pub enum AgentError {
     /// The manager refused, could not be reached, or the client settings are unusable.
     #[error(transparent)]
     Manager(#[from] cm_client::Error),
+    /// Another process holds a lock this operation needs.
+    #[error(
+        "{what} is already running for this agent root (lock {path} held{}, waited {} s); nothing was done: try again when it has finished",
+        holder.map(|pid| format!(" by pid {pid}")).unwrap_or_default(),
+        waited.as_secs()
+    )]
+    Busy {
+        /// What holds it ("a renewal check", "the vmd daemon").
+        what: &'static str,
+        /// The lock file.
+        path: PathBuf,
+        /// The pid written by the holder, when readable.
+        holder: Option<u32>,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
     /// The host is not registered (no pem store / agent.conf).
     #[error("this host is not registered ({path} is missing); run register_host first")]
     NotRegistered {
@@ -119,6 +138,7 @@ impl AgentError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             AgentError::Usage(_) => ExitStatus::Usage,
+            AgentError::Busy { .. } => ExitStatus::Busy,
             AgentError::Manager(error) => match error {
                 cm_client::Error::Refused { .. } => ExitStatus::Refused,
                 cm_client::Error::InvalidConfiguration { .. } => ExitStatus::LocalInput,

@@ -136,6 +136,11 @@ impl Logger {
         }
     }
 
+    /// Logs a catalogue message at `level` (its id comes from the catalogue).
+    pub fn message(&self, level: Level, message: &crate::messages::Message) {
+        self.log(level, message.id(), &message.text());
+    }
+
     /// Takes the records waiting for upload.
     pub fn take_uploads(&self) -> Vec<cm_client::LogRecord> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))

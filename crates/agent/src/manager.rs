@@ -98,3 +98,32 @@ pub fn client_for(
         cm_client::Options::default(),
     )?)
 }
+
+/// Makes the manager clients the agent's operations use, one per identity. The production
+/// connector ([`TlsConnector`]) speaks HTTPS to the manager named in agent.conf; a simulation
+/// supplies one over an in-process manager (see `cm_client::Transport`).
+pub trait Connector: Send + Sync {
+    /// A client presenting `identity`.
+    ///
+    /// # Errors
+    /// When the settings or the identity cannot be used (nothing is sent then).
+    fn client_for(
+        &self,
+        settings: &agent_config::AgentSettings,
+        identity: &cert_loading::Identity,
+    ) -> Result<cm_client::ManagerClient, AgentError>;
+}
+
+/// HTTPS to the manager of agent.conf, verified as agent.conf says ([`client_for`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsConnector;
+
+impl Connector for TlsConnector {
+    fn client_for(
+        &self,
+        settings: &agent_config::AgentSettings,
+        identity: &cert_loading::Identity,
+    ) -> Result<cm_client::ManagerClient, AgentError> {
+        client_for(settings, identity)
+    }
+}

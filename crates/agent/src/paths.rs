@@ -76,8 +76,13 @@ impl AgentRoot {
         self.run_dir().join("renewal-journal.json")
     }
 
-    /// `vmd/run/vmd.pid`.
+    /// `vmd/run/vmd.pid`: the daemon's pid, locked while it runs.
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir().join("vmd.pid")
+    }
+
+    /// `vmd/run/renewal.lock`: held for a whole renewal check; holds the holder's pid.
+    pub fn renewal_lock(&self) -> PathBuf {
+        self.run_dir().join("renewal.lock")
     }
 }

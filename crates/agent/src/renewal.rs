@@ -1,43 +1,52 @@
 //! One renewal check: what `vmd` runs on its schedule, `vmd --once` runs now, and
 //! `vmutil -a vmd -d DIR updatecerts` runs now with another folder.
 //!
-//! The switch to a new identity is made crash-safe by a journal (`vmd/run/renewal-journal.json`)
-//! written before each step: `pushing` (about to ask the manager), `accepted` (the manager took
-//! the new certificate), `staged` (the new generation is in the store, not current), `activated`
-//! (it is current, not yet confirmed by a login). The next check after a crash finishes or cleanly
-//! abandons the update ([`recover_interrupted`]): a staged generation is discarded and the push is
-//! repeated (the manager accepts the same renewal again), an activated one is confirmed by a
-//! login, or rolled back if the manager refuses it. The manager accepts both the old and the new
-//! certificate until the new one first logs in, so the host is never locked out in between.
+//! A pipeline, `inspect → decide → execute → record`, repeated until the decision is to finish:
+//! the whole decision is `renewal_policy::plan::next_step` (pure; no caller overrides it), and
+//! this module only carries out the one step it names and records what happened. The state of an
+//! update in flight is the journal (`vmd/run/renewal-journal.json`, a serde-tagged [`Phase`]),
+//! written before each side effect:
+//!
+//! ```text
+//!   (none) ─Stage─▶ staging ─▶ staged ─login(current) ok─▶ pushing ─renew accepted─▶ activating
+//!      ▲               │          │                          │  │                       │
+//!      │  discard ◀────┘          └─login failed: discard    │  └─renew refused: discard │
+//!      │                                                     │                           ▼
+//!      │                 outcome unknown: kept; next check probes with the candidate  confirming
+//!      │                 (accepted → activating; not this client's → discard, push again) │
+//!      └──────────────────────────────── login(new) accepted: journal removed ◀────────────┘
+//! ```
+//!
+//! Nothing is rolled back, discarded or forgotten on an indefinite manager outcome (timeout,
+//! connection lost after sending, 5xx). When the current identity is refused as not this
+//! client's, the other generations are tried and the accepted one is adopted. One check runs at
+//! a time per agent root ([`crate::lock::RenewalLock`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use renewal_policy::{
-    AttemptFailure, CandidateCertificate, CurrentCertificate, Decision, DirectoryContents,
-    HostSeed, Policy, Severity,
+use renewal_policy::plan::{
+    Answer, Event, Exchange, FolderView, GenerationView, JournalPhase, Outcome, Report, Situation,
+    Step, StoreView,
 };
+use renewal_policy::{CandidateCertificate, CurrentCertificate, HostSeed, Policy, Severity};
 use serde::{Deserialize, Serialize};
+
+pub use renewal_policy::plan::Trigger;
 
 use crate::AgentError;
 use crate::fault::crash_point;
 use crate::fsutil;
+use crate::lock::RenewalLock;
 use crate::logging::{Level, Logger};
-use crate::manager;
+use crate::manager::{Connector, TlsConnector};
+use crate::messages::Message;
 use crate::paths::AgentRoot;
 
-/// Why a check runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// The daemon's schedule: nothing happens before the renewal window.
-    Scheduled,
-    /// `vmd --once`: check now whatever the schedule says; no candidate outside the window is
-    /// fine.
-    Once,
-    /// `updatecerts`: the administrator placed a set and wants it used now; no usable candidate
-    /// is an error.
-    Manual,
-}
+/// The most steps one check takes (a renewal with a probe and one retry takes about a dozen);
+/// a guard against a decision loop, never reached in the explored schedules.
+const MAX_STEPS: usize = 64;
 
 /// What to check.
 #[derive(Clone, Debug)]
@@ -47,54 +56,26 @@ pub struct CheckRequest {
     /// A folder to use instead of agent.conf's `EXTERNAL_CERT_DIR` (updatecerts `-d`); the
     /// saved path is not changed.
     pub directory_override: Option<PathBuf>,
-    /// Validate locally and stop before contacting the manager.
+    /// Validate locally and stop before contacting the manager; changes nothing.
     pub dry_run: bool,
     /// Consecutive earlier failures to reach the manager (for the retry backoff).
     pub consecutive_unreachable: u32,
+    /// How long to wait for another check holding the lock.
+    pub lock_wait: Duration,
 }
 
-/// How a check ended.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum CheckResult {
-    /// Not in the renewal window yet.
-    NotDue,
-    /// Renewed and switched.
-    Renewed {
-        /// The old fingerprint.
-        old_fingerprint: String,
-        /// The new fingerprint.
-        new_fingerprint: String,
-        /// The new end of validity.
-        not_after: String,
-    },
-    /// A valid candidate passed every local check (dry run).
-    CandidateReady {
-        /// The candidate's fingerprint.
-        fingerprint: String,
-    },
-    /// Nothing usable in the folder.
-    NoCandidate {
-        /// Why.
-        reason: String,
-    },
-    /// A set is there but was refused locally; nothing was sent.
-    CandidateRefused {
-        /// Why.
-        reason: String,
-    },
-    /// The manager refused the renewal.
-    RefusedByManager {
-        /// The manager's reason.
-        reason: String,
-    },
-    /// The manager could not be reached.
-    Unreachable {
-        /// Why.
-        reason: String,
-    },
-    /// The current certificate has expired.
-    Expired,
+impl CheckRequest {
+    /// A request for `trigger` with the defaults: agent.conf's folder, not a dry run, the
+    /// default lock wait.
+    pub fn new(trigger: Trigger) -> Self {
+        Self {
+            trigger,
+            directory_override: None,
+            dry_run: false,
+            consecutive_unreachable: 0,
+            lock_wait: crate::lock::DEFAULT_WAIT,
+        }
+    }
 }
 
 /// The outcome of one check, also written to `vmd/run/status.json`.
@@ -102,7 +83,7 @@ pub enum CheckResult {
 pub struct CheckStatus {
     /// When the check ran, RFC 3339.
     pub last_check: String,
-    /// The result kind (`not_due`, `renewed`, `no_candidate`, ...).
+    /// The result kind (`not_due`, `healthy`, `renewed`, `no_candidate`, ...).
     pub result: String,
     /// The message logged for it.
     pub message: String,
@@ -112,15 +93,18 @@ pub struct CheckStatus {
     pub next_check: String,
     /// The folder that was looked at.
     pub directory: String,
-    /// Whether the manager was reached during the check.
+    /// Whether the manager answered during the check.
     pub manager_reached: bool,
+    /// Whether the host is healthy (an accepted identity, renewal not overdue).
+    #[serde(default)]
+    pub healthy: bool,
 }
 
 /// A check's outcome with its schedule.
 #[derive(Clone, Debug)]
 pub struct CheckOutcome {
-    /// The result.
-    pub result: CheckResult,
+    /// What the decision reported.
+    pub report: Report,
     /// When to check again (`None`: never, re-registration required).
     pub next_check: Option<SystemTime>,
     /// What was written to status.json.
@@ -128,37 +112,132 @@ pub struct CheckOutcome {
 }
 
 impl CheckOutcome {
-    /// The process exit status for `vmd --once` / `updatecerts`.
+    /// The process exit status for `vmd --once` / `updatecerts`: health for the automatic
+    /// triggers, the request's success for a manual update.
     pub fn exit_status(&self, trigger: Trigger) -> crate::ExitStatus {
         use crate::ExitStatus;
-        match &self.result {
-            CheckResult::NotDue
-            | CheckResult::Renewed { .. }
-            | CheckResult::CandidateReady { .. } => ExitStatus::Ok,
-            CheckResult::NoCandidate { .. } => match trigger {
-                Trigger::Manual => ExitStatus::LocalInput,
-                _ => ExitStatus::Ok,
-            },
-            CheckResult::CandidateRefused { .. } | CheckResult::Expired => ExitStatus::LocalInput,
-            CheckResult::RefusedByManager { .. } => ExitStatus::Refused,
-            CheckResult::Unreachable { .. } => ExitStatus::Unreachable,
+        let failed = match &self.report.outcome {
+            Outcome::Expired | Outcome::NoUsableCandidate { .. } | Outcome::UnusableSet { .. } => {
+                ExitStatus::LocalInput
+            }
+            Outcome::RefusedByManager { .. } | Outcome::NoIdentityAccepted { .. } => {
+                ExitStatus::Refused
+            }
+            Outcome::Unreachable { .. } | Outcome::OutcomeUnknown { .. } => ExitStatus::Unreachable,
+            Outcome::NotDue
+            | Outcome::Healthy
+            | Outcome::AlreadyInUse
+            | Outcome::CandidateReady { .. }
+            | Outcome::Renewed { .. }
+            | Outcome::Adopted { .. } => ExitStatus::Ok,
+        };
+        match trigger {
+            Trigger::Manual => failed,
+            _ if self.report.healthy => ExitStatus::Ok,
+            _ => failed,
+        }
+    }
+
+    /// Whether the identity changed in this check (renewed or adopted): a running daemon should
+    /// be told.
+    pub fn identity_changed(&self) -> bool {
+        matches!(
+            self.report.outcome,
+            Outcome::Renewed { .. } | Outcome::Adopted { .. }
+        )
+    }
+}
+
+/// The state of an update in flight, as journaled. See the module documentation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// About to stage the candidate. Nothing was sent.
+    Staging,
+    /// The candidate is staged; nothing was sent.
+    Staged {
+        /// The staged generation.
+        generation: u64,
+    },
+    /// The renewal was (or is about to be) sent; outcome unknown until answered or probed.
+    Pushing {
+        /// The staged generation.
+        generation: u64,
+    },
+    /// The manager accepts the generation; it is being made current.
+    Activating {
+        /// The generation.
+        generation: u64,
+        /// Adopted after a refusal of the current identity.
+        adopted: bool,
+    },
+    /// The generation is current; a login with it confirms.
+    Confirming {
+        /// The generation.
+        generation: u64,
+        /// As above.
+        adopted: bool,
+    },
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Staging => formatter.write_str("staging"),
+            Self::Staged { generation } => write!(formatter, "staged as generation {generation}"),
+            Self::Pushing { generation } => {
+                write!(formatter, "sent to the manager (generation {generation})")
+            }
+            Self::Activating { generation, .. } => {
+                write!(formatter, "activating generation {generation}")
+            }
+            Self::Confirming { generation, .. } => {
+                write!(formatter, "confirming generation {generation}")
+            }
         }
     }
 }
 
-/// The journal of an in-flight renewal.
+/// The journal of an update in flight.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Journal {
-    /// `pushing`, `accepted`, `staged` or `activated`.
-    pub phase: String,
-    /// The candidate's fingerprint.
+    /// The state.
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// The candidate's fingerprint (the generation being pushed or adopted).
     pub candidate_fingerprint: String,
-    /// The fingerprint it replaces.
+    /// The fingerprint current when the update started.
     pub previous_fingerprint: String,
-    /// The staged generation, once there is one.
-    pub generation: Option<u64>,
-    /// The folder the candidate came from.
+    /// The folder the candidate came from (empty for an adoption).
     pub directory: String,
+}
+
+impl Journal {
+    fn policy_phase(&self) -> Option<JournalPhase> {
+        Some(match self.phase {
+            Phase::Staging => JournalPhase::Staging {
+                candidate: renewal_policy::Fingerprint(
+                    cert_loading::Fingerprint::parse(&self.candidate_fingerprint)?.0,
+                ),
+            },
+            Phase::Staged { generation } => JournalPhase::Staged { generation },
+            Phase::Pushing { generation } => JournalPhase::Pushing { generation },
+            Phase::Activating {
+                generation,
+                adopted,
+            } => JournalPhase::Activating {
+                generation,
+                adopted,
+            },
+            Phase::Confirming {
+                generation,
+                adopted,
+            } => JournalPhase::Confirming {
+                generation,
+                adopted,
+            },
+        })
+    }
 }
 
 /// Reads the settings of a registered agent.
@@ -199,13 +278,11 @@ pub fn current_certificate(identity: &cert_loading::Identity) -> CurrentCertific
     }
 }
 
-/// Looks at a folder: missing, empty, refused by cert-loading, or a candidate.
-pub fn inspect_directory(
-    directory: &Path,
-    now: SystemTime,
-) -> (DirectoryContents, Option<cert_loading::LoadedSet>) {
+/// Looks at a folder: missing, empty, refused by cert-loading, or a set (loaded once; the key is
+/// decrypted once per check, the time rules are the policy's).
+pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::LoadedSet>) {
     if !directory.is_dir() {
-        return (DirectoryContents::Missing, None);
+        return (FolderView::Missing, None);
     }
     let present = [
         cert_loading::CERTIFICATE_FILE,
@@ -213,13 +290,16 @@ pub fn inspect_directory(
         cert_loading::PASSPHRASE_FILE,
     ]
     .iter()
-    .any(|file| directory.join(file).exists());
+    .any(|file| directory.join(file).symlink_metadata().is_ok());
     if !present {
-        return (DirectoryContents::Empty, None);
+        return (FolderView::Empty, None);
     }
-    // Validity is judged by the policy (a not-yet-valid candidate is waited for), so load at the
-    // candidate's own time window: first without the time rules.
-    match cert_loading::load_directory(directory, &cert_loading::LoadOptions::default(), now) {
+    let options = cert_loading::LoadOptions {
+        ignore_validity_period: true,
+        ..cert_loading::LoadOptions::default()
+    };
+    // `now` only matters for the time rules, which are skipped here.
+    match cert_loading::load_directory(directory, &options, SystemTime::UNIX_EPOCH) {
         Ok(set) => {
             let certificate = set.identity.certificate();
             let candidate = CandidateCertificate {
@@ -228,35 +308,10 @@ pub fn inspect_directory(
                 not_before: certificate.not_before,
                 not_after: certificate.not_after,
             };
-            (DirectoryContents::Candidate(candidate), Some(set))
-        }
-        Err(
-            error @ (cert_loading::Error::Expired { .. } | cert_loading::Error::NotYetValid { .. }),
-        ) => {
-            // Let the policy word these (it compares with the current certificate).
-            match load_ignoring_time(directory) {
-                Some(set) => {
-                    let certificate = set.identity.certificate();
-                    (
-                        DirectoryContents::Candidate(CandidateCertificate {
-                            common_name: certificate.common_name.clone(),
-                            fingerprint: renewal_policy::Fingerprint(certificate.fingerprint.0),
-                            not_before: certificate.not_before,
-                            not_after: certificate.not_after,
-                        }),
-                        None,
-                    )
-                }
-                None => (
-                    DirectoryContents::Invalid {
-                        reason: error.to_string(),
-                    },
-                    None,
-                ),
-            }
+            (FolderView::Set(candidate), Some(set))
         }
         Err(error) => (
-            DirectoryContents::Invalid {
+            FolderView::Invalid {
                 reason: error.to_string(),
             },
             None,
@@ -264,424 +319,530 @@ pub fn inspect_directory(
     }
 }
 
-/// Loads a set at its own not-before, so that only the time rules are skipped.
-fn load_ignoring_time(directory: &Path) -> Option<cert_loading::LoadedSet> {
-    let pem = std::fs::read(directory.join(cert_loading::CERTIFICATE_FILE)).ok()?;
-    let chain = cert_loading::parse_certificate_pem(directory, &pem).ok()?;
-    let summary = cert_loading::summarize_certificate(directory, &chain).ok()?;
-    cert_loading::load_directory(
-        directory,
-        &cert_loading::LoadOptions::default(),
-        summary.not_before,
-    )
-    .ok()
+fn view_of(id: keystore::GenerationId, info: &keystore::GenerationInfo) -> GenerationView {
+    GenerationView {
+        number: id.number(),
+        fingerprint: renewal_policy::Fingerprint(info.fingerprint.0),
+        not_after: info.not_after,
+    }
 }
 
-/// Runs one check. `now` decides everything about time.
+/// The store's generations for the decision. Unreadable non-current generations are left out
+/// (they cannot be used anyway); an unreadable current one is an error.
+fn store_view(store: &keystore::Keystore) -> Result<StoreView, AgentError> {
+    let status = store.status()?;
+    let current = status.current().ok_or_else(|| {
+        AgentError::Store(keystore::Error::NotRegistered {
+            path: store.pem_folder().to_path_buf(),
+        })
+    })?;
+    let current_info = match &current.info {
+        Ok(info) => info,
+        Err(_) => {
+            // Report the store's own error for the current generation.
+            store.current()?;
+            return Err(AgentError::Store(keystore::Error::GenerationNotFound { id: current.id }));
+        }
+    };
+    let usable = |generation: &keystore::GenerationStatus| {
+        generation
+            .info
+            .as_ref()
+            .ok()
+            .map(|info| view_of(generation.id, info))
+    };
+    Ok(StoreView {
+        current: view_of(current.id, current_info),
+        common_name: current_info.common_name.clone(),
+        previous: status.previous().and_then(usable),
+        staged: status.staged().filter_map(usable).collect(),
+    })
+}
+
+/// Runs one check against the manager of agent.conf. `now` decides everything about time.
 ///
 /// # Errors
-/// Only for problems with the agent itself (not registered, agent.conf or pem store unusable);
-/// every outcome of the check, including refusals, is a [`CheckOutcome`].
+/// Only for problems with the agent itself (not registered, agent.conf or pem store unusable,
+/// another check holding the lock: [`AgentError::Busy`]); every outcome of the check, refusals
+/// included, is a [`CheckOutcome`].
 pub fn run_check(
     root: &AgentRoot,
     logger: &Logger,
     request: &CheckRequest,
     now: SystemTime,
 ) -> Result<CheckOutcome, AgentError> {
+    run_check_with(root, logger, request, now, &TlsConnector)
+}
+
+/// [`run_check`] with the manager reached through `connector` (a simulation passes an
+/// in-process manager).
+///
+/// # Errors
+/// As [`run_check`].
+pub fn run_check_with(
+    root: &AgentRoot,
+    logger: &Logger,
+    request: &CheckRequest,
+    now: SystemTime,
+    connector: &dyn Connector,
+) -> Result<CheckOutcome, AgentError> {
     let settings = load_settings(root)?;
     logger.set_upload_threshold(settings.log_upload_level);
+    let _lock = if request.dry_run {
+        None
+    } else {
+        Some(RenewalLock::acquire(root, request.lock_wait)?)
+    };
     let store = keystore::Keystore::open(root.path())?;
-    recover_interrupted(root, &store, &settings, logger)?;
-    let current = store.current()?;
-    let policy = policy_from(&settings);
-    let host = HostSeed::from_client_id(&settings.client_id);
-    let current_view = current_certificate(&current);
     let directory = request
         .directory_override
         .clone()
         .or(settings.external_cert_dir.clone());
-    let directory_text = directory
-        .as_ref()
-        .map(|path| path.display().to_string())
-        .unwrap_or_default();
-    let not_after = cert_loading::format_time(current_view.not_after);
-    let days_left = renewal_policy::days_left(&current_view, now);
+    let mut check = Check {
+        root,
+        logger,
+        settings: &settings,
+        store: &store,
+        connector,
+        request,
+        now,
+        directory,
+        journal: None,
+        folder: FolderView::NotLooked,
+        loaded: None,
+        events: Vec::new(),
+        sessions: HashMap::new(),
+        manager_reached: false,
+    };
+    if !request.dry_run {
+        check.journal = check.read_journal()?;
+    }
+    if check.directory.is_none() {
+        check.folder = FolderView::NotConfigured;
+    }
+    let policy = policy_from(&settings);
+    let host = HostSeed::from_client_id(&settings.client_id);
+    for _ in 0..MAX_STEPS {
+        let view = store_view(&store)?;
+        let journal_phase = check.journal.as_ref().and_then(Journal::policy_phase);
+        let situation = Situation {
+            policy: &policy,
+            host: &host,
+            trigger: request.trigger,
+            dry_run: request.dry_run,
+            now,
+            journal: journal_phase,
+            store: &view,
+            folder: &check.folder,
+            events: &check.events,
+        };
+        let step = renewal_policy::plan::next_step(&situation);
+        if let Step::Finish(report) = step {
+            return check.finish(report, &view, &policy);
+        }
+        check.execute(step, &view)?;
+    }
+    Err(AgentError::Usage(
+        "the renewal check did not settle; this is a bug, please report it with vmd/run/renewal-journal.json"
+            .to_string(),
+    ))
+}
 
-    let finish = |result: CheckResult,
-                  level: Level,
-                  number: u32,
-                  message: String,
-                  next_check: Option<SystemTime>,
-                  manager_reached: bool|
-     -> Result<CheckOutcome, AgentError> {
-        logger.log(level, number, &message);
-        let status = CheckStatus {
-            last_check: cert_loading::format_time(now),
-            result: serde_json::to_value(&result)
-                .ok()
-                .and_then(|value| value["result"].as_str().map(str::to_string))
+/// One check in progress: what it has seen and done.
+struct Check<'a> {
+    root: &'a AgentRoot,
+    logger: &'a Logger,
+    settings: &'a agent_config::AgentSettings,
+    store: &'a keystore::Keystore,
+    connector: &'a dyn Connector,
+    request: &'a CheckRequest,
+    now: SystemTime,
+    directory: Option<PathBuf>,
+    journal: Option<Journal>,
+    folder: FolderView,
+    loaded: Option<cert_loading::LoadedSet>,
+    events: Vec<Event>,
+    sessions: HashMap<u64, cm_client::Session>,
+    manager_reached: bool,
+}
+
+impl Check<'_> {
+    fn directory_text(&self) -> String {
+        self.directory
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|| "(no EXTERNAL_CERT_DIR in agent.conf)".to_string())
+    }
+
+    fn read_journal(&self) -> Result<Option<Journal>, AgentError> {
+        let path = self.root.journal_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(AgentError::io(&path, "reading", error)),
+        };
+        match serde_json::from_str::<Journal>(&text) {
+            Ok(journal) if journal.policy_phase().is_some() => Ok(Some(journal)),
+            _ => {
+                // Keep it for a person to read; the staged generations stay in the store and
+                // the identity question is settled by logins (adoption), not by guessing.
+                let aside = path.with_extension("json.unreadable");
+                std::fs::rename(&path, &aside)
+                    .map_err(|error| AgentError::io(&path, "moving aside", error))?;
+                self.logger.message(
+                    Level::Warning,
+                    &Message::JournalUnreadable {
+                        moved_to: aside.display().to_string(),
+                    },
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn write_journal(&mut self, phase: Phase, candidate: String) -> Result<(), AgentError> {
+        let previous = self
+            .journal
+            .as_ref()
+            .map(|journal| journal.previous_fingerprint.clone());
+        let current = match previous {
+            Some(previous) => previous,
+            None => store_view(self.store)?.current.fingerprint.to_string(),
+        };
+        let journal = Journal {
+            phase,
+            candidate_fingerprint: candidate,
+            previous_fingerprint: current,
+            directory: self
+                .directory
+                .as_ref()
+                .map(|path| path.display().to_string())
                 .unwrap_or_default(),
-            message,
+        };
+        fsutil::write_atomically(
+            &self.root.journal_file(),
+            serde_json::to_string_pretty(&journal)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        self.journal = Some(journal);
+        Ok(())
+    }
+
+    fn clear_journal(&mut self) -> Result<(), AgentError> {
+        fsutil::remove_if_present(&self.root.journal_file())?;
+        self.journal = None;
+        Ok(())
+    }
+
+    fn identity(&self, generation: u64) -> Result<cert_loading::Identity, AgentError> {
+        Ok(self
+            .store
+            .identity(keystore::GenerationId::new(generation))?
+            .0)
+    }
+
+    /// A login (with the status call for health checks) presenting `generation`.
+    fn login(&mut self, generation: u64, with_status: bool) -> Result<Answer, AgentError> {
+        let identity = self.identity(generation)?;
+        let client = self.connector.client_for(self.settings, &identity)?;
+        let result = client.login(&self.settings.client_id).and_then(|session| {
+            if with_status {
+                client.status(&session)?;
+            }
+            Ok(session)
+        });
+        Ok(match result {
+            Ok(session) => {
+                self.manager_reached = true;
+                self.sessions.insert(generation, session);
+                Answer::Accepted
+            }
+            Err(error) => self.answer_of(error, true)?,
+        })
+    }
+
+    fn answer_of(&mut self, error: cm_client::Error, login: bool) -> Result<Answer, AgentError> {
+        let reason = error.to_string();
+        Ok(match error.outcome() {
+            cm_client::Outcome::Local => return Err(error.into()),
+            cm_client::Outcome::Indefinite => Answer::Indefinite { reason },
+            cm_client::Outcome::Definite => {
+                self.manager_reached = true;
+                match error {
+                    cm_client::Error::Refused { status: 401, .. } if login => {
+                        Answer::NotThisClient { reason }
+                    }
+                    _ => Answer::Refused { reason },
+                }
+            }
+        })
+    }
+
+    fn execute(&mut self, step: Step, view: &StoreView) -> Result<(), AgentError> {
+        match step {
+            Step::LookInFolder => {
+                let (folder, loaded) = match &self.directory {
+                    Some(directory) => inspect_directory(directory),
+                    None => (FolderView::NotConfigured, None),
+                };
+                self.folder = folder;
+                self.loaded = loaded;
+            }
+            Step::Login {
+                generation,
+                with_status,
+            } => {
+                let answer = self.login(generation, with_status)?;
+                self.events
+                    .push(Event::Answered(Exchange::Login { generation }, answer));
+            }
+            Step::Stage => {
+                let Some(set) = self.loaded.take() else {
+                    return Err(AgentError::Usage(
+                        "the renewal decision asked to stage a set that was not loaded; this is a bug"
+                            .to_string(),
+                    ));
+                };
+                let fingerprint = set.identity.certificate().fingerprint.to_string();
+                self.write_journal(Phase::Staging, fingerprint.clone())?;
+                crash_point("journal-staging");
+                let generation = self.store.stage(&set.identity, self.now)?.number();
+                crash_point("staged");
+                self.write_journal(Phase::Staged { generation }, fingerprint)?;
+                self.loaded = Some(set);
+            }
+            Step::Push { generation } => {
+                let identity = self.identity(generation)?;
+                let fingerprint = identity.certificate().fingerprint.to_string();
+                // Build the client first: a local problem must not leave "pushing" behind.
+                let client = self.connector.client_for(self.settings, &identity)?;
+                self.write_journal(Phase::Pushing { generation }, fingerprint)?;
+                crash_point("journal-pushing");
+                let answer = match self.sessions.get(&view.current.number) {
+                    Some(session) => match client.renew(session, &identity.chain_pem()) {
+                        Ok(_) => {
+                            self.manager_reached = true;
+                            Answer::Accepted
+                        }
+                        Err(error) => self.answer_of(error, false)?,
+                    },
+                    None => Answer::Refused {
+                        reason: "no session with the current certificate".to_string(),
+                    },
+                };
+                crash_point("pushed");
+                self.events
+                    .push(Event::Answered(Exchange::Renew { generation }, answer));
+            }
+            Step::Activate {
+                generation,
+                adopted,
+            } => {
+                let identity = self.identity(generation)?;
+                let fingerprint = identity.certificate().fingerprint.to_string();
+                self.write_journal(
+                    Phase::Activating {
+                        generation,
+                        adopted,
+                    },
+                    fingerprint.clone(),
+                )?;
+                crash_point("journal-activating");
+                let replaced = view.current;
+                self.store.activate(keystore::GenerationId::new(generation))?;
+                crash_point("activated");
+                self.write_journal(
+                    Phase::Confirming {
+                        generation,
+                        adopted,
+                    },
+                    fingerprint,
+                )?;
+                if replaced.number != generation {
+                    self.events.push(Event::Activated {
+                        generation,
+                        replaced,
+                        adopted,
+                    });
+                }
+            }
+            Step::Discard { generation } => {
+                let staged = view.staged.iter().find(|staged| staged.number == generation);
+                if let Some(staged) = staged {
+                    self.store
+                        .discard_staged(keystore::GenerationId::new(generation))?;
+                    self.logger.message(
+                        Level::Info,
+                        &Message::StagedDiscarded {
+                            fingerprint: staged.fingerprint.to_string(),
+                            why: "the manager does not hold it (nothing was sent, it refused it, or the renewal did not take)",
+                        },
+                    );
+                }
+                crash_point("discarded");
+                self.clear_journal()?;
+                self.events.push(Event::Discarded { generation });
+            }
+            Step::ClearJournal => {
+                self.clear_journal()?;
+                crash_point("confirmed");
+            }
+            Step::Finish(_) => {}
+        }
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        report: Report,
+        view: &StoreView,
+        policy: &Policy,
+    ) -> Result<CheckOutcome, AgentError> {
+        let current = view.current_certificate();
+        let days_left = renewal_policy::days_left(&current, self.now);
+        let directory = self.directory_text();
+        let common_name = current.common_name.clone();
+        let not_after = current.not_after;
+        let message = match &report.outcome {
+            Outcome::NotDue => Message::NotDue {
+                common_name,
+                not_after,
+                days_left,
+                next_check: report.next_check,
+            },
+            Outcome::Healthy => Message::Healthy {
+                common_name,
+                not_after,
+                days_left,
+            },
+            Outcome::AlreadyInUse => Message::AlreadyInUse {
+                directory,
+                fingerprint: current.fingerprint.to_string(),
+            },
+            Outcome::CandidateReady { candidate } => Message::CandidateReady {
+                directory,
+                common_name: candidate.common_name.clone(),
+                not_after: candidate.not_after,
+                fingerprint: candidate.fingerprint.to_string(),
+            },
+            Outcome::Renewed { old, new } => Message::Renewed {
+                common_name,
+                new_fingerprint: new.fingerprint.to_string(),
+                old_fingerprint: old.fingerprint.to_string(),
+                not_after: new.not_after,
+            },
+            Outcome::Adopted { refused, adopted } => Message::Adopted {
+                refused: refused.fingerprint.to_string(),
+                adopted: adopted.fingerprint.to_string(),
+            },
+            Outcome::UnusableSet { problem } => Message::UnusableSet {
+                directory,
+                problem: problem.to_string(),
+            },
+            Outcome::NoUsableCandidate {
+                problem,
+                refused_locally: true,
+            } => Message::CandidateRefused {
+                common_name,
+                days_left,
+                directory,
+                problem: problem.to_string(),
+            },
+            Outcome::NoUsableCandidate { problem, .. } => Message::NoUsableCandidate {
+                common_name,
+                not_after,
+                days_left,
+                directory,
+                problem: problem.to_string(),
+                next_check: report.next_check,
+            },
+            Outcome::RefusedByManager { reason } => Message::RefusedByManager {
+                directory,
+                reason: reason.clone(),
+                not_after,
+            },
+            Outcome::Unreachable { reason } => Message::Unreachable {
+                reason: reason.clone(),
+            },
+            Outcome::OutcomeUnknown { reason, generation } => Message::OutcomeUnknown {
+                fingerprint: view
+                    .staged
+                    .iter()
+                    .find(|staged| staged.number == *generation)
+                    .map(|staged| staged.fingerprint.to_string())
+                    .unwrap_or_else(|| format!("of generation {generation}")),
+                reason: reason.clone(),
+            },
+            Outcome::NoIdentityAccepted { reason } => Message::NoIdentityAccepted {
+                reason: reason.clone(),
+            },
+            Outcome::Expired => Message::Expired {
+                common_name,
+                not_after,
+            },
+        };
+        let level = level_of(report.severity).max(match self.request.trigger {
+            // An administrator's request that did not do what was asked is an error for them.
+            Trigger::Manual if !matches!(
+                report.outcome,
+                Outcome::Renewed { .. }
+                    | Outcome::AlreadyInUse
+                    | Outcome::CandidateReady { .. }
+                    | Outcome::Adopted { .. }
+            ) =>
+            {
+                Level::Error
+            }
+            _ => Level::Info,
+        });
+        self.logger.message(level, &message);
+        // The next check after an unreachable manager backs off with consecutive failures.
+        let next_check = match &report.outcome {
+            Outcome::Unreachable { .. } | Outcome::OutcomeUnknown { .. } => {
+                Some(renewal_policy::next_check_after_failure(
+                    policy,
+                    &current,
+                    self.now,
+                    renewal_policy::AttemptFailure::Unreachable {
+                        consecutive_failures: self.request.consecutive_unreachable + 1,
+                    },
+                ))
+            }
+            _ => report.next_check,
+        };
+        let status = CheckStatus {
+            last_check: cert_loading::format_time(self.now),
+            result: report.outcome.kind().to_string(),
+            message: message.text(),
             level: level.to_string(),
             next_check: next_check
                 .map(cert_loading::format_time)
                 .unwrap_or_default(),
-            directory: directory_text.clone(),
-            manager_reached,
+            directory: self.directory_text(),
+            manager_reached: self.manager_reached,
+            healthy: report.healthy,
         };
-        if !request.dry_run {
+        if !self.request.dry_run {
             fsutil::write_atomically(
-                &root.status_file(),
+                &self.root.status_file(),
                 serde_json::to_string_pretty(&status)
                     .unwrap_or_default()
                     .as_bytes(),
             )?;
+            if level >= Level::Warning || self.manager_reached {
+                upload_pending_with(self.settings, self.store, self.logger, self.connector);
+            }
         }
         Ok(CheckOutcome {
-            result,
+            report,
             next_check,
             status,
         })
-    };
-
-    let Some(directory) = directory else {
-        let decision = renewal_policy::decide(
-            &policy,
-            &host,
-            &current_view,
-            DirectoryContents::Missing,
-            now,
-        );
-        return match decision {
-            Decision::Expired { .. } => expired(&finish, &current_view, &not_after),
-            Decision::NotDue { next_check } if request.trigger != Trigger::Manual => finish(
-                CheckResult::NotDue,
-                Level::Info,
-                2002,
-                format!(
-                    "certificate {} expires {not_after} ({days_left} days); no renewal due yet",
-                    current_view.common_name
-                ),
-                Some(next_check),
-                false,
-            ),
-            other => {
-                let next = next_of(&other, now, &policy);
-                finish(
-                    CheckResult::NoCandidate {
-                        reason: "no external certificate directory is configured".to_string(),
-                    },
-                    severity_level(other.severity()).max(Level::Warning),
-                    3001,
-                    format!(
-                        "certificate {} expires {not_after} ({days_left} days left) and no EXTERNAL_CERT_DIR is set in agent.conf; set it and send SIGHUP to vmd, or run vmutil -a vmd -d <dir> updatecerts",
-                        current_view.common_name
-                    ),
-                    Some(next),
-                    false,
-                )
-            }
-        };
-    };
-
-    let (contents, loaded) = inspect_directory(&directory, now);
-    let mut decision = renewal_policy::decide(&policy, &host, &current_view, contents.clone(), now);
-    if let Decision::NotDue { next_check } = decision
-        && request.trigger != Trigger::Scheduled
-    {
-        // Checked on request: a usable set is used now, whatever the window says.
-        decision = match &contents {
-            DirectoryContents::Candidate(candidate) => {
-                match renewal_policy::check_candidate(&current_view, candidate, now) {
-                    Ok(()) => Decision::Renew {
-                        candidate: candidate.clone(),
-                        severity: Severity::Info,
-                        next_check_if_failed: next_check,
-                    },
-                    // The set already in use left in the folder is the normal state between
-                    // renewals: for `vmd --once` (cron, monitoring) that is "not due", not a
-                    // warning; only `updatecerts`, which asks for an update, reports it.
-                    Err(renewal_policy::CandidateProblem::SameAsCurrent { .. })
-                        if request.trigger == Trigger::Once =>
-                    {
-                        decision
-                    }
-                    Err(reason) => Decision::NoUsableCandidate {
-                        reason,
-                        severity: Severity::Info,
-                        next_check,
-                    },
-                }
-            }
-            // A set is there but unusable: say why, on any request (a set placed early is best
-            // fixed early); the scheduled checks report it once the window opens.
-            DirectoryContents::Invalid { reason } => Decision::NoUsableCandidate {
-                reason: renewal_policy::CandidateProblem::Invalid {
-                    reason: reason.clone(),
-                },
-                severity: Severity::Info,
-                next_check,
-            },
-            DirectoryContents::Missing if request.trigger == Trigger::Manual => {
-                Decision::NoUsableCandidate {
-                    reason: renewal_policy::CandidateProblem::DirectoryMissing,
-                    severity: Severity::Info,
-                    next_check,
-                }
-            }
-            DirectoryContents::Empty if request.trigger == Trigger::Manual => {
-                Decision::NoUsableCandidate {
-                    reason: renewal_policy::CandidateProblem::NoNewSet,
-                    severity: Severity::Info,
-                    next_check,
-                }
-            }
-            _ => decision,
-        };
-    }
-
-    // On a manual update the manager's own common-name rule is authoritative: its record of this
-    // client, not this host's copy, decides, and the administrator sees its answer. The automatic
-    // checks refuse a changed common name locally and send nothing.
-    if request.trigger == Trigger::Manual
-        && let Decision::NoUsableCandidate {
-            reason: renewal_policy::CandidateProblem::CommonNameChanged { .. },
-            severity,
-            next_check,
-        } = &decision
-        && let DirectoryContents::Candidate(candidate) = &contents
-        && loaded.is_some()
-    {
-        decision = Decision::Renew {
-            candidate: candidate.clone(),
-            severity: *severity,
-            next_check_if_failed: *next_check,
-        };
-    }
-
-    match decision {
-        Decision::Expired { .. } => expired(&finish, &current_view, &not_after),
-        Decision::NotDue { next_check } => finish(
-            CheckResult::NotDue,
-            Level::Info,
-            2002,
-            format!(
-                "certificate {} expires {not_after} ({days_left} days); renewal is not due yet, next check {}",
-                current_view.common_name,
-                cert_loading::format_time(next_check)
-            ),
-            Some(next_check),
-            false,
-        ),
-        Decision::NoUsableCandidate {
-            reason,
-            severity,
-            next_check,
-        } => {
-            let locally_refused = matches!(
-                reason,
-                renewal_policy::CandidateProblem::Invalid { .. }
-                    | renewal_policy::CandidateProblem::CommonNameChanged { .. }
-                    | renewal_policy::CandidateProblem::NotLater { .. }
-                    | renewal_policy::CandidateProblem::Expired { .. }
-            );
-            let message = format!(
-                "certificate {} expires {not_after} ({days_left} days left); no usable new certificate set in {}: {reason}",
-                current_view.common_name,
-                directory.display()
-            );
-            if locally_refused {
-                finish(
-                    CheckResult::CandidateRefused {
-                        reason: reason.to_string(),
-                    },
-                    severity_level(severity).max(Level::Error),
-                    3002,
-                    message,
-                    Some(next_check),
-                    false,
-                )
-            } else {
-                let level = match request.trigger {
-                    Trigger::Manual => Level::Error,
-                    _ => severity_level(severity).max(Level::Warning),
-                };
-                let outcome = finish(
-                    CheckResult::NoCandidate {
-                        reason: reason.to_string(),
-                    },
-                    level,
-                    3001,
-                    format!(
-                        "{message}; checking again at {}",
-                        cert_loading::format_time(next_check)
-                    ),
-                    Some(next_check),
-                    false,
-                );
-                if !request.dry_run {
-                    upload_pending(&settings, &store, logger);
-                }
-                outcome
-            }
-        }
-        Decision::Renew {
-            next_check_if_failed,
-            ..
-        } => {
-            let Some(set) = loaded else {
-                return finish(
-                    CheckResult::CandidateRefused {
-                        reason: "the set could not be reloaded".to_string(),
-                    },
-                    Level::Error,
-                    3002,
-                    format!(
-                        "the new certificate set in {} could not be loaded again",
-                        directory.display()
-                    ),
-                    Some(next_check_if_failed),
-                    false,
-                );
-            };
-            if request.dry_run {
-                let fingerprint = set.identity.certificate().fingerprint.to_string();
-                return finish(
-                    CheckResult::CandidateReady {
-                        fingerprint: fingerprint.clone(),
-                    },
-                    Level::Info,
-                    2006,
-                    format!(
-                        "dry run: the set in {} is valid for renewal (common name {}, expires {}, fingerprint {fingerprint}); nothing was sent",
-                        directory.display(),
-                        set.identity.certificate().common_name,
-                        cert_loading::format_time(set.identity.certificate().not_after)
-                    ),
-                    Some(next_check_if_failed),
-                    false,
-                );
-            }
-            let outcome = match push_and_switch(
-                root, &store, &settings, &current, &set, &directory, now,
-            ) {
-                Ok(info) => {
-                    let new_view = CurrentCertificate {
-                        common_name: info.common_name.clone(),
-                        fingerprint: renewal_policy::Fingerprint(info.fingerprint.0),
-                        not_after: info.not_after,
-                    };
-                    let next = match renewal_policy::schedule(&policy, &host, &new_view, now) {
-                        renewal_policy::Schedule::NotDue { next_check }
-                        | renewal_policy::Schedule::Due { next_check, .. } => Some(next_check),
-                        renewal_policy::Schedule::Expired { .. } => None,
-                    };
-                    finish(
-                        CheckResult::Renewed {
-                            old_fingerprint: current_view.fingerprint.to_string(),
-                            new_fingerprint: info.fingerprint.to_string(),
-                            not_after: cert_loading::format_time(info.not_after),
-                        },
-                        Level::Info,
-                        2003,
-                        format!(
-                            "certificate renewed: {} now uses fingerprint {} (was {}), expires {}",
-                            info.common_name,
-                            info.fingerprint,
-                            current_view.fingerprint,
-                            cert_loading::format_time(info.not_after)
-                        ),
-                        next,
-                        true,
-                    )
-                }
-                Err(SwitchError::Refused(reason)) => finish(
-                    CheckResult::RefusedByManager {
-                        reason: reason.clone(),
-                    },
-                    Level::Error,
-                    3003,
-                    format!(
-                        "the manager refused the new certificate from {}: {reason}; keeping the current certificate (expires {not_after})",
-                        directory.display()
-                    ),
-                    Some(renewal_policy::next_check_after_failure(
-                        &policy,
-                        &current_view,
-                        now,
-                        AttemptFailure::Refused,
-                    )),
-                    true,
-                ),
-                Err(SwitchError::Unreachable(reason)) => finish(
-                    CheckResult::Unreachable {
-                        reason: reason.clone(),
-                    },
-                    Level::Error,
-                    3004,
-                    format!(
-                        "renewal not done, the manager could not be reached: {reason}; keeping the current certificate"
-                    ),
-                    Some(renewal_policy::next_check_after_failure(
-                        &policy,
-                        &current_view,
-                        now,
-                        AttemptFailure::Unreachable {
-                            consecutive_failures: request.consecutive_unreachable + 1,
-                        },
-                    )),
-                    false,
-                ),
-                Err(SwitchError::Local(error)) => return Err(error),
-            };
-            upload_pending(&settings, &store, logger);
-            outcome
-        }
     }
 }
 
-type Finish<'a> = dyn Fn(
-        CheckResult,
-        Level,
-        u32,
-        String,
-        Option<SystemTime>,
-        bool,
-    ) -> Result<CheckOutcome, AgentError>
-    + 'a;
-
-fn expired(
-    finish: &Finish<'_>,
-    current: &CurrentCertificate,
-    not_after: &str,
-) -> Result<CheckOutcome, AgentError> {
-    finish(
-        CheckResult::Expired,
-        Level::Critical,
-        3005,
-        format!(
-            "the current certificate {} expired on {not_after}; communication with the manager may be blocked and re-registration is required (register_host --force with a new set); no renewal is attempted",
-            current.common_name
-        ),
-        None,
-        false,
-    )
-}
-
-fn next_of(decision: &Decision, now: SystemTime, policy: &Policy) -> SystemTime {
-    match decision {
-        Decision::NotDue { next_check } | Decision::NoUsableCandidate { next_check, .. } => {
-            *next_check
-        }
-        Decision::Renew {
-            next_check_if_failed,
-            ..
-        } => *next_check_if_failed,
-        Decision::Expired { .. } => now + policy.retry_interval,
-    }
-}
-
-fn severity_level(severity: Severity) -> Level {
+fn level_of(severity: Severity) -> Level {
     match severity {
         Severity::Info => Level::Info,
         Severity::Warning => Level::Warning,
@@ -690,211 +851,21 @@ fn severity_level(severity: Severity) -> Level {
     }
 }
 
-enum SwitchError {
-    Refused(String),
-    Unreachable(String),
-    Local(AgentError),
-}
-
-impl From<AgentError> for SwitchError {
-    fn from(error: AgentError) -> Self {
-        SwitchError::Local(error)
-    }
-}
-
-impl From<keystore::Error> for SwitchError {
-    fn from(error: keystore::Error) -> Self {
-        SwitchError::Local(error.into())
-    }
-}
-
-fn manager_error(error: cm_client::Error) -> SwitchError {
-    match error {
-        cm_client::Error::Refused { .. } => SwitchError::Refused(error.to_string()),
-        cm_client::Error::InvalidConfiguration { .. } => SwitchError::Local(error.into()),
-        other => SwitchError::Unreachable(other.to_string()),
-    }
-}
-
-fn write_journal(root: &AgentRoot, journal: &Journal) -> Result<(), AgentError> {
-    fsutil::write_atomically(
-        &root.journal_file(),
-        serde_json::to_string_pretty(journal)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-}
-
-/// Pushes the candidate, stages, activates and confirms, journaling each step.
-fn push_and_switch(
-    root: &AgentRoot,
-    store: &keystore::Keystore,
-    settings: &agent_config::AgentSettings,
-    current: &cert_loading::Identity,
-    set: &cert_loading::LoadedSet,
-    directory: &Path,
-    now: SystemTime,
-) -> Result<keystore::GenerationInfo, SwitchError> {
-    let mut journal = Journal {
-        phase: "pushing".to_string(),
-        candidate_fingerprint: set.identity.certificate().fingerprint.to_string(),
-        previous_fingerprint: current.certificate().fingerprint.to_string(),
-        generation: None,
-        directory: directory.display().to_string(),
-    };
-    // Build both clients first: a local problem (an unreadable CM_CA_FILE) must not leave a
-    // journal behind.
-    let old_client = manager::client_for(settings, current)?;
-    let new_client = manager::client_for(settings, &set.identity)?;
-    write_journal(root, &journal)?;
-    crash_point("before-push");
-    let session = match old_client.login(&settings.client_id) {
-        Ok(session) => session,
-        Err(error) => {
-            fsutil::remove_if_present(&root.journal_file())?;
-            return Err(manager_error(error));
-        }
-    };
-    let pushed = new_client.renew(&session, &set.identity.chain_pem());
-    if let Err(error) = pushed {
-        fsutil::remove_if_present(&root.journal_file())?;
-        return Err(manager_error(error));
-    }
-    journal.phase = "accepted".to_string();
-    write_journal(root, &journal)?;
-    crash_point("after-accepted");
-    let generation = store.stage(&set.identity, now)?;
-    journal.phase = "staged".to_string();
-    journal.generation = Some(generation.number());
-    write_journal(root, &journal)?;
-    crash_point("after-staged");
-    let info = store.activate(generation)?;
-    journal.phase = "activated".to_string();
-    write_journal(root, &journal)?;
-    crash_point("after-activated");
-    match confirm(store, settings) {
-        Ok(()) => {
-            fsutil::remove_if_present(&root.journal_file())?;
-            Ok(info)
-        }
-        Err(error) => {
-            store.rollback()?;
-            fsutil::remove_if_present(&root.journal_file())?;
-            Err(match manager_error(error) {
-                SwitchError::Refused(reason) => SwitchError::Refused(format!(
-                    "the new certificate was accepted but its first login failed ({reason}); rolled back to the previous certificate"
-                )),
-                other => other,
-            })
-        }
-    }
-}
-
-/// A client-certificate login with the identity the store now holds.
-fn confirm(
-    store: &keystore::Keystore,
-    settings: &agent_config::AgentSettings,
-) -> Result<(), cm_client::Error> {
-    let identity = store
-        .current()
-        .map_err(|error| cm_client::Error::InvalidConfiguration {
-            reason: error.to_string(),
-        })?;
-    let client = manager::client_for(settings, &identity).map_err(|error| {
-        cm_client::Error::InvalidConfiguration {
-            reason: error.to_string(),
-        }
-    })?;
-    client.login(&settings.client_id).map(|_| ())
-}
-
-/// Finishes or abandons a renewal interrupted by a crash. See the module documentation.
-///
-/// # Errors
-/// When the journal or the store cannot be read or written.
-pub fn recover_interrupted(
-    root: &AgentRoot,
-    store: &keystore::Keystore,
-    settings: &agent_config::AgentSettings,
-    logger: &Logger,
-) -> Result<(), AgentError> {
-    let path = root.journal_file();
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let Ok(journal) = serde_json::from_str::<Journal>(&text) else {
-        logger.log(
-            Level::Warning,
-            2004,
-            "an unreadable renewal journal was removed",
-        );
-        return fsutil::remove_if_present(&path);
-    };
-    let status = store.status()?;
-    let current_generation = status.current().map(|current| current.id.number());
-    match (journal.phase.as_str(), journal.generation) {
-        ("activated", Some(generation)) if current_generation == Some(generation) => {
-            match confirm(store, settings) {
-                Ok(()) => logger.log(
-                    Level::Info,
-                    2004,
-                    &format!(
-                        "an interrupted renewal was completed: the new certificate {} is confirmed",
-                        journal.candidate_fingerprint
-                    ),
-                ),
-                Err(error @ cm_client::Error::Refused { .. }) => {
-                    store.rollback()?;
-                    logger.log(
-                        Level::Error,
-                        3006,
-                        &format!(
-                            "an interrupted renewal was rolled back: the manager refused the new certificate ({error}); the previous certificate is current again"
-                        ),
-                    );
-                }
-                Err(error) => {
-                    // Keep the journal: confirm again when the manager answers.
-                    logger.log(
-                        Level::Warning,
-                        3004,
-                        &format!("an interrupted renewal awaits confirmation; the manager could not be reached: {error}"),
-                    );
-                    return Ok(());
-                }
-            }
-        }
-        (_, Some(generation)) => {
-            let id = keystore::GenerationId::new(generation);
-            if current_generation != Some(generation) {
-                let _ = store.discard_staged(id);
-            }
-            logger.log(
-                Level::Info,
-                2004,
-                &format!(
-                    "an interrupted renewal (phase {}) was abandoned; it is repeated now if the set is still in {}",
-                    journal.phase, journal.directory
-                ),
-            );
-        }
-        _ => logger.log(
-            Level::Info,
-            2004,
-            &format!(
-                "an interrupted renewal (phase {}) was abandoned before anything was stored; it is repeated now if the set is still in {}",
-                journal.phase, journal.directory
-            ),
-        ),
-    }
-    fsutil::remove_if_present(&path)
-}
-
 /// Uploads log records waiting in the logger, with the current identity. Failures put them back.
 pub fn upload_pending(
     settings: &agent_config::AgentSettings,
     store: &keystore::Keystore,
     logger: &Logger,
+) {
+    upload_pending_with(settings, store, logger, &TlsConnector);
+}
+
+/// [`upload_pending`] through `connector`.
+pub fn upload_pending_with(
+    settings: &agent_config::AgentSettings,
+    store: &keystore::Keystore,
+    logger: &Logger,
+    connector: &dyn Connector,
 ) {
     let records = logger.take_uploads();
     if records.is_empty() {
@@ -902,7 +873,7 @@ pub fn upload_pending(
     }
     let uploaded = (|| -> Result<(), AgentError> {
         let identity = store.current()?;
-        let client = manager::client_for(settings, &identity)?;
+        let client = connector.client_for(settings, &identity)?;
         let session = client.login(&settings.client_id)?;
         client.upload_records(&session, &records)?;
         Ok(())
@@ -920,7 +891,7 @@ pub fn heartbeat(root: &AgentRoot) -> Result<cm_client::ClientRecord, AgentError
     let settings = load_settings(root)?;
     let store = keystore::Keystore::open(root.path())?;
     let identity = store.current()?;
-    let client = manager::client_for(&settings, &identity)?;
+    let client = TlsConnector.client_for(&settings, &identity)?;
     let session = client.login(&settings.client_id)?;
     Ok(client.status(&session)?)
 }

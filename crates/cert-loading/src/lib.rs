@@ -78,6 +78,10 @@ pub const PASSPHRASE_FILE: &str = "passphrase";
 pub struct LoadOptions {
     /// When set, the chain must lead to one of these CA certificates (DER).
     pub trusted_cas: Option<Vec<CertificateDer<'static>>>,
+    /// Skip the validity-period rule (expired, not yet valid): for a caller that judges time
+    /// itself, such as the renewal policy, which waits for a set that is merely early. Every
+    /// other rule still applies, and the key is decrypted once.
+    pub ignore_validity_period: bool,
 }
 
 /// Something worth telling the administrator that does not make the set unusable.
@@ -316,9 +320,17 @@ pub fn load_files(
             cert_path: certificate_path.to_path_buf(),
         });
     }
-    certificate::check_validity(certificate_path, &summary, now)?;
+    if !options.ignore_validity_period {
+        certificate::check_validity(certificate_path, &summary, now)?;
+    }
     if let Some(trusted) = &options.trusted_cas {
-        certificate::verify_chain(certificate_path, &chain, trusted, now)?;
+        // The chain is judged at the leaf's own time when its validity is the caller's call.
+        let at = if options.ignore_validity_period {
+            summary.not_before
+        } else {
+            now
+        };
+        certificate::verify_chain(certificate_path, &chain, trusted, at)?;
     }
     Ok(LoadedSet {
         identity: Identity {

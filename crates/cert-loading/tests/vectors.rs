@@ -239,6 +239,7 @@ fn chain_verification_uses_the_given_cas() {
     };
     let trusting = |cas: Vec<_>| LoadOptions {
         trusted_cas: Some(cas),
+        ..LoadOptions::default()
     };
     // A leaf issued directly by ca-rsa.
     load_directory(&good(RSA), &trusting(ca("ca-rsa")), vector_now()).unwrap();

@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 mod tls;
+pub mod transport;
 mod wire;
 
 use std::fmt;
@@ -52,6 +53,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+pub use transport::{Request, Response, Transport, UreqTransport};
 pub use wire::{ClientRecord, LogRecord, RegisterRequest};
 
 /// Why a call to the manager failed.
@@ -125,6 +127,23 @@ impl Error {
         )
     }
 
+    /// Whether the manager may have processed the request. A refusal (a 4xx answer) is
+    /// [`Outcome::Definite`]: the manager answered and did not act. A timeout, a connection lost
+    /// after the request may have been sent, a TLS failure mid-request or a 5xx are
+    /// [`Outcome::Indefinite`]: the request may or may not have been carried out, and a caller
+    /// must never act on it as if it were a refusal. A local configuration problem is
+    /// [`Outcome::Local`]: nothing was sent.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Error::InvalidConfiguration { .. } => Outcome::Local,
+            Error::Refused { .. } => Outcome::Definite,
+            Error::Connect { .. }
+            | Error::Tls { .. }
+            | Error::Timeout { .. }
+            | Error::Unexpected { .. } => Outcome::Indefinite,
+        }
+    }
+
     /// The manager's `codeDesc` when it refused.
     pub fn code_desc(&self) -> Option<&str> {
         match self {
@@ -132,6 +151,17 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// What a failed call says about the manager's side. See [`Error::outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The manager answered: it refused, and did not carry the request out.
+    Definite,
+    /// The request may or may not have been carried out.
+    Indefinite,
+    /// Nothing was sent: the local settings are unusable.
+    Local,
 }
 
 /// The manager's base URL, normalised to `https://host[:port]`.
@@ -315,7 +345,7 @@ impl fmt::Debug for Session {
 /// A blocking client for one manager, with one TLS identity (or none).
 pub struct ManagerClient {
     url: ManagerUrl,
-    agent: ureq::Agent,
+    transport: Box<dyn Transport>,
     options: Options,
 }
 
@@ -347,30 +377,19 @@ impl ManagerClient {
         identity: Option<&ClientIdentity>,
         options: Options,
     ) -> Result<Self, Error> {
-        let config = tls::client_config(&trust, identity)?;
-        use ureq::unversioned::transport::Connector;
-        let connector =
-            ureq::unversioned::transport::TcpConnector::default().chain(tls::OwnTlsConnector {
-                config,
-                presents_client_certificate: identity.is_some(),
-            });
-        let agent_config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(options.connect_timeout))
-            .timeout_global(Some(options.request_timeout))
-            .max_redirects(0)
-            .user_agent(concat!("cte-agent/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let agent = ureq::Agent::with_parts(
-            agent_config,
-            connector,
-            ureq::unversioned::resolver::DefaultResolver::default(),
-        );
-        Ok(Self {
+        let transport = UreqTransport::new(url.clone(), &trust, identity, &options)?;
+        Ok(Self::with_transport(url, Box::new(transport), options))
+    }
+
+    /// A client over another [`Transport`] (for example an in-process manager in a
+    /// simulation). `options` still decides the retries; timeouts and the body limit are the
+    /// transport's business.
+    pub fn with_transport(url: ManagerUrl, transport: Box<dyn Transport>, options: Options) -> Self {
+        Self {
             url,
-            agent,
+            transport,
             options,
-        })
+        }
     }
 
     /// The manager's base URL.
@@ -515,104 +534,22 @@ impl ManagerClient {
         session: Option<&Session>,
         body: Option<&B>,
     ) -> Result<T, Error> {
-        let url = format!("{}{}", self.url, path);
-        let bearer = session.map(|session| Zeroizing::new(format!("Bearer {}", session.bearer())));
-        let result = match method {
-            "GET" => {
-                let mut request = self.agent.get(&url).header("Accept", "application/json");
-                if let Some(bearer) = &bearer {
-                    request = request.header("Authorization", bearer.as_str());
+        let json = match body {
+            Some(body) => Some(Zeroizing::new(serde_json::to_vec(body).map_err(|error| {
+                Error::InvalidConfiguration {
+                    reason: format!("cannot encode the request: {error}"),
                 }
-                request.call()
-            }
-            _ => {
-                let mut request = self.agent.post(&url).header("Accept", "application/json");
-                if let Some(bearer) = &bearer {
-                    request = request.header("Authorization", bearer.as_str());
-                }
-                let json =
-                    serde_json::to_vec(&body).map_err(|error| Error::InvalidConfiguration {
-                        reason: format!("cannot encode the request: {error}"),
-                    })?;
-                let json = Zeroizing::new(json);
-                request
-                    .header("Content-Type", "application/json")
-                    .send(&json[..])
-            }
+            })?)),
+            None => None,
         };
-        let mut response = result.map_err(|error| self.transport_error(error))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(self.options.max_response_bytes)
-            .read_to_vec()
-            .map_err(|error| match error {
-                ureq::Error::BodyExceedsLimit(limit) => Error::Unexpected {
-                    status,
-                    body_excerpt: format!("response body over the {limit}-byte limit"),
-                },
-                other => self.transport_error(other),
-            })?;
-        decode_answer(status, &bytes)
-    }
-
-    fn transport_error(&self, error: ureq::Error) -> Error {
-        let url = self.url.to_string();
-        match error {
-            // Say the timeout that expired: connection setup (TCP and TLS handshake) has its own.
-            ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
-                Error::Timeout {
-                    url,
-                    seconds: self.options.connect_timeout.as_secs(),
-                }
-            }
-            ureq::Error::Timeout(_) => Error::Timeout {
-                url,
-                seconds: self.options.request_timeout.as_secs(),
-            },
-            ureq::Error::HostNotFound => Error::Connect {
-                url,
-                reason: "host name not found".to_string(),
-            },
-            ureq::Error::ConnectionFailed => Error::Connect {
-                url,
-                reason: "connection failed".to_string(),
-            },
-            ureq::Error::Rustls(error) => Error::Tls {
-                url,
-                reason: error.to_string(),
-            },
-            ureq::Error::Tls(reason) => Error::Tls {
-                url,
-                reason: reason.to_string(),
-            },
-            ureq::Error::Io(io) => {
-                let is_tls = io
-                    .get_ref()
-                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-                if is_tls {
-                    Error::Tls {
-                        url,
-                        reason: io.to_string(),
-                    }
-                } else if io.kind() == std::io::ErrorKind::TimedOut {
-                    Error::Timeout {
-                        url,
-                        seconds: self.options.request_timeout.as_secs(),
-                    }
-                } else {
-                    Error::Connect {
-                        url,
-                        reason: io.to_string(),
-                    }
-                }
-            }
-            other => Error::Connect {
-                url,
-                reason: other.to_string(),
-            },
-        }
+        let request = Request {
+            method,
+            path,
+            bearer: session.map(Session::bearer),
+            json_body: json.as_deref().map(Vec::as_slice),
+        };
+        let response = self.transport.send(&request)?;
+        decode_answer(response.status, &response.body)
     }
 }
 

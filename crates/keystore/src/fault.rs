@@ -15,11 +15,36 @@
 //!   at that point, create the marker file and sleep (the lock tests hold the lock this way).
 
 #[cfg(feature = "fault-injection")]
+type Hook = Box<dyn Fn(&str)>;
+
+#[cfg(feature = "fault-injection")]
+thread_local! {
+    static HOOK: std::cell::RefCell<Option<std::rc::Rc<Hook>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// With the `fault-injection` feature: calls `hook` with each point's name reached on this
+/// thread (until [`clear_thread_hook`]). In-process simulations use it to stop a writer at a
+/// point (by panicking: the unwinding leaves the files as a crash would, page cache included).
+#[cfg(feature = "fault-injection")]
+pub fn set_thread_hook(hook: impl Fn(&str) + 'static) {
+    HOOK.with(|slot| *slot.borrow_mut() = Some(std::rc::Rc::new(Box::new(hook))));
+}
+
+/// Removes this thread's hook.
+#[cfg(feature = "fault-injection")]
+pub fn clear_thread_hook() {
+    HOOK.with(|slot| *slot.borrow_mut() = None);
+}
+
+#[cfg(feature = "fault-injection")]
 pub(crate) fn point(scope: &str, step: &str) {
     use std::io::Write;
 
     let name = format!("{scope}.{step}");
     let name = name.as_str();
+    if let Some(hook) = HOOK.with(|slot| slot.borrow().clone()) {
+        hook(name);
+    }
 
     if let Some(log) = std::env::var_os("KEYSTORE_CRASH_POINTS_LOG")
         && let Ok(mut file) = std::fs::OpenOptions::new()

@@ -72,7 +72,8 @@
 #![deny(missing_docs)]
 
 mod error;
-mod fault;
+#[doc(hidden)]
+pub mod fault;
 mod files;
 mod generation;
 mod protector;

@@ -413,6 +413,16 @@ impl Keystore {
         self.read_current().map(|(identity, _)| identity)
     }
 
+    /// Any generation's identity (current, previous or staged), decrypted and checked as
+    /// [`Keystore::current`] does. The renewal state machine uses it to probe a staged or
+    /// previous identity with the manager before adopting it.
+    ///
+    /// # Errors
+    /// [`Error::GenerationNotFound`], and the errors of [`Keystore::current`].
+    pub fn identity(&self, id: GenerationId) -> Result<(Identity, GenerationInfo), Error> {
+        self.open_generation(id)
+    }
+
     /// Reports every generation with its role and metadata, without decrypting anything.
     ///
     /// # Errors

@@ -130,6 +130,7 @@
 #![deny(missing_docs)]
 
 mod decision;
+pub mod plan;
 mod policy;
 mod stagger;
 mod time;
