@@ -2,9 +2,16 @@
 //!
 //! ```text
 //! cm-emulator --listen 127.0.0.1:8443 --state-dir DIR [--admin-password P] [--hostname NAME]...
+//!             [--retire-old-certificate on-renew|on-first-login|at-expiry]
 //! ```
 //! Prints exactly one line, `listening on https://HOST:PORT`, once connections are accepted.
-//! Exit codes: 0 after a clean stop, 1 when the emulator cannot start.
+//! Exit codes: 0 after a clean stop, 1 when the emulator cannot start (2 for usage errors).
+//!
+//! `--retire-old-certificate` chooses when a client's previous certificate stops logging in
+//! after a self renewal. The real manager's behaviour here is not public, so this is an
+//! invented setting (see `docs/protocol.md`): `on-renew` at once, `on-first-login` (default)
+//! once the new certificate has logged in, `at-expiry` at the previous certificate's own
+//! `notAfter`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,7 +20,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cm_emulator::{Emulator, EmulatorConfig};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use cm_emulator::{Emulator, EmulatorConfig, RetireOldCertificate};
 
 /// Local emulator of the CipherTrust Manager REST API (external-certificate enrollment).
 #[derive(Debug, Parser)]
@@ -32,6 +40,18 @@ struct Arguments {
     /// Extra host name or IP address for the web certificate (repeatable).
     #[arg(long = "hostname")]
     hostnames: Vec<String>,
+    /// When a client's previous certificate stops logging in after a self renewal: at once
+    /// (on-renew), when the new certificate first logs in (on-first-login), or at the previous
+    /// certificate's own expiry (at-expiry). The real manager's behaviour is not public: this
+    /// is an invented setting for testing agents against each possibility.
+    #[arg(
+        long,
+        value_name = "WHEN",
+        default_value_t = RetireOldCertificate::default(),
+        value_parser = PossibleValuesParser::new(RetireOldCertificate::ALL.map(RetireOldCertificate::as_str))
+            .try_map(|value| value.parse::<RetireOldCertificate>()),
+    )]
+    retire_old_certificate: RetireOldCertificate,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +70,7 @@ fn run(arguments: Arguments) -> anyhow::Result<()> {
         listen: arguments.listen,
         admin_password: arguments.admin_password,
         extra_hostnames: arguments.hostnames,
+        retire_old_certificate: arguments.retire_old_certificate,
         ..EmulatorConfig::new(arguments.state_dir)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

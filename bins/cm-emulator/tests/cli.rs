@@ -104,3 +104,30 @@ fn binary_reports_a_bind_failure_with_exit_code_1() {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn binary_lists_and_checks_the_retire_old_certificate_values() {
+    let help = Command::new(env!("CARGO_BIN_EXE_cm-emulator"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--retire-old-certificate"), "{help}");
+    assert!(
+        help.contains("[possible values: on-renew, on-first-login, at-expiry]"),
+        "{help}"
+    );
+    assert!(help.contains("[default: on-first-login]"), "{help}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cm-emulator"))
+        .args(["--retire-old-certificate", "never", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'never'"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}

@@ -2,7 +2,8 @@
 //!
 //! Handlers are synchronous and run on tokio's blocking pool: they take the state lock, check,
 //! write the changed objects to disk and answer. The HTTP layer (`server.rs`) only turns hyper
-//! requests into [`ApiRequest`]s and [`ApiResponse`]s back into hyper responses.
+//! requests into [`ApiRequest`]s and [`ApiResponse`]s back into hyper responses; the
+//! in-process path (`in_process.rs`) does the same with the same helpers, without a socket.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -11,7 +12,6 @@ use hyper::Method;
 use rustls_pki_types::CertificateDer;
 use serde_json::{Map, Value, json};
 
-use crate::Clock;
 use crate::certs::{
     CertificateFacts, ChainError, parse_pem_chain, sha256_fingerprint, verify_client_chain,
 };
@@ -21,6 +21,7 @@ use crate::state::{
 };
 use crate::tls::TlsSwitch;
 use crate::util::{parse_lifetime, random_token, rfc3339, unix_seconds, uuid_v4};
+use crate::{Clock, RetireOldCertificate};
 
 /// Bearer token lifetime in seconds (CM's default).
 pub(crate) const TOKEN_DURATION_SECONDS: i64 = 300;
@@ -384,26 +385,42 @@ pub(crate) struct Api {
     admin_password: String,
     web_fingerprint: String,
     web_port: u16,
+    retire_old_certificate: RetireOldCertificate,
     tls: Arc<TlsSwitch>,
     runtime: tokio::runtime::Handle,
+}
+
+/// What the API is configured with besides its state, TLS switch and runtime.
+pub(crate) struct ApiSettings {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) admin_password: String,
+    /// SHA-256 of the web certificate, lower-case hex.
+    pub(crate) web_fingerprint: String,
+    pub(crate) web_port: u16,
+    pub(crate) retire_old_certificate: RetireOldCertificate,
 }
 
 impl Api {
     pub(crate) fn new(
         state: State,
-        clock: Arc<dyn Clock>,
-        admin_password: String,
-        web_fingerprint: String,
-        web_port: u16,
+        settings: ApiSettings,
         tls: Arc<TlsSwitch>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
+        let ApiSettings {
+            clock,
+            admin_password,
+            web_fingerprint,
+            web_port,
+            retire_old_certificate,
+        } = settings;
         Api {
             state: Mutex::new(state),
             clock,
             admin_password,
             web_fingerprint,
             web_port,
+            retire_old_certificate,
             tls,
             runtime,
         }
@@ -569,6 +586,36 @@ impl Api {
         }
     }
 
+    /// The retirement rule for this client: the configured one, except that `at-expiry` falls
+    /// back to `on-first-login` for a previous certificate whose `notAfter` was not recorded
+    /// (renewed by an emulator version that did not store it).
+    fn retirement_for(&self, client: &Client) -> RetireOldCertificate {
+        match self.retire_old_certificate {
+            RetireOldCertificate::AtExpiry if client.previous_cert_not_after.is_none() => {
+                RetireOldCertificate::OnFirstLogin
+            }
+            mode => mode,
+        }
+    }
+
+    /// Whether the client's previous certificate may log in now (any fingerprint).
+    fn previous_certificate_usable(&self, client: &Client) -> bool {
+        client.previous_cert_accepted
+            && match self.retirement_for(client) {
+                RetireOldCertificate::OnRenew => false,
+                RetireOldCertificate::OnFirstLogin => true,
+                RetireOldCertificate::AtExpiry => client
+                    .previous_cert_not_after
+                    .is_some_and(|not_after| self.now_seconds() <= not_after),
+            }
+    }
+
+    /// Whether `fingerprint` is the client's previous certificate and may still log in.
+    fn previous_certificate_logs_in(&self, client: &Client, fingerprint: &str) -> bool {
+        client.previous_cert_fingerprint.as_deref() == Some(fingerprint)
+            && self.previous_certificate_usable(client)
+    }
+
     fn new_session(&self, state: &mut State, subject: Subject) -> String {
         let now = self.now_seconds();
         state.sessions.retain(|_, session| session.expires_at > now);
@@ -612,8 +659,12 @@ impl Api {
                     .find(|client| client.id == client_id)
                     .ok_or_else(|| ApiError::unauthorized("Invalid Client"))?;
                 if client.cert_fingerprint == fingerprint {
-                    if client.previous_cert_accepted {
-                        // The new certificate has logged in: the previous one is retired.
+                    // The new certificate has logged in: the previous one is retired, unless
+                    // it lives on until its own expiry (`at-expiry`, not yet expired).
+                    let keep_previous = self.retirement_for(client)
+                        == RetireOldCertificate::AtExpiry
+                        && self.previous_certificate_usable(client);
+                    if client.previous_cert_accepted && !keep_previous {
                         client.previous_cert_accepted = false;
                         let client = client.clone();
                         state
@@ -621,9 +672,7 @@ impl Api {
                             .put(CLIENTS, &client.id, &client)
                             .map_err(ApiError::storage)?;
                     }
-                } else if !(client.previous_cert_accepted
-                    && client.previous_cert_fingerprint.as_deref() == Some(fingerprint.as_str()))
-                {
+                } else if !self.previous_certificate_logs_in(client, &fingerprint) {
                     return Err(ApiError::unauthorized(
                         "Invalid Client: the TLS client certificate is not this client's certificate",
                     ));
@@ -1193,6 +1242,7 @@ impl Api {
             cert_not_after: facts.not_after,
             previous_cert_fingerprint: None,
             previous_cert_accepted: false,
+            previous_cert_not_after: None,
             created_at: now_seconds,
             updated_at: now_seconds,
             last_seen: None,
@@ -1258,8 +1308,7 @@ impl Api {
             return respond(200, client.to_json());
         }
         let login_certificate_usable = login_fingerprint == client.cert_fingerprint
-            || (client.previous_cert_accepted
-                && client.previous_cert_fingerprint.as_deref() == Some(login_fingerprint.as_str()));
+            || self.previous_certificate_logs_in(&client, &login_fingerprint);
         if !login_certificate_usable {
             return Err(ApiError::unauthorized(
                 "the bearer was obtained with a certificate this client no longer uses",
@@ -1317,7 +1366,9 @@ impl Api {
         }
         let mut client = client;
         client.previous_cert_fingerprint = Some(client.cert_fingerprint.clone());
-        client.previous_cert_accepted = true;
+        client.previous_cert_not_after = Some(client.cert_not_after);
+        client.previous_cert_accepted =
+            self.retire_old_certificate != RetireOldCertificate::OnRenew;
         client.cert = chain_pem(&chain);
         client.cert_fingerprint = fingerprint;
         client.cert_not_after = facts.not_after;

@@ -9,7 +9,8 @@
 //!
 //! # Main types
 //! - [`EmulatorConfig`]: where to listen, the state folder, the admin password, extra host
-//!   names for the web certificate, and a [`Clock`].
+//!   names for the web certificate, a [`Clock`], and when a renewed client's previous
+//!   certificate is retired ([`RetireOldCertificate`], an invented behaviour).
 //! - [`Emulator::start`]: the blocking entry point for synchronous tests and the xtask. It runs
 //!   a tokio runtime on a background thread and returns a [`RunningEmulator`], which knows the
 //!   URL, the web CA and the admin password, and stops the server on
@@ -17,6 +18,10 @@
 //! - [`Emulator::bind`] and [`Emulator::run_until`]: the async entry point for the
 //!   `cm-emulator` binary (bind first, print the URL, then serve until a signal).
 //! - [`EmulatorDetails`]: what a client needs to talk to it.
+//! - [`RunningEmulator::in_process`] / [`Emulator::in_process`]: an [`InProcessHandle`] that
+//!   answers [`InProcessRequest`]s on the calling thread through the same request handling
+//!   as the HTTPS server (for deterministic simulations); only the TLS handshake is skipped,
+//!   the caller names the client certificate chain.
 //!
 //! # The state folder
 //! On first start the emulator creates, in the state folder:
@@ -80,6 +85,7 @@
 mod api;
 mod certs;
 mod error;
+mod in_process;
 mod server;
 mod state;
 mod store;
@@ -91,6 +97,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -98,6 +105,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use error::Error;
+pub use in_process::{InProcessHandle, InProcessRequest, InProcessResponse};
 
 /// The source of "now" for the API's checks. Tests can shift it; the default is
 /// [`SystemClock`].
@@ -116,6 +124,90 @@ impl Clock for SystemClock {
     }
 }
 
+/// When a client's previous certificate stops logging in after a self renewal.
+///
+/// Whether the real manager retires the old certificate at the renewal, at the new
+/// certificate's first login, or only when the old certificate expires is not public: this is
+/// an invented setting that lets agents be tested against each of the three plausible
+/// behaviours. Only the immediately previous certificate is remembered: a second renewal
+/// retires the certificate before it in every mode.
+///
+/// In every mode, a repeated renewal request (the new certificate is already current) still
+/// answers 200, and bearers keep working until they expire whichever certificate obtained
+/// them; the setting only decides which certificates a client-credential login accepts (and,
+/// for a further renewal, whether the bearer's certificate still counts as the client's).
+///
+/// The spellings of [`FromStr`] and [`fmt::Display`] are `on-renew`, `on-first-login` and
+/// `at-expiry` (the `cm-emulator` binary's `--retire-old-certificate` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RetireOldCertificate {
+    /// `on-renew`: the previous certificate no longer logs in once the renewal is accepted.
+    OnRenew,
+    /// `on-first-login` (the default): the previous certificate keeps logging in until the new
+    /// one first logs in, so a host that crashed mid-switch is never locked out.
+    #[default]
+    OnFirstLogin,
+    /// `at-expiry`: the previous certificate keeps logging in until its own `notAfter` (by
+    /// the emulator's [`Clock`]), also after the new one has logged in. A client renewed by
+    /// an emulator version that did not record that date falls back to `on-first-login`.
+    AtExpiry,
+}
+
+impl RetireOldCertificate {
+    /// Every value, in the order of the command line help.
+    pub const ALL: [RetireOldCertificate; 3] = [
+        RetireOldCertificate::OnRenew,
+        RetireOldCertificate::OnFirstLogin,
+        RetireOldCertificate::AtExpiry,
+    ];
+
+    /// The spelling used by [`FromStr`] and [`fmt::Display`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetireOldCertificate::OnRenew => "on-renew",
+            RetireOldCertificate::OnFirstLogin => "on-first-login",
+            RetireOldCertificate::AtExpiry => "at-expiry",
+        }
+    }
+}
+
+impl fmt::Display for RetireOldCertificate {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RetireOldCertificate {
+    type Err = ParseRetireOldCertificateError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        RetireOldCertificate::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+            .ok_or_else(|| ParseRetireOldCertificateError {
+                value: text.to_owned(),
+            })
+    }
+}
+
+/// A string that is not `on-renew`, `on-first-login` or `at-expiry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseRetireOldCertificateError {
+    value: String,
+}
+
+impl fmt::Display for ParseRetireOldCertificateError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{:?} is not one of on-renew, on-first-login, at-expiry",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for ParseRetireOldCertificateError {}
+
 /// How to run an emulator. Build with [`EmulatorConfig::new`] and struct update syntax.
 #[derive(Clone)]
 pub struct EmulatorConfig {
@@ -131,11 +223,14 @@ pub struct EmulatorConfig {
     pub extra_hostnames: Vec<String>,
     /// The clock for the API's checks.
     pub clock: Arc<dyn Clock>,
+    /// When a client's previous certificate stops logging in after a self renewal (an
+    /// invented behaviour; see [`RetireOldCertificate`]).
+    pub retire_old_certificate: RetireOldCertificate,
 }
 
 impl EmulatorConfig {
     /// Listens on `127.0.0.1:0` with state in `state_dir`, a generated password, no extra
-    /// host names and the system clock.
+    /// host names, the system clock and [`RetireOldCertificate::OnFirstLogin`].
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         EmulatorConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -143,6 +238,7 @@ impl EmulatorConfig {
             admin_password: None,
             extra_hostnames: Vec::new(),
             clock: Arc::new(SystemClock),
+            retire_old_certificate: RetireOldCertificate::default(),
         }
     }
 }
@@ -159,6 +255,7 @@ impl fmt::Debug for EmulatorConfig {
             )
             .field("extra_hostnames", &self.extra_hostnames)
             .field("clock", &self.clock)
+            .field("retire_old_certificate", &self.retire_old_certificate)
             .finish()
     }
 }
@@ -281,10 +378,13 @@ impl Emulator {
         })?;
         let api = Arc::new(api::Api::new(
             state,
-            config.clock,
-            admin_password.clone(),
-            identity.fingerprint.clone(),
-            local_addr.port(),
+            api::ApiSettings {
+                clock: config.clock,
+                admin_password: admin_password.clone(),
+                web_fingerprint: identity.fingerprint.clone(),
+                web_port: local_addr.port(),
+                retire_old_certificate: config.retire_old_certificate,
+            },
             Arc::clone(&tls),
             tokio::runtime::Handle::current(),
         ));
@@ -313,6 +413,13 @@ impl Emulator {
     /// The base URL, for example `https://127.0.0.1:8443`.
     pub fn url(&self) -> &str {
         self.details.url()
+    }
+
+    /// A handle that answers requests in-process through the same API as the HTTPS server
+    /// (see [`InProcessHandle::handle`]). It stays usable while and after
+    /// [`Emulator::run_until`] runs.
+    pub fn in_process(&self) -> InProcessHandle {
+        InProcessHandle::new(Arc::clone(&self.api))
     }
 
     /// Serves until `shutdown` completes, then lets open connections finish their current
@@ -365,7 +472,8 @@ impl Emulator {
                             return;
                         }
                     };
-                    let _ = ready_sender.send(Ok(emulator.details().clone()));
+                    let _ =
+                        ready_sender.send(Ok((emulator.details().clone(), emulator.in_process())));
                     emulator
                         .run_until(async move {
                             // Also ends when the RunningEmulator (the sender) is dropped.
@@ -377,8 +485,9 @@ impl Emulator {
             })
             .map_err(Error::Runtime)?;
         match ready_receiver.recv() {
-            Ok(Ok(details)) => Ok(RunningEmulator {
+            Ok(Ok((details, in_process))) => Ok(RunningEmulator {
                 details,
+                in_process,
                 stop: Some(stop_sender),
                 thread: Some(thread),
             }),
@@ -397,6 +506,7 @@ impl Emulator {
 /// An emulator serving on a background thread; stops on [`RunningEmulator::shutdown`] or drop.
 pub struct RunningEmulator {
     details: EmulatorDetails,
+    in_process: InProcessHandle,
     stop: Option<watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -449,6 +559,13 @@ impl RunningEmulator {
     /// The `admin` password.
     pub fn admin_password(&self) -> &str {
         self.details.admin_password()
+    }
+
+    /// A handle that answers requests in-process, on the calling thread, through the same
+    /// API (routing, authentication, handlers, state, clock, response bytes) as the HTTPS
+    /// server, which keeps serving meanwhile. See [`InProcessHandle::handle`].
+    pub fn in_process(&self) -> InProcessHandle {
+        self.in_process.clone()
     }
 
     /// Stops accepting connections, lets open ones finish their request (up to two seconds)

@@ -3,6 +3,10 @@
 //! Each connection takes the TLS configuration current when it is accepted (so a web restart
 //! affects new connections only), completes the handshake, and hands the client certificate
 //! chain it presented to every request of that connection.
+//!
+//! [`api_request`], [`too_large`], [`handler_failed`] and [`encode`] are shared with the
+//! in-process path (`in_process.rs`), so both build the same [`ApiRequest`] and send the same
+//! status and body bytes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
@@ -34,7 +38,7 @@ const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
 /// A TLS handshake must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
+pub(crate) type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
 
 /// Accepts connections until `shutdown` turns true (or its sender is dropped), then lets
 /// open connections finish their current request for up to two seconds.
@@ -133,25 +137,47 @@ async fn handle(
             return to_hyper(response, true);
         }
     };
-    let request = ApiRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        authorization: parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned),
-        body: body.to_vec(),
+    let request = api_request(
+        parts.method,
+        &parts.uri,
+        parts.headers.get(AUTHORIZATION),
+        body.to_vec(),
         peer_certificates,
-    };
+    );
     let response = tokio::task::spawn_blocking(move || api.handle(&request))
         .await
-        .unwrap_or_else(|_| ApiError::internal("the request handler failed").into_response());
+        .unwrap_or_else(|_| handler_failed());
     to_hyper(response, false)
 }
 
-fn too_large() -> ApiResponse {
+/// The request the handlers see, from the parts of an HTTP request. An `Authorization` value
+/// that is not visible ASCII counts as absent.
+pub(crate) fn api_request(
+    method: Method,
+    uri: &Uri,
+    authorization: Option<&HeaderValue>,
+    body: Vec<u8>,
+    peer_certificates: PeerCertificates,
+) -> ApiRequest {
+    ApiRequest {
+        method,
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        authorization: authorization
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        body,
+        peer_certificates,
+    }
+}
+
+/// The answer when a handler panicked.
+pub(crate) fn handler_failed() -> ApiResponse {
+    ApiError::internal("the request handler failed").into_response()
+}
+
+/// The answer to a body over [`MAX_BODY_BYTES`].
+pub(crate) fn too_large() -> ApiResponse {
     ApiError::new(
         413,
         "NCERRRequestTooLarge",
@@ -180,16 +206,25 @@ async fn drain(body: &mut Incoming) -> bool {
         .unwrap_or(false)
 }
 
-fn to_hyper(response: ApiResponse, close: bool) -> Response<Full<Bytes>> {
+/// The status and body bytes sent for an answer; `None`: no body (and no content type).
+pub(crate) fn encode(response: ApiResponse) -> (StatusCode, Option<Bytes>) {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        response.body.map(|body| Bytes::from(body.to_string())),
+    )
+}
+
+fn to_hyper(response: ApiResponse, close: bool) -> Response<Full<Bytes>> {
+    let (status, body) = encode(response);
     let mut builder = Response::builder().status(status);
     if close {
         builder = builder.header(CONNECTION, HeaderValue::from_static("close"));
     }
-    let result = match response.body {
+    let result = match body {
         Some(body) => builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(Full::new(Bytes::from(body.to_string()))),
+            .body(Full::new(body)),
         None => builder.body(Full::new(Bytes::new())),
     };
     result.unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))

@@ -154,8 +154,14 @@ pub(crate) struct Client {
     pub(crate) cert_fingerprint: String,
     pub(crate) cert_not_after: i64,
     pub(crate) previous_cert_fingerprint: Option<String>,
-    /// Whether the previous certificate still logs in (until the current one first has).
+    /// Whether the previous certificate may still log in: set at a renewal unless the mode is
+    /// `on-renew`, cleared when it is retired (never set again until the next renewal). The
+    /// mode in force decides the rest (see `Api::previous_certificate_logs_in`).
     pub(crate) previous_cert_accepted: bool,
+    /// The previous certificate's `notAfter` (Unix seconds), for `at-expiry`. Absent in
+    /// state written before it was recorded.
+    #[serde(default)]
+    pub(crate) previous_cert_not_after: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) last_seen: Option<i64>,
@@ -354,5 +360,25 @@ impl State {
         self.external_cas
             .iter()
             .position(|ca| ca.is_named(reference))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_file_without_the_previous_not_after_still_loads() {
+        // As written before `previous_cert_not_after` existed.
+        let json = r#"{"sequence":3,"id":"c1","name":"host1","description":"","client_type":"CTE",
+            "reg_token_id":"t1","ca_id":"ca1","cert":"","common_name":"host1.example",
+            "cert_fingerprint":"aa","cert_not_after":1900000000,
+            "previous_cert_fingerprint":"bb","previous_cert_accepted":true,
+            "created_at":1,"updated_at":2,"last_seen":null}"#;
+        let client: Client = serde_json::from_str(json).unwrap();
+        assert_eq!(client.previous_cert_not_after, None);
+        assert!(client.previous_cert_accepted);
+        let written = serde_json::to_value(&client).unwrap();
+        assert!(written["previous_cert_not_after"].is_null());
     }
 }

@@ -18,6 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod relay;
+
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
@@ -88,6 +90,12 @@ impl Manager {
     /// The base URL, `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.emulator().url().to_string()
+    }
+
+    /// Everything a client needs: URL, web CA (PEM and file), web certificate fingerprint and
+    /// the admin password.
+    pub fn details(&self) -> &cm_emulator::EmulatorDetails {
+        self.emulator().details()
     }
 
     /// `127.0.0.1:PORT`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use cm_emulator::{Clock, Emulator, EmulatorConfig, RunningEmulator};
+use cm_emulator::{Clock, Emulator, EmulatorConfig, RetireOldCertificate, RunningEmulator};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use test_pki::{CertificateAuthority, ClientCertificateRequest, IssuedCertificate, KeyType};
@@ -35,9 +35,18 @@ impl Clock for ShiftableClock {
 }
 
 pub fn start(dir: &Path, clock: Arc<dyn Clock>) -> RunningEmulator {
+    start_retiring(dir, clock, RetireOldCertificate::default())
+}
+
+pub fn start_retiring(
+    dir: &Path,
+    clock: Arc<dyn Clock>,
+    retire_old_certificate: RetireOldCertificate,
+) -> RunningEmulator {
     Emulator::start(EmulatorConfig {
         admin_password: Some(ADMIN_PASSWORD.to_owned()),
         clock,
+        retire_old_certificate,
         ..EmulatorConfig::new(dir)
     })
     .expect("the emulator starts")
@@ -48,6 +57,8 @@ pub fn start(dir: &Path, clock: Arc<dyn Clock>) -> RunningEmulator {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// The body as received.
+    pub text: String,
 }
 
 impl Reply {
@@ -149,7 +160,7 @@ impl Http {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
         };
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, text })
     }
 
     pub fn try_call(
@@ -204,9 +215,14 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
+        Self::retiring(RetireOldCertificate::default())
+    }
+
+    /// A world whose emulator retires renewed clients' previous certificates `when`.
+    pub fn retiring(when: RetireOldCertificate) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ShiftableClock::default());
-        let emulator = start(dir.path(), clock.clone());
+        let emulator = start_retiring(dir.path(), clock.clone(), when);
         let admin = Http::anonymous(&emulator);
         let admin_token = admin_login(&admin);
         let ca = CertificateAuthority::new_root("Test External CA", KeyType::P384).unwrap();
