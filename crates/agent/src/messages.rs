@@ -172,7 +172,10 @@ fn time(time: &SystemTime) -> String {
 }
 
 fn next(next_check: &Option<SystemTime>) -> String {
-    next_check.as_ref().map(time).unwrap_or_else(|| "never".to_string())
+    next_check
+        .as_ref()
+        .map(time)
+        .unwrap_or_else(|| "never".to_string())
 }
 
 impl Message {
@@ -338,26 +341,82 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH;
         let s = String::new;
         vec![
-            Message::DaemonStarted { client_id: s(), url: s() },
-            Message::NotDue { common_name: s(), not_after: now, days_left: 0, next_check: None },
-            Message::Renewed { common_name: s(), new_fingerprint: s(), old_fingerprint: s(), not_after: now },
-            Message::Healthy { common_name: s(), not_after: now, days_left: 0 },
-            Message::CandidateReady { directory: s(), common_name: s(), not_after: now, fingerprint: s() },
+            Message::DaemonStarted {
+                client_id: s(),
+                url: s(),
+            },
+            Message::NotDue {
+                common_name: s(),
+                not_after: now,
+                days_left: 0,
+                next_check: None,
+            },
+            Message::Renewed {
+                common_name: s(),
+                new_fingerprint: s(),
+                old_fingerprint: s(),
+                not_after: now,
+            },
+            Message::Healthy {
+                common_name: s(),
+                not_after: now,
+                days_left: 0,
+            },
+            Message::CandidateReady {
+                directory: s(),
+                common_name: s(),
+                not_after: now,
+                fingerprint: s(),
+            },
             Message::Reload,
             Message::DaemonStopping,
-            Message::AlreadyInUse { directory: s(), fingerprint: s() },
-            Message::StagedDiscarded { fingerprint: s(), why: "" },
-            Message::NoUsableCandidate { common_name: s(), not_after: now, days_left: 0, directory: s(), problem: s(), next_check: None },
-            Message::CandidateRefused { common_name: s(), days_left: 0, directory: s(), problem: s() },
-            Message::RefusedByManager { directory: s(), reason: s(), not_after: now },
+            Message::AlreadyInUse {
+                directory: s(),
+                fingerprint: s(),
+            },
+            Message::StagedDiscarded {
+                fingerprint: s(),
+                why: "",
+            },
+            Message::NoUsableCandidate {
+                common_name: s(),
+                not_after: now,
+                days_left: 0,
+                directory: s(),
+                problem: s(),
+                next_check: None,
+            },
+            Message::CandidateRefused {
+                common_name: s(),
+                days_left: 0,
+                directory: s(),
+                problem: s(),
+            },
+            Message::RefusedByManager {
+                directory: s(),
+                reason: s(),
+                not_after: now,
+            },
             Message::Unreachable { reason: s() },
-            Message::Expired { common_name: s(), not_after: now },
-            Message::Adopted { refused: s(), adopted: s() },
+            Message::Expired {
+                common_name: s(),
+                not_after: now,
+            },
+            Message::Adopted {
+                refused: s(),
+                adopted: s(),
+            },
             Message::CheckFailed { error: s() },
             Message::HeartbeatFailed { error: s() },
-            Message::OutcomeUnknown { fingerprint: s(), reason: s() },
+            Message::OutcomeUnknown {
+                fingerprint: s(),
+                reason: s(),
+            },
             Message::NoIdentityAccepted { reason: s() },
-            Message::UnusableSet { directory: s(), problem: s() },
+            Message::UnusableSet {
+                directory: s(),
+                problem: s(),
+            },
             Message::JournalUnreadable { moved_to: s() },
         ]
     }
@@ -376,7 +435,10 @@ mod tests {
         .unwrap();
         for message in &messages {
             let id = format!("CGP{}", message.id());
-            assert!(operations.contains(&id), "{id} is not in docs/operations.md");
+            assert!(
+                operations.contains(&id),
+                "{id} is not in docs/operations.md"
+            );
             assert!(!message.text().is_empty());
         }
     }

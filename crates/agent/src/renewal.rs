@@ -341,7 +341,9 @@ fn store_view(store: &keystore::Keystore) -> Result<StoreView, AgentError> {
         Err(_) => {
             // Report the store's own error for the current generation.
             store.current()?;
-            return Err(AgentError::Store(keystore::Error::GenerationNotFound { id: current.id }));
+            return Err(AgentError::Store(keystore::Error::GenerationNotFound {
+                id: current.id,
+            }));
         }
     };
     let usable = |generation: &keystore::GenerationStatus| {
@@ -650,7 +652,8 @@ impl Check<'_> {
                 )?;
                 crash_point("journal-activating");
                 let replaced = view.current;
-                self.store.activate(keystore::GenerationId::new(generation))?;
+                self.store
+                    .activate(keystore::GenerationId::new(generation))?;
                 crash_point("activated");
                 self.write_journal(
                     Phase::Confirming {
@@ -668,7 +671,10 @@ impl Check<'_> {
                 }
             }
             Step::Discard { generation } => {
-                let staged = view.staged.iter().find(|staged| staged.number == generation);
+                let staged = view
+                    .staged
+                    .iter()
+                    .find(|staged| staged.number == generation);
                 if let Some(staged) = staged {
                     self.store
                         .discard_staged(keystore::GenerationId::new(generation))?;
@@ -784,13 +790,14 @@ impl Check<'_> {
         };
         let level = level_of(report.severity).max(match self.request.trigger {
             // An administrator's request that did not do what was asked is an error for them.
-            Trigger::Manual if !matches!(
-                report.outcome,
-                Outcome::Renewed { .. }
-                    | Outcome::AlreadyInUse
-                    | Outcome::CandidateReady { .. }
-                    | Outcome::Adopted { .. }
-            ) =>
+            Trigger::Manual
+                if !matches!(
+                    report.outcome,
+                    Outcome::Renewed { .. }
+                        | Outcome::AlreadyInUse
+                        | Outcome::CandidateReady { .. }
+                        | Outcome::Adopted { .. }
+                ) =>
             {
                 Level::Error
             }

@@ -104,6 +104,18 @@ pub enum Error {
         /// The manager's request id, for its logs.
         request_id: String,
     },
+    /// An attempt whose outcome is unknown (a lost reply, a timeout, a 5xx) was retried and the
+    /// retry was refused. The refusal does not show that the first attempt was not carried out,
+    /// so the outcome stays unknown ([`Outcome::Indefinite`]).
+    #[error(
+        "an earlier attempt may have been carried out ({first}); the retry was refused: {refusal}"
+    )]
+    RefusedAfterUncertainAttempt {
+        /// What happened to the earlier attempt.
+        first: Box<Error>,
+        /// The retry's refusal.
+        refusal: Box<Error>,
+    },
     /// The manager answered something this client does not understand.
     #[error("unexpected answer from the manager (HTTP {status}): {body_excerpt}")]
     Unexpected {
@@ -124,6 +136,7 @@ impl Error {
                 | Error::Tls { .. }
                 | Error::Timeout { .. }
                 | Error::Unexpected { .. }
+                | Error::RefusedAfterUncertainAttempt { .. }
         )
     }
 
@@ -140,7 +153,8 @@ impl Error {
             Error::Connect { .. }
             | Error::Tls { .. }
             | Error::Timeout { .. }
-            | Error::Unexpected { .. } => Outcome::Indefinite,
+            | Error::Unexpected { .. }
+            | Error::RefusedAfterUncertainAttempt { .. } => Outcome::Indefinite,
         }
     }
 
@@ -384,7 +398,11 @@ impl ManagerClient {
     /// A client over another [`Transport`] (for example an in-process manager in a
     /// simulation). `options` still decides the retries; timeouts and the body limit are the
     /// transport's business.
-    pub fn with_transport(url: ManagerUrl, transport: Box<dyn Transport>, options: Options) -> Self {
+    pub fn with_transport(
+        url: ManagerUrl,
+        transport: Box<dyn Transport>,
+        options: Options,
+    ) -> Self {
         Self {
             url,
             transport,
@@ -515,12 +533,26 @@ impl ManagerClient {
         };
         let mut backoff = self.options.initial_backoff;
         let mut attempt = 1;
+        // The first attempt whose outcome is unknown: a later refusal does not undo it.
+        let mut uncertain: Option<Error> = None;
         loop {
             match self.call_once(method, path, session, body) {
                 Err(error) if attempt < attempts && is_transient(&error) => {
+                    if uncertain.is_none() && error.outcome() == Outcome::Indefinite {
+                        uncertain = Some(error);
+                    }
                     std::thread::sleep(backoff);
                     backoff *= 2;
                     attempt += 1;
+                }
+                Err(refusal @ Error::Refused { .. }) if uncertain.is_some() => {
+                    return Err(Error::RefusedAfterUncertainAttempt {
+                        first: Box::new(uncertain.unwrap_or(Error::Unexpected {
+                            status: 0,
+                            body_excerpt: String::new(),
+                        })),
+                        refusal: Box::new(refusal),
+                    });
                 }
                 result => return result,
             }
@@ -535,11 +567,11 @@ impl ManagerClient {
         body: Option<&B>,
     ) -> Result<T, Error> {
         let json = match body {
-            Some(body) => Some(Zeroizing::new(serde_json::to_vec(body).map_err(|error| {
-                Error::InvalidConfiguration {
+            Some(body) => Some(Zeroizing::new(serde_json::to_vec(body).map_err(
+                |error| Error::InvalidConfiguration {
                     reason: format!("cannot encode the request: {error}"),
-                }
-            })?)),
+                },
+            )?)),
             None => None,
         };
         let request = Request {

@@ -532,10 +532,11 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                             adopted: false,
                         },
                         // The push did not take; the folder's set is pushed again if usable.
-                        Some(Answer::NotThisClient { .. } | Answer::Refused { .. }) => {
-                            Step::Discard { generation }
-                        }
-                        Some(Answer::Indefinite { reason }) => finish(
+                        Some(Answer::NotThisClient { .. }) => Step::Discard { generation },
+                        // Any other refusal (a rate limit, ...) says nothing about the push.
+                        Some(
+                            Answer::Indefinite { reason } | Answer::Refused { reason },
+                        ) => finish(
                             Outcome::OutcomeUnknown {
                                 reason: reason.clone(),
                                 generation,
@@ -569,11 +570,10 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                         with_status: false,
                     },
                     Some(Answer::Accepted) => Step::ClearJournal,
-                    // Refused: the identity question below adopts another generation.
-                    Some(Answer::NotThisClient { .. } | Answer::Refused { .. }) => {
-                        Step::ClearJournal
-                    }
-                    Some(Answer::Indefinite { reason }) => finish(
+                    // Refused as not this client's: the identity question below adopts another
+                    // generation.
+                    Some(Answer::NotThisClient { .. }) => Step::ClearJournal,
+                    Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
                         Outcome::OutcomeUnknown {
                             reason: reason.clone(),
                             generation,
@@ -605,8 +605,10 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                             adopted: true,
                         };
                     }
-                    Some(Answer::Indefinite { reason }) => unknown = Some(reason.clone()),
-                    Some(_) => {}
+                    Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => {
+                        unknown = Some(reason.clone());
+                    }
+                    Some(Answer::NotThisClient { .. }) => {}
                 }
             }
             return match unknown {
@@ -626,17 +628,9 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                 ),
             };
         }
-        Some(Answer::Refused { reason }) => {
-            return finish(
-                Outcome::NoIdentityAccepted {
-                    reason: reason.clone(),
-                },
-                Severity::Critical,
-                soon(),
-                false,
-            );
-        }
-        Some(Answer::Indefinite { reason }) => {
+        // A refusal other than "not this client's" (a rate limit, ...) or no answer: nothing
+        // that could change the manager's state was sent.
+        Some(Answer::Refused { reason } | Answer::Indefinite { reason }) => {
             // Nothing that could change the manager's state was sent.
             let severity = if situation.trigger == Trigger::Manual {
                 Severity::Error

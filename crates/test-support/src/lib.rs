@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod in_process;
 pub mod relay;
 
 use anyhow::{Context, Result, bail};
@@ -37,6 +38,11 @@ pub struct Manager {
 }
 
 impl Manager {
+    /// The emulator's API without a socket (same handling as over HTTPS).
+    pub fn in_process(&self) -> cm_emulator::InProcessHandle {
+        self.emulator().in_process()
+    }
+
     /// Starts an emulator on 127.0.0.1 with a fresh temporary state folder and logs in as admin.
     ///
     /// # Errors
@@ -53,8 +59,29 @@ impl Manager {
     /// # Errors
     /// When the emulator does not start or the admin login fails.
     pub fn start_in(state_dir: &Path) -> Result<Self> {
-        let emulator = cm_emulator::Emulator::start(cm_emulator::EmulatorConfig::new(state_dir))
-            .context("starting the manager emulator")?;
+        Self::start_with(cm_emulator::EmulatorConfig::new(state_dir))
+    }
+
+    /// Starts an emulator with a temporary state folder and the given retirement mode.
+    ///
+    /// # Errors
+    /// When the emulator does not start or the admin login fails.
+    pub fn start_retiring(retire: cm_emulator::RetireOldCertificate) -> Result<Self> {
+        let state = tempfile::tempdir()?;
+        let mut manager = Self::start_with(cm_emulator::EmulatorConfig {
+            retire_old_certificate: retire,
+            ..cm_emulator::EmulatorConfig::new(state.path())
+        })?;
+        manager._state = Some(state);
+        Ok(manager)
+    }
+
+    /// Starts an emulator with `config` (its state folder is kept) and logs in as admin.
+    ///
+    /// # Errors
+    /// When the emulator does not start or the admin login fails.
+    pub fn start_with(config: cm_emulator::EmulatorConfig) -> Result<Self> {
+        let emulator = cm_emulator::Emulator::start(config).context("starting the manager emulator")?;
         let ca = ureq::tls::Certificate::from_pem(emulator.web_ca_pem().as_bytes())
             .context("reading the emulator's web CA")?
             .to_owned();
