@@ -655,8 +655,11 @@ fn kinds_for(site: &str) -> &'static [Kind] {
     }
 }
 
+/// Schedules explored, failures by schedule, summary lines.
+type Explored = (usize, BTreeMap<String, Vec<String>>, Vec<String>);
+
 /// Explores every schedule of one retirement mode: (schedules explored, failures, summary).
-fn explore(retire: RetireOldCertificate) -> (usize, BTreeMap<String, Vec<String>>, Vec<String>) {
+fn explore(retire: RetireOldCertificate) -> Explored {
     let mut explored = 0usize;
     let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut summary = Vec::new();
@@ -740,17 +743,16 @@ fn every_single_fault_and_every_ordered_pair_of_faults_leaves_the_host_with_a_wo
         })
     });
     // One thread per retirement mode (each with its own emulator); 2 cores share them.
-    let results: Vec<(usize, BTreeMap<String, Vec<String>>, Vec<String>)> =
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = RetireOldCertificate::ALL
-                .into_iter()
-                .map(|retire| scope.spawn(move || explore(retire)))
-                .collect();
-            threads
-                .into_iter()
-                .map(|thread| thread.join().expect("explorer thread"))
-                .collect()
-        });
+    let results: Vec<Explored> = std::thread::scope(|scope| {
+        let threads: Vec<_> = RetireOldCertificate::ALL
+            .into_iter()
+            .map(|retire| scope.spawn(move || explore(retire)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("explorer thread"))
+            .collect()
+    });
     let mut explored = 0;
     let mut failures = BTreeMap::new();
     let mut summary = Vec::new();

@@ -413,9 +413,10 @@ fn classify<'a>(situation: &Situation<'a>) -> SetClass<'a> {
             match check_candidate(&current, candidate, situation.now) {
                 Ok(()) => SetClass::Usable(candidate),
                 Err(problem) if is_previous => SetClass::Nothing(problem),
-                Err(problem @ (CandidateProblem::NotLater { .. } | CandidateProblem::Expired { .. })) => {
-                    SetClass::Nothing(problem)
-                }
+                Err(
+                    problem
+                    @ (CandidateProblem::NotLater { .. } | CandidateProblem::Expired { .. }),
+                ) => SetClass::Nothing(problem),
                 Err(problem) => SetClass::Unusable(problem, Some(candidate)),
             }
         }
@@ -433,7 +434,12 @@ fn login_answer(events: &[Event], generation: u64) -> Option<&Answer> {
     answer_to(events, Exchange::Login { generation })
 }
 
-fn finish(outcome: Outcome, severity: Severity, next_check: Option<SystemTime>, healthy: bool) -> Step {
+fn finish(
+    outcome: Outcome,
+    severity: Severity,
+    next_check: Option<SystemTime>,
+    healthy: bool,
+) -> Step {
     Step::Finish(Report {
         outcome,
         severity,
@@ -534,9 +540,7 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                         // The push did not take; the folder's set is pushed again if usable.
                         Some(Answer::NotThisClient { .. }) => Step::Discard { generation },
                         // Any other refusal (a rate limit, ...) says nothing about the push.
-                        Some(
-                            Answer::Indefinite { reason } | Answer::Refused { reason },
-                        ) => finish(
+                        Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
                             Outcome::OutcomeUnknown {
                                 reason: reason.clone(),
                                 generation,
@@ -768,7 +772,12 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
     if situation.trigger == Trigger::Manual {
         return match class {
             SetClass::Usable(candidate) => renew(candidate),
-            SetClass::Same => finish(Outcome::AlreadyInUse, Severity::Info, Some(next_check), true),
+            SetClass::Same => finish(
+                Outcome::AlreadyInUse,
+                Severity::Info,
+                Some(next_check),
+                true,
+            ),
             // The manager's own common-name rule is authoritative on a manual update: its
             // record of this client decides, and the administrator sees its answer.
             SetClass::Unusable(CandidateProblem::CommonNameChanged { .. }, Some(candidate))
@@ -866,4 +875,3 @@ fn days_overdue(policy: &Policy, current: &CurrentCertificate, now: SystemTime) 
             .unwrap_or(i64::MAX);
     days_left(current, now) < threshold_days
 }
-

@@ -81,7 +81,8 @@ impl Manager {
     /// # Errors
     /// When the emulator does not start or the admin login fails.
     pub fn start_with(config: cm_emulator::EmulatorConfig) -> Result<Self> {
-        let emulator = cm_emulator::Emulator::start(config).context("starting the manager emulator")?;
+        let emulator =
+            cm_emulator::Emulator::start(config).context("starting the manager emulator")?;
         let ca = ureq::tls::Certificate::from_pem(emulator.web_ca_pem().as_bytes())
             .context("reading the emulator's web CA")?
             .to_owned();
