@@ -218,14 +218,18 @@ fn no_candidate_logs_a_warning_naming_the_folder_and_uploads_it() {
 }
 
 /// Between renewals the folder normally still holds the set in use: `vmd --once` from cron must
-/// stay quiet then (INFO, exit 0, nothing uploaded), not warn every day.
+/// stay quiet then (INFO, exit 0, nothing uploaded), not warn every day. `--once` is a health
+/// check: it logs in with the current identity, so the result is `healthy` (the manager accepts
+/// the identity, renewal not due), not merely `not_due`.
 #[test]
 fn once_outside_the_window_with_the_current_set_in_the_folder_is_quiet() {
     let host = Host::registered("ca-p384", KeyType::P384, 300);
+    let current = host.current_fingerprint();
     let output = host.vmd(&["--once"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let log = host.log();
     assert!(log.contains("[INFO]"), "{log}");
+    assert!(log.contains("[CGP2005I]"), "{log}");
     assert!(log.contains("not due"), "{log}");
     assert!(!log.contains("[WARNING]"), "{log}");
     assert!(!log.contains("[ERROR]"), "{log}");
@@ -235,12 +239,18 @@ fn once_outside_the_window_with_the_current_set_in_the_folder_is_quiet() {
         &std::fs::read_to_string(host.root.path().join("vmd/run/status.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(status["result"], "not_due", "{status}");
+    assert_eq!(status["result"], "healthy", "{status}");
+    assert_eq!(status["healthy"], true, "{status}");
+    assert_eq!(status["manager_reached"], true, "{status}");
+    assert_eq!(host.current_fingerprint(), current);
+    assert_eq!(host.manager_fingerprint(), current);
 }
 
 /// Before the renewal window, a request (`updatecerts`, `vmd --once`) that finds an unusable set
 /// says what is wrong with it (here the passphrase), not "no new certificate set"; nothing is
-/// sent and nothing changes.
+/// sent and nothing changes. `updatecerts` fails (exit 3); `vmd --once` is a health check and
+/// the host is healthy (the identity is accepted, renewal not due), so it exits 0 with a WARNING
+/// (CGP3011W) naming the problem.
 #[test]
 fn requests_before_the_window_name_what_is_wrong_with_the_set() {
     let host = Host::registered("ca-p384", KeyType::P384, 300);
@@ -275,48 +285,100 @@ fn requests_before_the_window_name_what_is_wrong_with_the_set() {
         "dry run changed the agent root"
     );
 
+    let pem_before = snapshot_tree(&host.root.path().join("vmd/pem"));
     let once = host.vmd(&["--once"], &[]);
     let all = text(&once);
-    assert_eq!(once.status.code(), Some(3), "{all}");
+    assert_eq!(once.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("[WARNING]") && all.contains("[CGP3011W]"),
+        "{all}"
+    );
     assert!(all.contains("passphrase does not decrypt"), "{all}");
+    assert!(
+        all.contains(
+            &host
+                .cert_dir
+                .path()
+                .join("client_key.pem")
+                .display()
+                .to_string()
+        ),
+        "the message does not name the file: {all}"
+    );
+    assert!(!all.contains("no new certificate set"), "{all}");
     // Nothing was sent: the manager still holds the certificate in use, unchanged.
     assert_eq!(host.manager_fingerprint(), current);
     assert_eq!(host.current_fingerprint(), current);
+    assert_eq!(snapshot_tree(&host.root.path().join("vmd/pem")), pem_before);
+    assert!(
+        !host
+            .root
+            .path()
+            .join("vmd/run/renewal-journal.json")
+            .exists()
+    );
 }
 
+/// Sets refused locally (expiring earlier, wrong passphrase, changed common name) inside the
+/// renewal window: nothing is sent, the store stays byte-identical, and the message names the
+/// problem. `vmd --once` is a health check: with more than 14 days left the host is still
+/// healthy (WARNING, exit 0); with 14 days or less renewal is overdue (ERROR, exit 3).
 #[test]
 fn candidates_refused_locally_send_nothing_and_change_nothing() {
-    let host = Host::registered("ca-p384", KeyType::P384, 20);
-    let before_fingerprint = host.manager_fingerprint();
-    // A candidate expiring earlier than the current certificate.
-    host.place("host1.example", SystemTime::now() + 10 * DAY);
-    let before = snapshot_tree(&host.root.path().join("vmd/pem"));
-    let output = host.vmd(&["--once"], &[]);
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    assert!(text(&output).contains("not later"), "{}", text(&output));
-    assert_eq!(snapshot_tree(&host.root.path().join("vmd/pem")), before);
-    // A candidate whose passphrase file is wrong.
-    host.place("host1.example", SystemTime::now() + 400 * DAY);
-    std::fs::write(host.cert_dir.path().join("passphrase"), "wrong\n").unwrap();
-    let output = host.vmd(&["--once"], &[]);
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    assert!(
-        text(&output).contains("passphrase does not decrypt"),
-        "{}",
-        text(&output)
-    );
-    assert_eq!(snapshot_tree(&host.root.path().join("vmd/pem")), before);
-    assert_eq!(
-        host.manager_fingerprint(),
-        before_fingerprint,
-        "something was sent"
-    );
-    // The daemon's own check refuses a changed common name locally too.
-    host.place("host2.example", SystemTime::now() + 400 * DAY);
-    let output = host.vmd(&["--once"], &[]);
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    assert!(text(&output).contains("host2.example"), "{}", text(&output));
-    assert_eq!(host.manager_fingerprint(), before_fingerprint);
+    for (days_left, code, level) in [(20, 0, "[WARNING]"), (10, 3, "[ERROR]")] {
+        let host = Host::registered("ca-p384", KeyType::P384, days_left);
+        let before_fingerprint = host.manager_fingerprint();
+        let before = snapshot_tree(&host.root.path().join("vmd/pem"));
+        let check = |what: &str, needle: &str| {
+            let output = host.vmd(&["--once"], &[]);
+            let all = text(&output);
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{days_left} days, {what}: {all}"
+            );
+            assert!(all.contains(level), "{days_left} days, {what}: {all}");
+            assert!(all.contains(needle), "{days_left} days, {what}: {all}");
+            assert!(
+                all.contains(&host.cert_dir.path().display().to_string()),
+                "{days_left} days, {what}: the folder is not named: {all}"
+            );
+            assert_eq!(
+                snapshot_tree(&host.root.path().join("vmd/pem")),
+                before,
+                "{days_left} days, {what}: the store changed"
+            );
+            assert_eq!(
+                host.manager_fingerprint(),
+                before_fingerprint,
+                "{days_left} days, {what}: something was sent"
+            );
+            assert!(
+                !host
+                    .root
+                    .path()
+                    .join("vmd/run/renewal-journal.json")
+                    .exists(),
+                "{days_left} days, {what}: a journal was left"
+            );
+            eprintln!(
+                "{days_left} days left, {what}: exit {code}, {level}, nothing sent or changed"
+            );
+        };
+        // A candidate expiring earlier than the current certificate.
+        host.place(
+            "host1.example",
+            SystemTime::now() + DAY * (days_left as u32 / 2),
+        );
+        check("expires earlier", "not later");
+        // A candidate whose passphrase file is wrong.
+        host.place("host1.example", SystemTime::now() + 400 * DAY);
+        std::fs::write(host.cert_dir.path().join("passphrase"), "wrong\n").unwrap();
+        check("wrong passphrase", "passphrase does not decrypt");
+        // The daemon's own check refuses a changed common name locally too.
+        host.place("host2.example", SystemTime::now() + 400 * DAY);
+        check("changed common name", "host2.example");
+    }
 }
 
 #[test]
@@ -474,48 +536,123 @@ fn an_expired_certificate_requires_re_registration_and_nothing_is_attempted() {
 #[cfg(unix)]
 #[test]
 fn a_renewal_killed_at_any_journal_step_completes_on_the_next_run() {
-    use std::os::unix::process::ExitStatusExt;
+    // Every point a successful renewal passes, in order ("discarded" is only reached when a
+    // staged candidate is dropped; see the next test).
     let points = [
-        "before-push",
-        "after-accepted",
-        "after-staged",
-        "after-activated",
+        "journal-staging",
+        "staged",
+        "journal-pushing",
+        "pushed",
+        "journal-activating",
+        "activated",
+        "confirmed",
     ];
+    let known: Vec<&str> = agent::fault::CRASH_POINTS
+        .iter()
+        .copied()
+        .filter(|point| *point != "discarded")
+        .collect();
+    assert_eq!(points.as_slice(), known, "the agent's crash points changed");
+    // Every point is tried; the failures are listed at the end.
+    let mut failed = Vec::new();
     for point in points {
-        let host = Host::registered("ca-p384", KeyType::P384, 20);
-        let old = host.current_fingerprint();
-        let new = host.place("host1.example", SystemTime::now() + 400 * DAY);
+        let tried = std::panic::catch_unwind(|| crash_and_recover(point));
+        if tried.is_err() {
+            failed.push(point);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "crash points not recovered from: {failed:?}"
+    );
+}
+
+/// Kills `vmd --once` with SIGKILL at `point`, then runs it again: it must renew.
+#[cfg(unix)]
+fn crash_and_recover(point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let host = Host::registered("ca-p384", KeyType::P384, 20);
+    let old = host.current_fingerprint();
+    let new = host.place("host1.example", SystemTime::now() + 400 * DAY);
+    let killed = host.vmd(&["--once"], &[("CTE_FAULT_CRASH_AT", point)]);
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "{point}: vmd was not killed there (is the fault-injection feature on?): {}",
+        text(&killed)
+    );
+    // Between the crash and the next run the host still has a complete identity.
+    let identity = keystore::Keystore::open(host.root.path())
+        .unwrap()
+        .current()
+        .unwrap();
+    let fingerprint = identity.certificate().fingerprint.to_string();
+    assert!(
+        fingerprint == old || fingerprint == new,
+        "{point}: unknown identity"
+    );
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{point}: {}", text(&output));
+    assert_eq!(
+        host.current_fingerprint(),
+        new,
+        "{point}: old {old}, new {new}; log:\n{}",
+        host.log()
+    );
+    assert_eq!(host.manager_fingerprint(), new, "{point}");
+    assert!(
+        !host
+            .root
+            .path()
+            .join("vmd/run/renewal-journal.json")
+            .exists(),
+        "{point}"
+    );
+    eprintln!("crash point {point}: killed by SIGKILL, recovered, renewed");
+}
+
+/// The one crash point a successful renewal does not pass: "discarded", reached when a staged
+/// candidate that the manager does not hold is removed. A run killed after the journal said
+/// "pushing" but before anything was sent leaves a candidate the manager never saw; the next
+/// run probes with it (refused as not this client's), discards it and is killed there; the run
+/// after that clears the stale journal and renews.
+#[cfg(unix)]
+#[test]
+fn a_renewal_killed_while_discarding_a_stale_candidate_completes_on_the_next_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let host = Host::registered("ca-p384", KeyType::P384, 20);
+    let old = host.current_fingerprint();
+    let new = host.place("host1.example", SystemTime::now() + 400 * DAY);
+    let journal = host.root.path().join("vmd/run/renewal-journal.json");
+    for point in ["journal-pushing", "discarded"] {
         let killed = host.vmd(&["--once"], &[("CTE_FAULT_CRASH_AT", point)]);
         assert_eq!(
             killed.status.signal(),
             Some(9),
-            "{point}: vmd was not killed there (is the fault-injection feature on?): {}",
+            "{point}: vmd was not killed there: {}",
             text(&killed)
         );
-        // Between the crash and the next run the host still has a complete identity.
-        let identity = keystore::Keystore::open(host.root.path())
-            .unwrap()
-            .current()
-            .unwrap();
-        let fingerprint = identity.certificate().fingerprint.to_string();
-        assert!(
-            fingerprint == old || fingerprint == new,
-            "{point}: unknown identity"
+        assert_eq!(host.current_fingerprint(), old, "{point}");
+        assert_eq!(
+            host.manager_fingerprint(),
+            old,
+            "{point}: something was sent"
         );
-        let output = host.vmd(&["--once"], &[]);
-        assert_eq!(output.status.code(), Some(0), "{point}: {}", text(&output));
-        assert_eq!(host.current_fingerprint(), new, "{point}");
-        assert_eq!(host.manager_fingerprint(), new, "{point}");
-        assert!(
-            !host
-                .root
-                .path()
-                .join("vmd/run/renewal-journal.json")
-                .exists(),
-            "{point}"
-        );
-        eprintln!("crash point {point}: killed by SIGKILL, recovered, renewed");
+        let phase: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+        assert_eq!(phase["phase"], "pushing", "{point}: {phase}");
     }
+    assert!(
+        host.log().contains("[CGP2010I]"),
+        "the discard was not logged: {}",
+        host.log()
+    );
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(host.current_fingerprint(), new);
+    assert_eq!(host.manager_fingerprint(), new);
+    assert!(!journal.exists());
+    eprintln!("crash points journal-pushing then discarded: recovered, renewed");
 }
 
 /// The daemon: SIGHUP rereads agent.conf (a new EXTERNAL_CERT_DIR takes effect), updatecerts

@@ -424,10 +424,21 @@ fn classify<'a>(situation: &Situation<'a>) -> SetClass<'a> {
 }
 
 fn answer_to(events: &[Event], exchange: Exchange) -> Option<&Answer> {
-    events.iter().rev().find_map(|event| match event {
-        Event::Answered(seen, answer) if *seen == exchange => Some(answer),
-        _ => None,
-    })
+    let generation = match exchange {
+        Exchange::Login { generation } | Exchange::Renew { generation } => generation,
+    };
+    for event in events.iter().rev() {
+        match event {
+            Event::Answered(seen, answer) if *seen == exchange => return Some(answer),
+            // A generation number can be given again after a discard (the store numbers from
+            // the highest one left): answers from before belong to another certificate.
+            Event::Discarded { generation: discarded } if *discarded == generation => {
+                return None;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn login_answer(events: &[Event], generation: u64) -> Option<&Answer> {
@@ -466,6 +477,10 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
             },
         ))
     };
+
+    // An unknown outcome is healthy (the host holds both identities) only while renewal is not
+    // overdue.
+    let overdue = days_overdue(policy, &current_certificate, now);
 
     // 1. An update in flight is settled first.
     if !situation.dry_run
@@ -525,7 +540,7 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                         },
                         Severity::Warning,
                         soon(),
-                        true,
+                        !overdue,
                     ),
                     // An earlier check's push: probe with the candidate.
                     None => match login_answer(events, generation) {
@@ -547,7 +562,7 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                             },
                             Severity::Warning,
                             soon(),
-                            true,
+                            !overdue,
                         ),
                     },
                 };
@@ -584,7 +599,7 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                         },
                         Severity::Warning,
                         soon(),
-                        true,
+                        !overdue,
                     ),
                 };
             }
@@ -695,7 +710,6 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
                     now,
                     crate::AttemptFailure::Refused,
                 );
-                let overdue = days_overdue(policy, &current_certificate, now);
                 return finish(
                     Outcome::RefusedByManager {
                         reason: reason.clone(),
