@@ -432,7 +432,9 @@ fn answer_to(events: &[Event], exchange: Exchange) -> Option<&Answer> {
             Event::Answered(seen, answer) if *seen == exchange => return Some(answer),
             // A generation number can be given again after a discard (the store numbers from
             // the highest one left): answers from before belong to another certificate.
-            Event::Discarded { generation: discarded } if *discarded == generation => {
+            Event::Discarded {
+                generation: discarded,
+            } if *discarded == generation => {
                 return None;
             }
             _ => {}
