@@ -78,6 +78,9 @@ struct Crash;
 
 #[derive(Default)]
 struct Faults {
+    /// The manager's current certificate for the client, as last read (cleared whenever a
+    /// renewal reaches the manager, the only exchange that changes it).
+    manager_fingerprint: Option<String>,
     armed: Vec<(usize, Kind)>,
     next_site: usize,
     trace: Vec<String>,
@@ -134,10 +137,13 @@ impl cm_client::Transport for FaultyTransport {
         request: &cm_client::Request<'_>,
     ) -> Result<cm_client::Response, cm_client::Error> {
         let name = exchange_name(request.path);
-        let kind = self
-            .faults
-            .as_ref()
-            .and_then(|faults| lock(faults).at_site(&format!("exchange:{name}")));
+        let kind = self.faults.as_ref().and_then(|faults| {
+            let mut faults = lock(faults);
+            if name == "renew" {
+                faults.manager_fingerprint = None;
+            }
+            faults.at_site(&format!("exchange:{name}"))
+        });
         let url = "https://manager.sim".to_string();
         let timeout = || cm_client::Error::Timeout {
             url: url.clone(),
@@ -435,7 +441,15 @@ fn current_fingerprint(root: &Path) -> String {
 
 /// I1: the manager's current certificate is held by the store.
 fn check_held(world: &World, root: &Path, client_id: &str, at: &str, faults: &SharedFaults) {
-    let manager = world.manager_fingerprint(client_id);
+    let cached = lock(faults).manager_fingerprint.clone();
+    let manager = match cached {
+        Some(fingerprint) => fingerprint,
+        None => {
+            let fingerprint = world.manager_fingerprint(client_id);
+            lock(faults).manager_fingerprint = Some(fingerprint.clone());
+            fingerprint
+        }
+    };
     if !store_fingerprints(root).contains(&manager) {
         lock(faults).violations.push(format!(
             "I1 at {at}: the manager's certificate {manager} is not in the store"
@@ -553,6 +567,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
             Err(payload) if payload.is::<Crash>() => outcomes.push("crash".to_string()),
             Err(payload) => std::panic::resume_unwind(payload),
         }
+        lock(&faults).manager_fingerprint = None;
         check_held(world, &root_path, &client_id, "after a run", &faults);
         if !lock(&faults).pending() {
             break;
@@ -573,6 +588,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
             now(),
             &clean,
         );
+        lock(&faults).manager_fingerprint = None;
         check_held(
             world,
             &root_path,
