@@ -45,7 +45,7 @@ impl Corpus {
         run: impl FnOnce() -> Output,
     ) -> Output {
         let name = name.into();
-        let before = snapshot_without_lock(root);
+        let before = snapshot_tree(root);
         let output = run();
         let all = text(&output);
         let mut problems = Vec::new();
@@ -58,7 +58,7 @@ impl Corpus {
         if !all.to_lowercase().contains(&needle.to_lowercase()) {
             problems.push(format!("message lacks {needle:?}"));
         }
-        if snapshot_without_lock(root) != before {
+        if snapshot_tree(root) != before {
             problems.push("the agent root changed".to_string());
         }
         for secret in &self.secrets {
@@ -121,20 +121,6 @@ impl Corpus {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         assert!(self.rows.len() >= 60, "only {} inputs", self.rows.len());
     }
-}
-
-/// A snapshot of the agent root without the renewal lock file (and its folder's own entry):
-/// every check takes `vmd/run/renewal.lock` (creating it, writing its pid into it) before it
-/// builds the manager client, so an agent.conf whose URL or CA file is unusable is refused after
-/// the lock was taken. The lock file is runtime state, not configuration, identity or status;
-/// anything else written under `vmd/run` (status.json, the journal) still counts as a change.
-fn snapshot_without_lock(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let run = root.join("vmd/run");
-    let lock = run.join("renewal.lock");
-    snapshot_tree(root)
-        .into_iter()
-        .filter(|(path, _)| *path != lock && *path != run)
-        .collect()
 }
 
 /// An agent root as an administrator prepared it before registering (an agent.conf with a

@@ -112,6 +112,15 @@ pub trait Connector: Send + Sync {
         settings: &agent_config::AgentSettings,
         identity: &cert_loading::Identity,
     ) -> Result<cm_client::ManagerClient, AgentError>;
+
+    /// Checks the settings this connector will use, before anything is locked or written
+    /// (a bad agent.conf is refused with the agent root unchanged).
+    ///
+    /// # Errors
+    /// When the settings cannot be used.
+    fn validate(&self, _settings: &agent_config::AgentSettings) -> Result<(), AgentError> {
+        Ok(())
+    }
 }
 
 /// HTTPS to the manager of agent.conf, verified as agent.conf says ([`client_for`]).
@@ -125,5 +134,16 @@ impl Connector for TlsConnector {
         identity: &cert_loading::Identity,
     ) -> Result<cm_client::ManagerClient, AgentError> {
         client_for(settings, identity)
+    }
+
+    fn validate(&self, settings: &agent_config::AgentSettings) -> Result<(), AgentError> {
+        cm_client::ManagerUrl::parse(&settings.url).map_err(|error| {
+            AgentError::Config(agent_config::Error::Invalid {
+                file: "agent.conf".to_string(),
+                key: agent_config::keys::URL.to_string(),
+                reason: error.to_string(),
+            })
+        })?;
+        trust_from_settings(settings).map(drop)
     }
 }

@@ -390,6 +390,10 @@ pub fn run_check_with(
 ) -> Result<CheckOutcome, AgentError> {
     let settings = load_settings(root)?;
     logger.set_upload_threshold(settings.log_upload_level);
+    // A bad agent.conf is refused before anything under the agent root is locked or written.
+    if !request.dry_run {
+        connector.validate(&settings)?;
+    }
     let _lock = if request.dry_run {
         None
     } else {
