@@ -410,6 +410,14 @@ fn classify<'a>(situation: &Situation<'a>) -> SetClass<'a> {
             let is_previous = store
                 .previous
                 .is_some_and(|previous| previous.fingerprint == candidate.fingerprint);
+            // A set that does not expire later than the one in use is an older (or unrelated)
+            // set, whatever else is wrong with it: nothing to act on.
+            if candidate.not_after <= current.not_after && !is_previous {
+                return SetClass::Nothing(CandidateProblem::NotLater {
+                    current_not_after: current.not_after,
+                    candidate_not_after: candidate.not_after,
+                });
+            }
             match check_candidate(&current, candidate, situation.now) {
                 Ok(()) => SetClass::Usable(candidate),
                 Err(problem) if is_previous => SetClass::Nothing(problem),

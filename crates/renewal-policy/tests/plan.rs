@@ -1,0 +1,354 @@
+//! The renewal state machine, situation by situation: what `next_step` does next. (The
+//! fault-schedule explorer in crates/agent/tests/explorer.rs drives the same function through
+//! every single fault and pair of faults; these cases name the rules one at a time.)
+
+use std::time::{Duration, SystemTime};
+
+use renewal_policy::plan::{
+    Answer, Event, Exchange, FolderView, GenerationView, JournalPhase, Outcome, Situation, Step,
+    StoreView, Trigger, next_step,
+};
+use renewal_policy::{
+    CandidateCertificate, CandidateProblem, Fingerprint, HostSeed, Policy, Severity,
+};
+
+const DAY: Duration = Duration::from_secs(86_400);
+const NAME: &str = "host1.example";
+
+/// 2027-01-15T08:00:00Z.
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn generation(number: u64, byte: u8, days_left: u64) -> GenerationView {
+    GenerationView {
+        number,
+        fingerprint: Fingerprint([byte; 32]),
+        not_after: now() + DAY * u32::try_from(days_left).unwrap(),
+    }
+}
+
+/// Current generation 2 with `days_left`, previous generation 1.
+fn store(days_left: u64) -> StoreView {
+    StoreView {
+        current: generation(2, 2, days_left),
+        common_name: NAME.to_string(),
+        previous: Some(generation(1, 1, 5)),
+        staged: Vec::new(),
+    }
+}
+
+fn set(byte: u8, common_name: &str, days_left: u64) -> FolderView {
+    FolderView::Set(CandidateCertificate {
+        common_name: common_name.to_string(),
+        fingerprint: Fingerprint([byte; 32]),
+        not_before: now() - DAY,
+        not_after: now() + DAY * u32::try_from(days_left).unwrap(),
+    })
+}
+
+struct Case {
+    trigger: Trigger,
+    dry_run: bool,
+    journal: Option<JournalPhase>,
+    store: StoreView,
+    folder: FolderView,
+    events: Vec<Event>,
+}
+
+impl Case {
+    fn new(trigger: Trigger, store: StoreView, folder: FolderView) -> Case {
+        Case {
+            trigger,
+            dry_run: false,
+            journal: None,
+            store,
+            folder,
+            events: Vec::new(),
+        }
+    }
+
+    fn journal(mut self, phase: JournalPhase) -> Case {
+        self.journal = Some(phase);
+        self
+    }
+
+    fn answered(mut self, exchange: Exchange, answer: Answer) -> Case {
+        self.events.push(Event::Answered(exchange, answer));
+        self
+    }
+
+    fn event(mut self, event: Event) -> Case {
+        self.events.push(event);
+        self
+    }
+
+    fn step(&self) -> Step {
+        let policy = Policy::default();
+        let host = HostSeed::from_client_id("client-1");
+        next_step(&Situation {
+            policy: &policy,
+            host: &host,
+            trigger: self.trigger,
+            dry_run: self.dry_run,
+            now: now(),
+            journal: self.journal,
+            store: &self.store,
+            folder: &self.folder,
+            events: &self.events,
+        })
+    }
+}
+
+fn login(generation: u64) -> Exchange {
+    Exchange::Login { generation }
+}
+
+fn renew(generation: u64) -> Exchange {
+    Exchange::Renew { generation }
+}
+
+fn not_this_client() -> Answer {
+    Answer::NotThisClient {
+        reason: "401 Invalid Client".to_string(),
+    }
+}
+
+fn indefinite() -> Answer {
+    Answer::Indefinite {
+        reason: "timeout".to_string(),
+    }
+}
+
+fn finished(step: Step) -> (Outcome, Severity, bool) {
+    match step {
+        Step::Finish(report) => (report.outcome, report.severity, report.healthy),
+        other => panic!("expected Finish, got {other:?}"),
+    }
+}
+
+#[test]
+fn scheduled_checks_before_the_window_neither_look_nor_call() {
+    let case = Case::new(Trigger::Scheduled, store(300), FolderView::NotLooked);
+    assert_eq!(
+        finished(case.step()),
+        (Outcome::NotDue, Severity::Info, true)
+    );
+}
+
+#[test]
+fn once_checks_the_identity_then_the_folder_and_stays_quiet_with_older_or_same_sets() {
+    let case = Case::new(Trigger::Once, store(300), FolderView::NotLooked);
+    assert_eq!(
+        case.step(),
+        Step::Login {
+            generation: 2,
+            with_status: true
+        }
+    );
+    let case = case.answered(login(2), Answer::Accepted);
+    assert_eq!(case.step(), Step::LookInFolder);
+    for folder in [
+        set(2, NAME, 300),          // the set in use
+        set(1, NAME, 5),            // the previous one
+        set(9, "other.example", 1), // unrelated and older
+        FolderView::Empty,
+        FolderView::Missing,
+    ] {
+        let case = Case {
+            folder,
+            ..Case::new(Trigger::Once, store(300), FolderView::NotLooked)
+        }
+        .answered(login(2), Answer::Accepted);
+        assert_eq!(
+            finished(case.step()),
+            (Outcome::Healthy, Severity::Info, true)
+        );
+    }
+}
+
+#[test]
+fn a_newer_unusable_set_outside_the_window_is_a_healthy_warning() {
+    let case = Case::new(Trigger::Once, store(300), set(9, "host2.example", 700))
+        .answered(login(2), Answer::Accepted);
+    let (outcome, severity, healthy) = finished(case.step());
+    assert!(matches!(
+        outcome,
+        Outcome::UnusableSet {
+            problem: CandidateProblem::CommonNameChanged { .. }
+        }
+    ));
+    assert_eq!((severity, healthy), (Severity::Warning, true));
+}
+
+#[test]
+fn in_the_window_nothing_usable_warns_then_is_unhealthy_once_overdue() {
+    let case = Case::new(Trigger::Scheduled, store(20), FolderView::Empty);
+    let (outcome, severity, healthy) = finished(case.step());
+    assert!(matches!(outcome, Outcome::NoUsableCandidate { .. }));
+    assert_eq!((severity, healthy), (Severity::Warning, true));
+    let case = Case::new(Trigger::Scheduled, store(10), FolderView::Empty);
+    let (_, severity, healthy) = finished(case.step());
+    assert_eq!((severity, healthy), (Severity::Error, false));
+}
+
+#[test]
+fn a_usable_set_is_staged_before_anything_is_sent_and_pushed_after_a_login() {
+    let case = Case::new(Trigger::Scheduled, store(20), set(3, NAME, 400));
+    assert_eq!(case.step(), Step::Stage);
+    let mut staged = store(20);
+    staged.staged.push(generation(3, 3, 400));
+    let case = Case::new(Trigger::Scheduled, staged.clone(), set(3, NAME, 400))
+        .journal(JournalPhase::Staged { generation: 3 });
+    assert_eq!(
+        case.step(),
+        Step::Login {
+            generation: 2,
+            with_status: false
+        }
+    );
+    let case = case.answered(login(2), Answer::Accepted);
+    assert_eq!(case.step(), Step::Push { generation: 3 });
+    // Nothing was sent for the candidate when the login fails: it goes.
+    let case = Case::new(Trigger::Scheduled, staged, set(3, NAME, 400))
+        .journal(JournalPhase::Staged { generation: 3 })
+        .answered(login(2), indefinite());
+    assert_eq!(case.step(), Step::Discard { generation: 3 });
+}
+
+#[test]
+fn an_unknown_push_keeps_everything_and_is_settled_by_a_probe() {
+    let mut staged = store(20);
+    staged.staged.push(generation(3, 3, 400));
+    let pushing = || {
+        Case::new(Trigger::Scheduled, staged.clone(), set(3, NAME, 400))
+            .journal(JournalPhase::Pushing { generation: 3 })
+    };
+    // In the same check: the renewal's answer was lost.
+    let (outcome, severity, healthy) = finished(pushing().answered(renew(3), indefinite()).step());
+    assert!(matches!(
+        outcome,
+        Outcome::OutcomeUnknown { generation: 3, .. }
+    ));
+    assert_eq!((severity, healthy), (Severity::Warning, true));
+    // At the next check: probe with the candidate.
+    assert_eq!(
+        pushing().step(),
+        Step::Login {
+            generation: 3,
+            with_status: false
+        }
+    );
+    assert_eq!(
+        pushing().answered(login(3), Answer::Accepted).step(),
+        Step::Activate {
+            generation: 3,
+            adopted: false
+        }
+    );
+    assert_eq!(
+        pushing().answered(login(3), not_this_client()).step(),
+        Step::Discard { generation: 3 }
+    );
+    // A refusal that says nothing about the identity (a rate limit) keeps everything.
+    let (outcome, _, _) = finished(
+        pushing()
+            .answered(
+                login(3),
+                Answer::Refused {
+                    reason: "429".to_string(),
+                },
+            )
+            .step(),
+    );
+    assert!(matches!(outcome, Outcome::OutcomeUnknown { .. }));
+    let (outcome, _, _) = finished(pushing().answered(login(3), indefinite()).step());
+    assert!(matches!(outcome, Outcome::OutcomeUnknown { .. }));
+}
+
+#[test]
+fn answers_for_a_discarded_generation_do_not_carry_over_to_its_number_reused() {
+    // The probe of generation 3 said "not this client's"; it was discarded and the folder's set
+    // staged again as a new generation 3 and pushed: the old answer must not confirm or refuse
+    // the new one.
+    let mut current_is_new = store(400);
+    current_is_new.current = generation(3, 4, 400);
+    current_is_new.previous = Some(generation(2, 2, 20));
+    let case = Case::new(Trigger::Scheduled, current_is_new, set(4, NAME, 400))
+        .journal(JournalPhase::Confirming {
+            generation: 3,
+            adopted: false,
+        })
+        .answered(login(3), not_this_client())
+        .event(Event::Discarded { generation: 3 })
+        .answered(login(2), Answer::Accepted)
+        .answered(renew(3), Answer::Accepted);
+    assert_eq!(
+        case.step(),
+        Step::Login {
+            generation: 3,
+            with_status: false
+        }
+    );
+}
+
+#[test]
+fn a_refused_current_identity_adopts_a_generation_the_manager_accepts() {
+    let case = Case::new(Trigger::Recovery, store(300), FolderView::NotLooked)
+        .answered(login(2), not_this_client());
+    assert_eq!(
+        case.step(),
+        Step::Login {
+            generation: 1,
+            with_status: false
+        }
+    );
+    let adopted = case.answered(login(1), Answer::Accepted);
+    assert_eq!(
+        adopted.step(),
+        Step::Activate {
+            generation: 1,
+            adopted: true
+        }
+    );
+    let none = Case::new(Trigger::Recovery, store(300), FolderView::NotLooked)
+        .answered(login(2), not_this_client())
+        .answered(login(1), not_this_client());
+    let (outcome, severity, healthy) = finished(none.step());
+    assert!(matches!(outcome, Outcome::NoIdentityAccepted { .. }));
+    assert_eq!((severity, healthy), (Severity::Critical, false));
+}
+
+#[test]
+fn an_expired_certificate_attempts_nothing() {
+    let mut expired = store(0);
+    expired.current.not_after = now() - DAY;
+    let case = Case::new(Trigger::Once, expired, set(3, NAME, 400));
+    let (outcome, severity, healthy) = finished(case.step());
+    assert_eq!(
+        (outcome, severity, healthy),
+        (Outcome::Expired, Severity::Critical, false)
+    );
+}
+
+#[test]
+fn manual_updates_say_already_in_use_and_dry_runs_send_nothing() {
+    let case = Case::new(Trigger::Manual, store(300), set(2, NAME, 300));
+    assert_eq!(finished(case.step()).0, Outcome::AlreadyInUse);
+    let dry = Case {
+        dry_run: true,
+        ..Case::new(Trigger::Manual, store(300), set(3, NAME, 400))
+    };
+    assert!(matches!(
+        finished(dry.step()).0,
+        Outcome::CandidateReady { .. }
+    ));
+    // A changed common name is the manager's call on a manual update.
+    let changed = Case::new(Trigger::Manual, store(300), set(3, "host2.example", 400));
+    assert_eq!(changed.step(), Step::Stage);
+    // Nothing usable is an error for the administrator who asked.
+    let (outcome, severity, healthy) =
+        finished(Case::new(Trigger::Manual, store(300), FolderView::Empty).step());
+    assert!(matches!(outcome, Outcome::NoUsableCandidate { .. }));
+    assert_eq!((severity, healthy), (Severity::Error, false));
+}
