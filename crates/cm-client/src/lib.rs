@@ -420,7 +420,7 @@ impl ManagerClient {
     /// # Errors
     /// See [`Error`]; refusals carry the manager's `codeDesc` (e.g. `NCERRRegTokenExpired`).
     pub fn register(&self, request: &RegisterRequest) -> Result<ClientRecord, Error> {
-        self.call(
+        self.call_for_record(
             "POST",
             "/api/v1/client-management/clients/",
             None,
@@ -457,7 +457,7 @@ impl ManagerClient {
     /// # Errors
     /// See [`Error`].
     pub fn status(&self, session: &Session) -> Result<ClientRecord, Error> {
-        self.call::<(), _>(
+        self.call_for_record::<()>(
             "GET",
             "/api/v1/client-management/self/client",
             Some(session),
@@ -476,7 +476,7 @@ impl ManagerClient {
         let request = wire::RenewRequest {
             ext_cert: new_chain_pem.to_string(),
         };
-        self.call(
+        self.call_for_record(
             "POST",
             "/api/v1/client-management/self/client/renew",
             Some(session),
@@ -517,6 +517,28 @@ impl ManagerClient {
             Retry::Idempotent,
         )?;
         Ok(response.fingerprint)
+    }
+
+    /// A call answered by a client record, checked before anyone stores or prints it: a bad
+    /// field is an unexpected answer (exit 5) naming the field.
+    fn call_for_record<B: Serialize>(
+        &self,
+        method: &str,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<ClientRecord, Error> {
+        let record: ClientRecord = self.call(method, path, session, body, retry)?;
+        match record.problem() {
+            None => Ok(record),
+            Some((field, problem)) => Err(Error::Unexpected {
+                status: 200,
+                body_excerpt: format!(
+                    "the client record's `{field}` cannot be used: {problem}; nothing was stored"
+                ),
+            }),
+        }
     }
 
     fn call<B: Serialize, T: DeserializeOwned>(

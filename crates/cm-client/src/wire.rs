@@ -43,6 +43,56 @@ pub struct ClientRecord {
     pub previous_cert_fingerprint: Option<String>,
 }
 
+impl ClientRecord {
+    /// Checks what the agent stores or prints: the id is 1 to 128 characters of letters, digits
+    /// and `.` `_` `:` `-` (a UUID fits); names carry no control characters and are at most 255
+    /// characters; the fingerprint is hex (colons allowed); the date has the RFC 3339 alphabet.
+    /// Returns the field and what is wrong.
+    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 128
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        if !id_ok {
+            return Some((
+                "id",
+                "expected 1 to 128 letters, digits, '.', '_', ':' or '-' (a UUID)".to_string(),
+            ));
+        }
+        for (field, value) in [
+            ("name", &self.name),
+            ("state", &self.state),
+            ("common_name", &self.common_name),
+        ] {
+            if value.chars().count() > 255 || value.chars().any(char::is_control) {
+                return Some((
+                    field,
+                    "expected at most 255 characters without control characters".to_string(),
+                ));
+            }
+        }
+        let fingerprint_ok = self.cert_fingerprint.len() <= 95
+            && self
+                .cert_fingerprint
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':');
+        if !fingerprint_ok {
+            return Some(("cert_fingerprint", "expected hexadecimal".to_string()));
+        }
+        let date_ok = self.cert_not_after.len() <= 40
+            && self
+                .cert_not_after
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, 'T' | 'Z' | ':' | '.' | '+' | '-'));
+        if !date_ok {
+            return Some(("cert_not_after", "expected an RFC 3339 time".to_string()));
+        }
+        None
+    }
+}
+
 /// `POST /v1/auth/tokens/` body for the client-certificate grant.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct ClientCredentialRequest {

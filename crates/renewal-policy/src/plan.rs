@@ -410,9 +410,14 @@ fn classify<'a>(situation: &Situation<'a>) -> SetClass<'a> {
             let is_previous = store
                 .previous
                 .is_some_and(|previous| previous.fingerprint == candidate.fingerprint);
-            // A set that does not expire later than the one in use is an older (or unrelated)
-            // set, whatever else is wrong with it: nothing to act on.
-            if candidate.not_after <= current.not_after && !is_previous {
+            // For the automatic checks a set that does not expire later than the one in use is
+            // an older (or unrelated) set, whatever else is wrong with it: nothing to act on. A
+            // manual update reports the set's first problem in the usual order (and lets the
+            // manager judge a changed common name).
+            if candidate.not_after <= current.not_after
+                && !is_previous
+                && situation.trigger != Trigger::Manual
+            {
                 return SetClass::Nothing(CandidateProblem::NotLater {
                     current_not_after: current.not_after,
                     candidate_not_after: candidate.not_after,
