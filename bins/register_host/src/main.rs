@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 const AFTER_HELP: &str = "\
 The certificate directory holds client_cert.pem, client_key.pem (passphrase-encrypted) and passphrase.
 
-Precedence: a command-line flag wins over the EXTERNAL_CERT_DIR environment variable, which wins over the silent file.
+The registration token: prefer --token-file FILE, --token - (one line from standard input) or the REG_TOKEN environment variable. A token written on the command line (--token T) is visible to every local user (ps, /proc/PID/cmdline) while register_host runs.
+
+Precedence: a command-line flag (--token, --token-file) wins over the environment (REG_TOKEN, EXTERNAL_CERT_DIR), which wins over the silent file.
 
 The product's single-dash spellings work too: -token=T -agent=NAME -description=TEXT -extcertdir=DIR.
 
@@ -30,9 +32,14 @@ struct Cli {
     /// The agent root (default: $CTE_AGENT_ROOT or /opt/vormetric/DataSecurityExpert/agent).
     #[arg(long, value_name = "DIR")]
     agent_root: Option<PathBuf>,
-    /// The registration token created on the manager.
-    #[arg(long, value_name = "TOKEN")]
+    /// The registration token created on the manager; `-` reads one line from standard input.
+    /// Prefer --token-file or REG_TOKEN: a token on the command line is visible to other users.
+    #[arg(long, value_name = "TOKEN|-")]
     token: Option<String>,
+    /// A file holding the registration token (first line; links are not followed; warns when
+    /// group or others can read it).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// The name to register this host under (default: the host name).
     #[arg(long, value_name = "NAME")]
     agent: Option<String>,
@@ -129,15 +136,69 @@ fn normalize_product_spellings(
         .collect()
 }
 
+/// The token, by precedence: `--token-file`, `--token -` (standard input), `--token T` (with a
+/// note that argv is visible), `REG_TOKEN`, the silent file.
+fn registration_token(
+    flag: Option<String>,
+    file: Option<PathBuf>,
+    silent: Option<String>,
+) -> Result<Zeroizing<String>, AgentError> {
+    let missing = || {
+        AgentError::Usage(
+            "the registration token is missing: give --token-file FILE, --token - (standard input) or REG_TOKEN"
+                .to_string(),
+        )
+    };
+    if let Some(path) = file {
+        let read = agent::secrets::read_secret_file(&path, "the registration token file")?;
+        for warning in &read.warnings {
+            eprintln!("register_host: warning: {warning}");
+        }
+        return agent::secrets::first_line(&read.text).ok_or_else(|| AgentError::InvalidFile {
+            path,
+            problem: "the registration token file is empty".to_string(),
+        });
+    }
+    match flag.map(Zeroizing::new) {
+        Some(flag) if flag.as_str() == "-" => {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|error| AgentError::Io {
+                    path: "standard input".into(),
+                    action: "reading the registration token from",
+                    source: error,
+                })?;
+            agent::secrets::first_line(&line).ok_or_else(missing)
+        }
+        Some(flag) => {
+            eprintln!(
+                "register_host: note: a token on the command line is visible to other local users while this runs; prefer --token-file FILE, --token - or REG_TOKEN"
+            );
+            Ok(flag)
+        }
+        None => match std::env::var("REG_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty())
+        {
+            Some(token) => Ok(Zeroizing::new(token)),
+            None => silent.map(Zeroizing::new).ok_or_else(missing),
+        },
+    }
+}
+
 fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
     let silent = match cli.target.as_slice() {
         [word, file] if word == "silent" => {
-            let text = std::fs::read_to_string(file).map_err(|error| AgentError::Io {
-                path: file.into(),
-                action: "reading the silent registration file",
-                source: error,
-            })?;
-            let silent = agent_config::SilentFile::parse(&text, file)?;
+            // It may hold REG_TOKEN: read like any secret file (no links, bounded, mode warned).
+            let read = agent::secrets::read_secret_file(
+                std::path::Path::new(file),
+                "the silent registration file",
+            )?;
+            for warning in &read.warnings {
+                eprintln!("register_host: warning: {warning}");
+            }
+            let silent = agent_config::SilentFile::parse(&read.text, file)?;
             for key in &silent.ignored_keys {
                 eprintln!("register_host: note: {file}: {key} is not used by this agent");
             }
@@ -161,9 +222,7 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
                 AgentError::Usage("the silent file has no SERVER_HOSTNAME".to_string())
             })?,
     };
-    let token = cli.token.or(silent.reg_token.clone()).ok_or_else(|| {
-        AgentError::Usage("the registration token is missing: give --token T".to_string())
-    })?;
+    let token = registration_token(cli.token, cli.token_file, silent.reg_token.clone())?;
     let external_cert_dir = cli
         .extcertdir
         .or_else(|| {
@@ -194,7 +253,7 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
     };
     let options = RegistrationOptions {
         manager,
-        token: Zeroizing::new(token),
+        token,
         agent_name: cli.agent.or(silent.agent_host_name.clone()),
         description: cli
             .description

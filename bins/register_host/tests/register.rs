@@ -473,3 +473,122 @@ fn a_manager_that_accepts_and_never_answers_ends_with_exit_5_within_a_minute() {
     assert_eq!(snapshot_tree(root.path()), before, "the agent root changed");
     assert!(!all.contains("a-token-that-is-never-sent"), "{all}");
 }
+
+/// The token never needs to be on the command line: from a file (mode warned), from standard
+/// input, from REG_TOKEN. While register_host runs (held by a relay that delays the manager's
+/// answer), its argv as every local user sees it in /proc holds no token.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_token_comes_from_a_file_standard_input_or_the_environment_never_from_argv() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    use test_support::relay::{Fault, FaultRelay, Rule};
+
+    let manager = Manager::start().unwrap();
+    let ca = manager
+        .add_external_ca(&test_ca_pem("ca-rsa").unwrap(), "ext-rsa")
+        .unwrap();
+    manager.trust_external_ca(&ca).unwrap();
+    manager.restart_web().unwrap();
+    let relay = FaultRelay::in_front_of(&manager).unwrap();
+    for source in ["file", "stdin", "env"] {
+        let token = manager.create_token(&ca, None, "1h").unwrap();
+        let set = copy_vector("good", RSA_PKCS8).unwrap();
+        relay.add_identity_dir(set.path()).unwrap();
+        relay.push_rule(
+            Rule::new(
+                "/client-management/clients",
+                Fault::DelayReply(Duration::from_secs(2)),
+            )
+            .with_method("POST"),
+        );
+        let root = tempfile::tempdir().unwrap();
+        let token_file = root.path().join("token.txt");
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let agent_root = root.path().join("agent");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_register_host"));
+        command
+            .arg("--agent-root")
+            .arg(&agent_root)
+            .args(["--agent", &format!("host-{source}"), "--extcertdir"])
+            .arg(set.path())
+            .arg("--cm-ca")
+            .arg(relay.ca_path())
+            .env_remove("EXTERNAL_CERT_DIR")
+            .env_remove("REG_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match source {
+            "file" => {
+                command.arg("--token-file").arg(&token_file);
+            }
+            "stdin" => {
+                command.args(["--token", "-"]);
+            }
+            _ => {
+                command.env("REG_TOKEN", &token);
+            }
+        }
+        command.arg(relay.url());
+        let mut child = command.spawn().unwrap();
+        if source == "stdin" {
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(stdin, "{token}").unwrap();
+        }
+        // While it waits for the manager, its command line is what `ps` shows everyone.
+        let started = Instant::now();
+        let mut seen = 0;
+        while started.elapsed() < Duration::from_millis(1500) {
+            if let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", child.id())) {
+                assert!(
+                    !String::from_utf8_lossy(&cmdline).contains(&token),
+                    "{source}: the token is in argv"
+                );
+                seen += 1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(seen > 0, "{source}: the process was never seen running");
+        let output = child.wait_with_output().unwrap();
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{source}: {all}");
+        assert!(!all.contains(&token), "{source}: the token was printed");
+        if source == "file" {
+            assert!(
+                all.contains("chmod 600"),
+                "{source}: no mode warning: {all}"
+            );
+        }
+        assert!(
+            !all.contains("visible to other local users"),
+            "{source}: {all}"
+        );
+        relay.clear_rules();
+    }
+    // A token on the command line still works, with a note saying why not to.
+    let token = manager.create_token(&ca, None, "1h").unwrap();
+    let set = copy_vector("good", RSA_PKCS8).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let output = register_host(
+        root.path(),
+        &[
+            "--token",
+            &token,
+            "--agent",
+            "host-argv",
+            "--extcertdir",
+            set.path().to_str().unwrap(),
+            "--cm-ca",
+            manager.web_ca_path().to_str().unwrap(),
+            &manager.host_port(),
+        ],
+        &[],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("visible to other local users"), "{all}");
+}

@@ -46,6 +46,7 @@ pub mod messages;
 pub mod paths;
 pub mod register;
 pub mod renewal;
+pub mod secrets;
 pub mod status;
 
 pub use error::{AgentError, ExitStatus};

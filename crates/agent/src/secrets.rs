@@ -1,0 +1,132 @@
+//! Reading small secret files an operator controls (a registration token file, a silent
+//! registration file): never through a link, only a regular file, bounded, read from the handle
+//! that was checked, with a warning when others can read it. The text is zeroized on drop.
+
+use std::io::Read;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::AgentError;
+
+/// The largest secret file read (a token or a silent file is a few hundred bytes).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// A secret file's text and what is worth telling about it.
+#[derive(Debug)]
+pub struct SecretText {
+    /// The text (zeroized on drop).
+    pub text: Zeroizing<String>,
+    /// Warnings, each naming the file and the fix (for example group- or world-readable).
+    pub warnings: Vec<String>,
+}
+
+/// Reads `path`, described as `what` in errors ("the registration token file").
+///
+/// # Errors
+/// [`AgentError::InvalidFile`] when it is a link, not a regular file, larger than
+/// [`MAX_SECRET_FILE_BYTES`] or not UTF-8; [`AgentError::Io`] when it cannot be opened.
+pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretText, AgentError> {
+    let invalid = |problem: String| AgentError::InvalidFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a link, and never block on a FIFO swapped in.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.custom_flags(i32::try_from(flags.bits()).unwrap_or(0));
+    }
+    let file = options.open(path).map_err(|error| {
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            invalid(format!(
+                "{what} is a symbolic link; give the file itself (links are not followed)"
+            ))
+        } else {
+            AgentError::io(path, "reading", error)
+        }
+    })?;
+    let metadata = file
+        .metadata()
+        .map_err(|error| AgentError::io(path, "examining", error))?;
+    if !metadata.is_file() {
+        return Err(invalid(format!("{what} is not a regular file")));
+    }
+    if metadata.len() > MAX_SECRET_FILE_BYTES {
+        return Err(invalid(format!(
+            "{what} is {} bytes, more than the {MAX_SECRET_FILE_BYTES} a secret file may have",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| AgentError::io(path, "reading", error))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| invalid(format!("{what} is not UTF-8 text")))?;
+    let mut warnings = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            warnings.push(format!(
+                "{}: {what} can be read or written by group or others; restrict it with: chmod 600 {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(SecretText {
+        text: Zeroizing::new(text.to_string()),
+        warnings,
+    })
+}
+
+/// The first line of `text` without its line ending, or `None` when it is empty.
+pub fn first_line(text: &str) -> Option<Zeroizing<String>> {
+    let line = text.lines().next().unwrap_or_default().trim();
+    (!line.is_empty()).then(|| Zeroizing::new(line.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_fifos_and_big_files_are_refused_and_others_readable_warns() {
+        let folder = tempfile::tempdir().unwrap();
+        let token = folder.path().join("token");
+        std::fs::write(&token, "tok-123\n").unwrap();
+        let read = read_secret_file(&token, "the token file").unwrap();
+        assert_eq!(
+            first_line(&read.text).as_deref().map(String::as_str),
+            Some("tok-123")
+        );
+        let big = folder.path().join("big");
+        std::fs::write(&big, vec![b'a'; 70_000]).unwrap();
+        assert!(read_secret_file(&big, "the token file").is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let read = read_secret_file(&token, "the token file").unwrap();
+            assert!(
+                read.warnings[0].contains("chmod 600"),
+                "{:?}",
+                read.warnings
+            );
+            let link = folder.path().join("link");
+            std::os::unix::fs::symlink(&token, &link).unwrap();
+            let error = read_secret_file(&link, "the token file").unwrap_err();
+            assert!(error.to_string().contains("symbolic link"), "{error}");
+            let error = read_secret_file(Path::new("/dev/zero"), "the token file").unwrap_err();
+            assert!(error.to_string().contains("not a regular file"), "{error}");
+        }
+    }
+}
