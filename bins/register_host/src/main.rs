@@ -55,7 +55,9 @@ struct Cli {
     /// The SHA-256 fingerprint of the manager's web certificate (hex, colons optional).
     #[arg(long, value_name = "SHA256")]
     cm_fingerprint: Option<String>,
-    /// After success, overwrite and remove the three input files.
+    /// After success, overwrite and remove the three input files (only the very files that were
+    /// read: a file replaced or turned into a link since is left alone, with a WARNING; the exit
+    /// code stays 0 as the registration is done).
     #[arg(long)]
     shred_input: bool,
     /// Replace an existing registration (the old identity stays until the new one is active).
@@ -92,6 +94,15 @@ fn main() -> ExitCode {
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
+                // The JSON says it too (`input_shredded`, `shred.not_shredded`); stderr keeps the
+                // warning visible to whoever runs it.
+                for file in report.shred.iter().flat_map(|shred| &shred.not_shredded) {
+                    eprintln!(
+                        "register_host: WARNING: {} was NOT shredded: {}",
+                        file.path.display(),
+                        file.reason
+                    );
+                }
             } else {
                 print_summary(&report);
             }
@@ -150,7 +161,11 @@ fn registration_token(
         )
     };
     if let Some(path) = file {
-        let read = agent::secrets::read_secret_file(&path, "the registration token file")?;
+        let read = agent::secrets::read_secret_file(
+            &path,
+            "the registration token file",
+            "reading the registration token file",
+        )?;
         for warning in &read.warnings {
             eprintln!("register_host: warning: {warning}");
         }
@@ -194,6 +209,7 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
             let read = agent::secrets::read_secret_file(
                 std::path::Path::new(file),
                 "the silent registration file",
+                "reading the silent registration file",
             )?;
             for warning in &read.warnings {
                 eprintln!("register_host: warning: {warning}");
@@ -285,6 +301,19 @@ fn print_summary(report: &agent::register::RegistrationReport) {
     }
     if report.input_shredded {
         println!("The input files were overwritten and removed.");
+    } else if let Some(shred) = &report.shred {
+        // --shred-input, but not every file could be shredded: the registration stands (exit 0),
+        // and each file left is named on stderr, so scripts and logs see it.
+        for path in &shred.shredded {
+            println!("  shredded:     {}", path.display());
+        }
+        for file in &shred.not_shredded {
+            eprintln!(
+                "register_host: WARNING: {} was NOT shredded: {}. Check the certificate folder and remove the key material by hand.",
+                file.path.display(),
+                file.reason
+            );
+        }
     } else {
         println!(
             "The input files are no longer needed: remove or shred them (or rerun with --shred-input next time)."

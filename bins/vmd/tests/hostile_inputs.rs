@@ -616,7 +616,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
         ("silent file without SERVER_HOSTNAME", format!("REG_TOKEN={TOKEN}\nEXTERNAL_CERT_DIR={good_dir}\nCM_FINGERPRINT={fingerprint}\n").into_bytes(), 2, "no SERVER_HOSTNAME"),
         ("silent file without REG_TOKEN", format!("SERVER_HOSTNAME={}\nEXTERNAL_CERT_DIR={good_dir}\nCM_FINGERPRINT={fingerprint}\n", untouched.address()).into_bytes(), 2, "token is missing"),
         ("silent file with a line that is not KEY=VALUE", format!("SERVER_HOSTNAME={}\nREG_TOKEN={TOKEN}\nthis line is wrong\n", untouched.address()).into_bytes(), 3, "line 3: expected KEY=VALUE"),
-        ("silent file not UTF-8", b"SERVER_HOSTNAME=\xff\xfe\nREG_TOKEN=x\n".to_vec(), 3, "reading the silent registration file"),
+        ("silent file not UTF-8", b"SERVER_HOSTNAME=\xff\xfe\nREG_TOKEN=x\n".to_vec(), 3, "the silent registration file is not UTF-8"),
         ("silent file empty", Vec::new(), 2, "no SERVER_HOSTNAME"),
         ("silent file binary noise", (0..2048u32).map(|i| (i * 31 % 256) as u8).collect(), 3, "silent"),
         ("silent file with a bad fingerprint", format!("SERVER_HOSTNAME={}\nREG_TOKEN={TOKEN}\nEXTERNAL_CERT_DIR={good_dir}\nCM_FINGERPRINT=abc\n", untouched.address()).into_bytes(), 2, "not a SHA-256 fingerprint"),
@@ -645,7 +645,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
             "silent file is a folder",
             root.path(),
             3,
-            "reading the silent registration file",
+            "the silent registration file is not a regular file",
             || {
                 register_host(
                     root.path(),
@@ -678,6 +678,12 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
         ("bad Content-Length", Reply::Raw(b"HTTP/1.1 201 Created\r\nContent-Length: abc\r\n\r\n{}".to_vec()), 5, "manager"),
         ("body shorter than Content-Length", Reply::Raw(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 500\r\nConnection: close\r\n\r\n{\"id\":\"c1\"".to_vec()), 5, "manager"),
         ("connection closed without an answer", Reply::Drop, 5, "cannot connect"),
+        // What the manager says is checked before it reaches agent.conf or the terminal: a line
+        // break in the client id would add settings to agent.conf.
+        ("client id with a line break", http(201, "application/json", br#"{"id":"c1\nURL=https://evil.example"}"#), 5, "`id`"),
+        ("client id too long", http(201, "application/json", format!(r#"{{"id":"{}"}}"#, "a".repeat(129)).as_bytes()), 5, "`id`"),
+        ("empty client id", http(201, "application/json", br#"{"id":""}"#), 5, "`id`"),
+        ("client name with an escape sequence", http(201, "application/json", b"{\"id\":\"c1\",\"name\":\"a\\u001b[2Jb\"}"), 5, "`name`"),
     ];
     for (name, reply, code, needle) in manager_cases {
         let scripted = if name.starts_with("client record labelled") {

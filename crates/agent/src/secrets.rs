@@ -21,12 +21,17 @@ pub struct SecretText {
     pub warnings: Vec<String>,
 }
 
-/// Reads `path`, described as `what` in errors ("the registration token file").
+/// Reads `path`, described as `what` in errors ("the registration token file"); `reading` names
+/// the action for an I/O error ("reading the registration token file").
 ///
 /// # Errors
 /// [`AgentError::InvalidFile`] when it is a link, not a regular file, larger than
 /// [`MAX_SECRET_FILE_BYTES`] or not UTF-8; [`AgentError::Io`] when it cannot be opened.
-pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretText, AgentError> {
+pub fn read_secret_file(
+    path: &Path,
+    what: &'static str,
+    reading: &'static str,
+) -> Result<SecretText, AgentError> {
     let invalid = |problem: String| AgentError::InvalidFile {
         path: path.to_path_buf(),
         problem,
@@ -49,7 +54,7 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretText, A
                 "{what} is a symbolic link; give the file itself (links are not followed)"
             ))
         } else {
-            AgentError::io(path, "reading", error)
+            AgentError::io(path, reading, error)
         }
     })?;
     let metadata = file
@@ -67,7 +72,7 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretText, A
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|error| AgentError::io(path, "reading", error))?;
+        .map_err(|error| AgentError::io(path, reading, error))?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| invalid(format!("{what} is not UTF-8 text")))?;
     let mut warnings = Vec::new();
@@ -103,19 +108,19 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let token = folder.path().join("token");
         std::fs::write(&token, "tok-123\n").unwrap();
-        let read = read_secret_file(&token, "the token file").unwrap();
+        let read = read_secret_file(&token, "the token file", "reading").unwrap();
         assert_eq!(
             first_line(&read.text).as_deref().map(String::as_str),
             Some("tok-123")
         );
         let big = folder.path().join("big");
         std::fs::write(&big, vec![b'a'; 70_000]).unwrap();
-        assert!(read_secret_file(&big, "the token file").is_err());
+        assert!(read_secret_file(&big, "the token file", "reading").is_err());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-            let read = read_secret_file(&token, "the token file").unwrap();
+            let read = read_secret_file(&token, "the token file", "reading").unwrap();
             assert!(
                 read.warnings[0].contains("chmod 600"),
                 "{:?}",
@@ -123,9 +128,10 @@ mod tests {
             );
             let link = folder.path().join("link");
             std::os::unix::fs::symlink(&token, &link).unwrap();
-            let error = read_secret_file(&link, "the token file").unwrap_err();
+            let error = read_secret_file(&link, "the token file", "reading").unwrap_err();
             assert!(error.to_string().contains("symbolic link"), "{error}");
-            let error = read_secret_file(Path::new("/dev/zero"), "the token file").unwrap_err();
+            let error =
+                read_secret_file(Path::new("/dev/zero"), "the token file", "reading").unwrap_err();
             assert!(error.to_string().contains("not a regular file"), "{error}");
         }
     }
