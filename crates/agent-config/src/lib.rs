@@ -49,6 +49,10 @@ pub mod keys {
     pub const LOG_UPLOAD_LEVEL: &str = "LOG_UPLOAD_LEVEL";
     /// Minutes between heartbeats (login and status call) of `vmd` (default 60).
     pub const STATUS_INTERVAL_MINUTES: &str = "STATUS_INTERVAL_MINUTES";
+    /// The HTTP proxy to the manager: `http://[user:password@]host[:port]`, or `none` to connect
+    /// directly; absent or empty: the environment (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as
+    /// curl reads them). A `--proxy` flag wins over it.
+    pub const PROXY: &str = "PROXY";
 }
 
 /// A problem in a configuration file.
@@ -268,6 +272,59 @@ pub enum ManagerTrust {
     Fingerprint(String),
 }
 
+/// The `PROXY` setting of agent.conf, as written (the URL is checked by the agent, which knows
+/// the proxy syntax). `Debug` hides a password in the URL.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum ProxyConfig {
+    /// Absent or empty: the environment decides.
+    #[default]
+    Environment,
+    /// `none` (any case): connect directly, whatever the environment says.
+    None,
+    /// A proxy URL.
+    Url(String),
+}
+
+impl ProxyConfig {
+    /// Reads a `PROXY` value (`None`: the key is absent).
+    pub fn from_value(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            None | Some("") => Self::Environment,
+            Some(text) if text.eq_ignore_ascii_case("none") => Self::None,
+            Some(text) => Self::Url(text.to_string()),
+        }
+    }
+
+    /// The `PROXY` setting of a parsed file.
+    pub fn from_file(file: &ConfigFile) -> Self {
+        Self::from_value(file.get(keys::PROXY))
+    }
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Environment => formatter.write_str("Environment"),
+            Self::None => formatter.write_str("None"),
+            Self::Url(url) => {
+                // Everything before the last '@' is user information: not shown.
+                let shown = match url.rsplit_once('@') {
+                    Some((before, host)) => {
+                        let scheme = before.split_once("://").map_or("", |(scheme, _)| scheme);
+                        if scheme.is_empty() {
+                            format!("***@{host}")
+                        } else {
+                            format!("{scheme}://***@{host}")
+                        }
+                    }
+                    None => url.clone(),
+                };
+                formatter.debug_tuple("Url").field(&shown).finish()
+            }
+        }
+    }
+}
+
 /// The lowest level uploaded to the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum UploadLevel {
@@ -307,6 +364,8 @@ pub struct AgentSettings {
     pub log_upload_level: UploadLevel,
     /// Heartbeat interval in minutes.
     pub status_interval_minutes: u32,
+    /// The proxy to the manager (`PROXY`).
+    pub proxy: ProxyConfig,
 }
 
 /// Default renewal window (days), from the product documentation.
@@ -427,6 +486,7 @@ impl AgentSettings {
                 DEFAULT_STATUS_MINUTES,
                 1..=24 * 60,
             )?,
+            proxy: ProxyConfig::from_file(file),
         })
     }
 }
@@ -464,6 +524,14 @@ impl std::fmt::Debug for SilentFile {
             .field("agent_host_name", &self.agent_host_name)
             .field("external_cert_dir", &self.external_cert_dir)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SilentFile {
+    fn drop(&mut self) {
+        if let Some(token) = self.reg_token.as_mut() {
+            zeroize::Zeroize::zeroize(token);
+        }
     }
 }
 
@@ -582,6 +650,30 @@ mod tests {
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_err());
         bad.set(keys::CM_FINGERPRINT, &"ab".repeat(32));
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_ok());
+    }
+
+    #[test]
+    fn proxy_setting_reads_none_urls_and_hides_passwords() {
+        let settings = |text: &str| {
+            let file = ConfigFile::parse(&format!("{SAMPLE}{text}")).unwrap();
+            AgentSettings::from_file(&file, "agent.conf").unwrap().proxy
+        };
+        assert_eq!(settings(""), ProxyConfig::Environment);
+        assert_eq!(settings("PROXY=\n"), ProxyConfig::Environment);
+        assert_eq!(settings("PROXY=None\n"), ProxyConfig::None);
+        assert_eq!(
+            settings("PROXY=http://proxy:3128\n"),
+            ProxyConfig::Url("http://proxy:3128".to_string())
+        );
+        let secret = settings("PROXY=http://agent:s3cret@proxy:3128\n");
+        let shown = format!("{secret:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("proxy:3128"),
+            "{shown}"
+        );
+        let file = ConfigFile::parse(&format!("{SAMPLE}PROXY=a:b@proxy:3128\n")).unwrap();
+        let settings = AgentSettings::from_file(&file, "agent.conf").unwrap();
+        assert!(!format!("{settings:?}").contains("a:b"));
     }
 
     #[test]

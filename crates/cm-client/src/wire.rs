@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `POST /v1/client-management/clients/` body.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// `POST /v1/client-management/clients/` body. `Debug` does not show the token, and the token is
+/// zeroized on drop.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RegisterRequest {
     /// The registration token. Secret: never logged.
     pub reg_token: String,
@@ -16,6 +17,25 @@ pub struct RegisterRequest {
     /// Free text shown on the manager.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RegisterRequest")
+            .field("reg_token", &"..")
+            .field("cert_len", &self.cert.len())
+            .field("client_type", &self.client_type)
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+impl Drop for RegisterRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.reg_token);
+    }
 }
 
 /// A registered client as the manager describes it.
