@@ -60,14 +60,21 @@ pub(crate) fn client_config(
             })),
     };
     let config = match identity {
-        Some(identity) => builder
-            .with_client_auth_cert(
-                identity.chain.clone(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8_der.to_vec())),
-            )
-            .map_err(|error| Error::InvalidConfiguration {
+        Some(identity) => {
+            let unusable = |error: rustls::Error| Error::InvalidConfiguration {
                 reason: format!("the client key cannot be used for TLS: {error}"),
-            })?,
+            };
+            // Load the signing key from a borrowed view of the zeroizing buffer: rustls's own
+            // `with_client_auth_cert` wants an owned copy of the key, which it drops unzeroized.
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(&identity.key_pkcs8_der[..]));
+            let signing_key =
+                rustls::crypto::ring::sign::any_supported_type(&key).map_err(unusable)?;
+            let certified = rustls::sign::CertifiedKey::new(identity.chain.clone(), signing_key);
+            certified.keys_match().map_err(unusable)?;
+            builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                certified,
+            )))
+        }
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
