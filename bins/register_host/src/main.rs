@@ -16,6 +16,8 @@ The registration token: prefer --token-file FILE, --token - (one line from stand
 
 Precedence: a command-line flag (--token, --token-file) wins over the environment (REG_TOKEN, EXTERNAL_CERT_DIR), which wins over the silent file.
 
+Proxy: --proxy wins over PROXY in an existing agent.conf, which wins over https_proxy/HTTPS_PROXY/all_proxy/ALL_PROXY with no_proxy/NO_PROXY (HTTP_PROXY is not used: the manager is https). --proxy is not stored; set PROXY in agent.conf for vmd. A proxy password given with --proxy is visible to local users (ps): prefer PROXY in agent.conf or HTTPS_PROXY.
+
 The product's single-dash spellings work too: -token=T -agent=NAME -description=TEXT -extcertdir=DIR.
 
 Silent registration: register_host [flags] silent FILE, with SERVER_HOSTNAME (may carry :port), REG_TOKEN, AGENT_HOST_NAME, HOST_DESC, EXTERNAL_CERT_DIR, CM_CA_FILE or CM_FINGERPRINT.
@@ -66,6 +68,11 @@ struct Cli {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// The HTTP proxy to the manager for this run (not stored in agent.conf):
+    /// http://[user:password@]host[:port], or `none` to connect directly. Default: agent.conf's
+    /// PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
+    #[arg(long, value_name = "URL|none")]
+    proxy: Option<String>,
     /// The manager (CM_HOST[:PORT] or https://URL), or `silent FILE`.
     #[arg(value_name = "CM_HOST[:PORT]|URL", num_args = 1..=2, required = true)]
     target: Vec<String>,
@@ -203,6 +210,9 @@ fn registration_token(
 }
 
 fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
+    if let Some(proxy) = &cli.proxy {
+        agent::manager::set_proxy_override(proxy)?;
+    }
     let silent = match cli.target.as_slice() {
         [word, file] if word == "silent" => {
             // It may hold REG_TOKEN: read like any secret file (no links, bounded, mode warned).

@@ -21,6 +21,10 @@ struct Cli {
     /// Run one renewal check and a heartbeat now, then exit.
     #[arg(long)]
     once: bool,
+    /// The HTTP proxy to the manager for this run: http://[user:password@]host[:port], or `none`
+    /// to connect directly. Default: agent.conf's PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
+    #[arg(long, value_name = "URL|none")]
+    proxy: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,12 @@ fn main() -> ExitCode {
             });
         }
     };
+    if let Some(proxy) = &cli.proxy
+        && let Err(error) = agent::manager::set_proxy_override(proxy)
+    {
+        eprintln!("vmd: error: {error}");
+        return ExitCode::from(error.exit_status().code());
+    }
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
     let logger = agent::logging::Logger::new("VMD", Some(root.vmd_log()), true);
     let result = if cli.once {

@@ -30,6 +30,10 @@ struct Cli {
     /// With updatecerts: validate locally and stop before contacting the manager.
     #[arg(long, global = true)]
     dry_run: bool,
+    /// The HTTP proxy to the manager for this run: http://[user:password@]host[:port], or `none`
+    /// to connect directly. Default: agent.conf's PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
+    #[arg(long, value_name = "URL|none", global = true)]
+    proxy: Option<String>,
     /// What to do.
     command: Command,
 }
@@ -75,6 +79,9 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             "unknown agent \"{}\"; this vmutil supports -a vmd",
             cli.agent
         )));
+    }
+    if let Some(proxy) = &cli.proxy {
+        agent::manager::set_proxy_override(proxy)?;
     }
     let now = SystemTime::now();
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());

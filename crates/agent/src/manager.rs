@@ -1,7 +1,85 @@
 //! Building manager clients from what the agent has: identities, trust settings, agent.conf.
+//!
+//! # The proxy
+//! Which HTTP proxy carries the connection to the manager is decided by, first to last:
+//! 1. `--proxy URL|none` on the command line ([`set_proxy_override`], for the process),
+//! 2. `PROXY=URL|none` in agent.conf,
+//! 3. the environment (`https_proxy`, `HTTPS_PROXY`, `all_proxy`, `ALL_PROXY`, with
+//!    `no_proxy`/`NO_PROXY`, as curl reads them for an https URL; see `cm_client::proxy`).
+
+use std::sync::OnceLock;
 
 use crate::AgentError;
 use crate::register::TrustChoice;
+
+/// The `--proxy` flag of this process, if it had one.
+static PROXY_OVERRIDE: OnceLock<cm_client::ProxySetting> = OnceLock::new();
+
+/// Applies `--proxy URL|none` for the rest of the process: it wins over agent.conf's `PROXY` and
+/// the environment. Meant to be called once, by a binary, right after parsing its flags; a later
+/// call is ignored.
+///
+/// # Errors
+/// [`AgentError::Usage`] when the value is neither `none` nor a usable proxy URL.
+pub fn set_proxy_override(flag: &str) -> Result<(), AgentError> {
+    let setting = cm_client::ProxySetting::parse(flag)
+        .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?;
+    let _ = PROXY_OVERRIDE.set(setting);
+    Ok(())
+}
+
+/// The proxy setting with the precedence of this module: `flag` > agent.conf > environment.
+///
+/// # Errors
+/// [`AgentError::Config`] naming `PROXY` when agent.conf's value is unusable.
+pub fn choose_proxy(
+    flag: Option<&cm_client::ProxySetting>,
+    conf: &agent_config::ProxyConfig,
+) -> Result<cm_client::ProxySetting, AgentError> {
+    if let Some(flag) = flag {
+        return Ok(flag.clone());
+    }
+    match conf {
+        agent_config::ProxyConfig::Environment => Ok(cm_client::ProxySetting::FromEnvironment),
+        agent_config::ProxyConfig::None => Ok(cm_client::ProxySetting::None),
+        agent_config::ProxyConfig::Url(text) => {
+            cm_client::ProxySetting::parse(text).map_err(|error| {
+                AgentError::Config(agent_config::Error::Invalid {
+                    file: "agent.conf".to_string(),
+                    key: agent_config::keys::PROXY.to_string(),
+                    reason: format!("{error}; or write PROXY=none to connect directly"),
+                })
+            })
+        }
+    }
+}
+
+/// The client options for a manager call, with the proxy chosen from this process's `--proxy`,
+/// then `conf` (agent.conf's `PROXY`), then the environment.
+///
+/// # Errors
+/// As [`choose_proxy`].
+pub fn client_options(conf: &agent_config::ProxyConfig) -> Result<cm_client::Options, AgentError> {
+    Ok(cm_client::Options {
+        proxy: choose_proxy(PROXY_OVERRIDE.get(), conf)?,
+        ..cm_client::Options::default()
+    })
+}
+
+/// The client options at registration, when agent.conf may not exist yet (`existing`: the file
+/// if it does; an administrator may have put `PROXY` in it beforehand).
+///
+/// # Errors
+/// As [`choose_proxy`].
+pub fn registration_options(
+    existing: Option<&agent_config::ConfigFile>,
+) -> Result<cm_client::Options, AgentError> {
+    client_options(
+        &existing
+            .map(agent_config::ProxyConfig::from_file)
+            .unwrap_or_default(),
+    )
+}
 
 /// The cm-client view of a cert-loading identity (chain and key bytes, in memory).
 pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientIdentity {
@@ -95,7 +173,7 @@ pub fn client_for(
         cm_client::ManagerUrl::parse(&settings.url)?,
         trust_from_settings(settings)?,
         Some(&client_identity(identity)),
-        cm_client::Options::default(),
+        client_options(&settings.proxy)?,
     )?)
 }
 
@@ -144,6 +222,60 @@ impl Connector for TlsConnector {
                 reason: error.to_string(),
             })
         })?;
+        choose_proxy(PROXY_OVERRIDE.get(), &settings.proxy)?;
         trust_from_settings(settings).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_over_agent_conf_which_wins_over_the_environment() {
+        let url = |text: &str| cm_client::ProxySetting::parse(text).unwrap();
+        let conf_url = agent_config::ProxyConfig::Url("http://conf:3128".to_string());
+        let cases = [
+            (
+                None,
+                agent_config::ProxyConfig::Environment,
+                cm_client::ProxySetting::FromEnvironment,
+            ),
+            (
+                None,
+                agent_config::ProxyConfig::None,
+                cm_client::ProxySetting::None,
+            ),
+            (None, conf_url.clone(), url("http://conf:3128")),
+            (
+                Some(url("http://flag:1")),
+                conf_url.clone(),
+                url("http://flag:1"),
+            ),
+            (
+                Some(cm_client::ProxySetting::None),
+                conf_url.clone(),
+                cm_client::ProxySetting::None,
+            ),
+            (
+                Some(url("http://flag:1")),
+                agent_config::ProxyConfig::Environment,
+                url("http://flag:1"),
+            ),
+        ];
+        for (flag, conf, expected) in cases {
+            assert_eq!(
+                choose_proxy(flag.as_ref(), &conf).unwrap(),
+                expected,
+                "{flag:?} {conf:?}"
+            );
+        }
+        // A bad agent.conf value names the key, not the value; a good flag covers it up.
+        let bad = agent_config::ProxyConfig::Url("socks5://user:hidden@p".to_string());
+        let error = choose_proxy(None, &bad).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("PROXY") && !text.contains("hidden"), "{text}");
+        assert_eq!(error.exit_status(), crate::ExitStatus::LocalInput);
+        assert!(choose_proxy(Some(&cm_client::ProxySetting::None), &bad).is_ok());
     }
 }

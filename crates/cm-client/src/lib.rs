@@ -14,6 +14,16 @@
 //! ([`Error::Refused`] with status, `codeDesc` and message), or it answered something unexpected
 //! ([`Error::Unexpected`], with a bounded piece of the body).
 //!
+//! A failing HTTP proxy is [`Error::Proxy`], naming the proxy (password hidden) and, when it
+//! refused the tunnel, its status (403, 407).
+//!
+//! # Proxies
+//! [`Options::proxy`] ([`ProxySetting`]): the environment as curl reads it for https URLs
+//! (`https_proxy`, `HTTPS_PROXY`, `all_proxy`, `ALL_PROXY`, `no_proxy`/`NO_PROXY`; the default),
+//! none, or an explicit `http://` proxy. Through a proxy the client opens a `CONNECT` tunnel and
+//! runs TLS with the manager inside it, so the manager is verified exactly as without one. See
+//! [`proxy`].
+//!
 //! # Timeouts and retries
 //! Connecting times out after [`Options::connect_timeout`] (default 5 s) and a whole request after
 //! [`Options::request_timeout`] (default 20 s). Calls that are idempotent by the protocol
@@ -40,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod proxy;
 mod tls;
 pub mod transport;
 mod wire;
@@ -53,6 +64,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+pub use proxy::{ProxySetting, ProxyUrl};
 pub use transport::{Request, Response, Transport, UreqTransport};
 pub use wire::{ClientRecord, LogRecord, RegisterRequest};
 
@@ -81,6 +93,19 @@ pub enum Error {
         /// The manager URL.
         url: String,
         /// The verification or handshake reason.
+        reason: String,
+    },
+    /// The HTTP proxy on the way to the manager failed: it cannot be reached, did not answer in
+    /// time, or refused the tunnel (`CONNECT`) to the manager. Nothing reached the manager.
+    #[error("cannot reach the manager at {url} through the proxy {proxy}: {reason}")]
+    Proxy {
+        /// The manager URL.
+        url: String,
+        /// The proxy, its password shown as `***`.
+        proxy: String,
+        /// The status of the proxy's answer to `CONNECT` (e.g. 403, 407), when it answered.
+        status: Option<u16>,
+        /// What went wrong.
         reason: String,
     },
     /// The manager did not answer in time.
@@ -133,6 +158,7 @@ impl Error {
         matches!(
             self,
             Error::Connect { .. }
+                | Error::Proxy { .. }
                 | Error::Tls { .. }
                 | Error::Timeout { .. }
                 | Error::Unexpected { .. }
@@ -151,6 +177,7 @@ impl Error {
             Error::InvalidConfiguration { .. } => Outcome::Local,
             Error::Refused { .. } => Outcome::Definite,
             Error::Connect { .. }
+            | Error::Proxy { .. }
             | Error::Tls { .. }
             | Error::Timeout { .. }
             | Error::Unexpected { .. }
@@ -245,6 +272,22 @@ impl ManagerUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The host (IPv6 literals in brackets) and the port (443 when the URL gives none).
+    pub fn host_and_port(&self) -> (&str, u16) {
+        let authority = self.0.strip_prefix("https://").unwrap_or(&self.0);
+        let port_start = match authority.rfind(']') {
+            Some(bracket) => authority[bracket..].find(':').map(|colon| bracket + colon),
+            None => authority.rfind(':'),
+        };
+        match port_start {
+            Some(colon) => (
+                &authority[..colon],
+                authority[colon + 1..].parse().unwrap_or(443),
+            ),
+            None => (authority, 443),
+        }
+    }
 }
 
 impl fmt::Display for ManagerUrl {
@@ -315,6 +358,9 @@ pub struct Options {
     pub retries: u32,
     /// Wait before the first retry; doubled for each further one.
     pub initial_backoff: Duration,
+    /// The HTTP proxy to the manager (default: the environment, as curl reads it for https
+    /// URLs; see [`proxy`]).
+    pub proxy: ProxySetting,
 }
 
 impl Default for Options {
@@ -325,6 +371,7 @@ impl Default for Options {
             max_response_bytes: 1024 * 1024,
             retries: 2,
             initial_backoff: Duration::from_millis(500),
+            proxy: ProxySetting::FromEnvironment,
         }
     }
 }
@@ -671,6 +718,9 @@ pub mod fuzzing {
 fn is_transient(error: &Error) -> bool {
     match error {
         Error::Connect { .. } => true,
+        // The proxy unreachable or failing upstream: worth another try; a refusal (403, 407) is
+        // its policy and will not change by itself.
+        Error::Proxy { status, .. } => status.is_none_or(|status| (502..=504).contains(&status)),
         Error::Refused { status, .. } | Error::Unexpected { status, .. } => {
             matches!(status, 502..=504)
         }
@@ -748,6 +798,18 @@ mod tests {
         ] {
             assert!(ManagerUrl::parse(bad).is_err(), "{bad} accepted");
         }
+        for (input, host, port) in [
+            ("cm.example.com", "cm.example.com", 443),
+            ("cm.example.com:8443", "cm.example.com", 8443),
+            ("[::1]", "[::1]", 443),
+            ("[::1]:8443", "[::1]", 8443),
+        ] {
+            assert_eq!(
+                ManagerUrl::parse(input).unwrap().host_and_port(),
+                (host, port),
+                "{input}"
+            );
+        }
     }
 
     #[test]
@@ -766,6 +828,49 @@ mod tests {
         );
         let error = decode_answer::<ClientRecord>(200, b"<html>\n<body>\r\n").unwrap_err();
         assert!(!error.to_string().contains(['\n', '\r']), "{error}");
+    }
+
+    #[test]
+    fn debug_of_requests_and_errors_holds_no_secret() {
+        let request = RegisterRequest {
+            reg_token: "SECRET-TOKEN-4711".to_string(),
+            cert: "-----BEGIN CERTIFICATE-----".to_string(),
+            client_type: "CTE".to_string(),
+            name: "host1".to_string(),
+            description: String::new(),
+        };
+        let body = serde_json::to_vec(&request).unwrap();
+        let wire = transport::Request {
+            method: "POST",
+            path: "/api/v1/client-management/clients/",
+            bearer: Some("SECRET-BEARER-4711"),
+            json_body: Some(&body),
+        };
+        let identity = ClientIdentity {
+            chain: Vec::new(),
+            key_pkcs8_der: Zeroizing::new(b"SECRET-KEY-4711".to_vec()),
+        };
+        let error = Error::RefusedAfterUncertainAttempt {
+            first: Box::new(Error::Timeout {
+                url: "https://cm".to_string(),
+                seconds: 20,
+            }),
+            refusal: Box::new(Error::Refused {
+                status: 401,
+                code_desc: "NCERRInvalidRegToken".to_string(),
+                message: "Invalid token".to_string(),
+                request_id: "r1".to_string(),
+            }),
+        };
+        for shown in [
+            format!("{request:?}"),
+            format!("{wire:?}"),
+            format!("{identity:?}"),
+            format!("{error:?}"),
+            error.to_string(),
+        ] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
     }
 
     #[test]

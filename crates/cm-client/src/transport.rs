@@ -13,6 +13,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use crate::proxy::{ProxyFailure, ProxyUrl};
 use crate::{ClientIdentity, Error, ManagerUrl, Options, ServerTrust, tls};
 
 /// One request to the manager.
@@ -61,11 +62,14 @@ pub trait Transport: Send + Sync {
     fn send(&self, request: &Request<'_>) -> Result<Response, Error>;
 }
 
-/// The production transport: HTTPS with ureq over rustls.
+/// The production transport: HTTPS with ureq over rustls, directly or through a `CONNECT`
+/// tunnel of an HTTP proxy ([`Options::proxy`]).
 pub struct UreqTransport {
     url: ManagerUrl,
     agent: ureq::Agent,
     options: Options,
+    /// The proxy decided when the transport was built; `None`: direct.
+    proxy: Option<ProxyUrl>,
 }
 
 impl fmt::Debug for UreqTransport {
@@ -73,16 +77,19 @@ impl fmt::Debug for UreqTransport {
         formatter
             .debug_struct("UreqTransport")
             .field("url", &self.url)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
 
 impl UreqTransport {
-    /// Prepares the transport. Nothing is sent yet.
+    /// Prepares the transport. Nothing is sent yet. The proxy is decided now, once
+    /// ([`crate::ProxySetting::resolve`]: the environment is read here for
+    /// [`crate::ProxySetting::FromEnvironment`]).
     ///
     /// # Errors
     /// [`Error::InvalidConfiguration`] when the CA certificates or the client identity cannot be
-    /// used by rustls.
+    /// used by rustls, or the proxy setting (or the proxy variable that decides) is unusable.
     pub fn new(
         url: ManagerUrl,
         trust: &ServerTrust,
@@ -90,13 +97,24 @@ impl UreqTransport {
         options: &Options,
     ) -> Result<Self, Error> {
         let config = tls::client_config(trust, identity)?;
+        let proxy = options.proxy.resolve(&url)?;
         use ureq::unversioned::transport::Connector;
-        let connector =
-            ureq::unversioned::transport::TcpConnector::default().chain(tls::OwnTlsConnector {
-                config,
-                presents_client_certificate: identity.is_some(),
-            });
+        // The proxy step comes first: with a proxy it opens the TCP connection to the proxy
+        // itself (through this same chain, with the proxy removed from the configuration) and
+        // returns the tunnel, which TcpConnector passes on; without one it does nothing. TLS with
+        // the manager is then made over whichever connection there is, with the manager's host
+        // name and our verifier, so the pin or CA is checked against the manager, never the proxy.
+        let connector = ProxyTunnelConnector {
+            target: tunnel_target(&url),
+        }
+        .chain(ureq::unversioned::transport::TcpConnector::default())
+        .chain(tls::OwnTlsConnector {
+            config,
+            presents_client_certificate: identity.is_some(),
+        });
         let agent_config = ureq::Agent::config_builder()
+            // Always explicit: ureq would otherwise read ALL_PROXY/HTTPS_PROXY/HTTP_PROXY itself.
+            .proxy(proxy.as_ref().map(ProxyUrl::to_ureq).transpose()?)
             .http_status_as_error(false)
             .timeout_connect(Some(options.connect_timeout))
             .timeout_global(Some(options.request_timeout))
@@ -112,11 +130,60 @@ impl UreqTransport {
             url,
             agent,
             options: options.clone(),
+            proxy,
         })
     }
 
+    /// The proxy this transport goes through; `None`: it connects directly.
+    pub fn proxy(&self) -> Option<&ProxyUrl> {
+        self.proxy.as_ref()
+    }
+
     fn transport_error(&self, error: ureq::Error) -> Error {
+        let error = self.plain_transport_error(error);
+        let Some(proxy) = &self.proxy else {
+            return error;
+        };
+        match error {
+            // Through a tunnel, a TLS failure is still with the manager; but a proxy that
+            // intercepts TLS would show its own certificate, which is worth saying.
+            Error::Tls { url, reason } => Error::Tls {
+                url,
+                reason: format!(
+                    "{reason} (through the proxy {proxy}; the manager's certificate is checked end \
+                     to end, so a proxy that intercepts TLS cannot be used)"
+                ),
+            },
+            other => other,
+        }
+    }
+
+    fn plain_transport_error(&self, error: ureq::Error) -> Error {
         let url = self.url.to_string();
+        if let ureq::Error::Io(io) = &error
+            && let Some(failure) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ProxyFailure>())
+        {
+            let reason = if failure.timed_out {
+                format!(
+                    "{} (connect timeout {} s)",
+                    failure.reason,
+                    self.options.connect_timeout.as_secs()
+                )
+            } else {
+                failure.reason.clone()
+            };
+            return Error::Proxy {
+                url,
+                proxy: self
+                    .proxy
+                    .as_ref()
+                    .map_or_else(|| "(none)".to_string(), ToString::to_string),
+                status: failure.status,
+                reason,
+            };
+        }
         match error {
             // Say the timeout that expired: connection setup (TCP and TLS handshake) has its own.
             ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
@@ -212,5 +279,41 @@ impl Transport for UreqTransport {
                 other => self.transport_error(other),
             })?;
         Ok(Response { status, body })
+    }
+}
+
+/// `host:port` of the manager, as the CONNECT request names it.
+fn tunnel_target(url: &ManagerUrl) -> String {
+    let (host, port) = url.host_and_port();
+    format!("{host}:{port}")
+}
+
+/// ureq's CONNECT step ([`ConnectProxyConnector`](ureq::unversioned::transport::ConnectProxyConnector)),
+/// with its failures marked as the proxy's, so that errors name the proxy rather than the
+/// manager. It acts only when the agent's configuration has a proxy.
+#[derive(Debug)]
+struct ProxyTunnelConnector {
+    target: String,
+}
+
+impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::Connector<In>
+    for ProxyTunnelConnector
+{
+    type Out =
+        ureq::unversioned::transport::Either<In, Box<dyn ureq::unversioned::transport::Transport>>;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        ureq::unversioned::transport::ConnectProxyConnector::default()
+            .connect(details, chained)
+            .map_err(|error| {
+                ureq::Error::Io(std::io::Error::other(ProxyFailure::from_ureq(
+                    error,
+                    &self.target,
+                )))
+            })
     }
 }
