@@ -167,6 +167,39 @@ subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
 EOF
 
+# Profiles that TLS (rustls/webpki, and so the manager) refuses in a client certificate.
+cat >pki/ext/leaf-basic-constraints-ca-true.cnf <<'EOF'
+basicConstraints       = critical, CA:TRUE
+keyUsage               = critical, digitalSignature, keyCertSign
+extendedKeyUsage       = clientAuth
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+EOF
+cat >pki/ext/leaf-critical-certificate-policies.cnf <<'EOF'
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyEncipherment
+extendedKeyUsage       = clientAuth
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+certificatePolicies    = critical, 1.3.6.1.4.1.55555.1.1
+EOF
+cat >pki/ext/leaf-eku-any-only.cnf <<'EOF'
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyEncipherment
+extendedKeyUsage       = anyExtendedKeyUsage
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+EOF
+# subjectAltName (2.5.29.17) whose value is an ASN.1 NULL instead of a SEQUENCE of names
+cat >pki/ext/leaf-san-malformed.cnf <<'EOF'
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyEncipherment
+extendedKeyUsage       = clientAuth
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+2.5.29.17              = DER:05:00
+EOF
+
 # ---------------------------------------------------------------------------
 # Test CAs
 # ---------------------------------------------------------------------------
@@ -220,15 +253,18 @@ leaf_key() { # NAME GENPKEY-ARGS...
 }
 
 # leaf_cert NAME KEY CA_SECTION SUBJ START END EXT MD
+#   EXT "-" means no extension file at all: `openssl ca` then makes an X.509 v1 certificate.
 leaf_cert() {
   local name=$1 key=$2 ca=$3 subj=$4 start=$5 end=$6 ext=$7 md=$8
+  local extfile=(-extfile "pki/ext/$ext.cnf")
+  [[ $ext == - ]] && extfile=()
   CERT_KEY[$name]=$key
   CERT_END[$name]="${end:0:4}-${end:4:2}-${end:6:2}T${end:8:2}:${end:10:2}:${end:12:2}Z"
   LOG="$WORK/cert-$name.log"
   note "---- shared leaf certificate pki/leaf-certs/$name.pem ----"
   run "$OPENSSL" req -new -config "$CNF" -key "pki/leaf-keys/$key.key" -subj "$subj" -out "pki/leaf-certs/$name.csr"
   run "$OPENSSL" ca -config "$CNF" -name "$ca" -batch -notext -md "$md" \
-    -startdate "$start" -enddate "$end" -extfile "pki/ext/$ext.cnf" \
+    -startdate "$start" -enddate "$end" "${extfile[@]}" \
     -in "pki/leaf-certs/$name.csr" -out "pki/leaf-certs/$name.pem"
 }
 
@@ -277,6 +313,12 @@ leaf_cert rsa3072-no-cn rsa3072-a ca_rsa /O=Test $START $END leaf-rsa sha256
 leaf_cert rsa3072-two-cns rsa3072-a ca_rsa /O=Test/CN=host1.example/CN=host1b.example $START $END leaf-rsa sha256
 leaf_cert rsa3072-host1-ku-keycertsign rsa3072-a ca_rsa "$H1" $START $END leaf-ku-keycertsign-only sha256
 leaf_cert rsa3072-host1-eku-serverauth rsa3072-a ca_rsa "$H1" $START $END leaf-eku-serverauth-only sha256
+# refused by TLS (rustls/webpki), so by the manager
+leaf_cert rsa3072-host1-x509-v1 rsa3072-a ca_rsa "$H1" $START $END - sha256
+leaf_cert rsa3072-host1-critical-policies rsa3072-a ca_rsa "$H1" $START $END leaf-critical-certificate-policies sha256
+leaf_cert rsa3072-host1-ca-true rsa3072-a ca_rsa "$H1" $START $END leaf-basic-constraints-ca-true sha256
+leaf_cert rsa3072-host1-eku-any rsa3072-a ca_rsa "$H1" $START $END leaf-eku-any-only sha256
+leaf_cert rsa3072-host1-san-malformed rsa3072-a ca_rsa "$H1" $START $END leaf-san-malformed sha256
 
 # ---------------------------------------------------------------------------
 # Vector helpers
@@ -570,6 +612,13 @@ missing() { # NAME FILE
 missing missing-passphrase-file passphrase
 missing missing-key-file client_key.pem
 missing missing-certificate-file client_cert.pem
+
+# certificates that TLS (rustls/webpki, and so the manager) refuses: checkcerts refuses them first
+simple bad x509-v1 UnsupportedCertificateVersion rsa3072-host1-x509-v1 rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
+simple bad unknown-critical-extension UnknownCriticalExtension rsa3072-host1-critical-policies rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
+simple bad basic-constraints-ca-true CaCertificateAsClient rsa3072-host1-ca-true rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
+simple bad extended-key-usage-any-only ExtendedKeyUsageNotAllowed rsa3072-host1-eku-any rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
+simple bad subject-alt-name-malformed InvalidExtension rsa3072-host1-san-malformed rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
 
 # ---------------------------------------------------------------------------
 # Cleanup of CA bookkeeping not needed in the repository

@@ -69,6 +69,20 @@ defects() {
     if grep -q 'X509v3 Extended Key Usage' <<<"$text"; then
       grep -A1 'X509v3 Extended Key Usage' <<<"$text" | grep -q 'TLS Web Client Authentication' || echo ExtendedKeyUsageNotAllowed
     fi
+    # what TLS (rustls-webpki 0.103, and so the manager) refuses in a client certificate
+    grep -q '^ *Version: 3 (0x2)$' <<<"$text" || echo UnsupportedCertificateVersion
+    if grep -q 'X509v3 Basic Constraints' <<<"$text"; then
+      grep -A1 'X509v3 Basic Constraints' <<<"$text" | grep -q 'CA:TRUE' && echo CaCertificateAsClient
+    fi
+    # critical extensions other than the ones webpki processes (src/cert.rs remember_cert_extension)
+    grep -E '^ +[^ ].*: critical$' <<<"$text" |
+      grep -vE '^ +(X509v3 (Key Usage|Subject Alternative Name|Basic Constraints|Name Constraints|CRL Distribution Points|Extended Key Usage)|CT Precertificate SCTs): critical$' |
+      grep -q . && echo UnknownCriticalExtension
+    # extensions webpki processes hold one SEQUENCE (keyUsage: a BIT STRING)
+    "$OPENSSL" asn1parse -in "$cert" |
+      awk '/:X509v3 (Subject Alternative Name|Basic Constraints|Name Constraints|CRL Distribution Points|Extended Key Usage)$/{f=1; next}
+           f && /OCTET STRING/{f=0; if ($0 !~ /\[HEX DUMP\]:30/) bad=1}
+           END{exit !bad}' && echo InvalidExtension
   fi
   # key
   if grep -q '^-----BEGIN ENCRYPTED PRIVATE KEY-----' "$key"; then

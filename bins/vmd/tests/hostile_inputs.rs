@@ -187,6 +187,10 @@ fn vector_needle(kind: &str) -> &'static str {
         "MissingFile" => "file not found",
         "DirectoryMissing" => "does not exist",
         "NotADirectory" => "not a directory",
+        "UnsupportedCertificateVersion" => "accepts only v3 certificates",
+        "UnknownCriticalExtension" => "does not understand",
+        "CaCertificateAsClient" => "CA:FALSE",
+        "InvalidExtension" => "malformed",
         other => panic!("no needle for {other}"),
     }
 }
@@ -960,4 +964,145 @@ fn a_manager_that_stalls_hits_the_request_timeout() {
         0,
         "the stalled request has not finished yet"
     );
+}
+
+/// Links to `/dev/zero` and to a FIFO, and a FIFO, in place of each file of a registered host's
+/// certificate folder, on the two paths that read it for renewal: `vmd --once` (the host is due
+/// for renewal) and `vmutil updatecerts`. Each run ends within 20 s (before, a link to /dev/zero
+/// grew vmd without bound and a FIFO hung it), names the file, and the identity is unchanged;
+/// the refused `updatecerts` leaves the agent root byte-identical but for the check's own
+/// records (log, status, lock file).
+#[cfg(unix)]
+#[test]
+fn links_to_dev_zero_and_fifos_in_the_folder_end_renewal_runs_promptly() {
+    let host = Host::registered(20);
+    let originals: Vec<(&str, Vec<u8>)> = ["client_cert.pem", "client_key.pem", "passphrase"]
+        .into_iter()
+        .map(|file| {
+            (
+                file,
+                std::fs::read(host.cert_dir.path().join(file)).unwrap(),
+            )
+        })
+        .collect();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fifo = elsewhere.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before_identity = host.current_fingerprint();
+    for (file, _) in &originals {
+        for (target, needle) in [
+            (Some(PathBuf::from("/dev/zero")), "is a symbolic link"),
+            (Some(fifo.clone()), "is a symbolic link"),
+            (None, "not a regular file (a FIFO)"),
+        ] {
+            for (name, contents) in &originals {
+                let path = host.cert_dir.path().join(name);
+                let _ = std::fs::remove_file(&path);
+                std::fs::write(&path, contents).unwrap();
+            }
+            let path = host.cert_dir.path().join(file);
+            std::fs::remove_file(&path).unwrap();
+            match &target {
+                Some(target) => std::os::unix::fs::symlink(target, &path).unwrap(),
+                None => assert!(
+                    Command::new("mkfifo")
+                        .arg(&path)
+                        .status()
+                        .unwrap()
+                        .success()
+                ),
+            }
+            let named = format!("{}: ", path.display());
+
+            let mut vmd = Command::new(env!("CARGO_BIN_EXE_vmd"));
+            vmd.arg("--agent-root")
+                .arg(host.root.path())
+                .arg("--once")
+                .env_remove("CTE_AGENT_ROOT");
+            let output = run_within_20_s(vmd);
+            let all = format!("{}{}", text(&output), host.log());
+            assert!(
+                all.contains(&named) && all.contains(needle),
+                "vmd --once, {file} {target:?}: exit {:?}: {all}",
+                output.status.code()
+            );
+
+            let before = snapshot_tree(host.root.path());
+            let mut updatecerts = Command::new(sibling_binary("vmutil"));
+            updatecerts
+                .arg("--agent-root")
+                .arg(host.root.path())
+                .args(["-a", "vmd", "-d"])
+                .arg(host.cert_dir.path())
+                .arg("updatecerts")
+                .env_remove("CTE_AGENT_ROOT");
+            let output = run_within_20_s(updatecerts);
+            let all = text(&output);
+            assert_eq!(
+                output.status.code(),
+                Some(3),
+                "updatecerts, {file} {target:?}: {all}"
+            );
+            assert!(
+                all.contains(&named) && all.contains(needle),
+                "updatecerts, {file} {target:?}: {all}"
+            );
+            let after = snapshot_tree(host.root.path());
+            // The renewal check records its verdict (log, status, its lock file); the identity,
+            // agent.conf and everything else stay byte-identical.
+            let recorded = ["vmd/log/", "vmd/run/status.json", "vmd/run/renewal.lock"];
+            let changed: Vec<_> = after
+                .iter()
+                .filter(|entry| !before.contains(entry))
+                .map(|(path, _)| path.strip_prefix(host.root.path()).unwrap().to_path_buf())
+                .filter(|path| !recorded.iter().any(|kept| path.starts_with(kept)))
+                .collect();
+            assert!(
+                changed.is_empty() && after.len() == before.len(),
+                "updatecerts, {file} {target:?}: the agent root changed: {changed:?}"
+            );
+        }
+    }
+    assert_eq!(
+        host.current_fingerprint(),
+        before_identity,
+        "the identity changed"
+    );
+    assert_eq!(host.manager_fingerprint(), before_identity);
+}
+
+/// Runs `command` with its output in files, killing it and failing the test after 20 s.
+#[cfg(unix)]
+fn run_within_20_s(mut command: Command) -> Output {
+    use std::process::Stdio;
+    let capture = tempfile::tempdir().unwrap();
+    let (out, err) = (capture.path().join("out"), capture.path().join("err"));
+    let mut child = command
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 20 s: {command:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    }
 }

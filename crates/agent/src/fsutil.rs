@@ -76,26 +76,252 @@ pub fn remove_if_present(path: &Path) -> Result<(), AgentError> {
     }
 }
 
-/// Overwrites a file with zeros (same length, fsynced) and removes it. On copy-on-write or
-/// journaling file systems and SSDs an overwrite does not reach every physical copy; the
-/// documentation says so and advises full-disk encryption.
+/// Overwrites a regular file with zeros (same length, fsynced) and removes it, never following a
+/// symbolic link: the file is the one `path` names now (see [`shred_input_file`]).
+///
+/// # Errors
+/// [`AgentError::Io`] when `path` cannot be looked at, [`AgentError::InvalidFile`] when it is
+/// not a regular file or could not be shredded (the message says what state it is in).
 pub fn shred(path: &Path) -> Result<(), AgentError> {
-    let length = fs::metadata(path)
-        .map_err(|error| AgentError::io(path, "shredding", error))?
-        .len();
-    let overwrite = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).open(path)?;
-        let zeros = vec![0u8; 64 * 1024];
-        let mut remaining = length;
-        while remaining > 0 {
-            let chunk = remaining.min(zeros.len() as u64) as usize;
-            file.write_all(&zeros[..chunk])?;
-            remaining -= chunk as u64;
-        }
-        file.sync_all()
+    let metadata =
+        fs::symlink_metadata(path).map_err(|error| AgentError::io(path, "shredding", error))?;
+    if !metadata.is_file() {
+        return Err(AgentError::InvalidFile {
+            path: path.to_path_buf(),
+            problem: "not a regular file (a link, folder or special file); not shredded"
+                .to_string(),
+        });
+    }
+    #[cfg(unix)]
+    let (device, inode) = {
+        use std::os::unix::fs::MetadataExt;
+        (metadata.dev(), metadata.ino())
     };
-    overwrite().map_err(|error| AgentError::io(path, "shredding", error))?;
-    fs::remove_file(path).map_err(|error| AgentError::io(path, "removing", error))
+    #[cfg(not(unix))]
+    let (device, inode) = (0, 0);
+    let file = cert_loading::InputFile {
+        path: path.to_path_buf(),
+        device,
+        inode,
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+    };
+    shred_input_file(&file).map_err(|reason| AgentError::InvalidFile {
+        path: path.to_path_buf(),
+        problem: reason,
+    })
+}
+
+/// What `register_host --shred-input` did to the three input files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ShredReport {
+    /// Overwritten with zeros, fsynced and removed.
+    pub shredded: Vec<std::path::PathBuf>,
+    /// Left as they are (or overwritten but not removed), each with the reason and state.
+    pub not_shredded: Vec<NotShredded>,
+}
+
+/// One input file that was not shredded.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NotShredded {
+    /// The path.
+    pub path: std::path::PathBuf,
+    /// Why, and the state it was left in.
+    pub reason: String,
+}
+
+/// Shreds the very files a set was read from ([`cert_loading::LoadedSet::files`]); a file that
+/// is no longer the one read is left alone and reported.
+pub fn shred_loaded(set: &cert_loading::LoadedSet) -> ShredReport {
+    let mut report = ShredReport::default();
+    for file in &set.files {
+        match shred_input_file(file) {
+            Ok(()) => report.shredded.push(file.path.clone()),
+            Err(reason) => report.not_shredded.push(NotShredded {
+                path: file.path.clone(),
+                reason,
+            }),
+        }
+    }
+    report
+}
+
+/// Overwrites with zeros (fsynced) and removes the file that was read as `file`, only if its path
+/// still names that very file.
+///
+/// On Unix: the folder is opened, the name is looked at without following links and must be a
+/// regular file with the recorded device and inode and a single link (so no other name shares the
+/// data); it is then opened `O_WRONLY | O_NOFOLLOW | O_NONBLOCK`, checked again with `fstat` on
+/// the handle, overwritten and fsynced through that handle; the name is looked at once more right
+/// before `unlinkat`, and removed only if it still names that inode. On Windows: the same checks
+/// with `symlink_metadata` and the opened handle's metadata (length and modification time stand
+/// for the identity), then a plain overwrite and removal.
+///
+/// On SSDs, copy-on-write and journaling file systems an overwrite does not reach every physical
+/// copy; the documentation says so and advises full-disk encryption.
+///
+/// # Errors
+/// The reason the file was not shredded and the state it is in, as text for the administrator:
+/// nothing was written to a file that is not the one read.
+pub fn shred_input_file(file: &cert_loading::InputFile) -> Result<(), String> {
+    imp::shred_input_file(file)
+}
+
+fn overwrite_with_zeros(handle: &mut fs::File, length: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; 64 * 1024];
+    let mut remaining = length;
+    while remaining > 0 {
+        let chunk = remaining.min(zeros.len() as u64) as usize;
+        handle.write_all(&zeros[..chunk])?;
+        remaining -= chunk as u64;
+    }
+    handle.sync_all()
+}
+
+#[cfg(unix)]
+mod imp {
+    use std::fs::File;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    use cert_loading::InputFile;
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+
+    const UNTOUCHED: &str = "it was left untouched";
+
+    #[allow(clippy::unnecessary_cast)] // st_dev and st_ino are not u64 on every Unix.
+    fn is_same(stat: &Stat, file: &InputFile) -> bool {
+        stat.st_dev as u64 == file.device && stat.st_ino as u64 == file.inode
+    }
+
+    /// The name as it is now, if it is still the file that was read; otherwise why not.
+    fn still_the_file(folder: &File, name: &Path, file: &InputFile) -> Result<(), String> {
+        match rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => {
+                let file_type = FileType::from_raw_mode(stat.st_mode);
+                if file_type == FileType::Symlink {
+                    Err("it is now a symbolic link, not the file that was read (the link was not followed)".to_string())
+                } else if file_type != FileType::RegularFile || !is_same(&stat, file) {
+                    Err("it was replaced by another file after it was read".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+            Err(rustix::io::Errno::NOENT) => {
+                Err("it was removed or renamed after it was read".to_string())
+            }
+            Err(error) => Err(format!("it cannot be looked at: {error}")),
+        }
+    }
+
+    pub(super) fn shred_input_file(file: &InputFile) -> Result<(), String> {
+        let path = file.path.as_path();
+        let folder_path = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().map_or(path, Path::new);
+        let folder = rustix::fs::openat(
+            rustix::fs::CWD,
+            folder_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|error| format!("its folder cannot be opened ({error}); {UNTOUCHED}"))?;
+        // Look before opening, so that nothing but the file read is ever opened for writing.
+        still_the_file(&folder, name, file).map_err(|reason| format!("{reason}; {UNTOUCHED}"))?;
+        let mut handle = rustix::fs::openat(
+            &folder,
+            name,
+            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|error| format!("it cannot be opened for writing ({error}); {UNTOUCHED}"))?;
+        // And judge the handle itself: the name may have been swapped since the look.
+        let metadata = handle
+            .metadata()
+            .map_err(|error| format!("it cannot be examined ({error}); {UNTOUCHED}"))?;
+        if !metadata.is_file() || metadata.dev() != file.device || metadata.ino() != file.inode {
+            return Err(format!(
+                "it was replaced by another file after it was read; {UNTOUCHED}"
+            ));
+        }
+        if metadata.nlink() > 1 {
+            return Err(format!(
+                "it has {} hard links, so overwriting it would change the file under its other names; {UNTOUCHED}",
+                metadata.nlink()
+            ));
+        }
+        super::overwrite_with_zeros(&mut handle, metadata.len()).map_err(|error| {
+            format!(
+                "overwriting it failed ({error}); it may be partly overwritten and was not removed"
+            )
+        })?;
+        drop(handle);
+        // Remove the name only if it still names the inode just overwritten.
+        still_the_file(&folder, name, file)
+            .map_err(|reason| format!("it was overwritten with zeros but not removed: {reason}"))?;
+        rustix::fs::unlinkat(&folder, name, AtFlags::empty()).map_err(|error| {
+            format!("it was overwritten with zeros but could not be removed: {error}")
+        })?;
+        let _ = folder.sync_all();
+        Ok(())
+    }
+}
+
+#[cfg(not(unix))]
+mod imp {
+    use std::fs::{self, OpenOptions};
+
+    use cert_loading::InputFile;
+
+    const UNTOUCHED: &str = "it was left untouched";
+
+    fn still_the_file(file: &InputFile) -> Result<(), String> {
+        match fs::symlink_metadata(&file.path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => Err(
+                "it is now a symbolic link, not the file that was read (the link was not followed)"
+                    .to_string(),
+            ),
+            Ok(metadata) if metadata.is_file() && file.is_same_file(&metadata) => Ok(()),
+            Ok(_) => Err("it was replaced by another file after it was read".to_string()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Err("it was removed or renamed after it was read".to_string())
+            }
+            Err(error) => Err(format!("it cannot be looked at: {error}")),
+        }
+    }
+
+    /// Windows counterpart: no O_NOFOLLOW or inode numbers; the name is looked at without
+    /// following links, and the opened handle must have the length and modification time read.
+    pub(super) fn shred_input_file(file: &InputFile) -> Result<(), String> {
+        still_the_file(file).map_err(|reason| format!("{reason}; {UNTOUCHED}"))?;
+        let mut handle = OpenOptions::new()
+            .write(true)
+            .open(&file.path)
+            .map_err(|error| format!("it cannot be opened for writing ({error}); {UNTOUCHED}"))?;
+        let metadata = handle
+            .metadata()
+            .map_err(|error| format!("it cannot be examined ({error}); {UNTOUCHED}"))?;
+        if !metadata.is_file() || !file.is_same_file(&metadata) {
+            return Err(format!(
+                "it was replaced by another file after it was read; {UNTOUCHED}"
+            ));
+        }
+        super::overwrite_with_zeros(&mut handle, metadata.len()).map_err(|error| {
+            format!(
+                "overwriting it failed ({error}); it may be partly overwritten and was not removed"
+            )
+        })?;
+        drop(handle);
+        still_the_file(file)
+            .map_err(|reason| format!("it was overwritten with zeros but not removed: {reason}"))?;
+        fs::remove_file(&file.path).map_err(|error| {
+            format!("it was overwritten with zeros but could not be removed: {error}")
+        })
+    }
 }
 
 /// A snapshot of a file's bytes (or its absence), to put it back exactly after a failure.
@@ -125,6 +351,11 @@ impl FileSnapshot {
             Some(contents) => write_atomically(&self.path, contents),
             None => remove_if_present(&self.path),
         }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The bytes, if the file existed.

@@ -77,8 +77,11 @@ pub struct RegistrationReport {
     pub agent_pem: PathBuf,
     /// Where the configuration was written.
     pub agent_conf: PathBuf,
-    /// Whether the input files were shredded.
+    /// Whether all three input files were shredded (overwritten, fsynced and removed).
     pub input_shredded: bool,
+    /// With `--shred-input`: which files were shredded and which were not, with why and the state
+    /// each was left in (a file that is no longer the one read is never touched).
+    pub shred: Option<fsutil::ShredReport>,
     /// Non-fatal findings.
     pub warnings: Vec<String>,
 }
@@ -154,7 +157,7 @@ pub fn register(
         url.clone(),
         trust.clone(),
         Some(&manager::client_identity(&set.identity)),
-        cm_client::Options::default(),
+        manager::registration_options(existing_conf.as_ref())?,
     )?;
     let record = client.register(&cm_client::RegisterRequest {
         reg_token: options.token.to_string(),
@@ -232,7 +235,7 @@ pub fn register(
             url.clone(),
             trust.clone(),
             Some(&manager::client_identity(&stored)),
-            cm_client::Options::default(),
+            manager::registration_options(existing_conf.as_ref())?,
         )?;
         confirm.login(&record.id)?;
         Ok(store.agent_pem_path())
@@ -241,23 +244,34 @@ pub fn register(
     let agent_pem = match result {
         Ok(path) => path,
         Err(error) => {
-            undo_local_writes(root, &snapshots, store_existed, keys_existed, staged);
+            let left = undo_local_writes(root, &snapshots, store_existed, keys_existed, staged);
+            if left.is_empty() {
+                return Err(AgentError::AcceptedButLocalFailure {
+                    what: "the registration",
+                    client_id: record.id.clone(),
+                    cause: format!("{error:#}"),
+                    advice: "Nothing was changed on this host. Delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
+                });
+            }
             return Err(AgentError::AcceptedButLocalFailure {
                 what: "the registration",
                 client_id: record.id.clone(),
-                cause: format!("{error:#}"),
-                advice: "Nothing was changed on this host. Delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
+                cause: format!(
+                    "{error:#}; undoing the local writes then failed too, so this host was left changed: {}",
+                    left.join("; ")
+                ),
+                advice: "Put the files listed back by hand (or remove what this run created), then delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
             });
         }
     };
 
-    let mut input_shredded = false;
-    if options.shred_input {
-        for path in [&set.certificate_path, &set.key_path, &set.passphrase_path] {
-            fsutil::shred(path)?;
-        }
-        input_shredded = true;
-    }
+    // The registration is done: a file that cannot be shredded (it is no longer the file that
+    // was read, or the overwrite failed) is reported, not an error (exit 0, a WARNING per file,
+    // `input_shredded: false` and the list in `shred.not_shredded`).
+    let shred = options.shred_input.then(|| fsutil::shred_loaded(&set));
+    let input_shredded = shred
+        .as_ref()
+        .is_some_and(|report| report.not_shredded.is_empty());
     let certificate = set.identity.certificate();
     Ok(RegistrationReport {
         client_id: record.id,
@@ -269,49 +283,90 @@ pub fn register(
         agent_pem,
         agent_conf: agent_conf_path,
         input_shredded,
+        shred,
         warnings: set.warnings.iter().map(ToString::to_string).collect(),
     })
 }
 
+/// Puts back what the registration wrote. Returns what could not be undone, one entry per
+/// failure naming the file or folder, the state it was left in and the error: empty when the
+/// agent root is as it was.
 fn undo_local_writes(
     root: &AgentRoot,
     snapshots: &[FileSnapshot],
     store_existed: bool,
     keys_existed: bool,
     staged: Option<keystore::GenerationId>,
-) {
+) -> Vec<String> {
+    let mut left = Vec::new();
     for snapshot in snapshots {
-        let _ = snapshot.restore();
-    }
-    if !store_existed {
-        let _ = std::fs::remove_dir_all(keystore::under_agent_root(
-            root.path(),
-            keystore::PEM_FOLDER,
-        ));
-    } else if let Ok(store) = keystore::Keystore::open(root.path())
-        && let Some(generation) = staged
-    {
-        let is_current = store
-            .status()
-            .ok()
-            .and_then(|status| status.current().map(|current| current.id == generation))
-            .unwrap_or(false);
-        if is_current {
-            let _ = store.rollback();
+        if let Err(error) = snapshot.restore() {
+            let state = if snapshot.contents().is_some() {
+                "could not be restored to its content before this run and may hold this run's version"
+            } else {
+                "did not exist before this run and could not be removed"
+            };
+            left.push(format!("{} {state} ({error})", snapshot.path().display()));
         }
-        let _ = store.discard_staged(generation);
+    }
+    let pem_folder = keystore::under_agent_root(root.path(), keystore::PEM_FOLDER);
+    if !store_existed {
+        if let Err(error) = remove_dir_all_if_present(&pem_folder) {
+            left.push(format!(
+                "{}: created by this run and holding the new identity, could not be removed ({error})",
+                pem_folder.display()
+            ));
+        }
+    } else if let Some(generation) = staged {
+        match keystore::Keystore::open(root.path()) {
+            Ok(store) => {
+                let is_current = store
+                    .status()
+                    .ok()
+                    .and_then(|status| status.current().map(|current| current.id == generation))
+                    .unwrap_or(false);
+                if is_current && let Err(error) = store.rollback() {
+                    left.push(format!(
+                        "{}: the new identity (generation {generation}) is still the current one; rolling back to the previous one failed ({error})",
+                        pem_folder.display()
+                    ));
+                }
+                if let Err(error) = store.discard_staged(generation) {
+                    left.push(format!(
+                        "{}: the new identity (generation {generation}) could not be discarded ({error})",
+                        pem_folder.display()
+                    ));
+                }
+            }
+            Err(error) => left.push(format!(
+                "{}: could not be opened to roll back and discard the new identity (generation {generation}), which may still be current ({error})",
+                pem_folder.display()
+            )),
+        }
     }
     if !keys_existed {
-        let _ = std::fs::remove_dir_all(keystore::under_agent_root(
-            root.path(),
-            keystore::KEYS_FOLDER,
-        ));
+        let keys_folder = keystore::under_agent_root(root.path(), keystore::KEYS_FOLDER);
+        if let Err(error) = remove_dir_all_if_present(&keys_folder) {
+            left.push(format!(
+                "{}: created by this run, could not be removed ({error})",
+                keys_folder.display()
+            ));
+        }
     }
     if !store_existed && !keys_existed {
-        // Remove the folders this run created on the way, if now empty.
+        // Remove the folders this run created on the way, if now empty (a folder that still
+        // holds something was not created by this run alone, and stays).
         for folder in [root.etc_dir(), root.path().join("vmd")] {
             let _ = std::fs::remove_dir(folder);
         }
+    }
+    left
+}
+
+fn remove_dir_all_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -332,4 +387,44 @@ pub fn system_host_name() -> Option<String> {
         .flatten()
         .map(|name| name.trim().to_string())
         .find(|name| !name.is_empty())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// The undo reports each file it could not put back, with the state left, instead of
+    /// ignoring it: here the folder of agent.conf became a plain file after the run wrote there.
+    #[test]
+    fn a_failed_restore_is_reported_with_the_state_left() {
+        let folder = tempfile::tempdir().unwrap();
+        let root = AgentRoot::new(folder.path());
+        std::fs::create_dir_all(root.etc_dir()).unwrap();
+        std::fs::write(root.agent_conf(), "# the administrator's\n").unwrap();
+        let snapshots = [
+            FileSnapshot::take(&root.agent_conf()).unwrap(),
+            FileSnapshot::take(&root.manager_ca_copy()).unwrap(),
+        ];
+        // Nothing to undo but the two files: a clean undo reports nothing.
+        assert!(undo_local_writes(&root, &snapshots, true, true, None).is_empty());
+
+        std::fs::remove_dir_all(root.etc_dir()).unwrap();
+        std::fs::write(root.etc_dir(), "not a folder").unwrap();
+        let left = undo_local_writes(&root, &snapshots, true, true, None);
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(
+            left[0].starts_with(&format!(
+                "{} could not be restored to its content before this run",
+                root.agent_conf().display()
+            )),
+            "{left:?}"
+        );
+        assert!(
+            left[1].starts_with(&format!(
+                "{} did not exist before this run and could not be removed",
+                root.manager_ca_copy().display()
+            )),
+            "{left:?}"
+        );
+    }
 }

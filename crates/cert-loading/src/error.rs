@@ -44,6 +44,28 @@ pub enum Error {
         /// What the file should hold.
         what: &'static str,
     },
+    /// The path is a symbolic link. Links in the certificate folder are never followed: whoever
+    /// can write the folder could otherwise point them at any file on the host.
+    #[error(
+        "{path}: is a symbolic link, which is not followed (a writer of the folder could point it at any file); put the {what} file itself there, e.g. cp --remove-destination \"$(readlink -f {path})\" {path}"
+    )]
+    SymbolicLink {
+        /// The link.
+        path: PathBuf,
+        /// What the file should hold.
+        what: &'static str,
+    },
+    /// The folder holding the files can be written by any user and has no sticky bit, so any
+    /// user could swap the files.
+    #[error(
+        "{path}: the certificate folder is writable by every user (mode {mode:o}, no sticky bit), so anyone on this host could replace its files; restrict it with: chmod 700 {path}"
+    )]
+    FolderWritableByOthers {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The file is larger than any certificate set file can reasonably be.
     #[error("{path}: file is {size} bytes, over the {limit}-byte limit; this is not a {what} file")]
     FileTooLarge {
@@ -151,6 +173,67 @@ pub enum Error {
         /// The decoder's message.
         reason: String,
     },
+    /// The certificate is X.509 v1 or v2; rustls/webpki (and so the manager) accept only v3.
+    #[error(
+        "{path}: certificate is X.509 {version}, but TLS (rustls/webpki, and so the manager) accepts only v3 certificates; have the CA reissue it as v3 by giving it extensions, e.g. openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -sha256 -days 365 -extfile leaf.cnf -out client_cert.pem with leaf.cnf holding \"basicConstraints = critical, CA:FALSE\" and \"extendedKeyUsage = clientAuth\""
+    )]
+    UnsupportedCertificateVersion {
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// The version found ("v1" or "v2").
+        version: &'static str,
+    },
+    /// The tbsCertificate names another signature algorithm than the certificate's outer
+    /// signatureAlgorithm field.
+    #[error(
+        "{path}: certificate is inconsistent: its signed part names signature algorithm {inner} but it is signed with {outer}; TLS (rustls/webpki) refuses it. Have the CA reissue it"
+    )]
+    SignatureAlgorithmMismatch {
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// The algorithm in tbsCertificate.signature.
+        inner: String,
+        /// The algorithm in Certificate.signatureAlgorithm.
+        outer: String,
+    },
+    /// The certificate carries issuerUniqueID or subjectUniqueID, which rustls/webpki refuses.
+    #[error(
+        "{path}: certificate carries an {field} field, which TLS (rustls/webpki, and so the manager) refuses; have the CA reissue it without unique identifiers (openssl never adds them)"
+    )]
+    UniqueIdentifierPresent {
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// "issuerUniqueID" or "subjectUniqueID".
+        field: &'static str,
+    },
+    /// A critical extension that rustls/webpki does not process.
+    #[error(
+        "{path}: certificate has the critical extension {extension}, which TLS (rustls/webpki, and so the manager) does not understand and therefore refuses; have the CA reissue it with that extension non-critical or left out (in an openssl extension file, drop \"critical,\" from that line)"
+    )]
+    UnknownCriticalExtension {
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// The extension's name and OID.
+        extension: String,
+    },
+    /// The same extension appears more than once.
+    #[error(
+        "{path}: certificate has the {extension} extension more than once, which TLS (rustls/webpki) refuses; have the CA reissue it with each extension once (check the extension file for a repeated line)"
+    )]
+    DuplicateExtension {
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// The extension's name and OID.
+        extension: String,
+    },
+    /// basicConstraints says CA:TRUE: a CA certificate cannot be a TLS client certificate.
+    #[error(
+        "{path}: certificate is a CA certificate (basicConstraints CA:TRUE), which TLS (rustls/webpki, and so the manager) refuses as a client certificate; have the CA issue a client certificate with \"basicConstraints = critical, CA:FALSE\" (e.g. openssl ca/x509 -extfile with that line, not -extensions v3_ca)"
+    )]
+    CaCertificateAsClient {
+        /// The file holding the certificate.
+        path: PathBuf,
+    },
     /// The certificate's validity period ended before "now".
     #[error("{path}: certificate expired on {not_after}; obtain a new certificate from the CA")]
     Expired {
@@ -256,6 +339,8 @@ impl Error {
             Error::NotADirectory { .. } => "NotADirectory",
             Error::MissingFile { .. } => "MissingFile",
             Error::NotAFile { .. } => "NotAFile",
+            Error::SymbolicLink { .. } => "SymbolicLink",
+            Error::FolderWritableByOthers { .. } => "FolderWritableByOthers",
             Error::FileTooLarge { .. } => "FileTooLarge",
             Error::Io { .. } => "Io",
             Error::InvalidPem { .. } => "InvalidPem",
@@ -267,6 +352,12 @@ impl Error {
             Error::KeyUsageNotAllowed { .. } => "KeyUsageNotAllowed",
             Error::ExtendedKeyUsageNotAllowed { .. } => "ExtendedKeyUsageNotAllowed",
             Error::InvalidExtension { .. } => "InvalidExtension",
+            Error::UnsupportedCertificateVersion { .. } => "UnsupportedCertificateVersion",
+            Error::SignatureAlgorithmMismatch { .. } => "SignatureAlgorithmMismatch",
+            Error::UniqueIdentifierPresent { .. } => "UniqueIdentifierPresent",
+            Error::UnknownCriticalExtension { .. } => "UnknownCriticalExtension",
+            Error::DuplicateExtension { .. } => "DuplicateExtension",
+            Error::CaCertificateAsClient { .. } => "CaCertificateAsClient",
             Error::Expired { .. } => "Expired",
             Error::NotYetValid { .. } => "NotYetValid",
             Error::EmptyPassphrase { .. } => "EmptyPassphrase",

@@ -62,7 +62,7 @@ use std::time::SystemTime;
 
 pub use certificate::{CertificateSummary, Fingerprint, SignatureAlgorithm, format_time};
 pub use error::Error;
-pub use files::MAX_FILE_BYTES;
+pub use files::{InputFile, MAX_FILE_BYTES};
 pub use key::{KeyAlgorithm, KeyFormat, SecretKeyDer};
 pub use rustls_pki_types::CertificateDer;
 
@@ -93,6 +93,28 @@ pub enum Warning {
         /// The file.
         path: PathBuf,
     },
+    /// An input file can be written by group or others (Unix permissions), who could replace
+    /// the identity the agent uses.
+    WritableByOthers {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The certificate folder can be written by group, or by others with the sticky bit set
+    /// (a folder writable by others without it is refused: [`Error::FolderWritableByOthers`]).
+    FolderWritableByOthers {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A file or the folder belongs to a user other than root and the one running the agent:
+    /// that user can change it whatever its mode says.
+    OwnedByAnotherUser {
+        /// The file or folder.
+        path: PathBuf,
+        /// The owner's uid.
+        uid: u32,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -101,6 +123,24 @@ impl std::fmt::Display for Warning {
             Warning::ReadableByOthers { path } => write!(
                 formatter,
                 "{}: readable by group or others; restrict it with: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+            Warning::WritableByOthers { path } => write!(
+                formatter,
+                "{}: writable by group or others, who could replace it; restrict it with: chmod go-w {}",
+                path.display(),
+                path.display()
+            ),
+            Warning::FolderWritableByOthers { path, mode } => write!(
+                formatter,
+                "{}: the certificate folder is writable by group or others (mode {mode:o}), who could add or replace files in it; restrict it with: chmod 700 {}",
+                path.display(),
+                path.display()
+            ),
+            Warning::OwnedByAnotherUser { path, uid } => write!(
+                formatter,
+                "{}: owned by uid {uid}, who can change it whatever its mode; give it to the user the agent runs as (normally root): chown root {}",
                 path.display(),
                 path.display()
             ),
@@ -236,46 +276,59 @@ pub struct LoadedSet {
     pub key_path: PathBuf,
     /// The passphrase file that was read.
     pub passphrase_path: PathBuf,
+    /// The three files exactly as they were read (certificate, key, passphrase): device, inode
+    /// and length of the handle that was read, so a later shred can check it overwrites the very
+    /// same files (see [`InputFile::is_same_file`]).
+    pub files: [InputFile; 3],
 }
 
 /// Loads `client_cert.pem`, `client_key.pem` and `passphrase` from `directory`.
 ///
+/// On Unix the folder is opened once and the three files are opened relative to it, never
+/// through a symbolic link; see [`load_files`] for the checks on each file.
+///
 /// # Errors
 /// See [`load_files`]; before any file, [`Error::DirectoryMissing`] when `directory` does not
-/// exist and [`Error::NotADirectory`] when it is a file or anything but a folder.
+/// exist, [`Error::NotADirectory`] when it is a file or anything but a folder, and
+/// [`Error::FolderWritableByOthers`] when every user may write it and it has no sticky bit.
 pub fn load_directory(
     directory: &Path,
     options: &LoadOptions,
     now: SystemTime,
 ) -> Result<LoadedSet, Error> {
-    match std::fs::metadata(directory) {
-        Ok(metadata) if !metadata.is_dir() => {
-            return Err(Error::NotADirectory {
-                path: directory.to_path_buf(),
-            });
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::DirectoryMissing {
-                path: directory.to_path_buf(),
-            });
-        }
-        // Other errors (permissions, ...) are reported for the first file, with its path.
-        _ => {}
-    }
-    load_files(
-        &directory.join(CERTIFICATE_FILE),
-        &directory.join(KEY_FILE),
-        &directory.join(PASSPHRASE_FILE),
-        options,
-        now,
-    )
+    let mut warnings = Vec::new();
+    let folder = files::Folder::open(
+        directory,
+        &mut warnings,
+        || Error::DirectoryMissing {
+            path: directory.to_path_buf(),
+        },
+        || Error::NotADirectory {
+            path: directory.to_path_buf(),
+        },
+    )?;
+    let read = |name: &str, what| {
+        files::read_input_file(&folder, Path::new(name), &directory.join(name), what)
+    };
+    let certificate = read(CERTIFICATE_FILE, CERTIFICATE_WHAT)?;
+    let key = read(KEY_FILE, KEY_WHAT)?;
+    let passphrase = read(PASSPHRASE_FILE, PASSPHRASE_WHAT)?;
+    load_read(certificate, key, passphrase, warnings, options, now)
 }
+
+const CERTIFICATE_WHAT: &str = "client certificate";
+const KEY_WHAT: &str = "encrypted private key";
+const PASSPHRASE_WHAT: &str = "key passphrase";
 
 /// Loads a set from three explicit paths and applies every rule at `now`.
 ///
-/// Checks run in an order that reports the most fundamental problem first: files readable and
-/// sane, certificate parses and follows the rules, passphrase present, key decrypts, key type and
-/// size, key matches certificate, validity at `now`, then (optionally) chain trust.
+/// Each file is opened without following a symbolic link and without blocking (a FIFO is
+/// refused, not waited on), and judged on the opened handle: a regular file of at most
+/// [`MAX_FILE_BYTES`] (and no more is read). Each file's folder is checked as in
+/// [`load_directory`]. Checks run in an order that reports the most fundamental problem first:
+/// files readable and sane, certificate parses and follows the rules, passphrase present, key
+/// decrypts, key type and size, key matches certificate, validity at `now`, then (optionally)
+/// chain trust.
 ///
 /// # Errors
 /// One [`Error`] variant per refusal; every one names the file concerned.
@@ -287,22 +340,64 @@ pub fn load_files(
     now: SystemTime,
 ) -> Result<LoadedSet, Error> {
     let mut warnings = Vec::new();
-    let (certificate_bytes, _) = files::read_input_file(certificate_path, "client certificate")?;
-    let (key_bytes, key_exposed) = files::read_input_file(key_path, "encrypted private key")?;
-    let (mut passphrase, passphrase_exposed) =
-        files::read_input_file(passphrase_path, "key passphrase")?;
-    if key_exposed {
-        warnings.push(Warning::ReadableByOthers {
-            path: key_path.to_path_buf(),
-        });
-    }
-    if passphrase_exposed {
-        warnings.push(Warning::ReadableByOthers {
-            path: passphrase_path.to_path_buf(),
-        });
-    }
+    let mut read = |path: &Path, what: &'static str| {
+        let folder_path = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().map_or(path, Path::new);
+        let missing = || Error::MissingFile {
+            path: path.to_path_buf(),
+            what,
+        };
+        let folder = files::Folder::open(&folder_path, &mut warnings, missing, missing)?;
+        files::read_input_file(&folder, name, path, what)
+    };
+    let certificate = read(certificate_path, CERTIFICATE_WHAT)?;
+    let key = read(key_path, KEY_WHAT)?;
+    let passphrase = read(passphrase_path, PASSPHRASE_WHAT)?;
+    load_read(certificate, key, passphrase, warnings, options, now)
+}
 
-    let chain = certificate::parse_chain(certificate_path, &certificate_bytes)?;
+/// The rules, applied to the three files once read.
+fn load_read(
+    certificate_file: files::ReadFile,
+    key_file: files::ReadFile,
+    passphrase_file: files::ReadFile,
+    folder_warnings: Vec<Warning>,
+    options: &LoadOptions,
+    now: SystemTime,
+) -> Result<LoadedSet, Error> {
+    let mut warnings = Vec::new();
+    for warning in folder_warnings {
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
+    }
+    for (file, secret) in [
+        (&certificate_file, false),
+        (&key_file, true),
+        (&passphrase_file, true),
+    ] {
+        let path = file.identity.path.clone();
+        if secret && file.readable_by_others {
+            warnings.push(Warning::ReadableByOthers { path: path.clone() });
+        }
+        if file.writable_by_others {
+            warnings.push(Warning::WritableByOthers { path: path.clone() });
+        }
+        if let Some(uid) = file.foreign_owner {
+            warnings.push(Warning::OwnedByAnotherUser { path, uid });
+        }
+    }
+    let certificate_path = certificate_file.identity.path.as_path();
+    let key_path = key_file.identity.path.as_path();
+    let passphrase_path = passphrase_file.identity.path.as_path();
+    let certificate_bytes = &certificate_file.bytes;
+    let key_bytes = &key_file.bytes;
+    let mut passphrase = passphrase_file.bytes;
+
+    let chain = certificate::parse_chain(certificate_path, certificate_bytes)?;
     let leaf = certificate::decode_chain(certificate_path, &chain)?;
     let summary = certificate::summarize(certificate_path, &leaf, &chain[0])?;
 
@@ -312,7 +407,7 @@ pub fn load_files(
             path: passphrase_path.to_path_buf(),
         });
     }
-    let decrypted = key::decrypt_key_file(key_path, &key_bytes, &passphrase)?;
+    let decrypted = key::decrypt_key_file(key_path, key_bytes, &passphrase)?;
     drop(passphrase);
     if decrypted.public_key_info_der != certificate::public_key_info_der(&leaf) {
         return Err(Error::KeyCertificateMismatch {
@@ -344,5 +439,10 @@ pub fn load_files(
         certificate_path: certificate_path.to_path_buf(),
         key_path: key_path.to_path_buf(),
         passphrase_path: passphrase_path.to_path_buf(),
+        files: [
+            certificate_file.identity.clone(),
+            key_file.identity.clone(),
+            passphrase_file.identity.clone(),
+        ],
     })
 }

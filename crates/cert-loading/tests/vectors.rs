@@ -405,6 +405,10 @@ fn fresh_keys_made_by_the_installed_openssl_load() {
             "/CN=fresh.example",
             "-addext",
             "extendedKeyUsage=clientAuth",
+            // `req -x509` otherwise marks the certificate CA:TRUE (v3_ca), which TLS refuses in
+            // a client certificate (webpki's CaUsedAsEndEntity) and so the loader does too.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
             "-out",
             "client_cert.pem",
         ]);
