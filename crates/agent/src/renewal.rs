@@ -418,6 +418,7 @@ pub fn run_check_with(
         loaded: None,
         events: Vec::new(),
         sessions: HashMap::new(),
+        clients: HashMap::new(),
         manager_reached: false,
     };
     if !request.dry_run {
@@ -469,6 +470,7 @@ struct Check<'a> {
     loaded: Option<cert_loading::LoadedSet>,
     events: Vec<Event>,
     sessions: HashMap<u64, cm_client::Session>,
+    clients: HashMap<u64, (cert_loading::Identity, cm_client::ManagerClient)>,
     manager_reached: bool,
 }
 
@@ -548,10 +550,22 @@ impl Check<'_> {
             .0)
     }
 
+    /// The identity of `generation` and a client presenting it, made once per check: the key is
+    /// decrypted and rustls's signing key built once, not for every exchange. A discarded
+    /// generation's entry goes with it (its number can be given again).
+    fn ensure_client(&mut self, generation: u64) -> Result<(), AgentError> {
+        if !self.clients.contains_key(&generation) {
+            let identity = self.identity(generation)?;
+            let client = self.connector.client_for(self.settings, &identity)?;
+            self.clients.insert(generation, (identity, client));
+        }
+        Ok(())
+    }
+
     /// A login (with the status call for health checks) presenting `generation`.
     fn login(&mut self, generation: u64, with_status: bool) -> Result<Answer, AgentError> {
-        let identity = self.identity(generation)?;
-        let client = self.connector.client_for(self.settings, &identity)?;
+        self.ensure_client(generation)?;
+        let (_, client) = &self.clients[&generation];
         let result = client.login(&self.settings.client_id).and_then(|session| {
             if with_status {
                 client.status(&session)?;
@@ -619,20 +633,24 @@ impl Check<'_> {
                 self.loaded = Some(set);
             }
             Step::Push { generation } => {
-                let identity = self.identity(generation)?;
-                let fingerprint = identity.certificate().fingerprint.to_string();
                 // Build the client first: a local problem must not leave "pushing" behind.
-                let client = self.connector.client_for(self.settings, &identity)?;
+                self.ensure_client(generation)?;
+                let (identity, _) = &self.clients[&generation];
+                let fingerprint = identity.certificate().fingerprint.to_string();
+                let chain_pem = identity.chain_pem();
                 self.write_journal(Phase::Pushing { generation }, fingerprint)?;
                 crash_point("journal-pushing");
-                let answer = match self.sessions.get(&view.current.number) {
-                    Some(session) => match client.renew(session, &identity.chain_pem()) {
-                        Ok(_) => {
-                            self.manager_reached = true;
-                            Answer::Accepted
-                        }
-                        Err(error) => self.answer_of(error, false)?,
-                    },
+                let (_, client) = &self.clients[&generation];
+                let renewed = self
+                    .sessions
+                    .get(&view.current.number)
+                    .map(|session| client.renew(session, &chain_pem).map(drop));
+                let answer = match renewed {
+                    Some(Ok(())) => {
+                        self.manager_reached = true;
+                        Answer::Accepted
+                    }
+                    Some(Err(error)) => self.answer_of(error, false)?,
                     None => Answer::Refused {
                         reason: "no session with the current certificate".to_string(),
                     },
@@ -645,8 +663,12 @@ impl Check<'_> {
                 generation,
                 adopted,
             } => {
-                let identity = self.identity(generation)?;
-                let fingerprint = identity.certificate().fingerprint.to_string();
+                self.ensure_client(generation)?;
+                let fingerprint = self.clients[&generation]
+                    .0
+                    .certificate()
+                    .fingerprint
+                    .to_string();
                 self.write_journal(
                     Phase::Activating {
                         generation,
@@ -679,6 +701,8 @@ impl Check<'_> {
                     .staged
                     .iter()
                     .find(|staged| staged.number == generation);
+                self.clients.remove(&generation);
+                self.sessions.remove(&generation);
                 if let Some(staged) = staged {
                     self.store
                         .discard_staged(keystore::GenerationId::new(generation))?;

@@ -75,22 +75,32 @@ pub fn read_secret_file(
         .map_err(|error| AgentError::io(path, reading, error))?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| invalid(format!("{what} is not UTF-8 text")))?;
-    let mut warnings = Vec::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            warnings.push(format!(
-                "{}: {what} can be read or written by group or others; restrict it with: chmod 600 {}",
-                path.display(),
-                path.display()
-            ));
-        }
-    }
+    let warnings = permission_warnings(&metadata, path, what);
     Ok(SecretText {
         text: Zeroizing::new(text.to_string()),
         warnings,
     })
+}
+
+/// A warning when group or others may read or write the file (Unix modes).
+#[cfg(unix)]
+fn permission_warnings(metadata: &std::fs::Metadata, path: &Path, what: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if metadata.permissions().mode() & 0o077 == 0 {
+        return Vec::new();
+    }
+    vec![format!(
+        "{}: {what} can be read or written by group or others; restrict it with: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+}
+
+/// On Windows the file's ACL decides; the installer restricts the agent's folders
+/// (docs/operations.md). Nothing is checked here.
+#[cfg(not(unix))]
+fn permission_warnings(_metadata: &std::fs::Metadata, _path: &Path, _what: &str) -> Vec<String> {
+    Vec::new()
 }
 
 /// The first line of `text` without its line ending, or `None` when it is empty.
