@@ -34,6 +34,10 @@ struct Cli {
     /// to connect directly. Default: agent.conf's PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
     #[arg(long, value_name = "URL|none", global = true)]
     proxy: Option<String>,
+    /// With checkcerts: the external CA added on the manager (PEM); the chain must lead to it,
+    /// as the manager checks at registration.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// What to do.
     command: Command,
 }
@@ -92,7 +96,11 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
     };
     match cli.command {
         Command::Checkcerts => {
-            let report = agent::checkcerts::check_directory(&need_directory()?, now)?;
+            let report = agent::checkcerts::check_directory_against(
+                &need_directory()?,
+                cli.ca.as_deref(),
+                now,
+            )?;
             print_report(cli.json, &report, report.to_text());
             // The text report lists the warnings already; with --json they are in the JSON and
             // also said on stderr, for the person watching the script run.

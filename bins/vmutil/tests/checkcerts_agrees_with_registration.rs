@@ -106,6 +106,11 @@ impl Registrar {
 
     /// Runs the real `register_host` for a copy of a vector, in a fresh agent root.
     fn register(&self, kind: &str, name: &str, agent: &str) -> Output {
+        self.register_with(kind, name, agent, root_of(kind, name))
+    }
+
+    /// As `register`, with the token bound to the external CA `ca_root`.
+    fn register_with(&self, kind: &str, name: &str, agent: &str, ca_root: &str) -> Output {
         let set = copy_vector(kind, name).unwrap();
         let root = tempfile::tempdir().unwrap();
         Command::new(&self.register_host)
@@ -113,7 +118,7 @@ impl Registrar {
             .arg(root.path())
             .args([
                 "--token",
-                &self.tokens[root_of(kind, name)],
+                &self.tokens[ca_root],
                 "--agent",
                 agent,
                 "--extcertdir",
@@ -180,4 +185,44 @@ fn checkcerts_and_a_real_registration_agree_on_every_vector() {
         good.len(),
         "a refused set was registered"
     );
+}
+
+/// `checkcerts --ca FILE` predicts the manager's chain check: a set issued by another CA is
+/// refused by both, locally (exit 3, the file named) and by the manager's registration with a
+/// token bound to that CA (`register_host` itself does not know the CA: the refusal is the
+/// manager's); with the right CA both accept.
+#[test]
+fn checkcerts_with_the_managers_ca_predicts_the_chain_check() {
+    let registrar = Registrar::start();
+    let name = "rsa3072-sha256-issued-by-other-ca-pkcs8-pbes2-aes256-pbkdf2-sha256";
+    let directory = testdata().join("vectors/good").join(name);
+    let wrong_ca = testdata().join("pki/ca-rsa/ca.pem");
+    let right_ca = testdata().join("pki/other-ca/ca.pem");
+    let vmutil = |ca: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_vmutil"))
+            .args(["-a", "vmd", "-d"])
+            .arg(&directory)
+            .arg("--ca")
+            .arg(ca)
+            .arg("checkcerts")
+            .env_remove("CTE_AGENT_ROOT")
+            .output()
+            .unwrap()
+    };
+    let checked = vmutil(&wrong_ca);
+    let said = text(&checked);
+    assert_eq!(checked.status.code(), Some(3), "{said}");
+    assert!(said.contains("not trusted"), "{said}");
+    assert!(said.contains("client_cert.pem"), "{said}");
+    let registered = registrar.register_with("good", name, "chain-wrong-ca", "ca-rsa");
+    assert_eq!(
+        registered.status.code(),
+        Some(4),
+        "the manager did not refuse a set from another CA: {}",
+        text(&registered)
+    );
+    let checked = vmutil(&right_ca);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
+    let registered = registrar.register_with("good", name, "chain-right-ca", "other-ca");
+    assert_eq!(registered.status.code(), Some(0), "{}", text(&registered));
 }

@@ -98,7 +98,33 @@ pub fn days_between(now: SystemTime, then: SystemTime) -> i64 {
 /// # Errors
 /// [`AgentError::CertificateSet`] with the refusal.
 pub fn check_directory(directory: &Path, now: SystemTime) -> Result<CertificateReport, AgentError> {
-    let set = cert_loading::load_directory(directory, &cert_loading::LoadOptions::default(), now)?;
+    check_directory_against(directory, None, now)
+}
+
+/// [`check_directory`], and when `ca_file` is given (PEM, the external CA added on the manager),
+/// also that the certificate chain leads to it, as the manager checks at registration.
+///
+/// # Errors
+/// As [`check_directory`]; [`AgentError::InvalidFile`] or [`AgentError::Io`] for an unusable
+/// CA file; `ChainNotTrusted` when the chain does not lead to it.
+pub fn check_directory_against(
+    directory: &Path,
+    ca_file: Option<&Path>,
+    now: SystemTime,
+) -> Result<CertificateReport, AgentError> {
+    let trusted_cas = match ca_file {
+        Some(path) => {
+            let read = crate::secrets::read_secret_file(path, "the CA file", "reading the CA file")?;
+            let cas = cert_loading::parse_certificate_pem(path, read.text.as_bytes())?;
+            Some(cas)
+        }
+        None => None,
+    };
+    let options = cert_loading::LoadOptions {
+        trusted_cas,
+        ..cert_loading::LoadOptions::default()
+    };
+    let set = cert_loading::load_directory(directory, &options, now)?;
     let warnings = set.warnings.iter().map(ToString::to_string).collect();
     Ok(CertificateReport::of(
         &set.identity,
