@@ -114,7 +114,8 @@ pub fn check_directory_against(
 ) -> Result<CertificateReport, AgentError> {
     let trusted_cas = match ca_file {
         Some(path) => {
-            let read = crate::secrets::read_secret_file(path, "the CA file", "reading the CA file")?;
+            let read =
+                crate::secrets::read_secret_file(path, "the CA file", "reading the CA file")?;
             let cas = cert_loading::parse_certificate_pem(path, read.text.as_bytes())?;
             Some(cas)
         }

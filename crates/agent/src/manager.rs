@@ -99,8 +99,13 @@ pub fn trust_from_choice(
 ) -> Result<(cm_client::ServerTrust, Option<Vec<u8>>), AgentError> {
     match choice {
         TrustChoice::CaFile(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|error| AgentError::io(path, "reading the manager CA file", error))?;
+            // Operator-controlled: no links, a regular file, bounded (not secret: no mode warning).
+            let (pem, _) = crate::secrets::read_operator_file(
+                path,
+                "the manager CA file",
+                "reading the manager CA file",
+            )?;
+            let pem = pem.to_vec();
             let trust = cm_client::ServerTrust::from_pem(&pem).map_err(|error| {
                 AgentError::InvalidFile {
                     path: path.clone(),

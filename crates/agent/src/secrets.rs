@@ -32,6 +32,27 @@ pub fn read_secret_file(
     what: &'static str,
     reading: &'static str,
 ) -> Result<SecretText, AgentError> {
+    let (bytes, warnings) = read_operator_file(path, what, reading)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| AgentError::InvalidFile {
+        path: path.to_path_buf(),
+        problem: format!("{what} is not UTF-8 text"),
+    })?;
+    Ok(SecretText {
+        text: Zeroizing::new(text.to_string()),
+        warnings,
+    })
+}
+
+/// The bytes of a small file an operator controls, read as [`read_secret_file`] does (no links,
+/// a regular file, bounded, from the handle that was checked), with its permission warnings.
+///
+/// # Errors
+/// As [`read_secret_file`], without the UTF-8 rule.
+pub fn read_operator_file(
+    path: &Path,
+    what: &'static str,
+    reading: &'static str,
+) -> Result<(Zeroizing<Vec<u8>>, Vec<String>), AgentError> {
     let invalid = |problem: String| AgentError::InvalidFile {
         path: path.to_path_buf(),
         problem,
@@ -65,7 +86,7 @@ pub fn read_secret_file(
     }
     if metadata.len() > MAX_SECRET_FILE_BYTES {
         return Err(invalid(format!(
-            "{what} is {} bytes, more than the {MAX_SECRET_FILE_BYTES} a secret file may have",
+            "{what} is {} bytes, more than the {MAX_SECRET_FILE_BYTES} a file of this kind may have",
             metadata.len()
         )));
     }
@@ -73,13 +94,8 @@ pub fn read_secret_file(
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|error| AgentError::io(path, reading, error))?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| invalid(format!("{what} is not UTF-8 text")))?;
     let warnings = permission_warnings(&metadata, path, what);
-    Ok(SecretText {
-        text: Zeroizing::new(text.to_string()),
-        warnings,
-    })
+    Ok((bytes, warnings))
 }
 
 /// A warning when group or others may read or write the file (Unix modes).
