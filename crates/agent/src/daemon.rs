@@ -189,11 +189,22 @@ fn notify_pid(pid: u32) -> Result<Option<u32>, AgentError> {
             return Ok(None);
         }
     }
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .map_err(|error| AgentError::io("kill", "sending SIGHUP to vmd", error))?;
-    Ok(status.success().then_some(pid))
+    let Some(target) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Ok(None);
+    };
+    match rustix::process::kill_process(target, rustix::process::Signal::HUP) {
+        Ok(()) => Ok(Some(pid)),
+        // Gone since the pid file was read: nobody to tell.
+        Err(rustix::io::Errno::SRCH) => Ok(None),
+        Err(error) => Err(AgentError::io(
+            format!("pid {pid}"),
+            "sending SIGHUP to vmd",
+            error.into(),
+        )),
+    }
 }
 
 #[cfg(not(unix))]
