@@ -68,11 +68,15 @@ struct Cli {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    // The text is clap's --help output, not Markdown: keep its brackets as they are.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The HTTP proxy to the manager for this run (not stored in agent.conf):
     /// http://[user:password@]host[:port], or `none` to connect directly. Default: agent.conf's
     /// PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
     #[arg(long, value_name = "URL|none")]
     proxy: Option<String>,
+    // The text is clap's --help output, not Markdown: keep its brackets as they are.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The manager (CM_HOST[:PORT] or https://URL), or `silent FILE`.
     #[arg(value_name = "CM_HOST[:PORT]|URL", num_args = 1..=2, required = true)]
     target: Vec<String>,

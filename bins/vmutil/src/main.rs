@@ -30,6 +30,8 @@ struct Cli {
     /// With updatecerts: validate locally and stop before contacting the manager.
     #[arg(long, global = true)]
     dry_run: bool,
+    // The text is clap's --help output, not Markdown: keep its brackets as they are.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The HTTP proxy to the manager for this run: http://[user:password@]host[:port], or `none`
     /// to connect directly. Default: agent.conf's PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
     #[arg(long, value_name = "URL|none", global = true)]

@@ -94,21 +94,17 @@ impl Fingerprint {
     /// Parses 64 hex digits, with or without `:` separators, in either case.
     pub fn parse(text: &str) -> Option<Self> {
         let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
-        if digits.len() != 64 {
-            return None;
-        }
         let mut bytes = [0u8; 32];
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(digits.get(index * 2..index * 2 + 2)?, 16).ok()?;
-        }
-        Some(Self(bytes))
+        let decoded = base16ct::mixed::decode(digits.as_bytes(), &mut bytes).ok()?;
+        (decoded.len() == 32).then_some(Self(bytes))
     }
 
     /// Upper-case hex with colons, as `openssl x509 -fingerprint -sha256` prints it.
     pub fn to_colon_hex(&self) -> String {
-        self.0
-            .iter()
-            .map(|byte| format!("{byte:02X}"))
+        base16ct::upper::encode_string(&self.0)
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| std::str::from_utf8(pair).unwrap_or_default())
             .collect::<Vec<_>>()
             .join(":")
     }
@@ -117,10 +113,7 @@ impl Fingerprint {
 impl fmt::Display for Fingerprint {
     /// Lower-case hex without separators.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(formatter, "{byte:02x}")?;
-        }
-        Ok(())
+        formatter.write_str(&base16ct::lower::encode_string(&self.0))
     }
 }
 
@@ -450,12 +443,7 @@ pub(crate) fn summarize(
             path: path.to_path_buf(),
         });
     }
-    let serial_hex = tbs
-        .serial_number()
-        .as_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let serial_hex = base16ct::lower::encode_string(tbs.serial_number().as_bytes());
     Ok(CertificateSummary {
         common_name,
         subject,

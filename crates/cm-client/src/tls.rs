@@ -134,7 +134,7 @@ impl ServerCertVerifier for FingerprintVerifier {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 /// A ureq connector that wraps the TCP transport in rustls with our own configuration.

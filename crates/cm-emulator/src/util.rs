@@ -4,13 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
+    base16ct::lower::encode_string(bytes)
 }
 
 /// `count` random bytes from the operating system.

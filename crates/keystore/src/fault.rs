@@ -1,6 +1,6 @@
 //! Named crash points for the crash-safety tests.
 //!
-//! Every step of a write (stage, activate, rollback, prune) calls [`point`] with a scope and a
+//! Every step of a write (stage, activate, rollback, prune) calls `point` with a scope and a
 //! step, named together as `activate.pointer.renamed`. Without the `fault-injection` cargo feature the function is empty
 //! and compiles away; the environment is never read. With the feature (enabled only by this
 //! crate's own dev-dependency on itself, so only in test builds), three environment variables

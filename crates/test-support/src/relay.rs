@@ -207,10 +207,7 @@ pub struct Exchange {
 /// SHA-256 of a certificate's DER, lower-case hex (what [`Rule::presented_leaf_sha256`] and
 /// [`Exchange::presented_leaf_sha256`] hold).
 pub fn leaf_sha256(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    base16ct::lower::encode_string(&Sha256::digest(der))
 }
 
 /// A running fault-injecting relay; stops on drop. See the [module documentation](self).
