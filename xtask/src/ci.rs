@@ -10,16 +10,26 @@ use crate::{cargo, project_root};
 
 pub(crate) fn run() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
+    // `xtask/emulator`: lint and test the emulator tasks of xtask too (demo, bench, windows).
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
         "--locked",
+        "--features",
+        "xtask/emulator",
         "--",
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--locked"])?;
+    cargo(&[
+        "test",
+        "--workspace",
+        "--locked",
+        "--features",
+        "xtask/emulator",
+    ])?;
+    examples_and_docs()?;
     windows_check()?;
     supply_chain()?;
     Ok(())
@@ -69,7 +79,11 @@ fn windows_check() -> Result<()> {
         return Ok(());
     }
     eprintln!("$ cargo xtask windows");
-    crate::windows::run()
+    let status = crate::emulator_task("windows", &[])?;
+    if !status.success() {
+        bail!("cargo xtask windows failed ({status})");
+    }
+    Ok(())
 }
 
 /// The cargo-deny version CI installs when none is present.
@@ -183,10 +197,50 @@ fn snapshot_date(snapshot: &Path) -> Result<SystemTime> {
         .nth(1)
         .and_then(|rest| rest.get(..10))
         .context("SNAPSHOT.txt does not say when it was taken (\"taken YYYY-MM-DD\")")?;
-    let midnight: der::DateTime = format!("{date}T00:00:00Z")
-        .parse()
-        .map_err(|error| anyhow::anyhow!("SNAPSHOT.txt: bad date {date:?}: {error}"))?;
-    Ok(midnight.to_system_time())
+    midnight_utc(date).with_context(|| format!("SNAPSHOT.txt: bad date {date:?}"))
+}
+
+/// `YYYY-MM-DD` (1970 or later) as midnight UTC. By hand rather than with `der::DateTime`, so
+/// that the light xtask build needs no date crate (and no proc-macro stack).
+fn midnight_utc(date: &str) -> Result<SystemTime> {
+    let bytes = date.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Result<u64> {
+        let part = &date[range];
+        if part.is_empty() || !part.bytes().all(|byte| byte.is_ascii_digit()) {
+            bail!("not a number: {part:?}");
+        }
+        Ok(part.parse()?)
+    };
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        bail!("not YYYY-MM-DD");
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_lengths = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if year < 1970 || !(1..=12).contains(&month) || day == 0 {
+        bail!("out of range");
+    }
+    if day > month_lengths[(month - 1) as usize] {
+        bail!("no such day in that month");
+    }
+    let leap_years_before = |year: u64| (year - 1) / 4 - (year - 1) / 100 + (year - 1) / 400;
+    let days = (year - 1970) * 365 + leap_years_before(year) - leap_years_before(1970)
+        + month_lengths[..(month - 1) as usize].iter().sum::<u64>()
+        + (day - 1);
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400))
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -202,4 +256,67 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each library crate's example program (they use committed test data, temporary folders and at
+/// most 127.0.0.1, and finish in seconds), then the API docs with rustdoc warnings as errors.
+const EXAMPLES: [(&str, &str); 7] = [
+    ("cert-loading", "load_vector"),
+    ("keystore", "stage_and_activate"),
+    ("renewal-policy", "timeline"),
+    ("agent-config", "parse_agent_conf"),
+    ("cm-client", "talk_to_emulator"),
+    ("agent", "checkcerts"),
+    ("cm-emulator", "admin_and_client"),
+];
+
+fn examples_and_docs() -> Result<()> {
+    for (package, example) in EXAMPLES {
+        cargo(&["run", "--locked", "--example", example, "-p", package])?;
+    }
+    let arguments = ["doc", "--no-deps", "--workspace", "--locked"];
+    eprintln!(
+        "$ RUSTDOCFLAGS=\"-D warnings\" cargo {}",
+        arguments.join(" ")
+    );
+    let status = Command::new(env!("CARGO"))
+        .args(arguments)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(project_root())
+        .status()
+        .context("running cargo doc")?;
+    if !status.success() {
+        bail!("cargo doc failed ({status})");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_dates_are_midnight_utc() {
+        let seconds = |date| {
+            midnight_utc(date)
+                .expect(date)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs()
+        };
+        assert_eq!(seconds("1970-01-01"), 0);
+        assert_eq!(seconds("2000-02-29"), 951_782_400);
+        assert_eq!(seconds("2024-12-31"), 1_735_603_200);
+        assert_eq!(seconds("2026-08-21"), 1_787_270_400);
+        for bad in [
+            "2026-8-21",
+            "2026-02-29",
+            "2026-13-01",
+            "1969-12-31",
+            "2026-08-2x",
+            "taken",
+        ] {
+            assert!(midnight_utc(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,5 +1,11 @@
 //! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`, `cargo xtask bench`, `cargo xtask fuzz`,
 //! `cargo xtask windows`.
+//!
+//! Two builds of one binary. The `cargo xtask` alias builds it without features: `--help`, `ci`'s
+//! own steps (fmt, clippy, tests, cargo-deny), `fuzz` and `fixtures` need nothing of the emulator's
+//! server stack. The tasks that start the emulator (`demo`, `bench`, `windows`) live behind the
+//! `emulator` feature; the light build hands them to `cargo run -p xtask --features emulator`
+//! (see [`emulator_task`]), which compiles that stack the first time it is needed.
 
 mod bench;
 mod ci;
@@ -23,10 +29,8 @@ fn run() -> Result<()> {
     let rest: Vec<String> = arguments.collect();
     match task.as_str() {
         "ci" => ci::run(),
-        "demo" => demo::run(&rest),
         "fuzz" => fuzz::run(&rest),
-        "bench" => bench::run(&rest),
-        "windows" => windows::run(),
+        "demo" | "bench" | "windows" => run_emulator_task(&task, &rest),
         "fixtures" => {
             let script = project_root().join("testdata/regenerate.sh");
             let status = std::process::Command::new("bash")
@@ -51,7 +55,60 @@ fn run() -> Result<()> {
     }
 }
 
+/// The tasks that start the emulator, in the build that has them.
+#[cfg(feature = "emulator")]
+fn run_emulator_task(task: &str, rest: &[String]) -> Result<()> {
+    match task {
+        "demo" => demo::run(rest),
+        "bench" => bench::run(rest),
+        "windows" => windows::run(),
+        _ => bail!("{task:?} is not an emulator task"),
+    }
+}
+
+/// The tasks that start the emulator, from the light build: the emulator build runs them, and
+/// its exit code is this process's (it has printed its own error).
+#[cfg(not(feature = "emulator"))]
+fn run_emulator_task(task: &str, rest: &[String]) -> Result<()> {
+    // Refuse a bad command line before building anything.
+    match task {
+        "demo" => {
+            demo::Options::parse(rest)?;
+        }
+        "bench" => {
+            bench::Settings::parse(rest)?;
+        }
+        _ => {}
+    }
+    let status = emulator_task(task, rest)?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+/// Runs `cargo xtask TASK ARGUMENTS...` as the build with the `emulator` feature (built first if
+/// needed; as quiet as the `cargo xtask` alias). Used for `demo`, `bench` and `windows`.
+pub(crate) fn emulator_task(task: &str, arguments: &[String]) -> Result<std::process::ExitStatus> {
+    std::process::Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--features",
+            "emulator",
+            "--",
+            task,
+        ])
+        .args(arguments)
+        .current_dir(project_root())
+        .status()
+        .with_context(|| format!("running cargo run -p xtask --features emulator -- {task}"))
+}
+
 /// Cargo's target folder (`CARGO_TARGET_DIR` when set, else `target/` in the workspace).
+#[cfg(feature = "emulator")]
 pub(crate) fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

@@ -1,16 +1,10 @@
-//! `cargo xtask demo [--keep] [--key rsa|p384|both]`: the whole feature on 127.0.0.1.
-//!
-//! Starts the manager emulator, does the manager-side setup through its REST API as an
-//! administrator would, makes an external CA and a client certificate with a passphrase-encrypted
-//! key, runs the real `register_host`, shows the pem store and `vmutil -a vmd status`, renews with
-//! the real `vmd --once`, tries a set with a changed common name, and sums up. Exits non-zero as
-//! soon as a step does not behave as shown.
+//! The demo's steps (see the module above).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use test_pki::{CertificateAuthority, ClientCertificateRequest, KeyType};
 use test_support::Manager;
 
@@ -20,23 +14,19 @@ const DAY: Duration = Duration::from_secs(86_400);
 const PASSPHRASE: &str = "demo-only-passphrase";
 
 pub(crate) fn run(arguments: &[String]) -> Result<()> {
-    let mut keep = false;
-    let mut kinds = vec![("RSA-3072", KeyType::RSA_3072), ("P-384", KeyType::P384)];
-    let mut iterator = arguments.iter();
-    while let Some(argument) = iterator.next() {
-        match argument.as_str() {
-            "--keep" => keep = true,
-            "--key" => {
-                kinds = match iterator.next().map(String::as_str) {
-                    Some("rsa") => vec![("RSA-3072", KeyType::RSA_3072)],
-                    Some("p384") => vec![("P-384", KeyType::P384)],
-                    Some("both") => kinds,
-                    other => bail!("--key takes rsa, p384 or both, not {other:?}"),
-                }
-            }
-            other => bail!("unknown demo option {other:?} (use --keep, --key rsa|p384|both)"),
-        }
-    }
+    let options = super::Options::parse(arguments)?;
+    let keep = options.keep;
+    let kinds: Vec<(&str, KeyType)> = options
+        .keys
+        .iter()
+        .map(|key| {
+            let key_type = match key {
+                super::Key::Rsa3072 => KeyType::RSA_3072,
+                super::Key::P384 => KeyType::P384,
+            };
+            (key.label(), key_type)
+        })
+        .collect();
     cargo(&[
         "build",
         "--quiet",
@@ -149,20 +139,59 @@ fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
         "vmutil status does not show the registered certificate"
     );
 
+    let host = Host {
+        label,
+        key_type,
+        ca: &ca,
+        root: &root,
+        manager: &manager,
+        now,
+    };
+    let new_fingerprint = renew_with_vmd(&host, &cert_dir)?;
+    refuse_changed_common_name(&host, folder, &new_fingerprint)?;
+
+    manager.stop();
+    Ok(format!(
+        "{label}: registered {} -> renewed {} -> changed common name refused",
+        short(&first_fingerprint),
+        short(&new_fingerprint)
+    ))
+}
+
+/// One registered host of the demo, for the steps after registration.
+struct Host<'a> {
+    label: &'a str,
+    key_type: KeyType,
+    ca: &'a CertificateAuthority,
+    root: &'a Path,
+    manager: &'a Manager,
+    now: SystemTime,
+}
+
+/// A renewed set in the folder, `vmd --once`, and the new fingerprint on both sides; returns it.
+fn renew_with_vmd(host: &Host<'_>, cert_dir: &Path) -> Result<String> {
+    let Host {
+        label,
+        key_type,
+        ca,
+        root,
+        manager,
+        now,
+    } = *host;
     heading(&format!("{label}: renewal with vmd --once"));
     let renewed = ca.issue(
         &ClientCertificateRequest::new("host1.demo.example")
             .key_type(key_type)
             .validity(now - DAY, now + 400 * DAY),
     )?;
-    renewed.write_directory(&cert_dir, PASSPHRASE)?;
+    renewed.write_directory(cert_dir, PASSPHRASE)?;
     say("placed a renewed set (same common name, expires in 400 days) in the folder");
-    let once = run_binary("vmd", &["--agent-root", path(&root), "--once"])?;
+    let once = run_binary("vmd", &["--agent-root", path(root), "--once"])?;
     ensure!(once.0 == 0, "vmd --once exited {}", once.0);
     let new_fingerprint = fingerprint(renewed.certificate_der());
     let local = run_binary(
         "vmutil",
-        &["--agent-root", path(&root), "-a", "vmd", "status"],
+        &["--agent-root", path(root), "-a", "vmd", "status"],
     )?;
     ensure!(
         local.1.contains(&new_fingerprint),
@@ -178,7 +207,19 @@ fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
         on_manager == new_fingerprint,
         "the manager does not show the new fingerprint"
     );
+    Ok(new_fingerprint)
+}
 
+/// A set with a changed common name: the manager refuses, its record stays.
+fn refuse_changed_common_name(host: &Host<'_>, folder: &Path, new_fingerprint: &str) -> Result<()> {
+    let Host {
+        label,
+        key_type,
+        ca,
+        root,
+        manager,
+        now,
+    } = *host;
     heading(&format!("{label}: a set with a changed common name"));
     let other_dir = folder.join("cert_files_other_cn");
     create_private_dir(&other_dir)?;
@@ -192,7 +233,7 @@ fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
         "vmutil",
         &[
             "--agent-root",
-            path(&root),
+            path(root),
             "-a",
             "vmd",
             "-d",
@@ -218,13 +259,7 @@ fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
         "the refused set changed the manager's record"
     );
     say("refused by the manager (exit 4); the host keeps its renewed certificate");
-
-    manager.stop();
-    Ok(format!(
-        "{label}: registered {} -> renewed {} -> changed common name refused",
-        short(&first_fingerprint),
-        short(&new_fingerprint)
-    ))
+    Ok(())
 }
 
 /// The folder an administrator would make for the three files (0700 on Unix).

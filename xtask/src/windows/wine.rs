@@ -1,58 +1,14 @@
-//! `cargo xtask windows`: the Windows builds of `register_host`, `vmutil` and `vmd`, run for real
-//! under Wine against the emulator on 127.0.0.1, with the product's Windows spellings
-//! (`register_host.exe HOST -token=T -extcertdir=c:\temp\cert_files`).
-//!
-//! What this proves: the `cfg(not(unix))` code paths build, start, parse Windows paths, write the
-//! pem store and `agent.conf` through the Win32 API, register, renew and refuse as on Linux. What
-//! it does not: Wine keeps files on the Linux file system, so NTFS semantics (ACLs, rename over an
-//! open file, power loss) are not exercised; that needs a Windows host.
-//!
-//! Needs the rustup target `x86_64-pc-windows-gnu`, the MinGW-w64 gcc (ring's C parts and the
-//! Wine shim below) and `wine`. `cargo xtask ci` runs this task when all three are present and
-//! says SKIPPED with what is missing otherwise.
-//!
-//! Wine 8 (Debian 12) lacks `bcryptprimitives.dll`, from which Rust's standard library takes
-//! random numbers on Windows; `xtask/windows/bcryptprimitives.c` is a test-only stand-in placed
-//! next to the .exe files, never shipped.
+//! The Wine run of `cargo xtask windows` (see the module above): builds the Windows binaries,
+//! then registers, renews and is refused as on Linux, against the emulator in this process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use test_support::Manager;
 
+use super::{MINGW_GCC, TARGET, missing_tools};
 use crate::{cargo, project_root};
-
-/// The Windows target the product is built for here.
-pub(crate) const TARGET: &str = "x86_64-pc-windows-gnu";
-const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
-
-/// What is missing to run this task (empty when it can run).
-pub(crate) fn missing_tools(with_wine: bool) -> Vec<String> {
-    let mut missing = Vec::new();
-    let target_installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(TARGET));
-    if !target_installed {
-        missing.push(format!("the rustup target {TARGET}"));
-    }
-    if !runs(MINGW_GCC, "--version") {
-        missing.push(format!(
-            "{MINGW_GCC} (apt-get install gcc-mingw-w64-x86-64)"
-        ));
-    }
-    if with_wine && !runs("wine", "--version") {
-        missing.push("wine (apt-get install wine64)".to_string());
-    }
-    missing
-}
-
-fn runs(program: &str, argument: &str) -> bool {
-    Command::new(program)
-        .arg(argument)
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
 
 pub(crate) fn run() -> Result<()> {
     let missing = missing_tools(true);
@@ -72,7 +28,44 @@ pub(crate) fn run() -> Result<()> {
         "vmd",
     ])?;
     let work = tempfile::Builder::new().prefix("cte-windows-").tempdir()?;
-    let bin = work.path().join("bin");
+    let bin = install_binaries(work.path())?;
+
+    let wine = Wine {
+        prefix: work.path().join("prefix"),
+        bin,
+    };
+    println!(
+        "== Wine prefix {} (first start takes a few seconds)",
+        wine.prefix.display()
+    );
+    let version = Command::new("wine").arg("--version").output()?;
+    println!("   {}", String::from_utf8_lossy(&version.stdout).trim());
+
+    let manager = Manager::start()?;
+    let token = manager.setup_external_ca(&test_support::test_ca_pem("ca-rsa")?, "ext-rsa")?;
+    let fingerprint = manager.web_fingerprint();
+
+    // First start creates the prefix (and drive_c) before anything is copied into it.
+    let (code, text) = wine.run("vmutil", &["--help"])?;
+    ensure!(
+        code == 0,
+        "vmutil.exe --help under Wine: exit {code}\n{text}"
+    );
+
+    let first = register(&wine, &manager, &token, &fingerprint)?;
+    let renewed = renew(&wine, &manager, &first)?;
+    refuse_changed_common_name(&wine, &manager, &renewed)?;
+    refuse_wrong_passphrase(&wine)?;
+
+    println!(
+        "\nThe Windows builds behaved as on Linux under Wine (register, status, renew, refusals)."
+    );
+    Ok(())
+}
+
+/// The three .exe files and the `bcryptprimitives.dll` shim, in `work/bin`.
+fn install_binaries(work: &Path) -> Result<PathBuf> {
+    let bin = work.join("bin");
     std::fs::create_dir_all(&bin)?;
     let target_dir = crate::target_dir();
     for name in ["register_host", "vmutil", "vmd"] {
@@ -94,31 +87,14 @@ pub(crate) fn run() -> Result<()> {
         status.success(),
         "building the bcryptprimitives.dll shim failed"
     );
+    Ok(bin)
+}
 
-    let wine = Wine {
-        prefix: work.path().join("prefix"),
-        bin,
-    };
-    println!(
-        "== Wine prefix {} (first start takes a few seconds)",
-        wine.prefix.display()
-    );
-    let version = Command::new("wine").arg("--version").output()?;
-    println!("   {}", String::from_utf8_lossy(&version.stdout).trim());
+/// `register_host.exe` with the product's Windows spellings, then `vmutil.exe status`; returns
+/// the fingerprint the manager registered.
+fn register(wine: &Wine, manager: &Manager, token: &str, fingerprint: &str) -> Result<String> {
     let drive_c = wine.prefix.join("drive_c");
-
-    let manager = test_support::Manager::start()?;
-    let token = manager.setup_external_ca(&test_support::test_ca_pem("ca-rsa")?, "ext-rsa")?;
-    let fingerprint = manager.web_fingerprint();
     let cert_files = drive_c.join("temp").join("cert_files");
-
-    // First start creates the prefix (and drive_c) before anything is copied into it.
-    let (code, text) = wine.run("vmutil", &["--help"])?;
-    ensure!(
-        code == 0,
-        "vmutil.exe --help under Wine: exit {code}\n{text}"
-    );
-
     println!("== register_host.exe with the product's Windows spellings");
     test_support::copy_vector_into(
         "good",
@@ -137,11 +113,11 @@ pub(crate) fn run() -> Result<()> {
             "-description=web server",
             r"-extcertdir=c:\temp\cert_files",
             "--cm-fingerprint",
-            &fingerprint,
+            fingerprint,
         ],
     )?;
     ensure!(code == 0, "register_host.exe: exit {code}\n{text}");
-    ensure!(!text.contains(&token), "the token appeared in the output");
+    ensure!(!text.contains(token), "the token appeared in the output");
     ensure!(
         text.contains(r"C:\agent\vmd\pem\agent.pem"),
         "the summary should show Windows paths:\n{text}"
@@ -152,7 +128,7 @@ pub(crate) fn run() -> Result<()> {
             .any(|line| line == r"EXTERNAL_CERT_DIR=c:\temp\cert_files"),
         "agent.conf does not record the folder as given:\n{conf}"
     );
-    let first = registered_fingerprint(&manager)?;
+    let first = registered_fingerprint(manager)?;
 
     println!("== vmutil.exe status");
     let (code, text) = wine.run(
@@ -163,7 +139,12 @@ pub(crate) fn run() -> Result<()> {
         code == 0 && text.contains(&first),
         "vmutil.exe status: exit {code}\n{text}"
     );
+    Ok(first)
+}
 
+/// `vmd.exe --once` with a renewed set in the folder; returns the manager's new fingerprint.
+fn renew(wine: &Wine, manager: &Manager, first: &str) -> Result<String> {
+    let cert_files = wine.prefix.join("drive_c").join("temp").join("cert_files");
     println!("== vmd.exe --once with a renewed set in the folder");
     std::fs::remove_dir_all(&cert_files)?;
     test_support::copy_vector_into(
@@ -176,7 +157,7 @@ pub(crate) fn run() -> Result<()> {
         code == 0 && text.contains("certificate renewed"),
         "vmd.exe --once: exit {code}\n{text}"
     );
-    let renewed = registered_fingerprint(&manager)?;
+    let renewed = registered_fingerprint(manager)?;
     ensure!(
         renewed != first,
         "the manager still has the first certificate"
@@ -185,7 +166,12 @@ pub(crate) fn run() -> Result<()> {
         text.contains(&renewed),
         "vmd.exe did not switch to the certificate the manager holds ({renewed}):\n{text}"
     );
+    Ok(renewed)
+}
 
+/// `vmutil.exe updatecerts` with a changed common name: the manager refuses, nothing changes.
+fn refuse_changed_common_name(wine: &Wine, manager: &Manager, renewed: &str) -> Result<()> {
+    let drive_c = wine.prefix.join("drive_c");
     println!("== vmutil.exe updatecerts with a changed common name (the manager refuses)");
     let other = drive_c.join("temp").join("other_cn");
     test_support::copy_vector_into(
@@ -215,10 +201,15 @@ pub(crate) fn run() -> Result<()> {
         "the pem store changed after a refusal"
     );
     ensure!(
-        registered_fingerprint(&manager)? == renewed,
+        registered_fingerprint(manager)? == renewed,
         "the manager's record changed"
     );
+    Ok(())
+}
 
+/// A wrong passphrase: exit 3, the pem store, the keys and agent.conf unchanged.
+fn refuse_wrong_passphrase(wine: &Wine) -> Result<()> {
+    let drive_c = wine.prefix.join("drive_c");
     println!("== a wrong passphrase: exit 3, pem store and agent.conf unchanged");
     let broken = drive_c.join("temp").join("broken");
     test_support::copy_vector_into(
@@ -255,14 +246,10 @@ pub(crate) fn run() -> Result<()> {
         protected(&drive_c) == before,
         "the pem store, the keys or agent.conf changed after a local refusal"
     );
-
-    println!(
-        "\nThe Windows builds behaved as on Linux under Wine (register, status, renew, refusals)."
-    );
     Ok(())
 }
 
-fn registered_fingerprint(manager: &test_support::Manager) -> Result<String> {
+fn registered_fingerprint(manager: &Manager) -> Result<String> {
     let clients = manager.clients()?;
     ensure!(
         clients.len() == 1,
