@@ -1,0 +1,642 @@
+//! The decision itself: [`next_step`] and the steps it is made of.
+
+use std::time::SystemTime;
+
+use super::{
+    Answer, Event, Exchange, FolderView, GenerationView, JournalPhase, Outcome, Report, Situation,
+    Step, StoreView, Trigger,
+};
+use crate::Policy;
+use crate::decision::{
+    CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, Severity,
+    check_candidate, days_left, schedule,
+};
+
+/// How the folder's set relates to the store.
+enum SetClass<'a> {
+    /// Nothing that matters: absent, the same, or older than the current certificate.
+    Nothing(CandidateProblem),
+    /// The same as the current certificate.
+    Same,
+    /// Newer and usable now.
+    Usable(&'a CandidateCertificate),
+    /// Newer (or unknown) but unusable.
+    Unusable(CandidateProblem, Option<&'a CandidateCertificate>),
+}
+
+fn classify<'a>(situation: &Situation<'a>) -> SetClass<'a> {
+    let store = situation.store;
+    match situation.folder {
+        FolderView::NotLooked | FolderView::NotConfigured | FolderView::Missing => {
+            SetClass::Nothing(CandidateProblem::DirectoryMissing)
+        }
+        FolderView::Empty => SetClass::Nothing(CandidateProblem::NoNewSet),
+        FolderView::Invalid { reason } => SetClass::Unusable(
+            CandidateProblem::Invalid {
+                reason: reason.clone(),
+            },
+            None,
+        ),
+        FolderView::Set(candidate) => {
+            let current = store.current_certificate();
+            if candidate.fingerprint == current.fingerprint {
+                return SetClass::Same;
+            }
+            let is_previous = store
+                .previous
+                .is_some_and(|previous| previous.fingerprint == candidate.fingerprint);
+            // For the automatic checks a set that does not expire later than the one in use is
+            // an older (or unrelated) set, whatever else is wrong with it: nothing to act on. A
+            // manual update reports the set's first problem in the usual order (and lets the
+            // manager judge a changed common name).
+            if candidate.not_after <= current.not_after
+                && !is_previous
+                && situation.trigger != Trigger::Manual
+            {
+                return SetClass::Nothing(CandidateProblem::NotLater {
+                    current_not_after: current.not_after,
+                    candidate_not_after: candidate.not_after,
+                });
+            }
+            match check_candidate(&current, candidate, situation.now) {
+                Ok(()) => SetClass::Usable(candidate),
+                Err(problem) if is_previous => SetClass::Nothing(problem),
+                Err(
+                    problem
+                    @ (CandidateProblem::NotLater { .. } | CandidateProblem::Expired { .. }),
+                ) => SetClass::Nothing(problem),
+                Err(problem) => SetClass::Unusable(problem, Some(candidate)),
+            }
+        }
+    }
+}
+
+fn answer_to(events: &[Event], exchange: Exchange) -> Option<&Answer> {
+    let generation = match exchange {
+        Exchange::Login { generation } | Exchange::Renew { generation } => generation,
+    };
+    for event in events.iter().rev() {
+        match event {
+            Event::Answered(seen, answer) if *seen == exchange => return Some(answer),
+            // A generation number can be given again after a discard (the store numbers from
+            // the highest one left): answers from before belong to another certificate.
+            Event::Discarded {
+                generation: discarded,
+            } if *discarded == generation => {
+                return None;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn login_answer(events: &[Event], generation: u64) -> Option<&Answer> {
+    answer_to(events, Exchange::Login { generation })
+}
+
+fn finish(
+    outcome: Outcome,
+    severity: Severity,
+    next_check: Option<SystemTime>,
+    healthy: bool,
+) -> Step {
+    Step::Finish(Report {
+        outcome,
+        severity,
+        next_check,
+        healthy,
+    })
+}
+
+/// What every step of the decision looks at, computed once.
+struct Context<'s, 'a> {
+    situation: &'s Situation<'a>,
+    events: &'a [Event],
+    store: &'a StoreView,
+    current: GenerationView,
+    policy: &'a Policy,
+    now: SystemTime,
+    current_certificate: CurrentCertificate,
+    /// An unknown outcome is healthy (the host holds both identities) only while renewal is
+    /// not overdue.
+    overdue: bool,
+}
+
+impl Context<'_, '_> {
+    /// The next check after an indefinite answer: the short unreachable retry.
+    fn soon(&self) -> Option<SystemTime> {
+        Some(crate::next_check_after_failure(
+            self.policy,
+            &self.current_certificate,
+            self.now,
+            crate::AttemptFailure::Unreachable {
+                consecutive_failures: 1,
+            },
+        ))
+    }
+}
+
+/// The next step of the check. Pure: the same situation always gives the same step.
+///
+/// In order: settle an update in flight (`settle_journal`); answer the identity question
+/// when the current certificate was refused (`identity_question`); report what this check
+/// did (`what_this_check_did`); then the timeline and the folder (`timeline_and_folder`).
+pub fn next_step(situation: &Situation<'_>) -> Step {
+    let store = situation.store;
+    let current_certificate = store.current_certificate();
+    let context = Context {
+        situation,
+        events: situation.events,
+        store,
+        current: store.current,
+        policy: situation.policy,
+        now: situation.now,
+        overdue: days_overdue(situation.policy, &current_certificate, situation.now),
+        current_certificate,
+    };
+    settle_journal(&context)
+        .or_else(|| identity_question(&context))
+        .or_else(|| what_this_check_did(&context))
+        .unwrap_or_else(|| timeline_and_folder(&context))
+}
+
+/// 1. An update in flight is settled first; `None` when there is none.
+fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
+    let Context {
+        situation,
+        events,
+        store,
+        current,
+        overdue,
+        ..
+    } = *context;
+    let soon = || context.soon();
+
+    // 1. An update in flight is settled first.
+    if !situation.dry_run
+        && let Some(phase) = situation.journal
+    {
+        match phase {
+            JournalPhase::Staging { candidate } => {
+                // Nothing was sent: whatever was staged goes.
+                return Some(
+                    match store
+                        .staged
+                        .iter()
+                        .find(|generation| generation.fingerprint == candidate)
+                    {
+                        Some(generation) => Step::Discard {
+                            generation: generation.number,
+                        },
+                        None => Step::ClearJournal,
+                    },
+                );
+            }
+            JournalPhase::Staged { generation } => {
+                if store.generation(generation).is_none() || generation == current.number {
+                    return Some(Step::ClearJournal);
+                }
+                return Some(match login_answer(events, current.number) {
+                    None => Step::Login {
+                        generation: current.number,
+                        with_status: false,
+                    },
+                    Some(Answer::Accepted) => Step::Push { generation },
+                    // Nothing was sent for the candidate: drop it; the identity question (or
+                    // the unreachable manager) is dealt with below.
+                    Some(_) => Step::Discard { generation },
+                });
+            }
+            JournalPhase::Pushing { generation } => {
+                if generation == current.number {
+                    return Some(Step::Activate {
+                        generation,
+                        adopted: false,
+                    });
+                }
+                if store.generation(generation).is_none() {
+                    return Some(Step::ClearJournal);
+                }
+                return Some(match answer_to(events, Exchange::Renew { generation }) {
+                    Some(Answer::Accepted) => Step::Activate {
+                        generation,
+                        adopted: false,
+                    },
+                    Some(Answer::Refused { .. } | Answer::NotThisClient { .. }) => {
+                        Step::Discard { generation }
+                    }
+                    Some(Answer::Indefinite { reason }) => finish(
+                        Outcome::OutcomeUnknown {
+                            reason: reason.clone(),
+                            generation,
+                        },
+                        Severity::Warning,
+                        soon(),
+                        !overdue,
+                    ),
+                    // An earlier check's push: probe with the candidate.
+                    None => match login_answer(events, generation) {
+                        None => Step::Login {
+                            generation,
+                            with_status: false,
+                        },
+                        Some(Answer::Accepted) => Step::Activate {
+                            generation,
+                            adopted: false,
+                        },
+                        // The push did not take; the folder's set is pushed again if usable.
+                        Some(Answer::NotThisClient { .. }) => Step::Discard { generation },
+                        // Any other refusal (a rate limit, ...) says nothing about the push.
+                        Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
+                            Outcome::OutcomeUnknown {
+                                reason: reason.clone(),
+                                generation,
+                            },
+                            Severity::Warning,
+                            soon(),
+                            !overdue,
+                        ),
+                    },
+                });
+            }
+            JournalPhase::Activating {
+                generation,
+                adopted,
+            } => {
+                if store.generation(generation).is_none() {
+                    return Some(Step::ClearJournal);
+                }
+                return Some(Step::Activate {
+                    generation,
+                    adopted,
+                });
+            }
+            JournalPhase::Confirming { generation, .. } => {
+                if generation != current.number {
+                    return Some(Step::ClearJournal);
+                }
+                return Some(match login_answer(events, generation) {
+                    None => Step::Login {
+                        generation,
+                        with_status: false,
+                    },
+                    Some(Answer::Accepted) => Step::ClearJournal,
+                    // Refused as not this client's: the identity question below adopts another
+                    // generation.
+                    Some(Answer::NotThisClient { .. }) => Step::ClearJournal,
+                    Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
+                        Outcome::OutcomeUnknown {
+                            reason: reason.clone(),
+                            generation,
+                        },
+                        Severity::Warning,
+                        soon(),
+                        !overdue,
+                    ),
+                });
+            }
+        }
+    }
+
+    None
+}
+
+/// 2. When the current certificate is refused as not this client's, adopt another.
+fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
+    let Context {
+        situation,
+        events,
+        store,
+        current,
+        ..
+    } = *context;
+    let soon = || context.soon();
+
+    // 2. The identity: when the current one is refused as not this client's, adopt another.
+    match login_answer(events, current.number) {
+        Some(Answer::NotThisClient { reason }) => {
+            let mut unknown = None;
+            for other in store.others() {
+                match login_answer(events, other.number) {
+                    None => {
+                        return Some(Step::Login {
+                            generation: other.number,
+                            with_status: false,
+                        });
+                    }
+                    Some(Answer::Accepted) => {
+                        return Some(Step::Activate {
+                            generation: other.number,
+                            adopted: true,
+                        });
+                    }
+                    Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => {
+                        unknown = Some(reason.clone());
+                    }
+                    Some(Answer::NotThisClient { .. }) => {}
+                }
+            }
+            return Some(match unknown {
+                Some(reason) => finish(
+                    Outcome::Unreachable { reason },
+                    Severity::Error,
+                    soon(),
+                    false,
+                ),
+                None => finish(
+                    Outcome::NoIdentityAccepted {
+                        reason: reason.clone(),
+                    },
+                    Severity::Critical,
+                    soon(),
+                    false,
+                ),
+            });
+        }
+        // A refusal other than "not this client's" (a rate limit, ...) or no answer: nothing
+        // that could change the manager's state was sent.
+        Some(Answer::Refused { reason } | Answer::Indefinite { reason }) => {
+            // Nothing that could change the manager's state was sent.
+            let severity = if situation.trigger == Trigger::Manual {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            return Some(finish(
+                Outcome::Unreachable {
+                    reason: reason.clone(),
+                },
+                severity,
+                soon(),
+                false,
+            ));
+        }
+        Some(Answer::Accepted) | None => {}
+    }
+
+    None
+}
+
+/// 3. What this check did, once settled.
+fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
+    let Context {
+        situation,
+        events,
+        current,
+        policy,
+        now,
+        ref current_certificate,
+        overdue,
+        ..
+    } = *context;
+
+    // 3. What this check did, once settled.
+    for event in events.iter().rev() {
+        match event {
+            Event::Activated {
+                generation,
+                replaced,
+                adopted,
+            } if *generation == current.number => {
+                let outcome = if *adopted {
+                    Outcome::Adopted {
+                        refused: *replaced,
+                        adopted: current,
+                    }
+                } else {
+                    Outcome::Renewed {
+                        old: *replaced,
+                        new: current,
+                    }
+                };
+                let severity = if *adopted {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                let next = match schedule(policy, situation.host, current_certificate, now) {
+                    Schedule::NotDue { next_check } | Schedule::Due { next_check, .. } => {
+                        Some(next_check)
+                    }
+                    Schedule::Expired { .. } => None,
+                };
+                // An adoption is followed by the rest of the check only when nothing more is
+                // needed; report it now (the next check continues normally).
+                return Some(finish(outcome, severity, next, true));
+            }
+            Event::Answered(Exchange::Renew { .. }, Answer::Refused { reason })
+            | Event::Answered(Exchange::Renew { .. }, Answer::NotThisClient { reason }) => {
+                let next = crate::next_check_after_failure(
+                    policy,
+                    current_certificate,
+                    now,
+                    crate::AttemptFailure::Refused,
+                );
+                return Some(finish(
+                    Outcome::RefusedByManager {
+                        reason: reason.clone(),
+                    },
+                    Severity::Error,
+                    Some(next),
+                    !overdue && situation.trigger != Trigger::Manual,
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    None
+}
+
+/// 4–6. The timeline, the health check and the folder.
+fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
+    let Context {
+        situation,
+        events,
+        current,
+        policy,
+        now,
+        ref current_certificate,
+        ..
+    } = *context;
+
+    // 4. Expired: nothing is attempted.
+    let (due, next_check) = match schedule(policy, situation.host, current_certificate, now) {
+        Schedule::Expired { .. } => {
+            return finish(Outcome::Expired, Severity::Critical, None, false);
+        }
+        Schedule::NotDue { next_check } => (None, next_check),
+        Schedule::Due {
+            severity,
+            next_check,
+        } => (Some(severity), next_check),
+    };
+
+    // 5. Health checks ask the manager whether it accepts the current identity.
+    if matches!(situation.trigger, Trigger::Once | Trigger::Recovery)
+        && !situation.dry_run
+        && login_answer(events, current.number).is_none()
+    {
+        return Step::Login {
+            generation: current.number,
+            with_status: true,
+        };
+    }
+
+    // 6. The folder.
+    if situation.trigger == Trigger::Scheduled && due.is_none() {
+        return finish(Outcome::NotDue, Severity::Info, Some(next_check), true);
+    }
+    if *situation.folder == FolderView::NotLooked {
+        return Step::LookInFolder;
+    }
+    let class = classify(situation);
+    let renew = |candidate: &CandidateCertificate| renew_step(context, candidate, next_check);
+    if situation.trigger == Trigger::Manual {
+        return manual_decision(context, class, next_check);
+    }
+    let (problem, refused_locally, candidate) = match class {
+        SetClass::Usable(candidate) => return renew(candidate),
+        SetClass::Same => (
+            CandidateProblem::SameAsCurrent {
+                fingerprint: current.fingerprint,
+            },
+            false,
+            None,
+        ),
+        SetClass::Nothing(problem) => (problem, false, None),
+        SetClass::Unusable(problem, candidate) => (problem, true, candidate),
+    };
+    let next_check = not_yet_valid_retry(&problem, candidate, next_check);
+    let Some(severity) = due else {
+        // Outside the window: only a newer set that cannot be used is worth a WARNING.
+        if refused_locally {
+            return finish(
+                Outcome::UnusableSet { problem },
+                Severity::Warning,
+                Some(next_check),
+                true,
+            );
+        }
+        let outcome = if login_answer(events, current.number).is_some() {
+            Outcome::Healthy
+        } else {
+            Outcome::NotDue
+        };
+        return finish(outcome, Severity::Info, Some(next_check), true);
+    };
+    let problem = match situation.folder {
+        FolderView::NotConfigured => CandidateProblem::DirectoryMissing,
+        _ => problem,
+    };
+    finish(
+        Outcome::NoUsableCandidate {
+            problem,
+            refused_locally,
+        },
+        severity,
+        Some(next_check),
+        severity <= Severity::Warning,
+    )
+}
+
+/// Stage the folder's set (or say it is ready, in a dry run). A check pushes at most twice (once
+/// more after a probe showed that an earlier push did not take).
+fn renew_step(
+    context: &Context<'_, '_>,
+    candidate: &CandidateCertificate,
+    next_check: SystemTime,
+) -> Step {
+    let pushes = context
+        .events
+        .iter()
+        .filter(|event| matches!(event, Event::Answered(Exchange::Renew { .. }, _)))
+        .count();
+    if context.situation.dry_run {
+        finish(
+            Outcome::CandidateReady {
+                candidate: candidate.clone(),
+            },
+            Severity::Info,
+            Some(next_check),
+            true,
+        )
+    } else if pushes >= 2 {
+        finish(
+            Outcome::Unreachable {
+                reason: "the renewal did not take after two attempts".to_string(),
+            },
+            Severity::Warning,
+            context.soon(),
+            false,
+        )
+    } else {
+        Step::Stage
+    }
+}
+
+/// `updatecerts`: the administrator asked for this set; anything else is an error for them.
+fn manual_decision(context: &Context<'_, '_>, class: SetClass<'_>, next_check: SystemTime) -> Step {
+    let now = context.now;
+    match class {
+        SetClass::Usable(candidate) => renew_step(context, candidate, next_check),
+        SetClass::Same => finish(
+            Outcome::AlreadyInUse,
+            Severity::Info,
+            Some(next_check),
+            true,
+        ),
+        // The manager's own common-name rule is authoritative on a manual update: its record of
+        // this client decides, and the administrator sees its answer.
+        SetClass::Unusable(CandidateProblem::CommonNameChanged { .. }, Some(candidate))
+            if now >= candidate.not_before && now <= candidate.not_after =>
+        {
+            renew_step(context, candidate, next_check)
+        }
+        SetClass::Unusable(problem, _) => finish(
+            Outcome::NoUsableCandidate {
+                problem,
+                refused_locally: true,
+            },
+            Severity::Error,
+            Some(next_check),
+            false,
+        ),
+        SetClass::Nothing(problem) => {
+            let refused_locally = matches!(
+                problem,
+                CandidateProblem::NotLater { .. } | CandidateProblem::Expired { .. }
+            );
+            finish(
+                Outcome::NoUsableCandidate {
+                    problem,
+                    refused_locally,
+                },
+                Severity::Error,
+                Some(next_check),
+                false,
+            )
+        }
+    }
+}
+
+/// A candidate that is merely early becomes usable by itself: look again right then.
+fn not_yet_valid_retry(
+    problem: &CandidateProblem,
+    _candidate: Option<&CandidateCertificate>,
+    next_check: SystemTime,
+) -> SystemTime {
+    match problem {
+        CandidateProblem::NotYetValid { not_before } => next_check.min(*not_before),
+        _ => next_check,
+    }
+}
+
+/// Renewal is overdue once the ERROR threshold has passed.
+fn days_overdue(policy: &Policy, current: &CurrentCertificate, now: SystemTime) -> bool {
+    let threshold_days =
+        i64::try_from(policy.error_threshold.as_secs() / crate::time::SECONDS_PER_DAY)
+            .unwrap_or(i64::MAX);
+    days_left(current, now) < threshold_days
+}

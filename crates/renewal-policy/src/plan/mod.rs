@@ -1,0 +1,379 @@
+//! The whole renewal check as one pure state machine: given everything the agent knows (the
+//! trigger, the journal of an update in flight, the store's generations, what the folder holds
+//! and the manager's answers so far in this check), [`next_step`] says what to do next. The
+//! agent executes that one step, records what happened, and asks again, until the answer is
+//! [`Step::Finish`] with the report to log. No caller overrides a decision.
+//!
+//! # Rules
+//!
+//! * A manager answer is [`Answer::Accepted`], a definite refusal ([`Answer::NotThisClient`] for
+//!   a login whose certificate the manager does not take as this client's, [`Answer::Refused`]
+//!   otherwise) or [`Answer::Indefinite`] (timeout, connection lost after sending, 5xx). Nothing
+//!   is rolled back, discarded or forgotten on an indefinite answer.
+//! * The candidate is staged in the store before it is pushed, so whatever the manager decided,
+//!   the host holds both identities until the question is settled.
+//! * A push whose outcome is unknown is settled by probing: a login with the candidate. Accepted:
+//!   it is the identity now (activate, confirm). Not this client's: the push did not take
+//!   (discard it; the folder's set is pushed again if it is still usable). Unknown: wait for the
+//!   next check, keeping everything.
+//! * When the current identity is refused as not this client's, every other generation (staged
+//!   and previous) is tried, and the one the manager accepts is adopted. Nothing is rolled back
+//!   before the identity it returns to has been shown to log in.
+//! * Health: outside the renewal window, sets that are older than, the same as, or unrelated to
+//!   the current certificate are INFO; a newer set that cannot be used is a WARNING.
+
+use std::time::SystemTime;
+
+use crate::Policy;
+use crate::decision::{CandidateCertificate, CandidateProblem, CurrentCertificate, Severity};
+use crate::stagger::{Fingerprint, HostSeed};
+
+mod decide;
+
+pub use decide::next_step;
+
+/// Why a check runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// The daemon's schedule: the folder is not looked at before the renewal window.
+    Scheduled,
+    /// `vmd --once`: a health check now. The identity is checked with the manager; a usable
+    /// newer set is used whatever the window says.
+    Once,
+    /// `vmutil updatecerts`: the administrator placed a set and wants it used now.
+    Manual,
+    /// The daemon saw its identity refused (a heartbeat): check the identity and recover.
+    Recovery,
+}
+
+/// One generation of the pem store, as the decision needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerationView {
+    /// The generation number.
+    pub number: u64,
+    /// SHA-256 of its certificate.
+    pub fingerprint: Fingerprint,
+    /// Its certificate's last moment of validity.
+    pub not_after: SystemTime,
+}
+
+/// The pem store's generations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreView {
+    /// The current identity.
+    pub current: GenerationView,
+    /// The current certificate's common name.
+    pub common_name: String,
+    /// The generation before the last activation.
+    pub previous: Option<GenerationView>,
+    /// Generations imported but not active, oldest first.
+    pub staged: Vec<GenerationView>,
+}
+
+impl StoreView {
+    /// The current certificate as [`crate::decide`] sees it.
+    pub fn current_certificate(&self) -> CurrentCertificate {
+        CurrentCertificate {
+            common_name: self.common_name.clone(),
+            fingerprint: self.current.fingerprint,
+            not_after: self.current.not_after,
+        }
+    }
+
+    fn generation(&self, number: u64) -> Option<&GenerationView> {
+        std::iter::once(&self.current)
+            .chain(self.previous.iter())
+            .chain(self.staged.iter())
+            .find(|generation| generation.number == number)
+    }
+
+    /// The other generations, most promising first: staged (newest first), then previous.
+    fn others(&self) -> impl Iterator<Item = &GenerationView> {
+        self.staged.iter().rev().chain(self.previous.iter())
+    }
+}
+
+/// The journal of an update in flight: its state. Each phase is written before the side effect
+/// it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalPhase {
+    /// About to stage the candidate with this fingerprint. Nothing was sent.
+    Staging {
+        /// The candidate.
+        candidate: Fingerprint,
+    },
+    /// The candidate is staged as this generation. Nothing was sent yet.
+    Staged {
+        /// The staged generation.
+        generation: u64,
+    },
+    /// The renewal of this generation was (or is about to be) sent; until an answer is seen the
+    /// outcome is unknown.
+    Pushing {
+        /// The staged generation.
+        generation: u64,
+    },
+    /// The manager accepts this generation; it is being made current.
+    Activating {
+        /// The generation.
+        generation: u64,
+        /// True when it is adopted after the current identity was refused (not a renewal).
+        adopted: bool,
+    },
+    /// This generation is current; a login with it confirms the switch.
+    Confirming {
+        /// The generation.
+        generation: u64,
+        /// As in [`JournalPhase::Activating`].
+        adopted: bool,
+    },
+}
+
+/// What the external certificate folder holds, once looked at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FolderView {
+    /// Not looked at yet (the decision asks with [`Step::LookInFolder`] when it needs it).
+    NotLooked,
+    /// No folder is configured (no `EXTERNAL_CERT_DIR` and no `-d`).
+    NotConfigured,
+    /// The folder does not exist.
+    Missing,
+    /// The folder holds none of the three files.
+    Empty,
+    /// A set is there but `cert-loading` refused it.
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+    /// A set `cert-loading` accepted (time rules aside: the decision judges those).
+    Set(CandidateCertificate),
+}
+
+/// One exchange with the manager, by the generation whose identity it presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exchange {
+    /// A client-certificate login (and, for the health check, the status call after it).
+    Login {
+        /// The generation presented.
+        generation: u64,
+    },
+    /// The renewal to this generation's certificate.
+    Renew {
+        /// The generation pushed.
+        generation: u64,
+    },
+}
+
+/// How an exchange ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The manager accepted.
+    Accepted,
+    /// A login refused because the certificate is not this client's (HTTP 401).
+    NotThisClient {
+        /// The manager's words.
+        reason: String,
+    },
+    /// Any other definite refusal (a 4xx).
+    Refused {
+        /// The manager's words.
+        reason: String,
+    },
+    /// Unknown: timeout, connection lost, TLS failure mid-request, 5xx.
+    Indefinite {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Something the agent did in this check, as recorded for the decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An exchange with the manager and its answer.
+    Answered(Exchange, Answer),
+    /// A generation was made current.
+    Activated {
+        /// The generation now current.
+        generation: u64,
+        /// The generation it replaced.
+        replaced: GenerationView,
+        /// Adopted after a refusal, rather than renewed.
+        adopted: bool,
+    },
+    /// A staged generation was removed.
+    Discarded {
+        /// The generation.
+        generation: u64,
+    },
+}
+
+/// Everything [`next_step`] looks at.
+#[derive(Clone, Debug)]
+pub struct Situation<'a> {
+    /// The settings.
+    pub policy: &'a Policy,
+    /// The host's stagger seed.
+    pub host: &'a HostSeed,
+    /// Why the check runs.
+    pub trigger: Trigger,
+    /// Check locally only: never stage, send or change anything.
+    pub dry_run: bool,
+    /// Now.
+    pub now: SystemTime,
+    /// The journal of an update in flight (ignored in a dry run).
+    pub journal: Option<JournalPhase>,
+    /// The store.
+    pub store: &'a StoreView,
+    /// The folder.
+    pub folder: &'a FolderView,
+    /// What happened so far in this check, in order.
+    pub events: &'a [Event],
+}
+
+/// The next thing to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Inspect the folder (load and validate the set once), then ask again.
+    LookInFolder,
+    /// Log in presenting this generation; record [`Exchange::Login`].
+    Login {
+        /// The generation to present.
+        generation: u64,
+        /// Also read the client's own record (the heartbeat), for health checks.
+        with_status: bool,
+    },
+    /// Journal [`JournalPhase::Staging`], stage the folder's set, journal
+    /// [`JournalPhase::Staged`].
+    Stage,
+    /// Journal [`JournalPhase::Pushing`], then send the renewal to this generation with the
+    /// session of the accepted login of the current generation; record [`Exchange::Renew`].
+    Push {
+        /// The staged generation.
+        generation: u64,
+    },
+    /// Journal [`JournalPhase::Activating`], make this generation current, journal
+    /// [`JournalPhase::Confirming`]; record [`Event::Activated`].
+    Activate {
+        /// The generation.
+        generation: u64,
+        /// Adopted after a refusal.
+        adopted: bool,
+    },
+    /// Remove this staged generation (if it is still staged), then remove the journal; record
+    /// [`Event::Discarded`].
+    Discard {
+        /// The generation.
+        generation: u64,
+    },
+    /// Remove the journal: the update in flight is settled.
+    ClearJournal,
+    /// Stop and report.
+    Finish(Report),
+}
+
+/// How the check ended, for the log, `status.json` and the exit status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// What happened.
+    pub outcome: Outcome,
+    /// How loudly to log it.
+    pub severity: Severity,
+    /// When to check again (`None`: never; re-registration is required).
+    pub next_check: Option<SystemTime>,
+    /// Whether the host is healthy: it holds an identity the manager accepts (or was not asked
+    /// and has no reason to doubt it) and renewal is not overdue.
+    pub healthy: bool,
+}
+
+/// What a check found or did. Each variant has exactly one message in the agent's catalogue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Renewal not due; the folder holds nothing newer that matters.
+    NotDue,
+    /// Renewal not due, the identity was checked with the manager.
+    Healthy,
+    /// `updatecerts` with the set already in use: nothing to do.
+    AlreadyInUse,
+    /// Dry run: the folder's set would be pushed.
+    CandidateReady {
+        /// The candidate.
+        candidate: CandidateCertificate,
+    },
+    /// Renewed: the manager accepted the candidate and it is confirmed as current.
+    Renewed {
+        /// The certificate replaced.
+        old: GenerationView,
+        /// The new current generation.
+        new: GenerationView,
+    },
+    /// The current identity was refused as not this client's; another generation that the
+    /// manager accepts was adopted.
+    Adopted {
+        /// The refused generation.
+        refused: GenerationView,
+        /// The adopted generation.
+        adopted: GenerationView,
+    },
+    /// A newer set lies in the folder but cannot be used (outside the window: a WARNING).
+    UnusableSet {
+        /// Why.
+        problem: CandidateProblem,
+    },
+    /// Renewal is due (or was asked for) and nothing usable is in the folder.
+    NoUsableCandidate {
+        /// Why.
+        problem: CandidateProblem,
+        /// Whether the set was refused locally (as opposed to absent).
+        refused_locally: bool,
+    },
+    /// The manager refused the renewal; the candidate was discarded.
+    RefusedByManager {
+        /// The manager's words.
+        reason: String,
+    },
+    /// The manager could not be reached before anything was sent that could change its state.
+    Unreachable {
+        /// What happened.
+        reason: String,
+    },
+    /// A renewal was sent (or confirmed) and its outcome is unknown; it will be settled at the
+    /// next check. Both identities are kept.
+    OutcomeUnknown {
+        /// What happened.
+        reason: String,
+        /// The generation whose fate is unknown.
+        generation: u64,
+    },
+    /// The manager accepts none of this host's certificates.
+    NoIdentityAccepted {
+        /// The manager's words for the current certificate.
+        reason: String,
+    },
+    /// The current certificate has expired: re-registration is required.
+    Expired,
+}
+
+impl Outcome {
+    /// A short stable name (`status.json`'s `result`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotDue => "not_due",
+            Self::Healthy => "healthy",
+            Self::AlreadyInUse => "already_in_use",
+            Self::CandidateReady { .. } => "candidate_ready",
+            Self::Renewed { .. } => "renewed",
+            Self::Adopted { .. } => "adopted",
+            Self::UnusableSet { .. } => "unusable_set",
+            Self::NoUsableCandidate {
+                refused_locally: true,
+                ..
+            } => "candidate_refused",
+            Self::NoUsableCandidate { .. } => "no_candidate",
+            Self::RefusedByManager { .. } => "refused_by_manager",
+            Self::Unreachable { .. } => "unreachable",
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
+            Self::NoIdentityAccepted { .. } => "no_identity_accepted",
+            Self::Expired => "expired",
+        }
+    }
+}
