@@ -97,6 +97,35 @@ fn renewal_policy_depends_on_no_io_crate_and_forbids_the_clock() {
 }
 
 #[test]
+fn durable_fs_is_a_leaf_and_the_only_atomic_write() {
+    let packages = packages();
+    let durable = &packages["durable-fs"];
+    assert!(
+        durable.normal.is_empty(),
+        "durable-fs must depend on nothing but std (it is below every crate that writes files)"
+    );
+    // The one durable atomic write: the crates that write state files use it, and nobody else
+    // renames a temporary file over a target on their own.
+    for user in ["keystore", "agent", "cm-emulator"] {
+        assert!(
+            packages[user].normal.contains(&"durable-fs".to_string()),
+            "{user} writes files atomically through durable-fs"
+        );
+    }
+    for (file, copy) in [
+        ("crates/agent/src/fsutil.rs", "fs::rename("),
+        ("crates/keystore/src/files.rs", "fs::rename("),
+        ("crates/cm-emulator/src/store.rs", "fs::rename("),
+    ] {
+        let text = std::fs::read_to_string(project_root().join(file)).unwrap();
+        assert!(
+            !text.contains(copy),
+            "{file} has its own atomic write again; call durable_fs::replace_file"
+        );
+    }
+}
+
+#[test]
 fn cert_loading_and_cm_client_stay_apart_and_off_the_network() {
     let packages = packages();
     let cert_loading = &packages["cert-loading"];

@@ -1,6 +1,8 @@
-//! Private folders and atomic file replacement for agent.conf, status and journal files.
+//! Private folders and atomic file replacement for agent.conf, status and journal files (the
+//! writes themselves are `durable-fs`, the workspace's one implementation), and the shred of
+//! input files.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -8,63 +10,28 @@ use crate::AgentError;
 
 /// Creates `path` and its missing parents; folders this creates get mode 0700 on Unix.
 pub fn create_private_dir(path: &Path) -> Result<(), AgentError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(path)
-        .map_err(|error| AgentError::io(path, "creating the folder", error))
+    durable_fs::create_private_dir_all(path)
+        .map_err(|error| AgentError::io(path, "creating the folder", error.into_io_error()))
 }
 
-/// Replaces `path` with `contents`: write a temporary file (mode 0600) in the same folder, fsync,
-/// rename over the target, fsync the folder. Readers see the old or the new file, never a mix.
+/// Replaces `path` with `contents` through [`durable_fs::replace_file`]: write a temporary file
+/// (mode 0600) in the same folder, fsync, rename over the target, fsync the folder. Readers see
+/// the old or the new file, never a mix. The folder is created (0700) if missing; the temporary
+/// name is unique to this write, since several agent processes may write the same file.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
     let folder = path
         .parent()
         .ok_or_else(|| AgentError::Usage(format!("{} has no parent folder", path.display())))?;
     create_private_dir(folder)?;
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = folder.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temporary, path)?;
-        sync_folder(folder)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result.map_err(|error| AgentError::io(path, "writing", error))
+    let temporary = durable_fs::unique_temporary_sibling(path);
+    durable_fs::replace_file(path, contents, &temporary, &mut |_| {})
+        .map_err(|error| AgentError::io(path, "writing", error.into_io_error()))
 }
 
 /// Fsyncs a folder so a rename in it survives a power loss (a no-op where folders cannot be
 /// opened, as on Windows, where NTFS journals the rename).
 pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(folder)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = folder;
-        Ok(())
-    }
+    durable_fs::sync_dir(folder).map_err(durable_fs::Error::into_io_error)
 }
 
 /// Removes a file if it exists, reporting other failures.
@@ -273,7 +240,7 @@ mod imp {
 
 #[cfg(not(unix))]
 mod imp {
-    use std::fs::{self, OpenOptions};
+    use std::fs;
 
     use cert_loading::InputFile;
 

@@ -1,11 +1,12 @@
 //! Files in the state folder, written atomically.
 //!
-//! Every write goes to a temporary file in the same folder, is flushed to disk, renamed over
-//! the target and followed by a flush of the folder, so a crash leaves either the old or the
-//! new content. Files are created with mode 0600 and folders with 0700 on Unix.
+//! Every write goes through `durable-fs` (the workspace's one durable atomic write): a temporary
+//! file in the same folder, flushed to disk, renamed over the target and followed by a flush of
+//! the folder, so a crash leaves either the old or the new content. Files are created with mode
+//! 0600 and folders with 0700 on Unix.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -15,65 +16,29 @@ use crate::Error;
 
 /// Creates `path` (and parents) as a private folder.
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path).map_err(|source| Error::StateIo {
+    durable_fs::create_private_dir_all(path).map_err(|error| Error::StateIo {
         path: path.to_owned(),
-        source,
+        source: error.into_io_error(),
     })
 }
 
-/// Writes `contents` to `path` atomically with mode 0600.
+/// Writes `contents` to `path` atomically with mode 0600 ([`durable_fs::replace_file`] through a
+/// temporary name unique to this write: the server's tasks may write the same object at once).
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let folder = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without a folder"))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without a file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let temporary = folder.join(format!(
-        ".{file_name}.{}.tmp",
-        crate::util::hex(&crate::util::random_bytes(6))
-    ));
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temporary, path)?;
-        sync_dir(folder)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
+    if path.file_name().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path without a file name",
+        ));
     }
-    result
+    let temporary = durable_fs::unique_temporary_sibling(path);
+    durable_fs::replace_file(path, contents, &temporary, &mut |_| {})
+        .map_err(durable_fs::Error::into_io_error)
 }
 
 /// Flushes a folder's entries to disk (a no-op where folders cannot be opened).
 fn sync_dir(folder: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(folder)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = folder;
-        Ok(())
-    }
+    durable_fs::sync_dir(folder).map_err(durable_fs::Error::into_io_error)
 }
 
 /// The JSON object store: `<root>/<collection>/<id>.json` files plus singletons

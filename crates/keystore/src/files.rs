@@ -1,45 +1,33 @@
 //! File-system primitives: private folders and files, durable atomic replacement, the writer
 //! lock.
 //!
-//! Every file is created with mode 0600 and every folder with mode 0700 from the start (Unix),
-//! so there is no moment at which they are more widely readable. On Windows the folder's ACL is
-//! the installer's job.
+//! The writes themselves are the workspace's one implementation in the `durable-fs` crate
+//! (crash-tested there); this module maps its errors to [`Error::Io`] and its steps to this
+//! crate's named crash points. Every file is created with mode 0600 and every folder with mode
+//! 0700 from the start (Unix), so there is no moment at which they are more widely readable. On
+//! Windows the folder's ACL is the installer's job.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::{Error, fault};
 
+/// A `durable-fs` error as this crate's [`Error::Io`] (same path and operation).
+fn io_error(error: durable_fs::Error) -> Error {
+    let (path, operation, source) = error.into_parts();
+    Error::io(path, operation, source)
+}
+
 /// Creates `path` and any missing parents with mode 0700. Existing folders are left as they are.
 pub(crate) fn create_private_dir_all(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(path)
-        .map_err(|source| Error::io(path, "create folder", source))
+    durable_fs::create_private_dir_all(path).map_err(io_error)
 }
 
 /// Creates one new folder with mode 0700; fails if it exists.
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
-    #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut builder = fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(path)
-        .map_err(|source| Error::io(path, "create folder", source))
-}
-
-fn private_file_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
+    durable_fs::create_private_dir(path).map_err(io_error)
 }
 
 /// Writes a new file (mode 0600) and flushes it to disk. A stale file of that name (left by a
@@ -48,78 +36,47 @@ fn private_file_options() -> OpenOptions {
 /// With the `fault-injection` feature, `scope` names crash points after half of the bytes
 /// (`<scope>.partially-written`) and after the flush (`<scope>.synced`).
 pub(crate) fn write_new_file(path: &Path, bytes: &[u8], scope: &str) -> Result<(), Error> {
-    remove_file_if_present(path)?;
-    let mut file = private_file_options()
-        .open(path)
-        .map_err(|source| Error::io(path, "create", source))?;
-    let half = bytes.len() / 2;
-    file.write_all(&bytes[..half])
-        .map_err(|source| Error::io(path, "write", source))?;
-    fault::point(scope, "partially-written");
-    file.write_all(&bytes[half..])
-        .and_then(|()| file.sync_all())
-        .map_err(|source| Error::io(path, "write", source))?;
-    fault::point(scope, "synced");
-    Ok(())
+    durable_fs::write_new_file(path, bytes, &mut |step| fault::point(scope, step.name()))
+        .map_err(io_error)
 }
 
 /// Replaces `path` with `bytes` so that a reader, or the file system after a crash, sees either
-/// the whole old content or the whole new one: write a temporary file in the same folder, flush
-/// it, rename it over `path`, flush the folder.
+/// the whole old content or the whole new one: [`durable_fs::replace_file`] through
+/// [`temporary_sibling`] (write a temporary file in the same folder, flush it, rename it over
+/// `path`, flush the folder).
+///
+/// With the `fault-injection` feature the crash points are `<scope>.temporary.partially-written`,
+/// `<scope>.temporary.synced`, `<scope>.renamed` and `<scope>.folder-synced`.
 pub(crate) fn replace_file_atomically(path: &Path, bytes: &[u8], scope: &str) -> Result<(), Error> {
-    let temporary = temporary_sibling(path);
-    write_new_file(&temporary, bytes, &format!("{scope}.temporary"))?;
-    fs::rename(&temporary, path).map_err(|source| Error::io(path, "rename into place", source))?;
-    fault::point(scope, "renamed");
-    sync_parent(path)?;
-    fault::point(scope, "folder-synced");
-    Ok(())
+    let temporary_scope = format!("{scope}.temporary");
+    durable_fs::replace_file(path, bytes, &temporary_sibling(path), &mut |step| {
+        let scope = match step {
+            durable_fs::Step::PartiallyWritten | durable_fs::Step::FileSynced => &temporary_scope,
+            _ => scope,
+        };
+        fault::point(scope, step.name());
+    })
+    .map_err(io_error)
 }
 
 /// `<folder>/.<name>.tmp`: the temporary file used to replace `<folder>/<name>`. Only the lock
 /// holder writes it, so one name is enough; leftovers of a crash are removed by the next writer.
 pub(crate) fn temporary_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}{TEMPORARY_SUFFIX}"))
+    durable_fs::temporary_sibling(path)
 }
 
 /// The suffix of temporary files and folders.
-pub(crate) const TEMPORARY_SUFFIX: &str = ".tmp";
+pub(crate) const TEMPORARY_SUFFIX: &str = durable_fs::TEMPORARY_SUFFIX;
 
-/// Flushes a folder's entries (new names, renames, removals) to disk.
+/// Flushes a folder's entries (new names, renames, removals) to disk (a no-op on Windows, where
+/// NTFS journals renames itself).
 pub(crate) fn sync_dir(path: &Path) -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        File::open(path)
-            .and_then(|folder| folder.sync_all())
-            .map_err(|source| Error::io(path, "flush folder", source))
-    }
-    #[cfg(not(unix))]
-    {
-        // Windows cannot open a folder as a file; NTFS journals renames itself.
-        let _ = path;
-        Ok(())
-    }
-}
-
-/// Flushes the folder that holds `path`.
-pub(crate) fn sync_parent(path: &Path) -> Result<(), Error> {
-    match path.parent() {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
-    }
+    durable_fs::sync_dir(path).map_err(io_error)
 }
 
 /// Removes a file; a file that is already gone is fine.
 pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), Error> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::io(path, "remove", source)),
-    }
+    durable_fs::remove_file_if_present(path).map_err(io_error)
 }
 
 /// Reads a whole file; `Ok(None)` if it does not exist.

@@ -23,14 +23,13 @@
 //! a time per agent root ([`crate::lock::RenewalLock`]).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use renewal_policy::plan::{
-    Answer, Event, Exchange, FolderView, GenerationView, JournalPhase, Outcome, Report, Situation,
-    Step, StoreView,
+    Answer, Event, Exchange, FolderView, Outcome, Report, Situation, Step, StoreView,
 };
-use renewal_policy::{CandidateCertificate, CurrentCertificate, HostSeed, Policy, Severity};
+use renewal_policy::{CurrentCertificate, HostSeed, Policy, Severity};
 use serde::{Deserialize, Serialize};
 
 pub use renewal_policy::plan::Trigger;
@@ -43,6 +42,13 @@ use crate::logging::{Level, Logger};
 use crate::manager::{Connector, TlsConnector};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
+
+mod inspect;
+mod journal;
+
+pub use inspect::inspect_directory;
+use inspect::store_view;
+pub use journal::{Journal, Phase};
 
 /// The most steps one check takes (a renewal with a probe and one retry takes about a dozen);
 /// a guard against a decision loop, never reached in the explored schedules.
@@ -148,98 +154,6 @@ impl CheckOutcome {
     }
 }
 
-/// The state of an update in flight, as journaled. See the module documentation.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "phase", rename_all = "snake_case")]
-pub enum Phase {
-    /// About to stage the candidate. Nothing was sent.
-    Staging,
-    /// The candidate is staged; nothing was sent.
-    Staged {
-        /// The staged generation.
-        generation: u64,
-    },
-    /// The renewal was (or is about to be) sent; outcome unknown until answered or probed.
-    Pushing {
-        /// The staged generation.
-        generation: u64,
-    },
-    /// The manager accepts the generation; it is being made current.
-    Activating {
-        /// The generation.
-        generation: u64,
-        /// Adopted after a refusal of the current identity.
-        adopted: bool,
-    },
-    /// The generation is current; a login with it confirms.
-    Confirming {
-        /// The generation.
-        generation: u64,
-        /// As above.
-        adopted: bool,
-    },
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Staging => formatter.write_str("staging"),
-            Self::Staged { generation } => write!(formatter, "staged as generation {generation}"),
-            Self::Pushing { generation } => {
-                write!(formatter, "sent to the manager (generation {generation})")
-            }
-            Self::Activating { generation, .. } => {
-                write!(formatter, "activating generation {generation}")
-            }
-            Self::Confirming { generation, .. } => {
-                write!(formatter, "confirming generation {generation}")
-            }
-        }
-    }
-}
-
-/// The journal of an update in flight.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Journal {
-    /// The state.
-    #[serde(flatten)]
-    pub phase: Phase,
-    /// The candidate's fingerprint (the generation being pushed or adopted).
-    pub candidate_fingerprint: String,
-    /// The fingerprint current when the update started.
-    pub previous_fingerprint: String,
-    /// The folder the candidate came from (empty for an adoption).
-    pub directory: String,
-}
-
-impl Journal {
-    fn policy_phase(&self) -> Option<JournalPhase> {
-        Some(match self.phase {
-            Phase::Staging => JournalPhase::Staging {
-                candidate: renewal_policy::Fingerprint(
-                    cert_loading::Fingerprint::parse(&self.candidate_fingerprint)?.0,
-                ),
-            },
-            Phase::Staged { generation } => JournalPhase::Staged { generation },
-            Phase::Pushing { generation } => JournalPhase::Pushing { generation },
-            Phase::Activating {
-                generation,
-                adopted,
-            } => JournalPhase::Activating {
-                generation,
-                adopted,
-            },
-            Phase::Confirming {
-                generation,
-                adopted,
-            } => JournalPhase::Confirming {
-                generation,
-                adopted,
-            },
-        })
-    }
-}
-
 /// Reads the settings of a registered agent.
 ///
 /// # Errors
@@ -276,89 +190,6 @@ pub fn current_certificate(identity: &cert_loading::Identity) -> CurrentCertific
         fingerprint: renewal_policy::Fingerprint(certificate.fingerprint.0),
         not_after: certificate.not_after,
     }
-}
-
-/// Looks at a folder: missing, empty, refused by cert-loading, or a set (loaded once; the key is
-/// decrypted once per check, the time rules are the policy's).
-pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::LoadedSet>) {
-    if !directory.is_dir() {
-        return (FolderView::Missing, None);
-    }
-    let present = [
-        cert_loading::CERTIFICATE_FILE,
-        cert_loading::KEY_FILE,
-        cert_loading::PASSPHRASE_FILE,
-    ]
-    .iter()
-    .any(|file| directory.join(file).symlink_metadata().is_ok());
-    if !present {
-        return (FolderView::Empty, None);
-    }
-    let options = cert_loading::LoadOptions {
-        ignore_validity_period: true,
-        ..cert_loading::LoadOptions::default()
-    };
-    // `now` only matters for the time rules, which are skipped here.
-    match cert_loading::load_directory(directory, &options, SystemTime::UNIX_EPOCH) {
-        Ok(set) => {
-            let certificate = set.identity.certificate();
-            let candidate = CandidateCertificate {
-                common_name: certificate.common_name.clone(),
-                fingerprint: renewal_policy::Fingerprint(certificate.fingerprint.0),
-                not_before: certificate.not_before,
-                not_after: certificate.not_after,
-            };
-            (FolderView::Set(candidate), Some(set))
-        }
-        Err(error) => (
-            FolderView::Invalid {
-                reason: error.to_string(),
-            },
-            None,
-        ),
-    }
-}
-
-fn view_of(id: keystore::GenerationId, info: &keystore::GenerationInfo) -> GenerationView {
-    GenerationView {
-        number: id.number(),
-        fingerprint: renewal_policy::Fingerprint(info.fingerprint.0),
-        not_after: info.not_after,
-    }
-}
-
-/// The store's generations for the decision. Unreadable non-current generations are left out
-/// (they cannot be used anyway); an unreadable current one is an error.
-fn store_view(store: &keystore::Keystore) -> Result<StoreView, AgentError> {
-    let status = store.status()?;
-    let current = status.current().ok_or_else(|| {
-        AgentError::Store(keystore::Error::NotRegistered {
-            path: store.pem_folder().to_path_buf(),
-        })
-    })?;
-    let current_info = match &current.info {
-        Ok(info) => info,
-        Err(_) => {
-            // Report the store's own error for the current generation.
-            store.current()?;
-            return Err(AgentError::Store(keystore::Error::GenerationNotFound {
-                id: current.id,
-            }));
-        }
-    };
-    let usable = |generation: &keystore::GenerationStatus| {
-        generation
-            .info
-            .as_ref()
-            .ok()
-            .map(|info| view_of(generation.id, info))
-    };
-    Ok(StoreView {
-        current: view_of(current.id, current_info),
-        common_name: current_info.common_name.clone(),
-        previous: status.previous().and_then(usable),
-        staged: status.staged().filter_map(usable).collect(),
-    })
 }
 
 /// Runs one check against the manager of agent.conf. `now` decides everything about time.
