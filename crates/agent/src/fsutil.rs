@@ -265,7 +265,7 @@ mod imp {
     /// following links, and the opened handle must have the length and modification time read.
     pub(super) fn shred_input_file(file: &InputFile) -> Result<(), String> {
         still_the_file(file).map_err(|reason| format!("{reason}; {UNTOUCHED}"))?;
-        let mut handle = OpenOptions::new()
+        let mut handle = fs::OpenOptions::new()
             .write(true)
             .open(&file.path)
             .map_err(|error| format!("it cannot be opened for writing ({error}); {UNTOUCHED}"))?;

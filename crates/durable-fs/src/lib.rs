@@ -18,7 +18,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -241,7 +241,7 @@ fn file_name(path: &Path) -> String {
 pub fn sync_dir(path: &Path) -> Result<(), Error> {
     #[cfg(unix)]
     {
-        File::open(path)
+        fs::File::open(path)
             .and_then(|folder| folder.sync_all())
             .map_err(|source| Error::new(path, "flush folder", source))
     }
