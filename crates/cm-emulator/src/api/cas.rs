@@ -1,0 +1,140 @@
+//! External CAs: `/v1/ca/external-cas`.
+
+use super::*;
+
+impl Api {
+    // ---- External CAs ---------------------------------------------------------------------
+
+    pub(super) fn external_ca_index(state: &State, reference: &str) -> Result<usize, ApiError> {
+        state
+            .find_external_ca(reference)
+            .ok_or_else(|| ApiError::not_found(format!("external CA {reference:?} not found")))
+    }
+
+    pub(super) fn list_external_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&mut state, request)?;
+        let items = state.external_cas.iter().map(ExternalCa::to_json).collect();
+        list_response(request.query.as_deref(), items)
+    }
+
+    pub(super) fn create_external_ca(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&mut state, request)?;
+        let body = JsonBody::parse(&request.body)?;
+        let cert = body.required_string("cert")?;
+        let name = body.optional_string("name")?;
+        let parent = body.optional_string("parent")?;
+        let allow_client = body.optional_bool("allow_client_authentication")?;
+        let allow_user = body.optional_bool("allow_user_authentication")?;
+        let chain = parse_pem_chain(cert)
+            .map_err(|message| ApiError::certificate_invalid(format!("field `cert`: {message}")))?;
+        let facts = CertificateFacts::parse(chain[0].clone())
+            .map_err(|message| ApiError::certificate_invalid(format!("field `cert`: {message}")))?;
+        if !facts.is_ca {
+            return Err(ApiError::certificate_invalid(
+                "field `cert`: not a CA certificate (basicConstraints CA:TRUE is missing)",
+            ));
+        }
+        let now = self.now();
+        if !facts.valid_at(now) {
+            return Err(ApiError::certificate_invalid(format!(
+                "field `cert`: outside its validity period ({} to {})",
+                rfc3339(facts.not_before),
+                rfc3339(facts.not_after)
+            )));
+        }
+        let id = uuid_v4();
+        let name = name.map_or_else(|| format!("externalca-{id}"), str::to_owned);
+        if name.trim().is_empty() {
+            return Err(ApiError::bad_request("field `name`: must not be empty"));
+        }
+        if state.find_external_ca(&name).is_some() {
+            return Err(ApiError::conflict(format!(
+                "an external CA named {name:?} already exists"
+            )));
+        }
+        let now = unix_seconds(now);
+        let record = ExternalCaRecord {
+            sequence: state.next_sequence(),
+            id: id.clone(),
+            name,
+            cert: facts.pem(),
+            parent: parent.map(str::to_owned),
+            allow_client_authentication: allow_client.unwrap_or(true),
+            allow_user_authentication: allow_user.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+        };
+        state
+            .store
+            .put(EXTERNAL_CAS, &id, &record)
+            .map_err(ApiError::storage)?;
+        let ca = ExternalCa { record, facts };
+        let json = ca.to_json();
+        state.external_cas.push(ca);
+        respond(201, json)
+    }
+
+    pub(super) fn get_external_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&mut state, request)?;
+        let index = Self::external_ca_index(&state, reference)?;
+        respond(200, state.external_cas[index].to_json())
+    }
+
+    pub(super) fn patch_external_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&mut state, request)?;
+        let index = Self::external_ca_index(&state, reference)?;
+        let body = JsonBody::parse(&request.body)?;
+        let allow_client = body.optional_bool("allow_client_authentication")?;
+        let allow_user = body.optional_bool("allow_user_authentication")?;
+        let now = self.now_seconds();
+        let mut ca = state.external_cas[index].clone();
+        if let Some(flag) = allow_client {
+            ca.record.allow_client_authentication = flag;
+        }
+        if let Some(flag) = allow_user {
+            ca.record.allow_user_authentication = flag;
+        }
+        ca.record.updated_at = now;
+        state
+            .store
+            .put(EXTERNAL_CAS, &ca.record.id, &ca.record)
+            .map_err(ApiError::storage)?;
+        let json = ca.to_json();
+        state.external_cas[index] = ca;
+        respond(200, json)
+    }
+
+    pub(super) fn delete_external_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&mut state, request)?;
+        let index = Self::external_ca_index(&state, reference)?;
+        let id = state.external_cas[index].record.id.clone();
+        if state.web.trusted_external.contains(&id) {
+            // The TLS settings keep trusting it until the next web restart, as on CM.
+            state.web.trusted_external.retain(|trusted| trusted != &id);
+            state.save_web().map_err(ApiError::storage)?;
+        }
+        state
+            .store
+            .delete(EXTERNAL_CAS, &id)
+            .map_err(ApiError::storage)?;
+        state.external_cas.remove(index);
+        no_content()
+    }
+}
