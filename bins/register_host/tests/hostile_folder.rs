@@ -3,10 +3,9 @@
 //! `/dev/zero` and to FIFOs, and folders writable by everyone.
 #![cfg(unix)]
 
-use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use test_support::relay::{Fault, FaultRelay, Rule};
@@ -25,37 +24,6 @@ fn register_host(root: &Path, arguments: &[&str]) -> Command {
         .env_remove("EXTERNAL_CERT_DIR")
         .env_remove("CTE_AGENT_ROOT");
     command
-}
-
-/// Runs `command` with its output in files, killing it and failing the test after `limit`.
-fn run_within(mut command: Command, limit: Duration) -> Output {
-    let capture = tempfile::tempdir().unwrap();
-    let (out, err) = (capture.path().join("stdout"), capture.path().join("stderr"));
-    let mut child = command
-        .stdout(Stdio::from(File::create(&out).unwrap()))
-        .stderr(Stdio::from(File::create(&err).unwrap()))
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "still running after {limit:?}: {}",
-                std::fs::read_to_string(&err).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(&out).unwrap(),
-        stderr: std::fs::read(&err).unwrap(),
-    }
 }
 
 fn text(output: &Output) -> String {
@@ -110,7 +78,8 @@ fn a_key_swapped_for_a_link_during_shred_input_is_not_shredded_and_the_victim_is
             relay.url(),
         ],
     );
-    let child = std::thread::spawn(move || run_within(command, Duration::from_secs(60)));
+    let child =
+        std::thread::spawn(move || test_support::run_within(command, Duration::from_secs(60)));
     // Wait until the manager committed the registration (logged before the delayed answer).
     let started = Instant::now();
     while !relay
@@ -213,7 +182,7 @@ fn links_to_dev_zero_and_fifos_for_each_input_file_end_promptly() {
                 ),
             }
             let before = snapshot_tree(root.path());
-            let output = run_within(
+            let output = test_support::run_within(
                 register_host(
                     root.path(),
                     &[
@@ -262,7 +231,7 @@ fn a_folder_writable_by_everyone_is_refused_with_the_chmod_fix_unless_sticky() {
     ];
     std::fs::set_permissions(set.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = snapshot_tree(root.path());
-    let output = run_within(
+    let output = test_support::run_within(
         register_host(root.path(), &arguments),
         Duration::from_secs(20),
     );
@@ -277,7 +246,7 @@ fn a_folder_writable_by_everyone_is_refused_with_the_chmod_fix_unless_sticky() {
     assert!(manager.clients().unwrap().is_empty());
 
     std::fs::set_permissions(set.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let output = run_within(
+    let output = test_support::run_within(
         register_host(root.path(), &arguments),
         Duration::from_secs(60),
     );

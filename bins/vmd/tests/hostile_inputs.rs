@@ -1025,7 +1025,7 @@ fn links_to_dev_zero_and_fifos_in_the_folder_end_renewal_runs_promptly() {
                 .arg(host.root.path())
                 .arg("--once")
                 .env_remove("CTE_AGENT_ROOT");
-            let output = run_within_20_s(vmd);
+            let output = test_support::run_within(vmd, Duration::from_secs(20));
             let all = format!("{}{}", text(&output), host.log());
             assert!(
                 all.contains(&named) && all.contains(needle),
@@ -1042,7 +1042,7 @@ fn links_to_dev_zero_and_fifos_in_the_folder_end_renewal_runs_promptly() {
                 .arg(host.cert_dir.path())
                 .arg("updatecerts")
                 .env_remove("CTE_AGENT_ROOT");
-            let output = run_within_20_s(updatecerts);
+            let output = test_support::run_within(updatecerts, Duration::from_secs(20));
             let all = text(&output);
             assert_eq!(
                 output.status.code(),
@@ -1075,34 +1075,4 @@ fn links_to_dev_zero_and_fifos_in_the_folder_end_renewal_runs_promptly() {
         "the identity changed"
     );
     assert_eq!(host.manager_fingerprint(), before_identity);
-}
-
-/// Runs `command` with its output in files, killing it and failing the test after 20 s.
-#[cfg(unix)]
-fn run_within_20_s(mut command: Command) -> Output {
-    use std::process::Stdio;
-    let capture = tempfile::tempdir().unwrap();
-    let (out, err) = (capture.path().join("out"), capture.path().join("err"));
-    let mut child = command
-        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running after 20 s: {command:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(&out).unwrap(),
-        stderr: std::fs::read(&err).unwrap(),
-    }
 }

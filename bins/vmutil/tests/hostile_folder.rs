@@ -4,11 +4,10 @@
 //! `chmod` fix.
 #![cfg(unix)]
 
-use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use test_support::copy_vector;
 
@@ -17,37 +16,13 @@ const FILES: [&str; 3] = ["client_cert.pem", "client_key.pem", "passphrase"];
 
 /// `vmutil -a vmd -d DIR checkcerts`, killed (and the test failed) after 20 s.
 fn checkcerts(directory: &Path) -> Output {
-    let capture = tempfile::tempdir().unwrap();
-    let (out, err) = (capture.path().join("out"), capture.path().join("err"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmutil"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmutil"));
+    command
         .args(["-a", "vmd", "-d"])
         .arg(directory)
         .arg("checkcerts")
-        .env_remove("CTE_AGENT_ROOT")
-        .stdout(Stdio::from(File::create(&out).unwrap()))
-        .stderr(Stdio::from(File::create(&err).unwrap()))
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "checkcerts on {} still running after 20 s",
-                directory.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(&out).unwrap(),
-        stderr: std::fs::read(&err).unwrap(),
-    }
+        .env_remove("CTE_AGENT_ROOT");
+    test_support::run_within(command, Duration::from_secs(20))
 }
 
 fn text(output: &Output) -> String {

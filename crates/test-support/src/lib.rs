@@ -439,3 +439,47 @@ pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .map(|(path, _)| path)
         .collect()
 }
+
+/// Runs `command` with its output captured in files (so a child that fills a pipe cannot block),
+/// killing it and failing the test when it is still running after `limit`: for inputs that could
+/// hang a process (a FIFO, `/dev/zero`).
+///
+/// # Panics
+/// When the command cannot start, or outlives `limit`.
+pub fn run_within(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let capture = tempfile::tempdir().expect("a temporary folder");
+    let (out, err) = (capture.path().join("stdout"), capture.path().join("stderr"));
+    let mut child = command
+        .stdout(Stdio::from(
+            std::fs::File::create(&out).expect("stdout file"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(&err).expect("stderr file"),
+        ))
+        .spawn()
+        .expect("the command starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the command") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}: {command:?}: {}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(&out).unwrap_or_default(),
+        stderr: std::fs::read(&err).unwrap_or_default(),
+    }
+}

@@ -584,7 +584,7 @@ fn server_config(pki: &RelayPki) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_client_cert_verifier(Arc::new(AcceptAnyClientCertificate { provider }))
+        .with_client_cert_verifier(Arc::new(AcceptAnyClientCertificate::new(provider)))
         .with_single_cert(
             vec![pki.server_certificate.clone()],
             pki.server_key.clone_key(),
@@ -595,9 +595,18 @@ fn server_config(pki: &RelayPki) -> Result<Arc<ServerConfig>> {
 
 /// Requests a client certificate, accepts connections without one, and accepts any presented
 /// chain (the handshake signature is still verified, proving the client holds the leaf's key).
+/// For test servers that pass the certificate on to the emulator, which judges it (this relay,
+/// the vmd tests' fake manager). Never for a real server.
 #[derive(Debug)]
-struct AcceptAnyClientCertificate {
+pub struct AcceptAnyClientCertificate {
     provider: Arc<CryptoProvider>,
+}
+
+impl AcceptAnyClientCertificate {
+    /// A verifier checking handshake signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        Self { provider }
+    }
 }
 
 impl ClientCertVerifier for AcceptAnyClientCertificate {
