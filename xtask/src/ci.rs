@@ -30,7 +30,9 @@ pub(crate) fn run() -> Result<()> {
         "xtask/emulator",
     ])?;
     examples_and_docs()?;
+    prometheus_rules_check()?;
     windows_check()?;
+    crate::package::check()?;
     supply_chain()?;
     Ok(())
 }
@@ -82,6 +84,36 @@ fn windows_check() -> Result<()> {
     let status = crate::emulator_task("windows", &[])?;
     if !status.success() {
         bail!("cargo xtask windows failed ({status})");
+    }
+    Ok(())
+}
+
+/// The alerting rules in `contrib/prometheus` through `promtool` (Debian package `prometheus`):
+/// `check rules` (syntax, PromQL, templates) and `test rules` (the unit test file: each alert
+/// fires when it should and not before). Without promtool it says SKIPPED; the rules' shape and
+/// the series they use are still checked by `bins/vmd/tests/metrics.rs`.
+fn prometheus_rules_check() -> Result<()> {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: promtool not installed; contrib/prometheus rules were not checked");
+        return Ok(());
+    }
+    let folder = project_root().join("contrib/prometheus");
+    for arguments in [
+        ["check", "rules", "cte-agent.rules.yml"],
+        ["test", "rules", "cte-agent.rules.test.yml"],
+    ] {
+        eprintln!(
+            "$ (cd contrib/prometheus && promtool {})",
+            arguments.join(" ")
+        );
+        let status = Command::new("promtool")
+            .args(arguments)
+            .current_dir(&folder)
+            .status()
+            .context("running promtool")?;
+        if !status.success() {
+            bail!("promtool {} failed ({status})", arguments.join(" "));
+        }
     }
     Ok(())
 }
@@ -260,7 +292,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Each library crate's example program (they use committed test data, temporary folders and at
 /// most 127.0.0.1, and finish in seconds), then the API docs with rustdoc warnings as errors.
-const EXAMPLES: [(&str, &str); 7] = [
+const EXAMPLES: [(&str, &str); 8] = [
+    ("cert-vocabulary", "vocabulary"),
     ("cert-loading", "load_vector"),
     ("keystore", "stage_and_activate"),
     ("renewal-policy", "timeline"),

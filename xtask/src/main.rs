@@ -1,16 +1,21 @@
 //! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`, `cargo xtask bench`, `cargo xtask fuzz`,
-//! `cargo xtask windows`.
+//! `cargo xtask windows`, `cargo xtask man`, `cargo xtask package`.
 //!
 //! Two builds of one binary. The `cargo xtask` alias builds it without features: `--help`, `ci`'s
 //! own steps (fmt, clippy, tests, cargo-deny), `fuzz` and `fixtures` need nothing of the emulator's
 //! server stack. The tasks that start the emulator (`demo`, `bench`, `windows`) live behind the
 //! `emulator` feature; the light build hands them to `cargo run -p xtask --features emulator`
-//! (see [`emulator_task`]), which compiles that stack the first time it is needed.
+//! (see [`emulator_task`]), which compiles that stack the first time it is needed. `man` (the man
+//! pages and completions from the binaries' clap definitions, which come with the agent) is the
+//! same with the `docs` feature.
 
 mod bench;
 mod ci;
 mod demo;
 mod fuzz;
+#[cfg(any(test, feature = "docs"))]
+mod manpages;
+mod package;
 mod tidy;
 mod windows;
 
@@ -31,6 +36,9 @@ fn run() -> Result<()> {
         "ci" => ci::run(),
         "fuzz" => fuzz::run(&rest),
         "demo" | "bench" | "windows" => run_emulator_task(&task, &rest),
+        "man" => run_docs_task(&rest),
+        "package" => package::run(&rest),
+        "package-installed" => run_emulator_task(&task, &rest),
         "fixtures" => {
             let script = project_root().join("testdata/regenerate.sh");
             let status = std::process::Command::new("bash")
@@ -44,7 +52,7 @@ fn run() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]\n  windows   the Windows builds of register_host, vmutil and vmd under Wine against the emulator"
+                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests, the packages and their checks, cargo-deny\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]\n  windows   the Windows builds of register_host, vmutil and vmd under Wine against the emulator\n  man       regenerate the man pages (contrib/man) and shell completions (contrib/completions) from the clap definitions\n  package   the .deb and .rpm of the agent (cte-agent) and of the emulator, in target/debian and target/generate-rpm [--check: and ci's package checks]"
             );
             if task.is_empty() || task == "help" || task == "--help" {
                 Ok(())
@@ -62,6 +70,7 @@ fn run_emulator_task(task: &str, rest: &[String]) -> Result<()> {
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
         "windows" => windows::run(),
+        "package-installed" => package::run_installed(rest),
         _ => bail!("{task:?} is not an emulator task"),
     }
 }
@@ -87,9 +96,34 @@ fn run_emulator_task(task: &str, rest: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask man`, in the build that has the clap definitions.
+#[cfg(feature = "docs")]
+fn run_docs_task(rest: &[String]) -> Result<()> {
+    manpages::run(rest)
+}
+
+/// `cargo xtask man` from a build without the `docs` feature: that build runs it.
+#[cfg(not(feature = "docs"))]
+fn run_docs_task(rest: &[String]) -> Result<()> {
+    let status = feature_task("docs", "man", rest)?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
 /// Runs `cargo xtask TASK ARGUMENTS...` as the build with the `emulator` feature (built first if
 /// needed; as quiet as the `cargo xtask` alias). Used for `demo`, `bench` and `windows`.
 pub(crate) fn emulator_task(task: &str, arguments: &[String]) -> Result<std::process::ExitStatus> {
+    feature_task("emulator", task, arguments)
+}
+
+/// Runs `cargo xtask TASK ARGUMENTS...` as the build with `feature`.
+pub(crate) fn feature_task(
+    feature: &str,
+    task: &str,
+    arguments: &[String],
+) -> Result<std::process::ExitStatus> {
     std::process::Command::new(env!("CARGO"))
         .args([
             "run",
@@ -97,18 +131,17 @@ pub(crate) fn emulator_task(task: &str, arguments: &[String]) -> Result<std::pro
             "--package",
             "xtask",
             "--features",
-            "emulator",
+            feature,
             "--",
             task,
         ])
         .args(arguments)
         .current_dir(project_root())
         .status()
-        .with_context(|| format!("running cargo run -p xtask --features emulator -- {task}"))
+        .with_context(|| format!("running cargo run -p xtask --features {feature} -- {task}"))
 }
 
 /// Cargo's target folder (`CARGO_TARGET_DIR` when set, else `target/` in the workspace).
-#[cfg(feature = "emulator")]
 pub(crate) fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

@@ -89,10 +89,15 @@ fn renewal_policy_depends_on_no_io_crate_and_forbids_the_clock() {
     let policy = &packages["renewal-policy"];
     assert_eq!(
         policy.normal,
-        vec!["sha2".to_string()],
+        vec!["cert-vocabulary".to_string(), "sha2".to_string()],
         "renewal-policy must stay pure"
     );
     let clippy = std::fs::read_to_string(policy.folder.join("clippy.toml")).unwrap();
+    assert!(clippy.contains("std::time::SystemTime::now"));
+    // The vocabulary under it is as pure: hashing, hex and der's calendar, no clock.
+    let vocabulary = &packages["cert-vocabulary"];
+    assert_eq!(vocabulary.normal, vec!["base16ct", "der", "sha2"]);
+    let clippy = std::fs::read_to_string(vocabulary.folder.join("clippy.toml")).unwrap();
     assert!(clippy.contains("std::time::SystemTime::now"));
 }
 
@@ -252,4 +257,100 @@ fn the_systemd_unit_verifies() {
         .filter(|line| !line.contains("Failed to") && !line.contains("System has not been booted"))
         .collect();
     assert!(problems.is_empty(), "systemd-analyze verify: {problems:?}");
+}
+
+/// The non-test Rust sources: `src/` of every crate, binary and xtask (tests, benches, examples
+/// and fuzz targets are not counted).
+fn source_files() -> Vec<PathBuf> {
+    fn walk(folder: &std::path::Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for group in ["crates", "bins"] {
+        for entry in std::fs::read_dir(project_root().join(group)).unwrap() {
+            let source = entry.unwrap().path().join("src");
+            if source.is_dir() {
+                walk(&source, &mut found);
+            }
+        }
+    }
+    walk(&project_root().join("xtask/src"), &mut found);
+    found.sort();
+    found
+}
+
+/// What a file over the limits must say near its top (in its first 20 lines), with the reason.
+const LENGTH_REASON: &str = "Longer than usual because";
+
+/// The lines of `text` before its `#[cfg(test)]` module, if it has one at the top level.
+fn without_unit_tests(text: &str) -> Vec<&str> {
+    text.lines()
+        .take_while(|line| !line.starts_with("#[cfg(test)]"))
+        .collect()
+}
+
+#[test]
+fn no_source_file_over_800_lines_without_a_reason_at_its_top() {
+    let mut long = Vec::new();
+    for path in source_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines = without_unit_tests(&text).len();
+        let top: String = text.lines().take(20).collect::<Vec<_>>().join("\n");
+        if lines > 800 && !top.contains(LENGTH_REASON) {
+            long.push(format!("{} ({lines} lines)", path.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these by job, or say why at the top (\"{LENGTH_REASON} ...\"): {long:#?}"
+    );
+}
+
+#[test]
+fn no_function_over_150_lines_without_a_reason_above_it() {
+    let mut long = Vec::new();
+    for path in source_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines = without_unit_tests(&text);
+        for (start, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let is_function = [
+                "fn ",
+                "pub fn ",
+                "pub(crate) fn ",
+                "pub(super) fn ",
+                "async fn ",
+                "pub async fn ",
+                "pub(crate) async fn ",
+                "const fn ",
+                "pub const fn ",
+            ]
+            .iter()
+            .any(|prefix| trimmed.starts_with(prefix));
+            // A declaration without a body (a trait method) ends on its own line.
+            if !is_function || trimmed.ends_with(';') {
+                continue;
+            }
+            let indent = &line[..line.len() - trimmed.len()];
+            let closing = format!("{indent}}}");
+            let Some(length) = lines[start..].iter().position(|line| *line == closing) else {
+                continue;
+            };
+            let above = lines[start.saturating_sub(6)..start].join("\n");
+            if length > 150 && !above.contains(LENGTH_REASON) {
+                long.push(format!("{}:{} ({length} lines)", path.display(), start + 1));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these functions, or say why in the comment above (\"{LENGTH_REASON} ...\"): {long:#?}"
+    );
 }

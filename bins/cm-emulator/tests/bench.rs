@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use test_pki::{
     CertificateAuthority, ClientCertificateRequest, IssuedCertificate, KeyMaterial, KeyType,
 };
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 const CONCURRENCY: usize = 32;
 const CLIENTS_PER_KEY_TYPE: usize = 500;
@@ -27,25 +26,7 @@ const CLIENTS_PER_KEY_TYPE: usize = 500;
 const RSA_KEYS: usize = 4;
 
 fn agent(ca_pem: &[u8], identity: Option<&IssuedCertificate>) -> ureq::Agent {
-    let mut tls =
-        TlsConfig::builder()
-            .root_certs(RootCerts::new_with_certs(&[
-                Certificate::from_pem(ca_pem).unwrap()
-            ]));
-    if let Some(issued) = identity {
-        let chain: Vec<Certificate<'static>> = issued
-            .chain_der()
-            .iter()
-            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-            .collect();
-        let key = PrivateKey::from_pem(issued.key_pkcs8_pem().as_bytes()).unwrap();
-        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-    }
-    ureq::Agent::config_builder()
-        .tls_config(tls.build())
-        .http_status_as_error(false)
-        .build()
-        .new_agent()
+    test_support::mtls_agent(ca_pem, identity, None).unwrap()
 }
 
 fn call(
@@ -71,15 +52,10 @@ fn call(
 
 fn resident_kib(child: &Child) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        test_support::proc_status_field(&status, "VmRSS:"),
+        test_support::proc_status_field(&status, "VmHWM:"),
+    )
 }
 
 fn register_all(

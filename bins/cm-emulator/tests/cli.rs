@@ -131,3 +131,32 @@ fn binary_lists_and_checks_the_retire_old_certificate_values() {
     assert!(stderr.contains("'never'"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn binary_lists_and_checks_the_trusted_ca_changes_values() {
+    let help = Command::new(env!("CARGO_BIN_EXE_cm-emulator"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    // Lines wrap at the terminal width: compare with single spaces.
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("--trusted-ca-changes"), "{help}");
+    assert!(
+        help.contains("[possible values: at-web-restart, immediately]"),
+        "{help}"
+    );
+    assert!(help.contains("[default: at-web-restart]"), "{help}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cm-emulator"))
+        .args(["--trusted-ca-changes", "later", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'later'"), "{stderr}");
+}

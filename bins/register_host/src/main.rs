@@ -7,80 +7,8 @@ use std::time::SystemTime;
 use agent::register::{RegistrationOptions, TrustChoice};
 use agent::{AgentError, ExitStatus};
 use clap::Parser;
+use register_host::{Cli, normalize_product_spellings};
 use zeroize::Zeroizing;
-
-const AFTER_HELP: &str = "\
-The certificate directory holds client_cert.pem, client_key.pem (passphrase-encrypted) and passphrase.
-
-The registration token: prefer --token-file FILE, --token - (one line from standard input) or the REG_TOKEN environment variable. A token written on the command line (--token T) is visible to every local user (ps, /proc/PID/cmdline) while register_host runs.
-
-Precedence: a command-line flag (--token, --token-file) wins over the environment (REG_TOKEN, EXTERNAL_CERT_DIR), which wins over the silent file.
-
-Proxy: --proxy wins over PROXY in an existing agent.conf, which wins over https_proxy/HTTPS_PROXY/all_proxy/ALL_PROXY with no_proxy/NO_PROXY (HTTP_PROXY is not used: the manager is https). --proxy is not stored; set PROXY in agent.conf for vmd. A proxy password given with --proxy is visible to local users (ps): prefer PROXY in agent.conf or HTTPS_PROXY.
-
-The product's single-dash spellings work too: -token=T -agent=NAME -description=TEXT -extcertdir=DIR.
-
-Silent registration: register_host [flags] silent FILE, with SERVER_HOSTNAME (may carry :port), REG_TOKEN, AGENT_HOST_NAME, HOST_DESC, EXTERNAL_CERT_DIR, CM_CA_FILE or CM_FINGERPRINT.
-
-Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed.";
-
-#[derive(Parser)]
-#[command(
-    name = "register_host",
-    about = "Register this host with the manager using an external client certificate.",
-    after_help = AFTER_HELP
-)]
-struct Cli {
-    /// The agent root (default: $CTE_AGENT_ROOT or /opt/vormetric/DataSecurityExpert/agent).
-    #[arg(long, value_name = "DIR")]
-    agent_root: Option<PathBuf>,
-    /// The registration token created on the manager; `-` reads one line from standard input.
-    /// Prefer --token-file or REG_TOKEN: a token on the command line is visible to other users.
-    #[arg(long, value_name = "TOKEN|-")]
-    token: Option<String>,
-    /// A file holding the registration token (first line; links are not followed; warns when
-    /// group or others can read it).
-    #[arg(long, value_name = "FILE", conflicts_with = "token")]
-    token_file: Option<PathBuf>,
-    /// The name to register this host under (default: the host name).
-    #[arg(long, value_name = "NAME")]
-    agent: Option<String>,
-    /// A description shown on the manager.
-    #[arg(long, value_name = "TEXT")]
-    description: Option<String>,
-    /// The external certificate directory (default: $EXTERNAL_CERT_DIR).
-    #[arg(long, value_name = "DIR")]
-    extcertdir: Option<PathBuf>,
-    /// A PEM file of CA certificates the manager's web certificate must chain to.
-    #[arg(long, value_name = "FILE", conflicts_with = "cm_fingerprint")]
-    cm_ca: Option<PathBuf>,
-    /// The SHA-256 fingerprint of the manager's web certificate (hex, colons optional).
-    #[arg(long, value_name = "SHA256")]
-    cm_fingerprint: Option<String>,
-    /// After success, overwrite and remove the three input files (only the very files that were
-    /// read: a file replaced or turned into a link since is left alone, with a WARNING; the exit
-    /// code stays 0 as the registration is done).
-    #[arg(long)]
-    shred_input: bool,
-    /// Replace an existing registration (the old identity stays until the new one is active).
-    #[arg(long)]
-    force: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
-    // The text is clap's --help output, not Markdown: keep its brackets as they are.
-    #[allow(rustdoc::broken_intra_doc_links)]
-    /// The HTTP proxy to the manager for this run (not stored in agent.conf):
-    /// http://[user:password@]host[:port], or `none` to connect directly. Default: agent.conf's
-    /// PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
-    #[arg(long, value_name = "URL|none")]
-    proxy: Option<String>,
-    // The text is clap's --help output, not Markdown: keep its brackets as they are.
-    #[allow(rustdoc::broken_intra_doc_links)]
-    /// The manager (CM_HOST[:PORT] or https://URL), or `silent FILE`.
-    #[arg(value_name = "CM_HOST[:PORT]|URL", num_args = 1..=2, required = true)]
-    target: Vec<String>,
-}
 
 fn main() -> ExitCode {
     // No core dumps or same-user ptrace of a process that holds keys (docs/security.md).
@@ -121,41 +49,26 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             eprintln!("register_host: error: {error}");
+            if let Some(hint) = flag_hint(&error) {
+                eprintln!("register_host: {hint}");
+            }
             ExitCode::from(error.exit_status().code())
         }
     }
 }
 
-/// `-token=T` (one dash, as the product's Windows installer passes it) becomes `--token=T`.
-fn normalize_product_spellings(
-    arguments: impl Iterator<Item = std::ffi::OsString>,
-) -> Vec<std::ffi::OsString> {
-    const PRODUCT_FLAGS: [&str; 8] = [
-        "token",
-        "agent",
-        "description",
-        "extcertdir",
-        "agent-root",
-        "cm-ca",
-        "cm-fingerprint",
-        "json",
-    ];
-    arguments
-        .map(|argument| {
-            let Some(text) = argument.to_str() else {
-                return argument;
-            };
-            if let Some(rest) = text.strip_prefix('-')
-                && !rest.starts_with('-')
-            {
-                let name = rest.split('=').next().unwrap_or_default();
-                if PRODUCT_FLAGS.contains(&name) {
-                    return format!("--{rest}").into();
-                }
-            }
-            argument
-        })
-        .collect()
+/// What to type for the errors that this command's flags answer (the library says what is
+/// wrong in its own terms; the flags are this binary's).
+fn flag_hint(error: &AgentError) -> Option<&'static str> {
+    match error {
+        AgentError::AlreadyRegistered { .. } => Some(
+            "to replace it, run again with --force (the old identity stays active until the new one is)",
+        ),
+        AgentError::Expired { .. } => {
+            Some("run again with --force, a new certificate set (--extcertdir) and a new token")
+        }
+        _ => None,
+    }
 }
 
 /// The token, by precedence: `--token-file`, `--token -` (standard input), `--token T` (with a
@@ -215,7 +128,10 @@ fn registration_token(
 
 fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
     if let Some(proxy) = &cli.proxy {
-        agent::manager::set_proxy_override(proxy)?;
+        agent::manager::set_proxy_override(
+            agent::manager::ProxySetting::parse(proxy)
+                .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
+        );
     }
     let silent = match cli.target.as_slice() {
         [word, file] if word == "silent" => {
@@ -269,10 +185,17 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
         })?;
     let trust = match (cli.cm_ca, cli.cm_fingerprint) {
         (Some(ca), _) => TrustChoice::CaFile(ca),
-        (None, Some(fingerprint)) => TrustChoice::Fingerprint(fingerprint),
+        (None, Some(text)) => match text.parse::<agent::Fingerprint>() {
+            Ok(fingerprint) => TrustChoice::Fingerprint(fingerprint),
+            Err(error) => {
+                return Err(AgentError::Usage(format!(
+                    "--cm-fingerprint \"{text}\": {error}"
+                )));
+            }
+        },
         (None, None) => match (&silent.cm_ca_file, &silent.cm_fingerprint) {
             (Some(ca), _) => TrustChoice::CaFile(ca.clone()),
-            (None, Some(fingerprint)) => TrustChoice::Fingerprint(fingerprint.clone()),
+            (None, Some(fingerprint)) => TrustChoice::Fingerprint(*fingerprint),
             (None, None) => {
                 return Err(AgentError::Usage(
                     "say how to verify the manager: --cm-ca FILE or --cm-fingerprint SHA256 (the manager's web certificate fingerprint)"

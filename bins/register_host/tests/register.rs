@@ -148,8 +148,13 @@ fn registers_a_p384_traditional_set_from_the_environment_with_product_spellings_
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["client_name"], "host-p384");
     let conf = std::fs::read_to_string(root.path().join("vmd/etc/agent.conf")).unwrap();
+    // Parsed once from the flag, written in one canonical form (OpenSSL's).
+    let canonical = fingerprint
+        .parse::<cert_loading::Fingerprint>()
+        .unwrap()
+        .to_colon_hex();
     assert!(
-        conf.contains(&format!("CM_FINGERPRINT={fingerprint}")),
+        conf.contains(&format!("CM_FINGERPRINT={canonical}\n")),
         "{conf}"
     );
     assert_no_secrets(root.path(), set.path(), &all, &token);
@@ -488,14 +493,33 @@ fn the_token_comes_from_a_file_standard_input_or_the_environment_never_from_argv
 
     let manager = Manager::start().unwrap();
     let ca = manager
-        .add_external_ca(&test_ca_pem("ca-rsa").unwrap(), "ext-rsa")
+        .add_external_ca(&test_ca_pem("ca-p384").unwrap(), "ext-p384")
         .unwrap();
     manager.trust_external_ca(&ca).unwrap();
     manager.restart_web().unwrap();
     let relay = FaultRelay::in_front_of(&manager).unwrap();
+    let issuer = test_support::test_ca("ca-p384").unwrap();
+    // A certificate of its own for each host: the manager holds one certificate for one client.
+    let fresh_set = |host: &str| {
+        let set = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        test_support::issue_set(
+            &issuer,
+            test_pki::KeyType::P384,
+            &format!("{host}.example"),
+            (
+                now - Duration::from_secs(3600),
+                now + Duration::from_secs(30 * 86_400),
+            ),
+            set.path(),
+            "test-only-token-source-passphrase",
+        )
+        .unwrap();
+        set
+    };
     for source in ["file", "stdin", "env"] {
         let token = manager.create_token(&ca, None, "1h").unwrap();
-        let set = copy_vector("good", RSA_PKCS8).unwrap();
+        let set = fresh_set(&format!("host-{source}"));
         relay.add_identity_dir(set.path()).unwrap();
         relay.push_rule(
             Rule::new(
@@ -571,7 +595,7 @@ fn the_token_comes_from_a_file_standard_input_or_the_environment_never_from_argv
     }
     // A token on the command line still works, with a note saying why not to.
     let token = manager.create_token(&ca, None, "1h").unwrap();
-    let set = copy_vector("good", RSA_PKCS8).unwrap();
+    let set = fresh_set("host-argv");
     let root = tempfile::tempdir().unwrap();
     let output = register_host(
         root.path(),

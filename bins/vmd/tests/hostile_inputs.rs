@@ -4,6 +4,7 @@
 //! message naming what is wrong, the agent root byte-identical afterwards, and no secret in the
 //! output. The table is printed (`cargo test -p vmd --test hostile_inputs -- --nocapture`).
 
+mod common;
 mod hostile;
 
 use std::path::{Path, PathBuf};
@@ -416,7 +417,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
                 "https://admin:pw@cm.example.com",
             ],
             3,
-            "give only the host",
+            "credentials in the address are not supported",
         ),
         (
             "empty token",
@@ -582,7 +583,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
                 untouched.address(),
             ],
             2,
-            "agent name (--agent) contains a line break",
+            "agent name contains a line break",
         ),
         (
             "unknown flag",
@@ -623,7 +624,7 @@ fn hostile_inputs_at_every_entry_point_are_refused_cleanly() {
         ("silent file not UTF-8", b"SERVER_HOSTNAME=\xff\xfe\nREG_TOKEN=x\n".to_vec(), 3, "the silent registration file is not UTF-8"),
         ("silent file empty", Vec::new(), 2, "no SERVER_HOSTNAME"),
         ("silent file binary noise", (0..2048u32).map(|i| (i * 31 % 256) as u8).collect(), 3, "silent"),
-        ("silent file with a bad fingerprint", format!("SERVER_HOSTNAME={}\nREG_TOKEN={TOKEN}\nEXTERNAL_CERT_DIR={good_dir}\nCM_FINGERPRINT=abc\n", untouched.address()).into_bytes(), 2, "not a SHA-256 fingerprint"),
+        ("silent file with a bad fingerprint", format!("SERVER_HOSTNAME={}\nREG_TOKEN={TOKEN}\nEXTERNAL_CERT_DIR={good_dir}\nCM_FINGERPRINT=abc\n", untouched.address()).into_bytes(), 3, "CM_FINGERPRINT is invalid: not a SHA-256 fingerprint"),
         ("silent file with an http:// server", format!("SERVER_HOSTNAME=http://cm.example.com\nREG_TOKEN={TOKEN}\nEXTERNAL_CERT_DIR={good_dir}\nCM_FINGERPRINT={fingerprint}\n").into_bytes(), 3, "only https://"),
     ];
     for (index, (name, contents, code, needle)) in silent_cases.into_iter().enumerate() {
@@ -931,11 +932,7 @@ fn a_manager_that_stalls_hits_the_request_timeout() {
     );
     let client = cm_client::ManagerClient::new(
         cm_client::ManagerUrl::parse(stalling.address()).unwrap(),
-        cm_client::ServerTrust::Sha256Fingerprint(
-            cert_loading::Fingerprint::parse(stalling.fingerprint())
-                .unwrap()
-                .0,
-        ),
+        cm_client::ServerTrust::Sha256Fingerprint(stalling.fingerprint().parse().unwrap()),
         None,
         cm_client::Options {
             request_timeout: Duration::from_secs(2),
@@ -1054,9 +1051,14 @@ fn links_to_dev_zero_and_fifos_in_the_folder_end_renewal_runs_promptly() {
                 "updatecerts, {file} {target:?}: {all}"
             );
             let after = snapshot_tree(host.root.path());
-            // The renewal check records its verdict (log, status, its lock file); the identity,
-            // agent.conf and everything else stay byte-identical.
-            let recorded = ["vmd/log/", "vmd/run/status.json", "vmd/run/renewal.lock"];
+            // The renewal check records its verdict (log, status, metrics state, its lock file);
+            // the identity, agent.conf and everything else stay byte-identical.
+            let recorded = [
+                "vmd/log/",
+                "vmd/run/status.json",
+                "vmd/run/metrics-state.json",
+                "vmd/run/renewal.lock",
+            ];
             let changed: Vec<_> = after
                 .iter()
                 .filter(|entry| !before.contains(entry))

@@ -15,6 +15,7 @@
 //! crash points of the renewal journal are covered by `renewal.rs` (SIGKILL at each step); this
 //! file covers the manager's side.
 
+mod common;
 mod hostile;
 
 use std::process::Output;
@@ -148,7 +149,8 @@ fn assert_identity_kept(
                 fingerprint(renewal),
                 "{scenario}: {text}"
             );
-            let status = keystore::Keystore::open(host.root.path())
+            let status = agent::paths::AgentRoot::new(host.root.path())
+                .open_store()
                 .unwrap()
                 .status()
                 .unwrap();

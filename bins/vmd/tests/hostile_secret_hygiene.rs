@@ -2,6 +2,7 @@
 //! are warned about, a full registration and renewal leave no secret anywhere, and every binary
 //! makes itself non-dumpable at start.
 
+mod common;
 mod hostile;
 
 use std::process::Command;

@@ -13,36 +13,23 @@
 //! Note: cm-client retries login, status and renew twice after connection errors and 502-504, so
 //! a fault applied once is usually absorbed within one run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use cm_emulator::RetireOldCertificate;
+use common::{DAY, sibling_binary, text};
 use test_pki::KeyType;
 use test_support::relay::{Fault, FaultRelay, Rule, leaf_sha256};
 use test_support::{Manager, test_ca, test_ca_pem};
 
-const DAY: Duration = Duration::from_secs(86_400);
-const PASSPHRASE: &str = "test-only-relay-faults-passphrase";
 const COMMON_NAME: &str = "host1.example";
 const LOGIN: &str = "/auth/tokens";
 const RENEW: &str = "/self/client/renew";
 /// At most this many `vmd --once` runs to settle.
 const SETTLE_RUNS: usize = 3;
-
-/// stdout and stderr together.
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Another binary of the workspace, built now so a `cargo test -p vmd` never runs a stale copy.
-fn sibling_binary(name: &str) -> PathBuf {
-    test_support::sibling_binary(Path::new(env!("CARGO_BIN_EXE_vmd")), name)
-}
 
 /// A certificate set written to a folder of its own.
 struct Set {
@@ -169,13 +156,7 @@ impl Host {
     }
 
     fn current_fingerprint(&self) -> String {
-        keystore::Keystore::open(self.root.path())
-            .unwrap()
-            .current()
-            .unwrap()
-            .certificate()
-            .fingerprint
-            .to_string()
+        common::current_fingerprint(self.root.path())
     }
 
     fn manager_fingerprint(&self) -> String {
@@ -186,7 +167,7 @@ impl Host {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join("vmd/log/vmd.log")).unwrap_or_default()
+        common::log(self.root.path())
     }
 
     /// How many requests the relay applied `fault` to so far.
@@ -246,17 +227,16 @@ fn issue(
     not_after: SystemTime,
     folder: &Path,
 ) -> (String, String) {
-    let issued = test_support::issue_set(
+    let issued = common::issue(
         ca,
         KeyType::P384,
         COMMON_NAME,
-        (SystemTime::now() - DAY, not_after),
+        SystemTime::now() - DAY,
+        not_after,
         folder,
-        PASSPHRASE,
-    )
-    .unwrap();
+    );
     (
-        cert_loading::Fingerprint::of(issued.certificate_der()).to_string(),
+        common::fingerprint(&issued),
         leaf_sha256(issued.certificate_der()),
     )
 }

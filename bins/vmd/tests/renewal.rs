@@ -3,17 +3,15 @@
 //! Certificates are issued at test time by the committed test CAs (testdata/pki) with short
 //! lifetimes, so the real clock is inside the 60-day renewal window without sleeping.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use agent::paths::AgentRoot;
-use agent::register::{RegistrationOptions, TrustChoice};
+use common::{DAY, sibling_binary, text};
 use test_pki::KeyType;
 use test_support::{Manager, snapshot_tree, test_ca, test_ca_pem};
-
-const DAY: Duration = Duration::from_secs(86_400);
-const PASSPHRASE: &str = "test-only-renewal-passphrase";
 
 struct Host {
     manager: Manager,
@@ -42,17 +40,7 @@ impl Host {
             cert_dir.path(),
         );
         let root = tempfile::tempdir().unwrap();
-        let options = RegistrationOptions {
-            manager: manager.host_port(),
-            token: token.into(),
-            agent_name: Some("host1".to_string()),
-            description: String::new(),
-            external_cert_dir: cert_dir.path().to_path_buf(),
-            trust: TrustChoice::CaFile(manager.web_ca_path()),
-            shred_input: false,
-            force: false,
-        };
-        agent::register::register(&AgentRoot::new(root.path()), &options, now).unwrap();
+        common::register(&manager, &token, "host1", cert_dir.path(), root.path());
         Host {
             manager,
             root,
@@ -88,13 +76,7 @@ impl Host {
     }
 
     fn current_fingerprint(&self) -> String {
-        keystore::Keystore::open(self.root.path())
-            .unwrap()
-            .current()
-            .unwrap()
-            .certificate()
-            .fingerprint
-            .to_string()
+        common::current_fingerprint(self.root.path())
     }
 
     fn manager_fingerprint(&self) -> String {
@@ -105,7 +87,7 @@ impl Host {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join("vmd/log/vmd.log")).unwrap_or_default()
+        common::log(self.root.path())
     }
 }
 
@@ -118,29 +100,14 @@ fn issue(
     not_after: SystemTime,
     directory: &Path,
 ) -> String {
-    let issued = test_support::issue_set(
+    common::fingerprint(&common::issue(
         ca,
         key_type,
         common_name,
-        (not_before, not_after),
+        not_before,
+        not_after,
         directory,
-        PASSPHRASE,
-    )
-    .unwrap();
-    cert_loading::Fingerprint::of(issued.certificate_der()).to_string()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Another binary of the workspace, built now so a `cargo test -p vmd` never runs a stale copy.
-fn sibling_binary(name: &str) -> PathBuf {
-    test_support::sibling_binary(Path::new(env!("CARGO_BIN_EXE_vmd")), name)
+    ))
 }
 
 fn renewal_is_accepted(ca: &str, key_type: KeyType) {
@@ -168,7 +135,8 @@ fn renewal_is_accepted(ca: &str, key_type: KeyType) {
 }
 
 fn root_holds_plaintext_key(host: &Host) -> bool {
-    let identity = keystore::Keystore::open(host.root.path())
+    let identity = agent::paths::AgentRoot::new(host.root.path())
+        .open_store()
         .unwrap()
         .current()
         .unwrap();
@@ -485,17 +453,7 @@ fn an_expired_certificate_requires_re_registration_and_nothing_is_attempted() {
         cert_dir.path(),
     );
     let root = tempfile::tempdir().unwrap();
-    let options = RegistrationOptions {
-        manager: manager.host_port(),
-        token: token.into(),
-        agent_name: Some("host1".to_string()),
-        description: String::new(),
-        external_cert_dir: cert_dir.path().to_path_buf(),
-        trust: TrustChoice::CaFile(manager.web_ca_path()),
-        shred_input: false,
-        force: false,
-    };
-    agent::register::register(&AgentRoot::new(root.path()), &options, now).unwrap();
+    common::register(&manager, &token, "host1", cert_dir.path(), root.path());
     std::thread::sleep(Duration::from_secs(4));
     // Even with a valid renewal set in place, nothing is sent once expired.
     issue(
@@ -582,7 +540,8 @@ fn crash_and_recover(point: &str) {
         text(&killed)
     );
     // Between the crash and the next run the host still has a complete identity.
-    let identity = keystore::Keystore::open(host.root.path())
+    let identity = agent::paths::AgentRoot::new(host.root.path())
+        .open_store()
         .unwrap()
         .current()
         .unwrap();

@@ -1,60 +1,12 @@
 //! `vmutil -a vmd ...`: the agent's utility (check a certificate directory, show status, update
 //! certificates by hand).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use agent::{AgentError, ExitStatus};
-use clap::{Parser, ValueEnum};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "vmutil",
-    about = "Agent utility: check an external certificate directory, show status, update certificates.",
-    after_help = ExitStatus::HELP
-)]
-struct Cli {
-    /// The agent to act on; only `vmd` is supported.
-    #[arg(short = 'a', value_name = "AGENT")]
-    agent: String,
-    /// The external certificate directory (for checkcerts and updatecerts).
-    #[arg(short = 'd', value_name = "DIR")]
-    directory: Option<PathBuf>,
-    /// The agent root (default: $CTE_AGENT_ROOT or /opt/vormetric/DataSecurityExpert/agent).
-    #[arg(long, value_name = "DIR", global = true)]
-    agent_root: Option<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    /// With updatecerts: validate locally and stop before contacting the manager.
-    #[arg(long, global = true)]
-    dry_run: bool,
-    // The text is clap's --help output, not Markdown: keep its brackets as they are.
-    #[allow(rustdoc::broken_intra_doc_links)]
-    /// The HTTP proxy to the manager for this run: http://[user:password@]host[:port], or `none`
-    /// to connect directly. Default: agent.conf's PROXY, else HTTPS_PROXY/ALL_PROXY/NO_PROXY.
-    #[arg(long, value_name = "URL|none", global = true)]
-    proxy: Option<String>,
-    /// With checkcerts: the external CA added on the manager (PEM); the chain must lead to it,
-    /// as the manager checks at registration.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// What to do.
-    command: Command,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Command {
-    /// Validate the directory given with -d, without contacting anything.
-    Checkcerts,
-    /// Show registration, current certificate and renewal state.
-    Status,
-    /// Print the days left before the current certificate expires.
-    Certexpiry,
-    /// Run the certificate update now with the directory given with -d.
-    Updatecerts,
-}
+use clap::Parser;
+use vmutil::{Cli, Command};
 
 fn main() -> ExitCode {
     // No core dumps or same-user ptrace of a process that holds keys (docs/security.md).
@@ -87,7 +39,10 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         )));
     }
     if let Some(proxy) = &cli.proxy {
-        agent::manager::set_proxy_override(proxy)?;
+        agent::manager::set_proxy_override(
+            agent::manager::ProxySetting::parse(proxy)
+                .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
+        );
     }
     let now = SystemTime::now();
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
@@ -113,6 +68,10 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             }
             Ok(ExitStatus::Ok)
         }
+        Command::Status if cli.prometheus => {
+            print!("{}", agent::metrics::render(&root, now)?);
+            Ok(ExitStatus::Ok)
+        }
         Command::Status => {
             let status = agent::status::status(&root, now)?;
             print_report(cli.json, &status, status.to_text());
@@ -130,7 +89,7 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         Command::Updatecerts => {
             let directory = need_directory()?;
             // A dry run changes nothing under the agent root, not even the log.
-            let log_file = (!cli.dry_run).then(|| root.vmd_log());
+            let log_file = (!cli.dry_run).then(|| agent::logging::log_file(&root, None));
             let logger = agent::logging::Logger::new("VMUTIL", log_file, true);
             let request = agent::renewal::CheckRequest {
                 directory_override: Some(directory),

@@ -85,7 +85,8 @@ struct Registrar {
 
 impl Registrar {
     fn start() -> Self {
-        let manager = Manager::start().unwrap();
+        // Vectors share certificates (they differ in how the key is encrypted).
+        let manager = Manager::start_sharing_certificates().unwrap();
         let tokens = ["ca-rsa", "ca-p384", "other-ca"]
             .into_iter()
             .map(|root| {

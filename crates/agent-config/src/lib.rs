@@ -24,6 +24,8 @@
 
 use std::path::PathBuf;
 
+pub use cert_vocabulary::Fingerprint;
+
 /// The keys of `agent.conf`.
 pub mod keys {
     /// The manager's base URL (`https://host:port`).
@@ -53,6 +55,13 @@ pub mod keys {
     /// directly; absent or empty: the environment (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as
     /// curl reads them). A `--proxy` flag wins over it.
     pub const PROXY: &str = "PROXY";
+    /// Where `vmd` writes its Prometheus metrics after every check and heartbeat (node_exporter's
+    /// textfile collector format, for example
+    /// `/var/lib/prometheus/node-exporter/cte-agent.prom`); absent or empty: no metrics file.
+    pub const METRICS_FILE: &str = "METRICS_FILE";
+    /// The folder of the log file `vorvmd_root.log`; absent or empty: `/var/log/vormetric` for
+    /// the product's agent root, `<agent root>/vmd/log` for any other. A `--log-dir` flag wins.
+    pub const LOG_DIR: &str = "LOG_DIR";
 }
 
 /// A problem in a configuration file.
@@ -268,8 +277,8 @@ impl ConfigFile {
 pub enum ManagerTrust {
     /// A PEM file of CA certificates.
     CaFile(PathBuf),
-    /// The SHA-256 of the web certificate, as written in the file.
-    Fingerprint(String),
+    /// The SHA-256 of the web certificate (parsed when the file is read).
+    Fingerprint(Fingerprint),
 }
 
 /// The `PROXY` setting of agent.conf, as written (the URL is checked by the agent, which knows
@@ -366,6 +375,10 @@ pub struct AgentSettings {
     pub status_interval_minutes: u32,
     /// The proxy to the manager (`PROXY`).
     pub proxy: ProxyConfig,
+    /// The Prometheus textfile to write (`METRICS_FILE`); `None`: none.
+    pub metrics_file: Option<PathBuf>,
+    /// The log folder (`LOG_DIR`); `None`: the default for the agent root.
+    pub log_dir: Option<PathBuf>,
 }
 
 /// Default renewal window (days), from the product documentation.
@@ -410,20 +423,10 @@ impl AgentSettings {
             .map(PathBuf::from);
         let manager_trust = match (file.get(keys::CM_CA_FILE), file.get(keys::CM_FINGERPRINT)) {
             (Some(ca), _) if !ca.is_empty() => ManagerTrust::CaFile(PathBuf::from(ca)),
-            (_, Some(fingerprint)) if !fingerprint.is_empty() => {
-                let digits = fingerprint.chars().filter(|c| *c != ':').count();
-                if digits != 64
-                    || !fingerprint
-                        .chars()
-                        .all(|c| c == ':' || c.is_ascii_hexdigit())
-                {
-                    return Err(invalid(
-                        keys::CM_FINGERPRINT,
-                        "expected 64 hex digits (SHA-256), with or without colons".to_string(),
-                    ));
-                }
-                ManagerTrust::Fingerprint(fingerprint.to_string())
-            }
+            (_, Some(text)) if !text.is_empty() => match text.parse::<Fingerprint>() {
+                Ok(fingerprint) => ManagerTrust::Fingerprint(fingerprint),
+                Err(error) => return Err(invalid(keys::CM_FINGERPRINT, error.to_string())),
+            },
             _ => {
                 return Err(missing(
                     keys::CM_CA_FILE,
@@ -487,8 +490,18 @@ impl AgentSettings {
                 1..=24 * 60,
             )?,
             proxy: ProxyConfig::from_file(file),
+            metrics_file: path_setting(file, keys::METRICS_FILE),
+            log_dir: path_setting(file, keys::LOG_DIR),
         })
     }
+}
+
+/// A path setting: absent or empty (after trimming) is `None`.
+pub fn path_setting(file: &ConfigFile, key: &str) -> Option<PathBuf> {
+    file.get(key)
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The typed view of a silent-registration file (`register_host silent FILE`).
@@ -508,8 +521,8 @@ pub struct SilentFile {
     pub external_cert_dir: Option<PathBuf>,
     /// `CM_CA_FILE` (this project's addition).
     pub cm_ca_file: Option<PathBuf>,
-    /// `CM_FINGERPRINT` (this project's addition).
-    pub cm_fingerprint: Option<String>,
+    /// `CM_FINGERPRINT` (this project's addition), parsed when the file is read.
+    pub cm_fingerprint: Option<Fingerprint>,
     /// Keys present in the file that this agent does not use (`AGENT_USEIP`, `HOST_PROFILE`,
     /// typos), so the caller can warn.
     pub ignored_keys: Vec<String>,
@@ -539,10 +552,22 @@ impl SilentFile {
     /// Parses the text of a silent-registration file.
     ///
     /// # Errors
-    /// [`Error::Syntax`] with the line number.
+    /// [`Error::Syntax`] with the line number; [`Error::Invalid`] for a `CM_FINGERPRINT` that
+    /// is not 64 hex digits.
     pub fn parse(text: &str, name: &str) -> Result<Self, Error> {
         let file = ConfigFile::parse_named(text, name)?;
         let value = |key: &str| file.get(key).filter(|v| !v.is_empty()).map(str::to_string);
+        let cm_fingerprint = match value("CM_FINGERPRINT") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<Fingerprint>()
+                    .map_err(|error| Error::Invalid {
+                        file: name.to_string(),
+                        key: "CM_FINGERPRINT".to_string(),
+                        reason: error.to_string(),
+                    })?,
+            ),
+        };
         let mut silent = Self {
             server_hostname: value("SERVER_HOSTNAME"),
             server_ip: value("SERVER_IP"),
@@ -551,7 +576,7 @@ impl SilentFile {
             host_description: value("HOST_DESC"),
             external_cert_dir: value("EXTERNAL_CERT_DIR").map(PathBuf::from),
             cm_ca_file: value("CM_CA_FILE").map(PathBuf::from),
-            cm_fingerprint: value("CM_FINGERPRINT"),
+            cm_fingerprint,
             ignored_keys: Vec::new(),
         };
         const KNOWN: [&str; 8] = [
@@ -650,6 +675,28 @@ mod tests {
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_err());
         bad.set(keys::CM_FINGERPRINT, &"ab".repeat(32));
         assert!(AgentSettings::from_file(&bad, "agent.conf").is_ok());
+    }
+
+    #[test]
+    fn metrics_file_and_log_dir_are_off_when_empty() {
+        let settings = |text: &str| {
+            let file = ConfigFile::parse(&format!("{SAMPLE}{text}")).unwrap();
+            AgentSettings::from_file(&file, "agent.conf").unwrap()
+        };
+        let plain = settings("");
+        assert_eq!((plain.metrics_file, plain.log_dir), (None, None));
+        let empty = settings("METRICS_FILE=\nLOG_DIR=  \n");
+        assert_eq!((empty.metrics_file, empty.log_dir), (None, None));
+        let set = settings(
+            "METRICS_FILE=/var/lib/prometheus/node-exporter/cte-agent.prom\nLOG_DIR=/var/log/vormetric\n",
+        );
+        assert_eq!(
+            set.metrics_file,
+            Some(PathBuf::from(
+                "/var/lib/prometheus/node-exporter/cte-agent.prom"
+            ))
+        );
+        assert_eq!(set.log_dir, Some(PathBuf::from("/var/log/vormetric")));
     }
 
     #[test]

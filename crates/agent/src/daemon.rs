@@ -7,7 +7,8 @@
 //! every connection, so a renewal (by this daemon or by `vmutil ... updatecerts`) takes effect
 //! from the next connection on: this is the "VMD restarted" step of the product document, done
 //! in-process. Signals are Unix-only; on Windows the daemon runs the same loop and stops with the
-//! service (documented in docs/operations.md).
+//! service (documented in docs/operations.md). After every check and heartbeat the metrics file
+//! (`METRICS_FILE`) is rewritten ([`crate::metrics`]).
 
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
@@ -37,7 +38,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
     let settings = renewal::load_settings(root)?;
     // One daemon per agent root: the pid file is written under its lock, held until we stop.
     let _daemon_lock = DaemonLock::acquire(root)?;
-    keystore::Keystore::open(root.path())?.verify()?;
+    root.open_store()?.verify()?;
     let (sender, receiver) = mpsc::channel();
     install_signals(sender)?;
     logger.message(
@@ -86,6 +87,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                             error: error.to_string(),
                         },
                     );
+                    crate::metrics::after_failed_check(root, logger, now);
                     next_check = now + Duration::from_secs(3600);
                 }
             }
@@ -94,7 +96,9 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             let interval = renewal::load_settings(root)
                 .map(|settings| u64::from(settings.status_interval_minutes) * 60)
                 .unwrap_or(3600);
-            next_heartbeat = match renewal::heartbeat(root) {
+            let beat = renewal::heartbeat(root);
+            crate::metrics::after_heartbeat(root, logger, &beat, now);
+            next_heartbeat = match beat {
                 Ok(_) => now + Duration::from_secs(interval),
                 Err(error) => {
                     logger.message(
@@ -113,10 +117,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                     now + Duration::from_secs(interval.min(300))
                 }
             };
-            if let (Ok(settings), Ok(store)) = (
-                renewal::load_settings(root),
-                keystore::Keystore::open(root.path()),
-            ) {
+            if let (Ok(settings), Ok(store)) = (renewal::load_settings(root), root.open_store()) {
                 renewal::upload_pending(&settings, &store, logger);
             }
         }

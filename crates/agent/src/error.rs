@@ -74,9 +74,10 @@ pub enum AgentError {
         /// The file that was expected.
         path: PathBuf,
     },
-    /// The host is registered already and `--force` was not given.
+    /// The host is registered already and replacing it was not asked for
+    /// ([`crate::register::RegistrationOptions::force`]).
     #[error(
-        "this host is already registered as client {client_id} ({path} exists); use --force to replace its identity"
+        "this host is already registered as client {client_id} ({path} exists); registering again replaces its identity and must be asked for explicitly"
     )]
     AlreadyRegistered {
         /// The existing client id.
@@ -111,7 +112,7 @@ pub enum AgentError {
     },
     /// The current certificate has expired: renewal is no longer possible.
     #[error(
-        "the current certificate ({common_name}) expired on {not_after}; re-registration required: delete the client on the manager, then run register_host --force with a new certificate set"
+        "the current certificate ({common_name}) expired on {not_after}; re-registration required: delete the client on the manager, then register this host again, replacing its identity, with a new certificate set"
     )]
     Expired {
         /// The common name.

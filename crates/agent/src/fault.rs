@@ -1,4 +1,5 @@
-//! Test-only crash points for the renewal journal tests.
+//! Test-only crash points for the renewal journal tests. Not part of the API (hidden from the
+//! documentation): public only so that the binaries' integration tests can name the points.
 //!
 //! Compiled in only with the `fault-injection` feature, which only the integration tests of the
 //! binaries enable (through a dev-dependency); release builds of the binaries never have it, and
@@ -57,9 +58,10 @@ pub fn crash_point(point: &str) {
     if std::env::var(CRASH_AT_VARIABLE).as_deref() == Ok(point) {
         #[cfg(unix)]
         {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &std::process::id().to_string()])
-                .status();
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
             std::thread::sleep(std::time::Duration::from_secs(5));
         }
         std::process::abort();

@@ -28,12 +28,6 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> 
         .map_err(|error| AgentError::io(path, "writing", error.into_io_error()))
 }
 
-/// Fsyncs a folder so a rename in it survives a power loss (a no-op where folders cannot be
-/// opened, as on Windows, where NTFS journals the rename).
-pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
-    durable_fs::sync_dir(folder).map_err(durable_fs::Error::into_io_error)
-}
-
 /// Removes a file if it exists, reporting other failures.
 pub fn remove_if_present(path: &Path) -> Result<(), AgentError> {
     match fs::remove_file(path) {
@@ -41,42 +35,6 @@ pub fn remove_if_present(path: &Path) -> Result<(), AgentError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(AgentError::io(path, "removing", error)),
     }
-}
-
-/// Overwrites a regular file with zeros (same length, fsynced) and removes it, never following a
-/// symbolic link: the file is the one `path` names now (see [`shred_input_file`]).
-///
-/// # Errors
-/// [`AgentError::Io`] when `path` cannot be looked at, [`AgentError::InvalidFile`] when it is
-/// not a regular file or could not be shredded (the message says what state it is in).
-pub fn shred(path: &Path) -> Result<(), AgentError> {
-    let metadata =
-        fs::symlink_metadata(path).map_err(|error| AgentError::io(path, "shredding", error))?;
-    if !metadata.is_file() {
-        return Err(AgentError::InvalidFile {
-            path: path.to_path_buf(),
-            problem: "not a regular file (a link, folder or special file); not shredded"
-                .to_string(),
-        });
-    }
-    #[cfg(unix)]
-    let (device, inode) = {
-        use std::os::unix::fs::MetadataExt;
-        (metadata.dev(), metadata.ino())
-    };
-    #[cfg(not(unix))]
-    let (device, inode) = (0, 0);
-    let file = cert_loading::InputFile {
-        path: path.to_path_buf(),
-        device,
-        inode,
-        len: metadata.len(),
-        modified: metadata.modified().ok(),
-    };
-    shred_input_file(&file).map_err(|reason| AgentError::InvalidFile {
-        path: path.to_path_buf(),
-        problem: reason,
-    })
 }
 
 /// What `register_host --shred-input` did to the three input files.

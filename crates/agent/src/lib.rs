@@ -9,6 +9,7 @@
 //! - [`checkcerts::check_directory`]: validate an external certificate directory locally.
 //! - [`paths::AgentRoot`]: where everything lives under the agent root.
 //! - [`logging::Logger`]: product-shaped log lines and records to upload.
+//! - [`metrics::render`]: the Prometheus textfile (`METRICS_FILE`).
 //!
 //! # Example
 //! Check a certificate folder as `vmutil -a vmd -d DIR checkcerts` does, with "now" chosen by the
@@ -36,17 +37,20 @@
 pub mod checkcerts;
 pub mod daemon;
 mod error;
+#[doc(hidden)]
 pub mod fault;
-pub mod fsutil;
+mod fsutil;
 pub mod hardening;
 pub mod lock;
 pub mod logging;
 pub mod manager;
 pub mod messages;
+pub mod metrics;
 pub mod paths;
 pub mod register;
 pub mod renewal;
 pub mod secrets;
 pub mod status;
 
+pub use cert_loading::Fingerprint;
 pub use error::{AgentError, ExitStatus};

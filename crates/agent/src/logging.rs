@@ -1,13 +1,64 @@
-//! Log lines in the product's shape, to a file under the agent root and to stderr, plus the
-//! records to upload to the manager.
+//! Log lines in the product's shape, to the product's log file and to stderr, plus the records
+//! to upload to the manager.
 //!
-//! `2026-11-28 04:21:47.829 [VMD] [WARNING] [591115] [CGP3001W] text`
+//! `2026-11-28 04:21:47.829 [VMD] [WARNING] [591115] [CGP3001W] text` (UTC, milliseconds): the
+//! date and time, the facility (`VMD`, `VMUTIL`), the level, the process id, the message id
+//! (`CGP`, the number from [`crate::messages`], the level's letter) and the text.
+//!
+//! The file is `vorvmd_root.log` in [`log_dir`] (`/var/log/vormetric` for the product's agent
+//! root). Before a line would take it past [`DEFAULT_MAX_BYTES`] it is rotated by size
+//! (`vorvmd_root.log.1` … `.5`, oldest dropped) and the line goes to the new file: a line is never
+//! lost to a rotation (if renaming fails the line is appended to the full file anyway). When
+//! stderr is the systemd journal (`JOURNAL_STREAM` names stderr's device and inode) the stderr
+//! copy drops the timestamp, which journald adds itself, and starts with the syslog priority
+//! (`<4>` for WARNING) so `journalctl -p warning` filters it; elsewhere stderr gets the full line.
 
 use std::fmt;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
+
+use crate::paths::AgentRoot;
+
+/// The log file's name, as the product names it.
+pub const LOG_FILE_NAME: &str = "vorvmd_root.log";
+
+/// The product's log folder, used for the product's agent root.
+pub const DEFAULT_LOG_DIR: &str = "/var/log/vormetric";
+
+/// The size past which the log file is rotated.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
+/// How many rotated files are kept (`.1` newest to `.5` oldest).
+pub const DEFAULT_KEPT_FILES: u32 = 5;
+
+/// The log folder: `flag` (`--log-dir`) if given, else agent.conf's `LOG_DIR`, else
+/// [`DEFAULT_LOG_DIR`] for the product's agent root on Unix, and `<root>/vmd/log` for any other
+/// root (so a test or second agent keeps its logs to itself) and on Windows. agent.conf is read
+/// leniently here: a broken file is reported by the operation itself, into the default log.
+pub fn log_dir(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
+    if let Some(flag) = flag.filter(|flag| !flag.as_os_str().is_empty()) {
+        return flag.to_path_buf();
+    }
+    let configured = agent_config::ConfigFile::read(&root.agent_conf())
+        .ok()
+        .and_then(|file| agent_config::path_setting(&file, agent_config::keys::LOG_DIR));
+    if let Some(configured) = configured {
+        return configured;
+    }
+    // Windows has no /var/log: its logs stay under the agent root unless LOG_DIR says otherwise.
+    if cfg!(unix) && root.path() == Path::new(crate::paths::DEFAULT_AGENT_ROOT) {
+        PathBuf::from(DEFAULT_LOG_DIR)
+    } else {
+        root.log_dir()
+    }
+}
+
+/// The log file: [`LOG_FILE_NAME`] in [`log_dir`].
+pub fn log_file(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
+    log_dir(root, flag).join(LOG_FILE_NAME)
+}
 
 /// A log level, as the product names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,6 +98,16 @@ impl Level {
         self >= rank
     }
 
+    /// The syslog priority journald reads from a `<N>` prefix.
+    fn syslog_priority(self) -> u8 {
+        match self {
+            Level::Info => 6,
+            Level::Warning => 4,
+            Level::Error => 3,
+            Level::Critical => 2,
+        }
+    }
+
     /// The letter the product puts at the end of message ids.
     fn suffix(self) -> char {
         match self {
@@ -63,6 +124,9 @@ pub struct Logger {
     component: &'static str,
     file: Option<PathBuf>,
     to_stderr: bool,
+    stderr_is_journal: bool,
+    max_bytes: u64,
+    kept_files: u32,
     upload_threshold: Mutex<agent_config::UploadLevel>,
     pending: Mutex<Vec<cm_client::LogRecord>>,
 }
@@ -74,9 +138,20 @@ impl Logger {
             component,
             file,
             to_stderr,
+            stderr_is_journal: to_stderr && stderr_is_journal(),
+            max_bytes: DEFAULT_MAX_BYTES,
+            kept_files: DEFAULT_KEPT_FILES,
             upload_threshold: Mutex::new(agent_config::UploadLevel::None),
             pending: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Rotates the file before it would exceed `max_bytes`, keeping `kept_files` old files
+    /// (at least one).
+    pub fn with_rotation(mut self, max_bytes: u64, kept_files: u32) -> Self {
+        self.max_bytes = max_bytes;
+        self.kept_files = kept_files.max(1);
+        self
     }
 
     /// Sets which levels are kept for upload.
@@ -103,20 +178,26 @@ impl Logger {
         let text = escaped.as_str();
         let message_id = format!("CGP{number:04}{}", level.suffix());
         let now = SystemTime::now();
-        let line = format!(
-            "{} [{}] [{}] [{}] [{}] {}\n",
-            line_time(now),
+        let body = format!(
+            "[{}] [{}] [{}] [{}] {}\n",
             self.component,
             level,
             std::process::id(),
             message_id,
             text
         );
+        let line = format!("{} {body}", line_time(now));
         if self.to_stderr {
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            let _ = if self.stderr_is_journal {
+                // journald stamps each line itself and reads the priority from `<N>`.
+                let priority = format!("<{}>", level.syslog_priority());
+                std::io::stderr().write_all(format!("{priority}{body}").as_bytes())
+            } else {
+                std::io::stderr().write_all(line.as_bytes())
+            };
         }
         if let Some(path) = &self.file {
-            let _ = append(path, line.as_bytes());
+            let _ = append(path, line.as_bytes(), self.max_bytes, self.kept_files);
         }
         let threshold = *self
             .upload_threshold
@@ -127,7 +208,7 @@ impl Logger {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(cm_client::LogRecord {
-                    time: cert_loading::format_time(now),
+                    time: cert_loading::format_rfc3339(now),
                     level: level.to_string(),
                     component: self.component.to_string(),
                     message_id,
@@ -156,9 +237,34 @@ impl Logger {
     }
 }
 
-fn append(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Whether stderr is the systemd journal: `JOURNAL_STREAM` is `DEVICE:INODE` of the stream
+/// systemd connected (a child with redirected stderr inherits the variable, hence the check).
+#[cfg(unix)]
+fn stderr_is_journal() -> bool {
+    let Some(expected) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    match rustix::fs::fstat(std::io::stderr()) {
+        Ok(stat) => expected.to_str() == Some(&format!("{}:{}", stat.st_dev, stat.st_ino)),
+        Err(_) => false,
+    }
+}
+
+/// Windows has no journald: a service's stderr gets the full line.
+#[cfg(not(unix))]
+fn stderr_is_journal() -> bool {
+    false
+}
+
+/// Appends `bytes` to `path`, first rotating the file when they would take it past `max_bytes`.
+/// A failed rotation is not a lost line: the line still goes to `path`.
+fn append(path: &Path, bytes: &[u8], max_bytes: u64, kept_files: u32) -> std::io::Result<()> {
     if let Some(folder) = path.parent() {
         let _ = crate::fsutil::create_private_dir(folder);
+    }
+    let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+    if size > 0 && size.saturating_add(bytes.len() as u64) > max_bytes {
+        let _ = rotate(path, kept_files);
     }
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
@@ -170,9 +276,23 @@ fn append(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// `vorvmd_root.log` → `.1` → `.2` … → `.kept_files` (the oldest is dropped).
+fn rotate(path: &Path, kept_files: u32) -> std::io::Result<()> {
+    let numbered = |number: u32| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{number}"));
+        PathBuf::from(name)
+    };
+    let _ = std::fs::remove_file(numbered(kept_files));
+    for number in (1..kept_files).rev() {
+        let _ = std::fs::rename(numbered(number), numbered(number + 1));
+    }
+    std::fs::rename(path, numbered(1))
+}
+
 /// `2026-11-28 04:21:47.829`, UTC.
 fn line_time(time: SystemTime) -> String {
-    let rfc3339 = cert_loading::format_time(time);
+    let rfc3339 = cert_loading::format_rfc3339(time);
     let millis = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|duration| duration.subsec_millis())
@@ -226,5 +346,78 @@ mod tests {
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("refused: no\\n2026-01-01"), "{text}");
+    }
+
+    #[test]
+    fn rotation_by_size_keeps_every_line_whole_and_the_newest_in_the_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join(LOG_FILE_NAME);
+        let logger = Logger::new("VMD", Some(path.clone()), false).with_rotation(400, 50);
+        for number in 0..40 {
+            logger.log(Level::Info, 2001, &format!("line {number:02}"));
+        }
+        // Oldest first: .N … .1, then the file itself.
+        let mut files: Vec<PathBuf> = (1..=50)
+            .rev()
+            .map(|n| folder.path().join(format!("{LOG_FILE_NAME}.{n}")))
+            .filter(|file| file.exists())
+            .collect();
+        files.push(path.clone());
+        assert!(files.len() > 3, "{files:?}");
+        let mut seen = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(
+                text.len() <= 400,
+                "{} is {} bytes",
+                file.display(),
+                text.len()
+            );
+            assert!(text.ends_with('\n'));
+            seen.extend(
+                text.lines()
+                    .map(|line| line.rsplit(' ').next().unwrap().to_string()),
+            );
+        }
+        let expected: Vec<String> = (0..40).map(|number| format!("{number:02}")).collect();
+        assert_eq!(seen, expected, "no line lost, duplicated or reordered");
+        assert!(std::fs::read_to_string(&path).unwrap().contains("line 39"));
+        // With two files kept, the oldest are dropped, never the current line.
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join(LOG_FILE_NAME);
+        let logger = Logger::new("VMD", Some(path.clone()), false).with_rotation(400, 2);
+        for number in 0..40 {
+            logger.log(Level::Warning, 3001, &format!("line {number:02}"));
+        }
+        assert!(folder.path().join(format!("{LOG_FILE_NAME}.2")).exists());
+        assert!(!folder.path().join(format!("{LOG_FILE_NAME}.3")).exists());
+        assert!(std::fs::read_to_string(&path).unwrap().contains("line 39"));
+    }
+
+    #[test]
+    fn the_log_folder_follows_flag_then_agent_conf_then_the_root() {
+        let folder = tempfile::tempdir().unwrap();
+        let root = AgentRoot::new(folder.path());
+        assert_eq!(
+            log_file(&root, None),
+            folder.path().join("vmd/log/vorvmd_root.log")
+        );
+        std::fs::create_dir_all(root.etc_dir()).unwrap();
+        std::fs::write(root.agent_conf(), "URL=https://cm\nLOG_DIR=/srv/logs\n").unwrap();
+        assert_eq!(
+            log_file(&root, None),
+            Path::new("/srv/logs/vorvmd_root.log")
+        );
+        assert_eq!(
+            log_file(&root, Some(Path::new("/tmp/flag"))),
+            Path::new("/tmp/flag/vorvmd_root.log")
+        );
+        let product = AgentRoot::new(crate::paths::DEFAULT_AGENT_ROOT);
+        if cfg!(unix) && !product.agent_conf().exists() {
+            assert_eq!(
+                log_file(&product, None),
+                Path::new("/var/log/vormetric/vorvmd_root.log")
+            );
+        }
     }
 }

@@ -13,19 +13,16 @@ use crate::AgentError;
 use crate::register::TrustChoice;
 
 /// The `--proxy` flag of this process, if it had one.
+pub use cm_client::ProxySetting;
+
 static PROXY_OVERRIDE: OnceLock<cm_client::ProxySetting> = OnceLock::new();
 
-/// Applies `--proxy URL|none` for the rest of the process: it wins over agent.conf's `PROXY` and
-/// the environment. Meant to be called once, by a binary, right after parsing its flags; a later
-/// call is ignored.
-///
-/// # Errors
-/// [`AgentError::Usage`] when the value is neither `none` nor a usable proxy URL.
-pub fn set_proxy_override(flag: &str) -> Result<(), AgentError> {
-    let setting = cm_client::ProxySetting::parse(flag)
-        .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?;
+/// Applies a proxy override (a binary's `--proxy URL|none`, parsed with
+/// [`cm_client::ProxySetting::parse`]) for the rest of the process: it wins over agent.conf's
+/// `PROXY` and the environment. Meant to be called once, by a binary, right after parsing its
+/// flags; a later call is ignored.
+pub fn set_proxy_override(setting: ProxySetting) {
     let _ = PROXY_OVERRIDE.set(setting);
-    Ok(())
 }
 
 /// The proxy setting with the precedence of this module: `flag` > agent.conf > environment.
@@ -92,8 +89,8 @@ pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientId
 /// Turns a trust choice into cm-client trust, returning the CA file's PEM when there is one.
 ///
 /// # Errors
-/// [`AgentError::Io`] when the CA file cannot be read, [`AgentError::Usage`] for a malformed
-/// fingerprint, [`AgentError::InvalidFile`] for a CA file without certificates.
+/// [`AgentError::Io`] when the CA file cannot be read, [`AgentError::InvalidFile`] for a CA file
+/// without certificates. (A fingerprint was parsed where it was written.)
 pub fn trust_from_choice(
     choice: &TrustChoice,
 ) -> Result<(cm_client::ServerTrust, Option<Vec<u8>>), AgentError> {
@@ -116,17 +113,10 @@ pub fn trust_from_choice(
             })?;
             Ok((trust, Some(pem)))
         }
-        TrustChoice::Fingerprint(text) => {
-            let fingerprint = cert_loading::Fingerprint::parse(text).ok_or_else(|| {
-                AgentError::Usage(format!(
-                    "--cm-fingerprint \"{text}\" is not a SHA-256 fingerprint: give 64 hex digits, with or without colons"
-                ))
-            })?;
-            Ok((
-                cm_client::ServerTrust::Sha256Fingerprint(fingerprint.0),
-                None,
-            ))
-        }
+        TrustChoice::Fingerprint(fingerprint) => Ok((
+            cm_client::ServerTrust::Sha256Fingerprint(*fingerprint),
+            None,
+        )),
     }
 }
 
@@ -142,8 +132,8 @@ pub fn trust_from_settings(
             TrustChoice::CaFile(path.clone()),
             agent_config::keys::CM_CA_FILE,
         ),
-        agent_config::ManagerTrust::Fingerprint(text) => (
-            TrustChoice::Fingerprint(text.clone()),
+        agent_config::ManagerTrust::Fingerprint(fingerprint) => (
+            TrustChoice::Fingerprint(*fingerprint),
             agent_config::keys::CM_FINGERPRINT,
         ),
     };

@@ -165,10 +165,17 @@ pub enum Message {
         /// Where it was moved.
         moved_to: String,
     },
+    /// The metrics file (or the state behind it) could not be written.
+    MetricsNotWritten {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        error: String,
+    },
 }
 
 fn time(time: &SystemTime) -> String {
-    cert_loading::format_time(*time)
+    cert_loading::format_rfc3339(*time)
 }
 
 fn next(next_check: &Option<SystemTime>) -> String {
@@ -203,6 +210,7 @@ impl Message {
             Self::NoIdentityAccepted { .. } => 3010,
             Self::UnusableSet { .. } => 3011,
             Self::JournalUnreadable { .. } => 3012,
+            Self::MetricsNotWritten { .. } => 3013,
         }
     }
 
@@ -327,6 +335,9 @@ impl Message {
             Self::JournalUnreadable { moved_to } => format!(
                 "the renewal journal could not be read and was moved to {moved_to}; the identity is checked with the manager"
             ),
+            Self::MetricsNotWritten { path, error } => format!(
+                "the metrics were not written to {path}: {error}; check METRICS_FILE in agent.conf (its folder must exist and be writable)"
+            ),
         }
     }
 }
@@ -418,6 +429,10 @@ mod tests {
                 problem: s(),
             },
             Message::JournalUnreadable { moved_to: s() },
+            Message::MetricsNotWritten {
+                path: s(),
+                error: s(),
+            },
         ]
     }
 

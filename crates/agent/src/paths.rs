@@ -51,14 +51,15 @@ impl AgentRoot {
         self.etc_dir().join("cm-ca.pem")
     }
 
-    /// `vmd/log`: log files.
+    /// `vmd/log`: the log folder for an agent root other than the product's.
     pub fn log_dir(&self) -> PathBuf {
         self.root.join("vmd").join("log")
     }
 
-    /// `vmd/log/vmd.log`.
+    /// `vmd/log/vorvmd_root.log`: the log file when agent.conf has no `LOG_DIR` and the root
+    /// is not the product's (see [`crate::logging::log_file`]).
     pub fn vmd_log(&self) -> PathBuf {
-        self.log_dir().join("vmd.log")
+        self.log_dir().join(crate::logging::LOG_FILE_NAME)
     }
 
     /// `vmd/run`: status, journal and pid files.
@@ -84,5 +85,37 @@ impl AgentRoot {
     /// `vmd/run/renewal.lock`: held for a whole renewal check; holds the holder's pid.
     pub fn renewal_lock(&self) -> PathBuf {
         self.run_dir().join("renewal.lock")
+    }
+
+    /// `vmd/pem`: the pem store folder.
+    pub fn pem_folder(&self) -> PathBuf {
+        self.root.join("vmd").join("pem")
+    }
+
+    /// `vmd/keys`: the folder of the pem store's random keys (outside the store folder, so a
+    /// copy of `vmd/pem` alone does not decrypt).
+    pub fn keys_folder(&self) -> PathBuf {
+        self.root.join("vmd").join("keys")
+    }
+
+    /// Opens the pem store with the agent's layout: [`AgentRoot::pem_folder`], random keys in
+    /// files under [`AgentRoot::keys_folder`].
+    ///
+    /// # Errors
+    /// As [`keystore::Keystore::open`].
+    pub fn open_store(&self) -> Result<keystore::Keystore, keystore::Error> {
+        keystore::Keystore::open(self.pem_folder(), self.key_protector())
+    }
+
+    /// [`AgentRoot::open_store`], creating the store folder first if missing.
+    ///
+    /// # Errors
+    /// As [`keystore::Keystore::open_or_create`].
+    pub fn open_or_create_store(&self) -> Result<keystore::Keystore, keystore::Error> {
+        keystore::Keystore::open_or_create(self.pem_folder(), self.key_protector())
+    }
+
+    fn key_protector(&self) -> Box<keystore::FileKeyProtector> {
+        Box::new(keystore::FileKeyProtector::new(self.keys_folder()))
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::fsutil::{self, FileSnapshot};
+pub use crate::fsutil::{NotShredded, ShredReport};
 use crate::paths::AgentRoot;
 use crate::{AgentError, manager};
 
@@ -20,8 +21,8 @@ use crate::{AgentError, manager};
 pub enum TrustChoice {
     /// A PEM file of CA certificates (copied to `vmd/etc/cm-ca.pem`).
     CaFile(PathBuf),
-    /// The SHA-256 of the manager's web certificate, hex with or without colons.
-    Fingerprint(String),
+    /// The SHA-256 of the manager's web certificate.
+    Fingerprint(cert_loading::Fingerprint),
 }
 
 /// What `register_host` was asked to do.
@@ -81,7 +82,7 @@ pub struct RegistrationReport {
     pub input_shredded: bool,
     /// With `--shred-input`: which files were shredded and which were not, with why and the state
     /// each was left in (a file that is no longer the one read is never touched).
-    pub shred: Option<fsutil::ShredReport>,
+    pub shred: Option<ShredReport>,
     /// Non-fatal findings.
     pub warnings: Vec<String>,
 }
@@ -98,23 +99,8 @@ pub fn register(
     options: &RegistrationOptions,
     now: SystemTime,
 ) -> Result<RegistrationReport, AgentError> {
-    if options.token.trim().is_empty() {
-        return Err(AgentError::Usage(
-            "the registration token is empty; give --token (or REG_TOKEN in the silent file)"
-                .to_string(),
-        ));
-    }
     let agent_conf_path = root.agent_conf();
-    if !options.force
-        && let Ok(existing) = agent_config::ConfigFile::read(&agent_conf_path)
-        && let Some(client_id) = existing.get(agent_config::keys::CLIENT_ID)
-        && !client_id.is_empty()
-    {
-        return Err(AgentError::AlreadyRegistered {
-            client_id: client_id.to_string(),
-            path: agent_conf_path,
-        });
-    }
+    check_preconditions(options, &agent_conf_path)?;
 
     // 1. Everything local, read-only.
     let set = cert_loading::load_directory(
@@ -124,24 +110,7 @@ pub fn register(
     )?;
     let url = cm_client::ManagerUrl::parse(&options.manager)?;
     let (trust, ca_pem) = manager::trust_from_choice(&options.trust)?;
-    let client_name = options
-        .agent_name
-        .clone()
-        .filter(|name| !name.trim().is_empty())
-        .or_else(system_host_name)
-        .unwrap_or_else(|| set.identity.certificate().common_name.clone());
-    // Both are written to agent.conf as KEY=VALUE lines: a line break would add settings.
-    let cert_dir_text = absolute(&options.external_cert_dir).display().to_string();
-    for (what, value) in [
-        ("the agent name (--agent)", client_name.as_str()),
-        ("the certificate folder path", cert_dir_text.as_str()),
-    ] {
-        if value.contains(char::is_control) {
-            return Err(AgentError::Usage(format!(
-                "{what} contains a line break or another control character; give a plain name"
-            )));
-        }
-    }
+    let (client_name, cert_dir_text) = names_for_agent_conf(options, &set)?;
     let existing_conf = match agent_config::ConfigFile::read(&agent_conf_path) {
         Ok(file) => Some(file),
         Err(agent_config::Error::Io { source, .. })
@@ -172,96 +141,79 @@ pub fn register(
         FileSnapshot::take(&agent_conf_path)?,
         FileSnapshot::take(&root.manager_ca_copy())?,
     ];
-    let store_existed = keystore::under_agent_root(root.path(), keystore::PEM_FOLDER).exists();
-    let keys_existed = keystore::under_agent_root(root.path(), keystore::KEYS_FOLDER).exists();
-    let mut staged = None;
-    let result = (|| -> Result<PathBuf, AgentError> {
-        let store = keystore::Keystore::open_or_create(root.path())?;
-        let generation = store.stage(&set.identity, now)?;
-        staged = Some(generation);
-        store.activate(generation)?;
-        let mut conf = existing_conf.clone().unwrap_or_default();
-        if existing_conf.is_none() {
-            conf.push_comment("CTE agent configuration, written by register_host.");
-            conf.push_comment("Keys are documented in docs/protocol.md (agent.conf section).");
+    let store_existed = root.pem_folder().exists();
+    let keys_existed = root.keys_folder().exists();
+    // After the import: agent.conf, the CA copy, and a login with what was stored.
+    let finish = |store: &keystore::Keystore| -> Result<PathBuf, AgentError> {
+        if let Some(pem) = &ca_pem {
+            fsutil::write_atomically(&root.manager_ca_copy(), pem)?;
         }
-        conf.set(agent_config::keys::URL, url.as_str());
-        conf.set(agent_config::keys::CLIENT_ID, &record.id);
-        conf.set(agent_config::keys::CLIENT_NAME, &client_name);
-        conf.set(agent_config::keys::EXTERNAL_CERT_DIR, &cert_dir_text);
-        match (&options.trust, &ca_pem) {
-            (TrustChoice::CaFile(_), Some(pem)) => {
-                fsutil::write_atomically(&root.manager_ca_copy(), pem)?;
-                conf.set(
-                    agent_config::keys::CM_CA_FILE,
-                    &root.manager_ca_copy().display().to_string(),
-                );
-                conf.remove(agent_config::keys::CM_FINGERPRINT);
-            }
-            _ => {
-                let TrustChoice::Fingerprint(fingerprint) = &options.trust else {
-                    unreachable!("a CA file always has its PEM")
-                };
-                conf.set(agent_config::keys::CM_FINGERPRINT, fingerprint);
-                conf.remove(agent_config::keys::CM_CA_FILE);
-            }
-        }
-        for (key, value) in [
-            (
-                agent_config::keys::RENEW_DAYS_BEFORE_EXPIRY,
-                agent_config::DEFAULT_RENEW_DAYS,
-            ),
-            (
-                agent_config::keys::RENEW_RETRY_HOURS,
-                agent_config::DEFAULT_RETRY_HOURS,
-            ),
-            (
-                agent_config::keys::RENEW_STAGGER_HOURS,
-                agent_config::DEFAULT_STAGGER_HOURS,
-            ),
-            (
-                agent_config::keys::STATUS_INTERVAL_MINUTES,
-                agent_config::DEFAULT_STATUS_MINUTES,
-            ),
-        ] {
-            conf.set_default(key, &value.to_string());
-        }
-        conf.set_default(agent_config::keys::LOG_UPLOAD_LEVEL, "WARNING");
+        let conf = new_configuration(
+            existing_conf.as_ref(),
+            root,
+            &[
+                (agent_config::keys::URL, url.as_str()),
+                (agent_config::keys::CLIENT_ID, &record.id),
+                (agent_config::keys::CLIENT_NAME, &client_name),
+                (agent_config::keys::EXTERNAL_CERT_DIR, &cert_dir_text),
+            ],
+            &options.trust,
+        );
         fsutil::write_atomically(&agent_conf_path, conf.render().as_bytes())?;
 
-        // Confirm with what was stored: the identity read back from the store logs in.
+        // Confirm what was stored: the identity read back from the store (decrypted with its
+        // random key) is the very chain and key presented to the manager, and the manager lets
+        // that identity log in as the new client. The login goes over the registration's own
+        // connection (kept alive by the client's pool), so it costs a request, not a second TLS
+        // handshake (docs/performance.md, item 3).
         let stored = store.current()?;
-        let confirm = cm_client::ManagerClient::new(
-            url.clone(),
-            trust.clone(),
-            Some(&manager::client_identity(&stored)),
-            manager::registration_options(existing_conf.as_ref())?,
-        )?;
-        confirm.login(&record.id)?;
+        if stored.chain() != set.identity.chain()
+            || stored.key().pkcs8_der() != set.identity.key().pkcs8_der()
+        {
+            return Err(AgentError::InvalidFile {
+                path: store.pem_folder().to_path_buf(),
+                problem:
+                    "the identity read back from the pem store differs from the one registered"
+                        .to_string(),
+            });
+        }
+        client.login(&record.id)?;
         Ok(store.agent_pem_path())
-    })();
+    };
+    let result = match root.open_or_create_store() {
+        Err(error) => Err((AgentError::from(error), Vec::new())),
+        Ok(store) => match store.import(&set.identity, now) {
+            Err(error) => Err((AgentError::from(error), Vec::new())),
+            Ok(import) => match finish(&store) {
+                Ok(agent_pem) => {
+                    import.keep();
+                    Ok(agent_pem)
+                }
+                Err(error) => {
+                    let generation = import.generation();
+                    let left = match import.undo() {
+                        Ok(()) => Vec::new(),
+                        Err(undo_error) => vec![format!(
+                            "{}: the new identity (generation {generation}) could not be taken back ({undo_error})",
+                            root.pem_folder().display()
+                        )],
+                    };
+                    Err((error, left))
+                }
+            },
+        },
+    };
 
     let agent_pem = match result {
         Ok(path) => path,
-        Err(error) => {
-            let left = undo_local_writes(root, &snapshots, store_existed, keys_existed, staged);
-            if left.is_empty() {
-                return Err(AgentError::AcceptedButLocalFailure {
-                    what: "the registration",
-                    client_id: record.id.clone(),
-                    cause: format!("{error:#}"),
-                    advice: "Nothing was changed on this host. Delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
-                });
-            }
-            return Err(AgentError::AcceptedButLocalFailure {
-                what: "the registration",
-                client_id: record.id.clone(),
-                cause: format!(
-                    "{error:#}; undoing the local writes then failed too, so this host was left changed: {}",
-                    left.join("; ")
-                ),
-                advice: "Put the files listed back by hand (or remove what this run created), then delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
-            });
+        Err((error, mut left)) => {
+            left.extend(undo_local_writes(
+                root,
+                &snapshots,
+                store_existed,
+                keys_existed,
+            ));
+            return Err(accepted_but_failed(&record.id, &error, &left));
         }
     };
 
@@ -278,7 +230,7 @@ pub fn register(
         client_name,
         manager_url: url.to_string(),
         common_name: certificate.common_name.clone(),
-        not_after: cert_loading::format_time(certificate.not_after),
+        not_after: cert_loading::format_rfc3339(certificate.not_after),
         sha256_fingerprint: certificate.fingerprint.to_string(),
         agent_pem,
         agent_conf: agent_conf_path,
@@ -288,15 +240,158 @@ pub fn register(
     })
 }
 
-/// Puts back what the registration wrote. Returns what could not be undone, one entry per
-/// failure naming the file or folder, the state it was left in and the error: empty when the
-/// agent root is as it was.
+/// The refusals before anything is read: an empty token, or a host registered already when
+/// replacing it was not asked for.
+fn check_preconditions(
+    options: &RegistrationOptions,
+    agent_conf_path: &Path,
+) -> Result<(), AgentError> {
+    if options.token.trim().is_empty() {
+        return Err(AgentError::Usage(
+            "the registration token is empty; give the token created on the manager".to_string(),
+        ));
+    }
+    if !options.force
+        && let Ok(existing) = agent_config::ConfigFile::read(agent_conf_path)
+        && let Some(client_id) = existing.get(agent_config::keys::CLIENT_ID)
+        && !client_id.is_empty()
+    {
+        return Err(AgentError::AlreadyRegistered {
+            client_id: client_id.to_string(),
+            path: agent_conf_path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The client name (the option, else the host name, else the certificate's common name) and the
+/// absolute certificate folder, both checked for what agent.conf cannot hold.
+fn names_for_agent_conf(
+    options: &RegistrationOptions,
+    set: &cert_loading::LoadedSet,
+) -> Result<(String, String), AgentError> {
+    let client_name = options
+        .agent_name
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .or_else(system_host_name)
+        .unwrap_or_else(|| set.identity.certificate().common_name.clone());
+    // Both are written to agent.conf as KEY=VALUE lines: a line break would add settings.
+    let cert_dir_text = absolute(&options.external_cert_dir).display().to_string();
+    for (what, value) in [
+        ("the agent name", client_name.as_str()),
+        ("the certificate folder path", cert_dir_text.as_str()),
+    ] {
+        if value.contains(char::is_control) {
+            return Err(AgentError::Usage(format!(
+                "{what} contains a line break or another control character; give a plain name"
+            )));
+        }
+    }
+    Ok((client_name, cert_dir_text))
+}
+
+/// The error for a registration the manager accepted whose local part failed: what failed and,
+/// in `left`, what could not be undone.
+fn accepted_but_failed(client_id: &str, error: &AgentError, left: &[String]) -> AgentError {
+    if left.is_empty() {
+        return AgentError::AcceptedButLocalFailure {
+            what: "the registration",
+            client_id: client_id.to_string(),
+            cause: format!("{error:#}"),
+            advice: "Nothing was changed on this host. Delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
+        };
+    }
+    AgentError::AcceptedButLocalFailure {
+        what: "the registration",
+        client_id: client_id.to_string(),
+        cause: format!(
+            "{error:#}; undoing the local writes then failed too, so this host was left changed: {}",
+            left.join("; ")
+        ),
+        advice: "Put the files listed back by hand (or remove what this run created), then delete the client on the manager (or keep it) and run register_host again once the cause is fixed.",
+    }
+}
+
+/// agent.conf after a registration: the existing file (comments and other keys kept) with the
+/// new client's `identity` settings, the manager trust (the CA copy under `root`, or the
+/// fingerprint) and the defaults of the renewal settings that are not set yet.
+fn new_configuration(
+    existing: Option<&agent_config::ConfigFile>,
+    root: &AgentRoot,
+    identity: &[(&str, &str)],
+    trust: &TrustChoice,
+) -> agent_config::ConfigFile {
+    let mut conf = existing.cloned().unwrap_or_default();
+    if existing.is_none() {
+        conf.push_comment("CTE agent configuration, written by register_host.");
+        conf.push_comment("Keys are documented in docs/protocol.md (agent.conf section).");
+    }
+    for (key, value) in identity {
+        conf.set(key, value);
+    }
+    match trust {
+        TrustChoice::CaFile(_) => {
+            conf.set(
+                agent_config::keys::CM_CA_FILE,
+                &root.manager_ca_copy().display().to_string(),
+            );
+            conf.remove(agent_config::keys::CM_FINGERPRINT);
+        }
+        TrustChoice::Fingerprint(fingerprint) => {
+            conf.set(
+                agent_config::keys::CM_FINGERPRINT,
+                &fingerprint.to_colon_hex(),
+            );
+            conf.remove(agent_config::keys::CM_CA_FILE);
+        }
+    }
+    for (key, value) in [
+        (
+            agent_config::keys::RENEW_DAYS_BEFORE_EXPIRY,
+            agent_config::DEFAULT_RENEW_DAYS,
+        ),
+        (
+            agent_config::keys::RENEW_RETRY_HOURS,
+            agent_config::DEFAULT_RETRY_HOURS,
+        ),
+        (
+            agent_config::keys::RENEW_STAGGER_HOURS,
+            agent_config::DEFAULT_STAGGER_HOURS,
+        ),
+        (
+            agent_config::keys::STATUS_INTERVAL_MINUTES,
+            agent_config::DEFAULT_STATUS_MINUTES,
+        ),
+    ] {
+        conf.set_default(key, &value.to_string());
+    }
+    conf.set_default(agent_config::keys::LOG_UPLOAD_LEVEL, "WARNING");
+    // The packages' default: metrics for node_exporter, when this is the product's install root
+    // and node_exporter's textfile folder is there (no folder, no file: a host without
+    // node_exporter stays quiet instead of warning at every check).
+    let textfile_folder = Path::new(crate::metrics::NODE_EXPORTER_TEXTFILE_DIR);
+    if root.path() == Path::new(crate::paths::DEFAULT_AGENT_ROOT) && textfile_folder.is_dir() {
+        conf.set_default(
+            agent_config::keys::METRICS_FILE,
+            &textfile_folder
+                .join(crate::metrics::DEFAULT_FILE_NAME)
+                .display()
+                .to_string(),
+        );
+    }
+    conf
+}
+
+/// Puts back the files the registration wrote beside the pem store (which [`keystore::Import`]
+/// puts back itself), and removes the folders it created if they are empty. Returns what could
+/// not be undone, one entry per failure naming the file or folder, the state it was left in and
+/// the error: empty when the agent root is as it was.
 fn undo_local_writes(
     root: &AgentRoot,
     snapshots: &[FileSnapshot],
     store_existed: bool,
     keys_existed: bool,
-    staged: Option<keystore::GenerationId>,
 ) -> Vec<String> {
     let mut left = Vec::new();
     for snapshot in snapshots {
@@ -309,65 +404,22 @@ fn undo_local_writes(
             left.push(format!("{} {state} ({error})", snapshot.path().display()));
         }
     }
-    let pem_folder = keystore::under_agent_root(root.path(), keystore::PEM_FOLDER);
-    if !store_existed {
-        if let Err(error) = remove_dir_all_if_present(&pem_folder) {
-            left.push(format!(
-                "{}: created by this run and holding the new identity, could not be removed ({error})",
-                pem_folder.display()
-            ));
-        }
-    } else if let Some(generation) = staged {
-        match keystore::Keystore::open(root.path()) {
-            Ok(store) => {
-                let is_current = store
-                    .status()
-                    .ok()
-                    .and_then(|status| status.current().map(|current| current.id == generation))
-                    .unwrap_or(false);
-                if is_current && let Err(error) = store.rollback() {
-                    left.push(format!(
-                        "{}: the new identity (generation {generation}) is still the current one; rolling back to the previous one failed ({error})",
-                        pem_folder.display()
-                    ));
-                }
-                if let Err(error) = store.discard_staged(generation) {
-                    left.push(format!(
-                        "{}: the new identity (generation {generation}) could not be discarded ({error})",
-                        pem_folder.display()
-                    ));
-                }
-            }
-            Err(error) => left.push(format!(
-                "{}: could not be opened to roll back and discard the new identity (generation {generation}), which may still be current ({error})",
-                pem_folder.display()
-            )),
-        }
-    }
+    // Folders this run created on the way, when now empty (one that still holds something was
+    // not created by this run alone, or holds what could not be undone, and stays).
+    let mut created = Vec::new();
     if !keys_existed {
-        let keys_folder = keystore::under_agent_root(root.path(), keystore::KEYS_FOLDER);
-        if let Err(error) = remove_dir_all_if_present(&keys_folder) {
-            left.push(format!(
-                "{}: created by this run, could not be removed ({error})",
-                keys_folder.display()
-            ));
-        }
+        created.push(root.keys_folder());
+    }
+    if !store_existed {
+        created.push(root.pem_folder());
     }
     if !store_existed && !keys_existed {
-        // Remove the folders this run created on the way, if now empty (a folder that still
-        // holds something was not created by this run alone, and stays).
-        for folder in [root.etc_dir(), root.path().join("vmd")] {
-            let _ = std::fs::remove_dir(folder);
-        }
+        created.extend([root.etc_dir(), root.path().join("vmd")]);
+    }
+    for folder in created {
+        let _ = std::fs::remove_dir(folder);
     }
     left
-}
-
-fn remove_dir_all_if_present(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -406,11 +458,11 @@ mod tests {
             FileSnapshot::take(&root.manager_ca_copy()).unwrap(),
         ];
         // Nothing to undo but the two files: a clean undo reports nothing.
-        assert!(undo_local_writes(&root, &snapshots, true, true, None).is_empty());
+        assert!(undo_local_writes(&root, &snapshots, true, true).is_empty());
 
         std::fs::remove_dir_all(root.etc_dir()).unwrap();
         std::fs::write(root.etc_dir(), "not a folder").unwrap();
-        let left = undo_local_writes(&root, &snapshots, true, true, None);
+        let left = undo_local_writes(&root, &snapshots, true, true);
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(
             left[0].starts_with(&format!(

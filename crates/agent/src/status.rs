@@ -54,7 +54,7 @@ pub struct AgentStatus {
 /// [`AgentError::NotRegistered`] and the errors of reading agent.conf and the store.
 pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentError> {
     let settings = renewal::load_settings(root)?;
-    let store = keystore::Keystore::open(root.path())?;
+    let store = root.open_store()?;
     let identity = store.current()?;
     let policy = renewal::policy_from(&settings);
     let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
@@ -78,7 +78,7 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
                 Err(error) => format!("unreadable: {error}"),
             },
             not_after: match &generation.info {
-                Ok(info) => cert_loading::format_time(info.not_after),
+                Ok(info) => cert_loading::format_rfc3339(info.not_after),
                 Err(_) => String::new(),
             },
         })
@@ -99,7 +99,7 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
             Vec::new(),
             now,
         )),
-        renewal_window_start: cert_loading::format_time(window),
+        renewal_window_start: cert_loading::format_rfc3339(window),
         last_check,
         pending_update,
         generations,
@@ -164,7 +164,7 @@ impl AgentStatus {
 /// # Errors
 /// As [`status`].
 pub fn days_left(root: &AgentRoot, now: SystemTime) -> Result<i64, AgentError> {
-    let store = keystore::Keystore::open(root.path())?;
+    let store = root.open_store()?;
     let identity = store.current()?;
     Ok(days_between(now, identity.certificate().not_after))
 }

@@ -157,6 +157,7 @@ impl cm_client::Transport for FaultyTransport {
                 Err(cm_client::Error::Connect {
                     url: url.clone(),
                     reason: "connection reset by peer after the request was sent".to_string(),
+                    source: None,
                 })
             }
             Some(Kind::TimeoutAfterCommit) => {
@@ -378,7 +379,9 @@ impl World {
             .unwrap();
         *self.client_id.lock().unwrap() = Some(record.id.clone());
         let root = tempfile::tempdir_in(&self.scratch).unwrap();
-        let store = keystore::Keystore::open_or_create(root.path()).unwrap();
+        let store = agent::paths::AgentRoot::new(root.path())
+            .open_or_create_store()
+            .unwrap();
         let generation = store.stage(&self.old_identity, now()).unwrap();
         store.activate(generation).unwrap();
         (root, record.id)
@@ -418,7 +421,7 @@ impl World {
 }
 
 fn store_fingerprints(root: &Path) -> Vec<String> {
-    let Ok(store) = keystore::Keystore::open(root) else {
+    let Ok(store) = agent::paths::AgentRoot::new(root).open_store() else {
         return Vec::new();
     };
     let Ok(status) = store.status() else {
@@ -433,7 +436,8 @@ fn store_fingerprints(root: &Path) -> Vec<String> {
 }
 
 fn current_fingerprint(root: &Path) -> String {
-    keystore::Keystore::open(root)
+    agent::paths::AgentRoot::new(root)
+        .open_store()
         .and_then(|store| store.current())
         .map(|identity| identity.certificate().fingerprint.to_string())
         .unwrap_or_else(|error| format!("(no current identity: {error})"))

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cert_loading::{LoadOptions, format_time, load_directory};
+use cert_loading::{LoadOptions, format_rfc3339, load_directory};
 
 /// The vectors are valid at 2026-06-01T00:00:00Z (see testdata/README.md).
 const VECTOR_NOW: u64 = 1_780_272_000;
@@ -30,7 +30,7 @@ fn main() -> Result<(), cert_loading::Error> {
         set.identity.key_algorithm(),
         set.key_format,
         certificate.signature_algorithm,
-        format_time(certificate.not_after),
+        format_rfc3339(certificate.not_after),
         certificate.fingerprint.to_colon_hex(),
     );
     for warning in &set.warnings {

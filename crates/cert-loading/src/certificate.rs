@@ -7,13 +7,12 @@ use std::time::SystemTime;
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode, Tagged};
 use rustls_pki_types::CertificateDer;
-use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::name::DirectoryString;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use x509_cert::{Certificate, Version};
 
-use crate::Error;
 use crate::pem::parse_blocks;
+use crate::{Error, format_rfc3339};
 
 const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const OID_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
@@ -81,47 +80,7 @@ fn signature_algorithm_name(oid: &ObjectIdentifier) -> String {
     format!("{name} ({oid_text})")
 }
 
-/// A SHA-256 fingerprint of a DER certificate.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    /// The SHA-256 of `der`.
-    pub fn of(der: &[u8]) -> Self {
-        Self(Sha256::digest(der).into())
-    }
-
-    /// Parses 64 hex digits, with or without `:` separators, in either case.
-    pub fn parse(text: &str) -> Option<Self> {
-        let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
-        let mut bytes = [0u8; 32];
-        let decoded = base16ct::mixed::decode(digits.as_bytes(), &mut bytes).ok()?;
-        (decoded.len() == 32).then_some(Self(bytes))
-    }
-
-    /// Upper-case hex with colons, as `openssl x509 -fingerprint -sha256` prints it.
-    pub fn to_colon_hex(&self) -> String {
-        base16ct::upper::encode_string(&self.0)
-            .as_bytes()
-            .chunks(2)
-            .map(|pair| std::str::from_utf8(pair).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(":")
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    /// Lower-case hex without separators.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&base16ct::lower::encode_string(&self.0))
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "Fingerprint({self})")
-    }
-}
+pub use cert_vocabulary::Fingerprint;
 
 /// What an administrator needs to know about a certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,14 +101,6 @@ pub struct CertificateSummary {
     pub signature_algorithm: SignatureAlgorithm,
     /// SHA-256 of the certificate's DER.
     pub fingerprint: Fingerprint,
-}
-
-/// Formats a time as RFC 3339 UTC (`2036-01-01T00:00:00Z`), as shown in every message.
-pub fn format_time(time: SystemTime) -> String {
-    match der::DateTime::from_system_time(time) {
-        Ok(date_time) => date_time.to_string(),
-        Err(_) => format!("{time:?}"),
-    }
 }
 
 /// Reads a PEM file's certificate blocks, leaf first.
@@ -465,13 +416,13 @@ pub(crate) fn check_validity(
     if now < summary.not_before {
         return Err(Error::NotYetValid {
             path: path.to_path_buf(),
-            not_before: format_time(summary.not_before),
+            not_before: format_rfc3339(summary.not_before),
         });
     }
     if now > summary.not_after {
         return Err(Error::Expired {
             path: path.to_path_buf(),
-            not_after: format_time(summary.not_after),
+            not_after: format_rfc3339(summary.not_after),
         });
     }
     Ok(())
@@ -667,11 +618,5 @@ mod tests {
         let error = refusal(&with_extension(true));
         assert_eq!(error.kind(), "UnknownCriticalExtension", "{error}");
         assert!(error.to_string().contains("1.3.6.1.4.1.55555.1"), "{error}");
-    }
-
-    #[test]
-    fn times_print_as_rfc3339() {
-        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_082_758_400);
-        assert_eq!(format_time(time), "2036-01-01T00:00:00Z");
     }
 }

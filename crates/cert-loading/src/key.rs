@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::Path;
 
-use base64ct::Encoding;
 use der::Decode;
 use der::asn1::ObjectIdentifier;
 use pkcs8::pkcs5::{self, pbes2};
@@ -47,16 +46,13 @@ impl SecretKeyDer {
     /// The key as an unencrypted PKCS#8 PEM string (`BEGIN PRIVATE KEY`), for in-memory use by
     /// TLS libraries only. Zeroized on drop.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        let mut base64 = Zeroizing::new(base64ct::Base64::encode_string(&self.0));
-        let mut pem = Zeroizing::new(String::with_capacity(base64.len() + 80));
-        pem.push_str("-----BEGIN PRIVATE KEY-----\n");
-        for chunk in base64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        zeroize::Zeroize::zeroize(&mut *base64);
-        pem
+        // `encode_string` builds the text in one buffer that becomes the returned string, so
+        // no unzeroized copy of the base64 is left behind. It fails only when the encoded
+        // length overflows `usize`.
+        Zeroizing::new(
+            der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &self.0)
+                .expect("the PEM length of a key held in memory fits in usize"),
+        )
     }
 }
 

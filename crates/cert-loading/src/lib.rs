@@ -41,7 +41,7 @@
 //! println!(
 //!     "{} expires {}",
 //!     set.identity.certificate().common_name,
-//!     cert_loading::format_time(set.identity.certificate().not_after)
+//!     cert_loading::format_rfc3339(set.identity.certificate().not_after)
 //! );
 //! # Ok::<(), cert_loading::Error>(())
 //! ```
@@ -57,10 +57,10 @@ mod traditional;
 
 use std::path::{Path, PathBuf};
 
-use base64ct::Encoding;
 use std::time::SystemTime;
 
-pub use certificate::{CertificateSummary, Fingerprint, SignatureAlgorithm, format_time};
+pub use cert_vocabulary::format_rfc3339;
+pub use certificate::{CertificateSummary, Fingerprint, SignatureAlgorithm};
 pub use error::Error;
 pub use files::{InputFile, MAX_FILE_BYTES};
 pub use key::{KeyAlgorithm, KeyFormat, SecretKeyDer};
@@ -220,19 +220,17 @@ impl Identity {
     }
 }
 
-/// Encodes DER certificates as PEM, one block each.
+/// Encodes DER certificates as PEM, one block each (RFC 7468, `der::pem`).
 pub fn chain_to_pem(chain: &[CertificateDer<'_>]) -> String {
-    let mut pem = String::new();
-    for certificate in chain {
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        let base64 = base64ct::Base64::encode_string(certificate);
-        for chunk in base64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    pem
+    chain
+        .iter()
+        .map(|certificate| {
+            // Fails only when the encoded length overflows `usize`, which a certificate in
+            // memory cannot reach.
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, certificate)
+                .expect("the PEM length of a certificate held in memory fits in usize")
+        })
+        .collect()
 }
 
 /// Parses PEM text holding certificates only (leaf first) into DER, decoding each one.

@@ -63,7 +63,7 @@ fn every_good_vector_loads_with_the_expected_facts() {
         let certificate = set.identity.certificate();
         assert_eq!(certificate.common_name, row.common_name, "{}", row.name);
         assert_eq!(
-            cert_loading::format_time(certificate.not_after),
+            cert_loading::format_rfc3339(certificate.not_after),
             row.not_after,
             "{}",
             row.name

@@ -9,9 +9,8 @@ use cm_emulator::{Emulator, EmulatorConfig};
 
 fn show(call: &str, error: &Error) {
     println!(
-        "{call}: {:?} (unreachable: {}, codeDesc: {:?}): {error}",
+        "{call}: {:?} (codeDesc: {:?}): {error}",
         error.outcome(),
-        error.is_unreachable(),
         error.code_desc()
     );
 }

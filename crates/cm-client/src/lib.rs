@@ -50,9 +50,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod error;
 pub mod proxy;
 mod tls;
 pub mod transport;
+mod url;
 mod wire;
 
 use std::fmt;
@@ -64,237 +66,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+pub use cert_vocabulary::Fingerprint;
+pub use error::{Cause, Error, Outcome};
 pub use proxy::{ProxySetting, ProxyUrl};
 pub use transport::{Request, Response, Transport, UreqTransport};
+pub use url::ManagerUrl;
 pub use wire::{ClientRecord, LogRecord, RegisterRequest};
-
-/// Why a call to the manager failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The manager URL, trust settings or client identity cannot be used.
-    #[error("{reason}")]
-    InvalidConfiguration {
-        /// What is wrong.
-        reason: String,
-    },
-    /// No TCP connection to the manager (refused, unreachable, name not found).
-    #[error("cannot connect to the manager at {url}: {reason}")]
-    Connect {
-        /// The manager URL.
-        url: String,
-        /// The system's reason.
-        reason: String,
-    },
-    /// The TLS handshake failed, for example because the manager's certificate is not trusted
-    /// or does not match the pinned fingerprint, or the manager refused our client certificate.
-    #[error("TLS with the manager at {url} failed: {reason}")]
-    Tls {
-        /// The manager URL.
-        url: String,
-        /// The verification or handshake reason.
-        reason: String,
-    },
-    /// The HTTP proxy on the way to the manager failed: it cannot be reached, did not answer in
-    /// time, or refused the tunnel (`CONNECT`) to the manager. Nothing reached the manager.
-    #[error("cannot reach the manager at {url} through the proxy {proxy}: {reason}")]
-    Proxy {
-        /// The manager URL.
-        url: String,
-        /// The proxy, its password shown as `***`.
-        proxy: String,
-        /// The status of the proxy's answer to `CONNECT` (e.g. 403, 407), when it answered.
-        status: Option<u16>,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The manager did not answer in time.
-    #[error("the manager at {url} did not answer within {seconds} s")]
-    Timeout {
-        /// The manager URL.
-        url: String,
-        /// The timeout that expired.
-        seconds: u64,
-    },
-    /// The manager refused the request: a 4xx answer with an error in its documented shape.
-    /// (A 5xx is the manager failing, reported as [`Error::Unexpected`].)
-    #[error("the manager refused: {message} (HTTP {status}, {code_desc})")]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The manager's `codeDesc`, e.g. `NCERRCommonNameMismatch`.
-        code_desc: String,
-        /// The manager's message.
-        message: String,
-        /// The manager's request id, for its logs.
-        request_id: String,
-    },
-    /// An attempt whose outcome is unknown (a lost reply, a timeout, a 5xx) was retried and the
-    /// retry was refused. The refusal does not show that the first attempt was not carried out,
-    /// so the outcome stays unknown ([`Outcome::Indefinite`]).
-    #[error(
-        "an earlier attempt may have been carried out ({first}); the retry was refused: {refusal}"
-    )]
-    RefusedAfterUncertainAttempt {
-        /// What happened to the earlier attempt.
-        first: Box<Error>,
-        /// The retry's refusal.
-        refusal: Box<Error>,
-    },
-    /// The manager answered something this client does not understand.
-    #[error("unexpected answer from the manager (HTTP {status}): {body_excerpt}")]
-    Unexpected {
-        /// The HTTP status.
-        status: u16,
-        /// At most 200 characters of the body.
-        body_excerpt: String,
-    },
-}
-
-impl Error {
-    /// True when the failure is about reaching the manager (connect, TLS, timeout, or an
-    /// unexpected answer), as opposed to a refusal or a local configuration problem.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            Error::Connect { .. }
-                | Error::Proxy { .. }
-                | Error::Tls { .. }
-                | Error::Timeout { .. }
-                | Error::Unexpected { .. }
-                | Error::RefusedAfterUncertainAttempt { .. }
-        )
-    }
-
-    /// Whether the manager may have processed the request. A refusal (a 4xx answer) is
-    /// [`Outcome::Definite`]: the manager answered and did not act. A timeout, a connection lost
-    /// after the request may have been sent, a TLS failure mid-request or a 5xx are
-    /// [`Outcome::Indefinite`]: the request may or may not have been carried out, and a caller
-    /// must never act on it as if it were a refusal. A local configuration problem is
-    /// [`Outcome::Local`]: nothing was sent.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            Error::InvalidConfiguration { .. } => Outcome::Local,
-            Error::Refused { .. } => Outcome::Definite,
-            Error::Connect { .. }
-            | Error::Proxy { .. }
-            | Error::Tls { .. }
-            | Error::Timeout { .. }
-            | Error::Unexpected { .. }
-            | Error::RefusedAfterUncertainAttempt { .. } => Outcome::Indefinite,
-        }
-    }
-
-    /// The manager's `codeDesc` when it refused.
-    pub fn code_desc(&self) -> Option<&str> {
-        match self {
-            Error::Refused { code_desc, .. } => Some(code_desc),
-            _ => None,
-        }
-    }
-}
-
-/// What a failed call says about the manager's side. See [`Error::outcome`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The manager answered: it refused, and did not carry the request out.
-    Definite,
-    /// The request may or may not have been carried out.
-    Indefinite,
-    /// Nothing was sent: the local settings are unusable.
-    Local,
-}
-
-/// The manager's base URL, normalised to `https://host[:port]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ManagerUrl(String);
-
-impl ManagerUrl {
-    /// Accepts `host`, `host:port`, `[v6]:port` or `https://host[:port][/api]`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfiguration`] for `http://` (the manager is only spoken to over TLS),
-    /// other schemes, empty hosts, credentials, query strings and bad ports.
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidConfiguration {
-            reason: format!("manager address \"{text}\": {reason}"),
-        };
-        let trimmed = text.trim();
-        let rest = if let Some((scheme, rest)) = trimmed.split_once("://") {
-            if !scheme.eq_ignore_ascii_case("https") {
-                return Err(invalid("only https:// is supported"));
-            }
-            rest
-        } else {
-            trimmed
-        };
-        let rest = rest.trim_end_matches('/');
-        let authority = rest
-            .strip_suffix("/api")
-            .unwrap_or(rest)
-            .trim_end_matches('/');
-        if authority.is_empty() {
-            return Err(invalid("no host"));
-        }
-        if authority.contains(['/', '?', '#', '@', ' ']) {
-            return Err(invalid(
-                "give only the host and optional port, e.g. cm.example.com:443",
-            ));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| invalid("unclosed '['"))?;
-            (format!("[{host}]"), after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) if !host.contains(':') => (host.to_string(), Some(port)),
-                Some(_) => return Err(invalid("write IPv6 addresses in brackets: [::1]:443")),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() || host == "[]" {
-            return Err(invalid("no host"));
-        }
-        match port {
-            Some(port) => {
-                let number: u16 = port
-                    .parse()
-                    .map_err(|_| invalid("the port is not a number"))?;
-                if number == 0 {
-                    return Err(invalid("port 0"));
-                }
-                Ok(Self(format!("https://{host}:{number}")))
-            }
-            None => Ok(Self(format!("https://{host}"))),
-        }
-    }
-
-    /// The normalised base, e.g. `https://cm.example.com:8443`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The host (IPv6 literals in brackets) and the port (443 when the URL gives none).
-    pub fn host_and_port(&self) -> (&str, u16) {
-        let authority = self.0.strip_prefix("https://").unwrap_or(&self.0);
-        let port_start = match authority.rfind(']') {
-            Some(bracket) => authority[bracket..].find(':').map(|colon| bracket + colon),
-            None => authority.rfind(':'),
-        };
-        match port_start {
-            Some(colon) => (
-                &authority[..colon],
-                authority[colon + 1..].parse().unwrap_or(443),
-            ),
-            None => (authority, 443),
-        }
-    }
-}
-
-impl fmt::Display for ManagerUrl {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
 
 /// How the manager's TLS certificate is verified.
 #[derive(Clone, Debug)]
@@ -303,7 +80,7 @@ pub enum ServerTrust {
     /// The chain must lead to one of these CA certificates and name the host.
     CaCertificates(Vec<CertificateDer<'static>>),
     /// The manager's web certificate must have exactly this SHA-256 fingerprint.
-    Sha256Fingerprint([u8; 32]),
+    Sha256Fingerprint(Fingerprint),
 }
 
 impl ServerTrust {
@@ -765,52 +542,6 @@ fn printable(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn manager_urls_are_normalised() {
-        let cases = [
-            ("cm.example.com", "https://cm.example.com"),
-            ("cm.example.com:8443", "https://cm.example.com:8443"),
-            ("https://cm.example.com/", "https://cm.example.com"),
-            (
-                "https://cm.example.com:8443/api",
-                "https://cm.example.com:8443",
-            ),
-            ("127.0.0.1:8443", "https://127.0.0.1:8443"),
-            ("[::1]:8443", "https://[::1]:8443"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(
-                ManagerUrl::parse(input).unwrap().as_str(),
-                expected,
-                "{input}"
-            );
-        }
-        for bad in [
-            "http://cm.example.com",
-            "",
-            "cm:port",
-            "cm:0",
-            "::1",
-            "https://user@cm",
-            "cm/path",
-            "ftp://cm",
-        ] {
-            assert!(ManagerUrl::parse(bad).is_err(), "{bad} accepted");
-        }
-        for (input, host, port) in [
-            ("cm.example.com", "cm.example.com", 443),
-            ("cm.example.com:8443", "cm.example.com", 8443),
-            ("[::1]", "[::1]", 443),
-            ("[::1]:8443", "[::1]", 8443),
-        ] {
-            assert_eq!(
-                ManagerUrl::parse(input).unwrap().host_and_port(),
-                (host, port),
-                "{input}"
-            );
-        }
-    }
 
     #[test]
     fn manager_text_is_bounded_and_cannot_forge_log_lines() {

@@ -9,12 +9,12 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use cert_vocabulary::Fingerprint;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
-use sha2::{Digest, Sha256};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
     TransportAdapter,
@@ -85,7 +85,7 @@ pub(crate) fn client_config(
 /// server must hold that certificate's key.
 #[derive(Debug)]
 struct FingerprintVerifier {
-    fingerprint: [u8; 32],
+    fingerprint: Fingerprint,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -98,14 +98,13 @@ impl ServerCertVerifier for FingerprintVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let actual: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        let actual = Fingerprint::of(end_entity.as_ref());
         if actual == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "the manager's certificate has SHA-256 fingerprint {}, not the pinned {}",
-                hex(&actual),
-                hex(&self.fingerprint)
+                "the manager's certificate has SHA-256 fingerprint {actual}, not the pinned {}",
+                self.fingerprint
             )))
         }
     }
@@ -131,10 +130,6 @@ impl ServerCertVerifier for FingerprintVerifier {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    base16ct::lower::encode_string(bytes)
 }
 
 /// A ureq connector that wraps the TCP transport in rustls with our own configuration.

@@ -147,12 +147,17 @@ impl UreqTransport {
         match error {
             // Through a tunnel, a TLS failure is still with the manager; but a proxy that
             // intercepts TLS would show its own certificate, which is worth saying.
-            Error::Tls { url, reason } => Error::Tls {
+            Error::Tls {
+                url,
+                reason,
+                source,
+            } => Error::Tls {
                 url,
                 reason: format!(
                     "{reason} (through the proxy {proxy}; the manager's certificate is checked end \
                      to end, so a proxy that intercepts TLS cannot be used)"
                 ),
+                source,
             },
             other => other,
         }
@@ -196,21 +201,25 @@ impl UreqTransport {
                 url,
                 seconds: self.options.request_timeout.as_secs(),
             },
-            ureq::Error::HostNotFound => Error::Connect {
+            error @ ureq::Error::HostNotFound => Error::Connect {
                 url,
                 reason: "host name not found".to_string(),
+                source: Some(Box::new(error)),
             },
-            ureq::Error::ConnectionFailed => Error::Connect {
+            error @ ureq::Error::ConnectionFailed => Error::Connect {
                 url,
                 reason: "connection failed".to_string(),
+                source: Some(Box::new(error)),
             },
             ureq::Error::Rustls(error) => Error::Tls {
                 url,
                 reason: error.to_string(),
+                source: Some(Box::new(error)),
             },
-            ureq::Error::Tls(reason) => Error::Tls {
+            error @ ureq::Error::Tls(_) => Error::Tls {
                 url,
-                reason: reason.to_string(),
+                reason: error.to_string(),
+                source: Some(Box::new(error)),
             },
             ureq::Error::Io(io) => {
                 let is_tls = io
@@ -220,6 +229,7 @@ impl UreqTransport {
                     Error::Tls {
                         url,
                         reason: io.to_string(),
+                        source: Some(Box::new(io)),
                     }
                 } else if io.kind() == std::io::ErrorKind::TimedOut {
                     Error::Timeout {
@@ -230,12 +240,14 @@ impl UreqTransport {
                     Error::Connect {
                         url,
                         reason: io.to_string(),
+                        source: Some(Box::new(io)),
                     }
                 }
             }
             other => Error::Connect {
                 url,
                 reason: other.to_string(),
+                source: Some(Box::new(other)),
             },
         }
     }

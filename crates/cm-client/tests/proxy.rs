@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cm_client::{
-    ClientIdentity, Error, ManagerClient, ManagerUrl, Options, ProxySetting, ProxyUrl,
+    ClientIdentity, Error, Fingerprint, ManagerClient, ManagerUrl, Options, ProxySetting, ProxyUrl,
     RegisterRequest, ServerTrust,
 };
 use cm_emulator::{Emulator, EmulatorConfig, InProcessRequest, RunningEmulator};
@@ -361,7 +361,11 @@ fn register_and_login_through_tinyproxy() {
         thread::sleep(Duration::from_millis(50));
     }
     // The pin of the manager's web certificate holds through the real proxy too.
-    let pin = fingerprint_bytes(manager.emulator.web_cert_sha256_fingerprint());
+    let pin = manager
+        .emulator
+        .web_cert_sha256_fingerprint()
+        .parse::<Fingerprint>()
+        .unwrap();
     let client = manager.client(
         ServerTrust::Sha256Fingerprint(pin),
         proxy_at(&tinyproxy.url()),
@@ -402,7 +406,11 @@ fn tinyproxy_refusing_the_port_names_the_proxy_and_its_status() {
 fn the_pin_is_checked_against_the_manager_through_the_tunnel() {
     let manager = Manager::start();
     let relay = RelayProxy::start();
-    let pin = fingerprint_bytes(manager.emulator.web_cert_sha256_fingerprint());
+    let pin = manager
+        .emulator
+        .web_cert_sha256_fingerprint()
+        .parse::<Fingerprint>()
+        .unwrap();
     let client = manager.client(ServerTrust::Sha256Fingerprint(pin), proxy_at(&relay.url()));
     assert_eq!(
         client
@@ -425,7 +433,7 @@ fn the_pin_is_checked_against_the_manager_through_the_tunnel() {
 
     // A pin of another certificate fails the TLS handshake with the manager, through the proxy.
     let mut other = pin;
-    other[0] ^= 0xff;
+    other.0[0] ^= 0xff;
     let before = relay.connects().len();
     let client = manager.client(
         ServerTrust::Sha256Fingerprint(other),
@@ -433,6 +441,15 @@ fn the_pin_is_checked_against_the_manager_through_the_tunnel() {
     );
     let error = client.webcert_fingerprint().unwrap_err();
     assert!(matches!(error, Error::Tls { .. }), "{error:?}");
+    // The cause is kept for callers that match on it: rustls's own error.
+    let cause = std::error::Error::source(&error).expect("a TLS failure keeps its cause");
+    let rustls_error = cause.downcast_ref::<rustls::Error>().or_else(|| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    });
+    assert!(rustls_error.is_some(), "{cause:?}");
     let text = error.to_string();
     eprintln!("{text}");
     assert!(text.contains("not the pinned"), "{text}");
@@ -508,7 +525,7 @@ fn a_refused_connect_names_the_proxy_and_the_status() {
         text.contains("HTTP 403") && text.contains("Forbidden"),
         "{text}"
     );
-    assert!(error.is_unreachable());
+    assert_eq!(error.outcome(), cm_client::Outcome::Indefinite);
 }
 
 #[test]
@@ -683,13 +700,4 @@ fn the_process_environment_is_honoured_and_overridden() {
     explicit.push(("NO_PROXY", "*".to_string()));
     assert_eq!(probe(&manager, &relay.url(), &explicit), "PROBE OK");
     assert_eq!(relay.connects().len(), 2, "the explicit proxy was not used");
-}
-
-fn fingerprint_bytes(text: &str) -> [u8; 32] {
-    let hex: String = text.chars().filter(char::is_ascii_hexdigit).collect();
-    let mut bytes = [0u8; 32];
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).unwrap();
-    }
-    bytes
 }

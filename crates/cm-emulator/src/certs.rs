@@ -8,15 +8,28 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use sha1::Digest;
 use x509_cert::ext::pkix::BasicConstraints;
 
-use crate::util::{hex, unix_seconds};
+use crate::util::{decimal_from_be_bytes, hex, unix_seconds, upper_hex};
+
+/// A distinguished name in OpenSSL's one-line form (`/C=US/O=Example/CN=Example CA`), in the
+/// certificate's order, as CM shows `subject` and `issuer`.
+pub(crate) fn openssl_name(name: &x509_cert::name::Name) -> String {
+    name.iter_rdn()
+        .map(|rdn| {
+            let parts: Vec<String> = rdn.iter().map(ToString::to_string).collect();
+            format!("/{}", parts.join("+"))
+        })
+        .collect()
+}
 
 /// The facts about one certificate that the API reports or checks.
 #[derive(Debug, Clone)]
 pub(crate) struct CertificateFacts {
     pub(crate) der: CertificateDer<'static>,
+    /// OpenSSL's one-line form, as CM shows it: `/C=US/O=Example/CN=Example CA`.
     pub(crate) subject: String,
     pub(crate) issuer: String,
     pub(crate) common_name: Option<String>,
+    /// Decimal, as CM shows it.
     pub(crate) serial_number: String,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
@@ -39,10 +52,10 @@ impl CertificateFacts {
             tbs.get_extension::<BasicConstraints>(),
             Ok(Some((_, BasicConstraints { ca: true, .. })))
         );
-        let serial_number = hex(tbs.serial_number().as_bytes());
+        let serial_number = decimal_from_be_bytes(tbs.serial_number().as_bytes());
         Ok(CertificateFacts {
-            subject: tbs.subject().to_string(),
-            issuer: tbs.issuer().to_string(),
+            subject: openssl_name(tbs.subject()),
+            issuer: openssl_name(tbs.issuer()),
             common_name,
             serial_number,
             not_before: unix_seconds(tbs.validity().not_before.to_system_time()),
@@ -57,14 +70,19 @@ impl CertificateFacts {
         sha256_fingerprint(&self.der)
     }
 
-    /// Lower-case hex SHA-1 of the DER.
-    pub(crate) fn sha1_fingerprint(&self) -> String {
-        hex(&sha1::Sha1::digest(self.der.as_ref()))
+    /// Upper-case hex SHA-1 of the DER (as CM shows CA fingerprints).
+    pub(crate) fn sha1_fingerprint_upper(&self) -> String {
+        upper_hex(&sha1::Sha1::digest(self.der.as_ref()))
     }
 
-    /// Lower-case hex SHA-512 of the DER.
-    pub(crate) fn sha512_fingerprint(&self) -> String {
-        hex(&sha2::Sha512::digest(self.der.as_ref()))
+    /// Upper-case hex SHA-256 of the DER.
+    pub(crate) fn sha256_fingerprint_upper(&self) -> String {
+        upper_hex(&sha2::Sha256::digest(self.der.as_ref()))
+    }
+
+    /// Upper-case hex SHA-512 of the DER.
+    pub(crate) fn sha512_fingerprint_upper(&self) -> String {
+        upper_hex(&sha2::Sha512::digest(self.der.as_ref()))
     }
 
     /// Whether `now` lies inside the validity period.

@@ -130,6 +130,7 @@ impl InProcessHandle {
             method,
             &uri,
             authorization.as_ref(),
+            None,
             body,
             peer_certificates.map(Arc::new),
         );

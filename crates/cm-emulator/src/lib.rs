@@ -31,6 +31,8 @@
 //!   [`EmulatorConfig::extra_hostnames`]) is re-issued from the same CA when a host name is
 //!   missing or it expires within 30 days.
 //! - `admin-password` (mode 0600) with a generated password, unless one is configured.
+//! - `local-ca.pem` and `local-ca-key.pem` (mode 0600): the local CA listed at
+//!   `/api/v1/ca/local-cas`.
 //! - `objects/`: one JSON file per external CA, registration token, client and log upload,
 //!   plus `web-interface.json`, each written atomically (temporary file, fsync, rename, fsync
 //!   of the folder). State therefore survives restarts; bearer tokens do not (they live in
@@ -46,19 +48,30 @@
 //! always uses the real clock; the [`Clock`] only affects the API's own checks (token expiry,
 //! certificate validity, bearer expiry, time stamps).
 //!
+//! # Bearer tokens
+//! Logins (`POST /api/v1/auth/tokens`, password, refresh-token and client-credential grants;
+//! JSON or form-encoded) answer with a real JWT, ES256-signed by a key pair made at start
+//! ([`EmulatorDetails::jwt_public_key`]), with `iss`, `sub`, `iat`, `nbf`, `exp`, `jti` and an
+//! `account` claim. Bearers are checked by signature, expiry and their session (a deleted
+//! client's bearers stop working). A client's bearer is bound to the TLS client certificate
+//! it was obtained with on every `self` endpoint except the renewal, whose connection presents
+//! the new certificate.
+//!
 //! # What it deliberately does not do
-//! - No local CA, no certificate issuance, no CSR handling, no revocation, no domains, no
-//!   users other than `admin`, no HTTP/2. Only the endpoints of `docs/protocol.md` exist;
-//!   everything else is a 404 in CM's error shape.
-//! - Bearer tokens are random opaque strings, not JWTs.
-//! - Not hardened for exposure to untrusted networks beyond what the tests need: it is a test
-//!   double. Secrets (admin password, tokens) are never logged.
+//! - The local CA ([`EmulatorConfig`]'s state folder, `local-ca.pem`) issues nothing: no CSR
+//!   handling, no revocation, no domains, no users other than `admin`, no HTTP/2. Only the
+//!   endpoints of `docs/protocol.md` exist; everything else is a 404 in CM's error shape.
+//! - Not meant for exposure to untrusted networks: it is a test double. It does bound what
+//!   grows (connections, sessions, log records) and times out slow or idle connections.
+//!   Secrets (admin password, tokens, keys) are never logged.
 //!
 //! # Numbers worth knowing
-//! Request bodies over 1 MiB get 413. Lists honour `skip` and `limit` and return everything
-//! when `limit` is absent. Registration tokens without `max_clients` have no limit (`null`);
-//! without `lifetime` they never expire (`valid_until` is `null`). The numeric `code` of
-//! errors other than `NCERRUnauthorizedAccess` (5) is invented: match on `codeDesc`.
+//! Request bodies over 1 MiB get 413. Lists honour `skip` and `limit` (default 10, as CM) and
+//! the filters of `docs/protocol.md`; unknown filters are ignored. Registration tokens without
+//! `max_clients` (or with 0) have no limit; without `lifetime` (or with `""`) they never
+//! expire; without `ca_id` they are bound to the local CA. Errors carry `codeDesc` as CM writes
+//! it (`"NCERRResourceNotFound: Resource not found"`); the numeric codes 5, 9, 15 and 16 are
+//! CM's, the others invented: match on the name.
 //!
 //! # Example
 //! ```
@@ -87,6 +100,7 @@ mod certs;
 mod error;
 mod in_process;
 mod server;
+mod settings;
 mod state;
 mod store;
 mod tls;
@@ -97,7 +111,6 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -106,6 +119,7 @@ use tokio::sync::watch;
 
 pub use error::Error;
 pub use in_process::{InProcessHandle, InProcessRequest, InProcessResponse};
+pub use settings::{ParseRetireOldCertificateError, RetireOldCertificate, TrustedCaChanges};
 
 /// The source of "now" for the API's checks. Tests can shift it; the default is
 /// [`SystemClock`].
@@ -123,90 +137,6 @@ impl Clock for SystemClock {
         SystemTime::now()
     }
 }
-
-/// When a client's previous certificate stops logging in after a self renewal.
-///
-/// Whether the real manager retires the old certificate at the renewal, at the new
-/// certificate's first login, or only when the old certificate expires is not public: this is
-/// an invented setting that lets agents be tested against each of the three plausible
-/// behaviours. Only the immediately previous certificate is remembered: a second renewal
-/// retires the certificate before it in every mode.
-///
-/// In every mode, a repeated renewal request (the new certificate is already current) still
-/// answers 200, and bearers keep working until they expire whichever certificate obtained
-/// them; the setting only decides which certificates a client-credential login accepts (and,
-/// for a further renewal, whether the bearer's certificate still counts as the client's).
-///
-/// The spellings of [`FromStr`] and [`fmt::Display`] are `on-renew`, `on-first-login` and
-/// `at-expiry` (the `cm-emulator` binary's `--retire-old-certificate` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum RetireOldCertificate {
-    /// `on-renew`: the previous certificate no longer logs in once the renewal is accepted.
-    OnRenew,
-    /// `on-first-login` (the default): the previous certificate keeps logging in until the new
-    /// one first logs in, so a host that crashed mid-switch is never locked out.
-    #[default]
-    OnFirstLogin,
-    /// `at-expiry`: the previous certificate keeps logging in until its own `notAfter` (by
-    /// the emulator's [`Clock`]), also after the new one has logged in. A client renewed by
-    /// an emulator version that did not record that date falls back to `on-first-login`.
-    AtExpiry,
-}
-
-impl RetireOldCertificate {
-    /// Every value, in the order of the command line help.
-    pub const ALL: [RetireOldCertificate; 3] = [
-        RetireOldCertificate::OnRenew,
-        RetireOldCertificate::OnFirstLogin,
-        RetireOldCertificate::AtExpiry,
-    ];
-
-    /// The spelling used by [`FromStr`] and [`fmt::Display`].
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RetireOldCertificate::OnRenew => "on-renew",
-            RetireOldCertificate::OnFirstLogin => "on-first-login",
-            RetireOldCertificate::AtExpiry => "at-expiry",
-        }
-    }
-}
-
-impl fmt::Display for RetireOldCertificate {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RetireOldCertificate {
-    type Err = ParseRetireOldCertificateError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        RetireOldCertificate::ALL
-            .into_iter()
-            .find(|mode| mode.as_str() == text)
-            .ok_or_else(|| ParseRetireOldCertificateError {
-                value: text.to_owned(),
-            })
-    }
-}
-
-/// A string that is not `on-renew`, `on-first-login` or `at-expiry`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseRetireOldCertificateError {
-    value: String,
-}
-
-impl fmt::Display for ParseRetireOldCertificateError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "{:?} is not one of on-renew, on-first-login, at-expiry",
-            self.value
-        )
-    }
-}
-
-impl std::error::Error for ParseRetireOldCertificateError {}
 
 /// How to run an emulator. Build with [`EmulatorConfig::new`] and struct update syntax.
 #[derive(Clone)]
@@ -226,6 +156,23 @@ pub struct EmulatorConfig {
     /// When a client's previous certificate stops logging in after a self renewal (an
     /// invented behaviour; see [`RetireOldCertificate`]).
     pub retire_old_certificate: RetireOldCertificate,
+    /// When trusted-CA changes take effect (see [`TrustedCaChanges`]).
+    pub trusted_ca_changes: TrustedCaChanges,
+    /// Most open connections served at once; further ones wait in the kernel's queue.
+    pub max_connections: usize,
+    /// Most live bearer sessions (and as many refresh tokens); beyond it the oldest is
+    /// dropped (and its bearer refused).
+    pub max_sessions: usize,
+    /// Most client log records kept; beyond it the oldest uploads are dropped (counted in the
+    /// list's `dropped`).
+    pub max_client_records: usize,
+    /// Request headers must arrive within this time (hyper's header-read timeout).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this much idleness.
+    pub idle_timeout: Duration,
+    /// Refuse (409) to register or renew to a certificate that is already another client's
+    /// current or previous certificate: one certificate is at most one client (invented).
+    pub one_client_per_certificate: bool,
 }
 
 impl EmulatorConfig {
@@ -239,6 +186,13 @@ impl EmulatorConfig {
             extra_hostnames: Vec::new(),
             clock: Arc::new(SystemClock),
             retire_old_certificate: RetireOldCertificate::default(),
+            trusted_ca_changes: TrustedCaChanges::default(),
+            max_connections: 512,
+            max_sessions: 10_000,
+            max_client_records: 100_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            one_client_per_certificate: true,
         }
     }
 }
@@ -256,6 +210,16 @@ impl fmt::Debug for EmulatorConfig {
             .field("extra_hostnames", &self.extra_hostnames)
             .field("clock", &self.clock)
             .field("retire_old_certificate", &self.retire_old_certificate)
+            .field("trusted_ca_changes", &self.trusted_ca_changes)
+            .field("max_connections", &self.max_connections)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_client_records", &self.max_client_records)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "one_client_per_certificate",
+                &self.one_client_per_certificate,
+            )
             .finish()
     }
 }
@@ -270,6 +234,7 @@ pub struct EmulatorDetails {
     web_ca_path: PathBuf,
     web_cert_sha256_fingerprint: String,
     admin_password: String,
+    jwt_public_key: Vec<u8>,
 }
 
 impl fmt::Debug for EmulatorDetails {
@@ -322,6 +287,12 @@ impl EmulatorDetails {
     pub fn admin_password(&self) -> &str {
         &self.admin_password
     }
+
+    /// The public key that verifies the emulator's bearer tokens (ES256 JWTs): an uncompressed
+    /// SEC1 P-256 point, `04 ‖ x ‖ y` (65 bytes). New at every start.
+    pub fn jwt_public_key(&self) -> &[u8] {
+        &self.jwt_public_key
+    }
 }
 
 /// An emulator whose state is loaded and whose socket is bound, ready to serve.
@@ -330,6 +301,7 @@ pub struct Emulator {
     api: Arc<api::Api>,
     tls: Arc<tls::TlsSwitch>,
     details: EmulatorDetails,
+    limits: server::ConnectionLimits,
 }
 
 impl fmt::Debug for Emulator {
@@ -359,7 +331,15 @@ impl Emulator {
         };
         let identity =
             web_pki::load_or_create(&state_dir, &config.extra_hostnames, SystemTime::now())?;
-        let state = state::State::load(&state_dir)?;
+        let local_ca = load_local_ca(&state_dir)?;
+        let state = state::State::load(
+            &state_dir,
+            local_ca,
+            state::Limits {
+                max_sessions: config.max_sessions,
+                max_client_records: config.max_client_records,
+            },
+        )?;
         // Starting the emulator is a web (re)start: apply the configured trusted list.
         let tls = Arc::new(tls::TlsSwitch::new(
             identity.certificate.clone(),
@@ -384,6 +364,8 @@ impl Emulator {
                 web_fingerprint: identity.fingerprint.clone(),
                 web_port: local_addr.port(),
                 retire_old_certificate: config.retire_old_certificate,
+                trusted_ca_changes: config.trusted_ca_changes,
+                one_client_per_certificate: config.one_client_per_certificate,
             },
             Arc::clone(&tls),
             tokio::runtime::Handle::current(),
@@ -396,12 +378,18 @@ impl Emulator {
             web_ca_path: identity.ca_path,
             web_cert_sha256_fingerprint: identity.fingerprint,
             admin_password,
+            jwt_public_key: api.jwt_public_key(),
         };
         Ok(Emulator {
             listener,
             api,
             tls,
             details,
+            limits: server::ConnectionLimits {
+                max_connections: config.max_connections,
+                header_read_timeout: config.header_read_timeout,
+                idle_timeout: config.idle_timeout,
+            },
         })
     }
 
@@ -429,7 +417,13 @@ impl Emulator {
         F: Future<Output = ()> + Send,
     {
         let (stop_sender, stop_receiver) = watch::channel(false);
-        let server = server::serve(self.listener, self.api, self.tls, stop_receiver);
+        let server = server::serve(
+            self.listener,
+            self.api,
+            self.tls,
+            stop_receiver,
+            self.limits,
+        );
         tokio::pin!(server);
         tokio::select! {
             () = &mut server => return,
@@ -600,6 +594,37 @@ fn url_for(address: SocketAddr) -> String {
         }
         IpAddr::V6(ip) => format!("https://[{ip}]:{}", address.port()),
     }
+}
+
+/// The local CA: its certificate (made at first start) and an id derived from it, so that it
+/// stays the same across restarts.
+fn load_local_ca(state_dir: &Path) -> Result<state::LocalCa, Error> {
+    let pem = web_pki::load_or_create_local_ca(state_dir, SystemTime::now())?;
+    let path = state_dir.join("local-ca.pem");
+    let corrupt = |message: String| Error::StateCorrupt {
+        path: path.clone(),
+        message,
+    };
+    let der = certs::parse_pem_chain(&pem)
+        .map_err(corrupt)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| corrupt("no certificate".to_owned()))?;
+    let facts = certs::CertificateFacts::parse(der).map_err(corrupt)?;
+    let digest = certs::sha256_fingerprint(&facts.der);
+    let id = format!(
+        "{}-{}-4{}-8{}-{}",
+        &digest[0..8],
+        &digest[8..12],
+        &digest[13..16],
+        &digest[17..20],
+        &digest[20..32]
+    );
+    Ok(state::LocalCa {
+        id,
+        name: "Local CA".to_owned(),
+        facts,
+    })
 }
 
 const ADMIN_PASSWORD_FILE: &str = "admin-password";

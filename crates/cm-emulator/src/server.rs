@@ -4,6 +4,11 @@
 //! affects new connections only), completes the handshake, and hands the client certificate
 //! chain it presented to every request of that connection.
 //!
+//! Limits: at most `max_connections` connections are served at once (the rest wait in the
+//! kernel's queue); a TLS handshake must finish within 10 s; request headers must arrive within
+//! `header_read_timeout` (hyper's timer, with tokio's timer set; 10 s by default); a keep-alive
+//! connection with no request in flight is closed after `idle_timeout` (30 s by default).
+//!
 //! [`api_request`], [`too_large`], [`handler_failed`] and [`encode`] are shared with the
 //! in-process path (`in_process.rs`), so both build the same [`ApiRequest`] and send the same
 //! status and body bytes.
@@ -14,15 +19,18 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{Api, ApiError, ApiRequest, ApiResponse};
@@ -38,6 +46,15 @@ const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
 /// A TLS handshake must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The connection limits (`EmulatorConfig::max_connections`, `header_read_timeout`,
+/// `idle_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+}
+
 pub(crate) type PeerCertificates = Option<Arc<Vec<CertificateDer<'static>>>>;
 
 /// Accepts connections until `shutdown` turns true (or its sender is dropped), then lets
@@ -47,15 +64,30 @@ pub(crate) async fn serve(
     api: Arc<Api>,
     tls: Arc<TlsSwitch>,
     shutdown: watch::Receiver<bool>,
+    limits: ConnectionLimits,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     let mut stop = shutdown.clone();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // Wait for a free slot first: beyond the cap, connections queue in the kernel.
+        let permit = tokio::select! {
+            _ = async { stop.wait_for(|stop| *stop).await.is_ok() } => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
         tokio::select! {
             _ = async { stop.wait_for(|stop| *stop).await.is_ok() } => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, tls.current(), Arc::clone(&api), shutdown.clone()));
+                    let connection = connection(stream, tls.current(), Arc::clone(&api), shutdown.clone(), limits);
+                    connections.spawn(async move {
+                        connection.await;
+                        drop(permit);
+                    });
                 }
                 // Usually too many open files: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -69,11 +101,39 @@ pub(crate) async fn serve(
     connections.abort_all();
 }
 
+/// What the idle timer of a connection watches: requests in flight and the last activity.
+struct Activity {
+    in_flight: AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(
+            self.last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .elapsed(),
+        )
+    }
+}
+
 async fn connection(
     stream: TcpStream,
     config: Arc<ServerConfig>,
     api: Arc<Api>,
     mut shutdown: watch::Receiver<bool>,
+    limits: ConnectionLimits,
 ) {
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(config);
@@ -91,20 +151,42 @@ async fn connection(
                 .collect(),
         )
     });
+    let activity = Arc::new(Activity {
+        in_flight: AtomicUsize::new(0),
+        last: std::sync::Mutex::new(Instant::now()),
+    });
+    let service_activity = Arc::clone(&activity);
     let service = service_fn(move |request| {
         let api = Arc::clone(&api);
         let peer = peer.clone();
-        async move { Ok::<_, Infallible>(handle(api, peer, request).await) }
+        let activity = Arc::clone(&service_activity);
+        async move {
+            activity.in_flight.fetch_add(1, Ordering::SeqCst);
+            let response = handle(api, peer, request).await;
+            activity.touch();
+            activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(response)
+        }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(tls_stream), service);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(tls_stream), service);
     tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break,
+            _ = ticks.tick() => {
+                if activity.idle_for().is_some_and(|idle| idle >= limits.idle_timeout) {
+                    break;
+                }
+            }
         }
     }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
 }
 
 async fn handle(
@@ -141,6 +223,7 @@ async fn handle(
         parts.method,
         &parts.uri,
         parts.headers.get(AUTHORIZATION),
+        parts.headers.get(CONTENT_TYPE),
         body.to_vec(),
         peer_certificates,
     );
@@ -151,11 +234,12 @@ async fn handle(
 }
 
 /// The request the handlers see, from the parts of an HTTP request. An `Authorization` value
-/// that is not visible ASCII counts as absent.
+/// that is not visible ASCII counts as absent; of `Content-Type` only the media type is kept.
 pub(crate) fn api_request(
     method: Method,
     uri: &Uri,
     authorization: Option<&HeaderValue>,
+    content_type: Option<&HeaderValue>,
     body: Vec<u8>,
     peer_certificates: PeerCertificates,
 ) -> ApiRequest {
@@ -166,6 +250,10 @@ pub(crate) fn api_request(
         authorization: authorization
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
+        content_type: content_type
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|media_type| media_type.trim().to_ascii_lowercase()),
         body,
         peer_certificates,
     }

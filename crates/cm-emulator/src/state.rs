@@ -5,12 +5,11 @@ use std::path::Path;
 
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Error;
 use crate::certs::{CertificateFacts, parse_pem_chain};
 use crate::store::Store;
-use crate::util::rfc3339;
 
 /// The account every object belongs to (CM's default account).
 pub(crate) const ACCOUNT: &str = "kylo:kylo:admin:accounts:kylo";
@@ -53,36 +52,41 @@ impl ExternalCa {
         format!("kylo:kylo:naboo:external_ca:{}", self.record.id)
     }
 
-    pub(crate) fn to_json(&self) -> Value {
-        let enabled = |on: bool| if on { "Enabled" } else { "Disabled" };
-        let record = &self.record;
-        json!({
-            "id": record.id,
-            "uri": self.uri(),
-            "account": ACCOUNT,
-            "createdAt": rfc3339(record.created_at),
-            "updatedAt": rfc3339(record.updated_at),
-            "name": record.name,
-            "cert": record.cert,
-            "parent": record.parent,
-            "purpose": {
-                "client_authentication": enabled(record.allow_client_authentication),
-                "user_authentication": enabled(record.allow_user_authentication),
-            },
-            "serialNumber": self.facts.serial_number,
-            "subject": self.facts.subject,
-            "issuer": self.facts.issuer,
-            "notBefore": rfc3339(self.facts.not_before),
-            "notAfter": rfc3339(self.facts.not_after),
-            "sha1Fingerprint": self.facts.sha1_fingerprint(),
-            "sha256Fingerprint": self.facts.sha256_fingerprint(),
-            "sha512Fingerprint": self.facts.sha512_fingerprint(),
-        })
+    /// The value of a list filter (`name`, `subject`, `issuer`, `serialNumber`, `id`).
+    pub(crate) fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match filter {
+            "name" => Some(self.record.name.as_str().into()),
+            "subject" => Some(self.facts.subject.as_str().into()),
+            "issuer" => Some(self.facts.issuer.as_str().into()),
+            "serialNumber" => Some(self.facts.serial_number.as_str().into()),
+            "id" => Some(self.record.id.as_str().into()),
+            _ => None,
+        }
     }
 
     /// Whether `reference` names this CA by id, name or URI.
     pub(crate) fn is_named(&self, reference: &str) -> bool {
         self.record.id == reference || self.record.name == reference || self.uri() == reference
+    }
+}
+
+/// The emulator's local CA (CM's "Local CA"): made at first start, listed at
+/// `/v1/ca/local-cas`. It issues nothing (the emulator has no CSR endpoint); tokens without a
+/// `ca_id` are bound to it, so agents presenting external certificates are refused with them.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalCa {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) facts: CertificateFacts,
+}
+
+impl LocalCa {
+    pub(crate) fn uri(&self) -> String {
+        format!("kylo:kylo:naboo:localca:{}", self.id)
+    }
+
+    pub(crate) fn is_named(&self, reference: &str) -> bool {
+        self.id == reference || self.name == reference || self.uri() == reference
     }
 }
 
@@ -110,27 +114,6 @@ pub(crate) struct RegToken {
 impl RegToken {
     pub(crate) fn uri(&self) -> String {
         format!("kylo:kylo:client_management:reg_tokens:{}", self.id)
-    }
-
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "uri": self.uri(),
-            "account": ACCOUNT,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-            "token": self.token,
-            "valid_until": self.valid_until.map(rfc3339),
-            "max_clients": self.max_clients,
-            "clients_registered": self.clients_registered,
-            "ca_id": self.ca_id,
-            "name_prefix": self.name_prefix,
-            "lifetime": self.lifetime,
-            "cert_duration": self.cert_duration,
-            "client_management_profile_id": self.client_management_profile_id,
-            "label": self.label,
-            "labels": self.labels,
-        })
     }
 
     pub(crate) fn is_named(&self, reference: &str) -> bool {
@@ -172,28 +155,6 @@ impl Client {
         format!("kylo:kylo:client_management:clients:{}", self.id)
     }
 
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "uri": self.uri(),
-            "account": ACCOUNT,
-            "name": self.name,
-            "hostname": self.name,
-            "description": self.description,
-            "state": "active",
-            "client_metadata": {"client_type": self.client_type},
-            "common_name": self.common_name,
-            "cert_fingerprint": self.cert_fingerprint,
-            "cert_not_after": rfc3339(self.cert_not_after),
-            "previous_cert_fingerprint": self.previous_cert_fingerprint,
-            "ca_id": self.ca_id,
-            "reg_token_id": self.reg_token_id,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-            "last_seen": self.last_seen.map(rfc3339),
-        })
-    }
-
     pub(crate) fn is_named(&self, reference: &str) -> bool {
         self.id == reference || self.name == reference || self.uri() == reference
     }
@@ -217,22 +178,6 @@ impl ClientRecord {
     pub(crate) fn uri(&self) -> String {
         format!("kylo:kylo:audit:client_records:{}", self.id)
     }
-
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "uri": self.uri(),
-            "account": ACCOUNT,
-            "client_id": self.client_id,
-            "client_name": self.client_name,
-            "created_at": rfc3339(self.created_at),
-            "time": self.time,
-            "level": self.level,
-            "component": self.component,
-            "message_id": self.message_id,
-            "message": self.message,
-        })
-    }
 }
 
 /// One upload of log records, persisted as one file.
@@ -246,11 +191,35 @@ pub(crate) struct ClientRecordBatch {
 /// The web interface configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct WebInterface {
+    /// The interface's id (a UUID, made at first start).
+    #[serde(default)]
+    pub(crate) id: Option<String>,
     /// External CA ids trusted for client certificates (applied at the next web restart).
     pub(crate) trusted_external: Vec<String>,
-    /// Local CA ids (the emulator has no local CAs; kept as given).
+    /// Local CA ids trusted for client certificates.
     pub(crate) trusted_local: Vec<String>,
+    /// `trusted_cas` as the administrator wrote them (names, ids or URIs), shown back as
+    /// written. Absent in state written before they were kept: the ids are shown.
+    #[serde(default)]
+    pub(crate) trusted_cas_as_written: Option<TrustedCasWritten>,
+    #[serde(default)]
+    pub(crate) mode: Option<String>,
+    #[serde(default)]
+    pub(crate) minimum_tls_version: Option<String>,
+    #[serde(default)]
+    pub(crate) maximum_tls_version: Option<String>,
+    #[serde(default)]
+    pub(crate) cert_user_field: Option<String>,
+    #[serde(default)]
+    pub(crate) created_at: Option<i64>,
     pub(crate) updated_at: Option<i64>,
+}
+
+/// An interface's `trusted_cas` as written by the administrator.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct TrustedCasWritten {
+    pub(crate) external: Vec<String>,
+    pub(crate) local: Vec<String>,
 }
 
 /// Who a bearer token belongs to.
@@ -264,12 +233,83 @@ pub(crate) enum Subject {
     },
 }
 
-/// A bearer token's session. Sessions live in memory only: like short-lived JWTs they are
-/// never written to disk, so a restarted emulator asks everyone to log in again.
+/// A bearer token's session, keyed by the JWT's `jti`. Sessions live in memory only: like
+/// short-lived JWTs they are never written to disk, so a restarted emulator asks everyone to
+/// log in again.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub(crate) subject: Subject,
     pub(crate) expires_at: i64,
+}
+
+/// A refresh token (password grant), in memory only.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshToken {
+    pub(crate) id: String,
+    pub(crate) subject: Subject,
+    /// `None`: no expiry.
+    pub(crate) expires_at: Option<i64>,
+}
+
+/// A map with a size cap: inserting beyond it drops the oldest entry, and the drops are
+/// counted.
+#[derive(Debug)]
+pub(crate) struct Bounded<V> {
+    map: HashMap<String, V>,
+    order: std::collections::VecDeque<String>,
+    cap: usize,
+    pub(crate) dropped: u64,
+}
+
+impl<V> Bounded<V> {
+    pub(crate) fn new(cap: usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            cap: cap.max(1),
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, key: String, value: V) {
+        while self.map.len() >= self.cap {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.remove(&oldest).is_some() {
+                self.dropped += 1;
+            }
+        }
+        self.order.push_back(key.clone());
+        self.map.insert(key, value);
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
+        let value = self.map.remove(key);
+        if value.is_some() {
+            self.order.retain(|entry| entry != key);
+        }
+        value
+    }
+
+    /// Keeps the entries for which `keep` is true (removals are not counted as drops).
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.map.retain(|_, value| keep(value));
+        let map = &self.map;
+        self.order.retain(|key| map.contains_key(key));
+    }
+}
+
+/// The caps on what grows with use (`EmulatorConfig::max_sessions` and
+/// `EmulatorConfig::max_client_records`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_sessions: usize,
+    pub(crate) max_client_records: usize,
 }
 
 /// Everything the manager knows.
@@ -280,14 +320,26 @@ pub(crate) struct State {
     pub(crate) external_cas: Vec<ExternalCa>,
     pub(crate) regtokens: Vec<RegToken>,
     pub(crate) clients: Vec<Client>,
-    pub(crate) records: Vec<ClientRecord>,
+    /// Uploaded log records, one batch per upload, oldest first.
+    pub(crate) record_batches: std::collections::VecDeque<ClientRecordBatch>,
+    /// How many records the batches hold.
+    pub(crate) record_count: usize,
+    /// Records dropped (oldest first) to stay under the cap, since start.
+    pub(crate) records_dropped: u64,
     pub(crate) web: WebInterface,
-    pub(crate) sessions: HashMap<String, Session>,
+    pub(crate) local_ca: LocalCa,
+    pub(crate) sessions: Bounded<Session>,
+    pub(crate) refresh_tokens: Bounded<RefreshToken>,
+    pub(crate) limits: Limits,
 }
 
 impl State {
     /// Loads the state from `<state_dir>/objects`, creating it when absent.
-    pub(crate) fn load(state_dir: &Path) -> Result<State, Error> {
+    pub(crate) fn load(
+        state_dir: &Path,
+        local_ca: LocalCa,
+        limits: Limits,
+    ) -> Result<State, Error> {
         let root = state_dir.join("objects");
         let store = Store::open(
             root.clone(),
@@ -307,9 +359,28 @@ impl State {
         regtokens.sort_by_key(|token| token.sequence);
         let mut clients: Vec<Client> = store.load_all(CLIENTS)?;
         clients.sort_by_key(|client| client.sequence);
+        // A registration writes its client before its token's counter: after a crash between
+        // the two, the clients on disk are the truth.
+        for token in &mut regtokens {
+            let registered = clients
+                .iter()
+                .filter(|client| client.reg_token_id == token.id)
+                .count() as u64;
+            token.clients_registered = token.clients_registered.max(registered);
+        }
         let mut batches: Vec<ClientRecordBatch> = store.load_all(CLIENT_RECORDS)?;
         batches.sort_by_key(|batch| batch.sequence);
-        let web = store.load_singleton(WEB_INTERFACE)?.unwrap_or_default();
+        let mut web: WebInterface = store.load_singleton(WEB_INTERFACE)?.unwrap_or_default();
+        if web.id.is_none() {
+            web.id = Some(crate::util::uuid_v4());
+            web.created_at = Some(crate::util::unix_seconds(std::time::SystemTime::now()));
+            store
+                .put_singleton(WEB_INTERFACE, &web)
+                .map_err(|source| Error::StateIo {
+                    path: root.join(format!("{WEB_INTERFACE}.json")),
+                    source,
+                })?;
+        }
         let next_sequence = external_cas
             .iter()
             .map(|ca| ca.record.sequence)
@@ -324,12 +395,14 @@ impl State {
             external_cas,
             regtokens,
             clients,
-            records: batches
-                .into_iter()
-                .flat_map(|batch| batch.records)
-                .collect(),
+            record_count: batches.iter().map(|batch| batch.records.len()).sum(),
+            record_batches: batches.into_iter().collect(),
+            records_dropped: 0,
             web,
-            sessions: HashMap::new(),
+            local_ca,
+            sessions: Bounded::new(limits.max_sessions),
+            refresh_tokens: Bounded::new(limits.max_sessions),
+            limits,
         })
     }
 
@@ -345,15 +418,44 @@ impl State {
         self.store.put_singleton(WEB_INTERFACE, &self.web)
     }
 
-    /// The certificates of the trusted external CAs that allow client authentication.
+    /// The certificates of the trusted external CAs that allow client authentication, and of
+    /// the local CA when it is trusted.
     pub(crate) fn trusted_client_cas(&self) -> Vec<CertificateDer<'static>> {
-        self.web
+        let mut trusted: Vec<CertificateDer<'static>> = self
+            .web
             .trusted_external
             .iter()
             .filter_map(|id| self.external_cas.iter().find(|ca| &ca.record.id == id))
             .filter(|ca| ca.record.allow_client_authentication)
             .map(|ca| ca.facts.der.clone())
-            .collect()
+            .collect();
+        if self.web.trusted_local.contains(&self.local_ca.id) {
+            trusted.push(self.local_ca.facts.der.clone());
+        }
+        trusted
+    }
+
+    /// Every uploaded record, oldest first.
+    pub(crate) fn records(&self) -> impl Iterator<Item = &ClientRecord> {
+        self.record_batches
+            .iter()
+            .flat_map(|batch| batch.records.iter())
+    }
+
+    /// Adds an upload and drops the oldest uploads beyond the cap (their files too).
+    pub(crate) fn add_records(&mut self, batch: ClientRecordBatch) -> std::io::Result<()> {
+        self.store.put(CLIENT_RECORDS, &batch.id, &batch)?;
+        self.record_count += batch.records.len();
+        self.record_batches.push_back(batch);
+        while self.record_count > self.limits.max_client_records && self.record_batches.len() > 1 {
+            let Some(oldest) = self.record_batches.pop_front() else {
+                break;
+            };
+            self.store.delete(CLIENT_RECORDS, &oldest.id)?;
+            self.record_count -= oldest.records.len();
+            self.records_dropped += oldest.records.len() as u64;
+        }
+        Ok(())
     }
 
     pub(crate) fn find_external_ca(&self, reference: &str) -> Option<usize> {

@@ -43,7 +43,7 @@ fn sync_dir(folder: &Path) -> io::Result<()> {
 
 /// The JSON object store: `<root>/<collection>/<id>.json` files plus singletons
 /// `<root>/<name>.json`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Store {
     root: PathBuf,
 }

@@ -55,38 +55,70 @@ pub(crate) fn from_unix_seconds(seconds: i64) -> SystemTime {
     }
 }
 
-/// `2027-01-01T00:00:00Z` for Unix seconds (UTC, second precision).
+/// `2027-01-01T00:00:00Z` for Unix seconds (UTC, second precision), by `der::DateTime`.
+/// Times before 1970 show as the epoch and times after 9999 as its last second (neither occurs
+/// in certificates the emulator accepts).
 pub(crate) fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        (second_of_day % 3600) / 60,
-        second_of_day % 60
+    let since_epoch = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    der::DateTime::from_unix_duration(since_epoch).map_or_else(
+        |_| "9999-12-31T23:59:59Z".to_owned(),
+        |time| time.to_string(),
     )
 }
 
-/// Converts days since 1970-01-01 into a proleptic Gregorian (year, month, day)
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = u32::try_from(day_of_year - (153 * month_index + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    })
-    .unwrap_or(1);
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// As CM writes `createdAt`/`updatedAt`: RFC 3339 with microseconds
+/// (`2023-05-04T12:34:56.000000Z`; the emulator keeps whole seconds).
+pub(crate) fn rfc3339_micros(seconds: i64) -> String {
+    let text = rfc3339(seconds);
+    format!("{}.000000Z", text.trim_end_matches('Z'))
+}
+
+/// Unix seconds for an RFC 3339 time `YYYY-MM-DDTHH:MM:SSZ` (by `der::DateTime`).
+#[cfg(test)]
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
+    let time: der::DateTime = text.parse().ok()?;
+    i64::try_from(time.unix_duration().as_secs()).ok()
+}
+
+/// Upper-case hex of `bytes`, as CM shows certificate fingerprints.
+pub(crate) fn upper_hex(bytes: &[u8]) -> String {
+    base16ct::upper::encode_string(bytes)
+}
+
+/// The decimal text of a big-endian unsigned integer (a certificate serial number), by long
+/// division in base 10^9.
+pub(crate) fn decimal_from_be_bytes(bytes: &[u8]) -> String {
+    let mut number: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .skip_while(|byte| *byte == 0)
+        .collect();
+    if number.is_empty() {
+        return "0".to_owned();
+    }
+    let mut chunks: Vec<u32> = Vec::new();
+    while !number.is_empty() {
+        let mut remainder: u64 = 0;
+        let mut quotient = Vec::with_capacity(number.len());
+        for byte in &number {
+            let value = (remainder << 8) | u64::from(*byte);
+            let digit = value / 1_000_000_000;
+            remainder = value % 1_000_000_000;
+            if !(quotient.is_empty() && digit == 0) {
+                quotient.push(u8::try_from(digit).unwrap_or(u8::MAX));
+            }
+        }
+        chunks.push(u32::try_from(remainder).unwrap_or_default());
+        number = quotient;
+    }
+    let mut text = chunks
+        .pop()
+        .map(|chunk| chunk.to_string())
+        .unwrap_or_default();
+    for chunk in chunks.iter().rev() {
+        text.push_str(&format!("{chunk:09}"));
+    }
+    text
 }
 
 /// Parses a registration-token lifetime: `<n>m`, `<n>h` or `<n>d`; empty means no limit.
@@ -118,10 +150,29 @@ mod tests {
     #[test]
     fn rfc3339_formats_known_dates() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(parse_rfc3339("2027-01-01T00:00:00Z"), Some(1_798_761_600));
         assert_eq!(rfc3339(1_798_761_600), "2027-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-1), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn serial_numbers_in_decimal() {
+        assert_eq!(decimal_from_be_bytes(&[]), "0");
+        assert_eq!(decimal_from_be_bytes(&[0]), "0");
+        assert_eq!(decimal_from_be_bytes(&[0x01, 0x00]), "256");
+        assert_eq!(decimal_from_be_bytes(&[0xff; 8]), u64::MAX.to_string());
+        // 2^128 - 1
+        assert_eq!(
+            decimal_from_be_bytes(&[0xff; 16]),
+            "340282366920938463463374607431768211455"
+        );
+        assert_eq!(
+            decimal_from_be_bytes(&[0x3b, 0x9a, 0xca, 0x00]),
+            "1000000000"
+        );
     }
 
     #[test]

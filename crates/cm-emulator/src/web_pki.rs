@@ -215,3 +215,37 @@ fn random_serial() -> SerialNumber {
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::from_slice(&bytes)
 }
+
+/// File names of the local CA inside the state folder.
+const LOCAL_CA_CERTIFICATE: &str = "local-ca.pem";
+const LOCAL_CA_KEY: &str = "local-ca-key.pem";
+
+/// Loads the emulator's local CA certificate (PEM) from `state_dir`, creating it (ECDSA
+/// P-256, ten years, key mode 0600) on first start.
+pub(crate) fn load_or_create_local_ca(state_dir: &Path, now: SystemTime) -> Result<String, Error> {
+    let path = state_dir.join(LOCAL_CA_CERTIFICATE);
+    let key_path = state_dir.join(LOCAL_CA_KEY);
+    if path.exists() && key_path.exists() {
+        return read(&path);
+    }
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(web_error)?;
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CountryName, "US");
+    name.push(DnType::OrganizationName, "cm-emulator");
+    name.push(DnType::CommonName, "cm-emulator Root CA");
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = (now - Duration::from_secs(3600)).into();
+    params.not_after = (now + Duration::from_secs(10 * 365 * 86_400)).into();
+    params.serial_number = Some(random_serial());
+    let certificate = params.self_signed(&key).map_err(web_error)?;
+    write(&key_path, &key.serialize_pem())?;
+    write(&path, &certificate.pem())?;
+    Ok(certificate.pem())
+}

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keystore::Keystore;
+use keystore::{FileKeyProtector, Keystore};
 
 const VECTORS: [&str; 2] = [
     "p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256",
@@ -34,7 +34,9 @@ fn open_and_current(criterion: &mut Criterion) {
     for name in VECTORS {
         let identity = identity(name);
         let root = tempfile::tempdir().expect("temporary folder");
-        let store = Keystore::open_or_create(root.path()).expect("store");
+        let pem_folder = root.path().join("pem");
+        let key_files = || Box::new(FileKeyProtector::new(root.path().join("keys")));
+        let store = Keystore::open_or_create(&pem_folder, key_files()).expect("store");
         let generation = store
             .stage(&identity, SystemTime::UNIX_EPOCH)
             .expect("stage");
@@ -44,7 +46,7 @@ fn open_and_current(criterion: &mut Criterion) {
         // Open the store and decrypt the current identity: what `vmd` does at start.
         group.bench_function(format!("open_and_current/{short}"), |bencher| {
             bencher.iter(|| {
-                Keystore::open(root.path())
+                Keystore::open(&pem_folder, key_files())
                     .expect("open")
                     .current()
                     .expect("current identity")

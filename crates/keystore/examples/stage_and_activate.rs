@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cert_loading::{LoadOptions, format_time, load_directory};
-use keystore::Keystore;
+use cert_loading::{LoadOptions, format_rfc3339, load_directory};
+use keystore::{FileKeyProtector, Keystore};
 
 /// The vectors are valid at 2026-06-01T00:00:00Z (see testdata/README.md).
 const VECTOR_NOW: u64 = 1_780_272_000;
@@ -24,8 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = load("p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256")?.identity;
     let renewed = load("renewal-same-cn-later-p384-pkcs8-pbes2-aes256-pbkdf2-sha256")?.identity;
 
+    // The store folder and the key protector are the caller's choice (here the agent's layout).
     let agent_root = tempfile::tempdir()?;
-    let store = Keystore::open_or_create(agent_root.path())?;
+    let pem_folder = agent_root.path().join("vmd").join("pem");
+    let key_files = || {
+        Box::new(FileKeyProtector::new(
+            agent_root.path().join("vmd").join("keys"),
+        ))
+    };
+    let store = Keystore::open_or_create(&pem_folder, key_files())?;
     println!("registered before: {}", store.is_registered()?);
 
     // Registration: stage the identity as generation 1, then switch to it.
@@ -35,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "activated generation {} ({}, valid until {})",
         info.id,
         info.common_name,
-        format_time(info.not_after)
+        format_rfc3339(info.not_after)
     );
 
     // Renewal: stage the new identity beside the current one, then switch.
@@ -44,11 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "renewed to generation {} (valid until {})",
         info.id,
-        format_time(info.not_after)
+        format_rfc3339(info.not_after)
     );
 
     // The next start: no passphrase needed, the key is decrypted from the store.
-    let reopened = Keystore::open(agent_root.path())?;
+    let reopened = Keystore::open(&pem_folder, key_files())?;
     let current = reopened.current()?;
     assert_eq!(current.key().pkcs8_der(), renewed.key().pkcs8_der());
     println!(

@@ -139,7 +139,7 @@ pub(crate) fn seal(
         common_name: summary.common_name.clone(),
         not_before_unix: to_unix_seconds(summary.not_before),
         not_after_unix: to_unix_seconds(summary.not_after),
-        not_after: cert_loading::format_time(summary.not_after),
+        not_after: cert_loading::format_rfc3339(summary.not_after),
         created_unix: to_unix_seconds(created_at),
         chain_pem_sha256: hex(&Sha256::digest(&chain_pem)),
         cipher: CIPHER_NAME.to_owned(),

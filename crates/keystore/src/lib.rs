@@ -3,12 +3,14 @@
 //! alone does not give away the key, and renewal can replace both without a crash ever leaving
 //! a broken identity.
 //!
-//! Under the agent root, `vmd/pem/` holds numbered *generations*, each a complete identity: the
-//! certificate chain, the private key encrypted with AES-256-GCM under a fresh random 256-bit
-//! key, and metadata. The random key is kept elsewhere (by default `vmd/keys/<generation>.key`,
-//! mode 0600). A pointer file, `vmd/pem/current`, names the current and previous generation;
-//! switching is one atomic rename of that file. `vmd/pem/agent.pem` is a copy of the current
-//! chain for scripts that test whether a host is registered. See `docs/ARCHITECTURE.md` (pem store layout) for the files and
+//! The store folder, chosen by the caller (the agent's is `<agent root>/vmd/pem/`), holds
+//! numbered *generations*, each a complete identity: the certificate chain, the private key
+//! encrypted with AES-256-GCM under a fresh random 256-bit key, and metadata. The random key is
+//! kept elsewhere, by the [`KeyProtector`] the caller opens the store with (the agent's is a
+//! [`FileKeyProtector`] writing `<agent root>/vmd/keys/<generation>.key`, mode 0600). A pointer
+//! file, `current`, names the current and previous generation; switching is one atomic rename
+//! of that file. `agent.pem` is a copy of the current chain for scripts that test whether a host
+//! is registered. See `docs/ARCHITECTURE.md` (pem store layout) for the files and
 //! `docs/security.md` for what this does and does not protect against.
 //!
 //! # Main types
@@ -18,9 +20,11 @@
 //!   [`Keystore::current`] decrypts and checks the current identity; [`Keystore::status`] lists
 //!   generations ([`StoreStatus`], [`GenerationStatus`], [`GenerationInfo`]);
 //!   [`Keystore::verify`] checks the current generation and repairs `agent.pem`.
-//! - [`KeyProtector`]: where the random keys ([`DataKey`]) live. [`FileKeyProtector`] is the
-//!   default; a TPM or OS-keyring implementation can replace it with
-//!   [`Keystore::with_key_protector`].
+//! - [`Keystore::import`]: stage and activate in one step, returning an [`Import`] that the
+//!   caller keeps, or undoes when a later step of its own fails (rollback, or back to an
+//!   unregistered store).
+//! - [`KeyProtector`]: where the random keys ([`DataKey`]) live, chosen at [`Keystore::open`].
+//!   [`FileKeyProtector`] keeps files; a TPM or OS-keyring implementation can replace it.
 //! - [`LockWait`]: whether a writer waits for another one ([`Keystore::with_lock_wait`]).
 //! - [`Error`]: the one error type; every variant names what a caller can act on.
 //!
@@ -54,7 +58,9 @@
 //!     cert_loading::load_directory(vector, &cert_loading::LoadOptions::default(), now)?.identity;
 //!
 //! let agent_root = tempfile::tempdir()?;
-//! let store = keystore::Keystore::open_or_create(agent_root.path())?;
+//! let pem_folder = agent_root.path().join("vmd/pem");
+//! let keys = || Box::new(keystore::FileKeyProtector::new(agent_root.path().join("vmd/keys")));
+//! let store = keystore::Keystore::open_or_create(&pem_folder, keys())?;
 //! assert!(!store.is_registered()?);
 //!
 //! let generation = store.stage(&identity, SystemTime::now())?;
@@ -62,7 +68,7 @@
 //! assert!(store.agent_pem_path().exists());
 //!
 //! // At the next start: no passphrase needed.
-//! let reopened = keystore::Keystore::open(agent_root.path())?;
+//! let reopened = keystore::Keystore::open(&pem_folder, keys())?;
 //! let current = reopened.current()?;
 //! assert_eq!(current.key().pkcs8_der(), identity.key().pkcs8_der());
 //! assert_eq!(reopened.verify()?.generation.id, generation);
@@ -76,6 +82,7 @@ mod error;
 pub mod fault;
 mod files;
 mod generation;
+mod import;
 mod protector;
 mod store;
 
@@ -83,8 +90,9 @@ pub use cert_loading::{Fingerprint, Identity};
 pub use error::Error;
 pub use files::LockWait;
 pub use generation::{GenerationId, GenerationInfo};
+pub use import::Import;
 pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
 pub use store::{
-    AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, KEYS_FOLDER, Keystore,
-    LOCK_FILE, PEM_FOLDER, POINTER_FILE, StoreStatus, Verification, under_agent_root,
+    AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, Keystore, LOCK_FILE,
+    POINTER_FILE, StoreStatus, Verification,
 };

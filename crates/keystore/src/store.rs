@@ -10,22 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::files::{self, LockWait, WriterLock};
 use crate::generation::{self, FORMAT_VERSION, GenerationId, GenerationInfo};
-use crate::protector::{DataKey, FileKeyProtector, KeyProtector};
+#[cfg(doc)]
+use crate::protector::FileKeyProtector;
+use crate::protector::{DataKey, KeyProtector};
 use crate::{Error, fault};
-
-/// The store folder, relative to the agent root.
-pub const PEM_FOLDER: &str = "vmd/pem";
-/// The default folder of the random key files, relative to the agent root.
-pub const KEYS_FOLDER: &str = "vmd/keys";
-/// `relative` (one of the `/`-separated constants above) under `agent_root`, joined component by
-/// component so that paths shown on Windows use one separator (`C:\agent\vmd\pem`).
-pub fn under_agent_root(agent_root: &Path, relative: &str) -> PathBuf {
-    relative
-        .split('/')
-        .fold(agent_root.to_path_buf(), |path, component| {
-            path.join(component)
-        })
-}
 
 /// The current certificate chain, inside the store folder.
 pub const AGENT_PEM_FILE: &str = "agent.pem";
@@ -50,6 +38,9 @@ pub struct Keystore {
     generations_folder: PathBuf,
     protector: Box<dyn KeyProtector>,
     lock_wait: LockWait,
+    /// Whether [`Keystore::open_or_create`] created the store folder (so that undoing the first
+    /// import can remove it again).
+    created_here: bool,
 }
 
 /// Which role a generation plays.
@@ -144,8 +135,9 @@ struct Pointer {
 }
 
 impl Keystore {
-    /// Opens the store under `agent_root` (its folder is `<agent_root>/vmd/pem`), with the
-    /// default [`FileKeyProtector`] in `<agent_root>/vmd/keys` and [`LockWait::default`].
+    /// Opens the store in `pem_folder` (the agent's is `<agent root>/vmd/pem`), with the random
+    /// keys kept by `protector` (the agent's is a [`FileKeyProtector`] in `<agent root>/vmd/keys`)
+    /// and [`LockWait::default`]. The store knows no other location.
     ///
     /// If `agent.pem` lags behind the current generation (a writer was stopped between
     /// switching the pointer and rewriting it) and no writer holds the lock, it is rewritten
@@ -155,8 +147,11 @@ impl Keystore {
     /// # Errors
     /// [`Error::NotRegistered`] if the store folder does not exist; [`Error::Io`] if it cannot
     /// be examined.
-    pub fn open(agent_root: &Path) -> Result<Self, Error> {
-        let store = Self::at(agent_root);
+    pub fn open(
+        pem_folder: impl Into<PathBuf>,
+        protector: Box<dyn KeyProtector>,
+    ) -> Result<Self, Error> {
+        let store = Self::at(pem_folder.into(), protector);
         match fs::metadata(&store.pem_folder) {
             Ok(metadata) if metadata.is_dir() => {}
             Ok(_) => {
@@ -177,37 +172,36 @@ impl Keystore {
         Ok(store)
     }
 
-    /// Like [`Keystore::open`], but first creates the store folders (mode 0700) if missing:
-    /// `<agent_root>/vmd/pem`, its `generations` folder and `<agent_root>/vmd/keys`, with any
-    /// missing parents (also 0700). Existing folders are not changed.
+    /// Like [`Keystore::open`], but first creates the store folder and its `generations`
+    /// folder (mode 0700, with any missing parents) if missing. Existing folders are not
+    /// changed. Nothing is created for the keys: the protector does that when it stores the
+    /// first one.
     ///
     /// # Errors
     /// [`Error::Io`] if a folder cannot be created.
-    pub fn open_or_create(agent_root: &Path) -> Result<Self, Error> {
-        let store = Self::at(agent_root);
-        files::create_private_dir_all(&store.generations_folder)?;
-        files::create_private_dir_all(&agent_root.join(KEYS_FOLDER))?;
-        Self::open(agent_root)
+    pub fn open_or_create(
+        pem_folder: impl Into<PathBuf>,
+        protector: Box<dyn KeyProtector>,
+    ) -> Result<Self, Error> {
+        let pem_folder = pem_folder.into();
+        let created_here = matches!(
+            fs::symlink_metadata(&pem_folder),
+            Err(error) if error.kind() == io::ErrorKind::NotFound
+        );
+        files::create_private_dir_all(&pem_folder.join(GENERATIONS_FOLDER))?;
+        let mut store = Self::open(pem_folder, protector)?;
+        store.created_here = created_here;
+        Ok(store)
     }
 
-    fn at(agent_root: &Path) -> Self {
-        let pem_folder = under_agent_root(agent_root, PEM_FOLDER);
+    fn at(pem_folder: PathBuf, protector: Box<dyn KeyProtector>) -> Self {
         Self {
             generations_folder: pem_folder.join(GENERATIONS_FOLDER),
             pem_folder,
-            protector: Box::new(FileKeyProtector::new(under_agent_root(
-                agent_root,
-                KEYS_FOLDER,
-            ))),
+            protector,
             lock_wait: LockWait::default(),
+            created_here: false,
         }
-    }
-
-    /// Uses `protector` instead of the default key files for the random keys.
-    #[must_use]
-    pub fn with_key_protector(mut self, protector: Box<dyn KeyProtector>) -> Self {
-        self.protector = protector;
-        self
     }
 
     /// Sets how writing methods wait for the lock (default: [`LockWait::default`]).
@@ -217,12 +211,12 @@ impl Keystore {
         self
     }
 
-    /// The store folder, `<agent_root>/vmd/pem`.
+    /// The store folder.
     pub fn pem_folder(&self) -> &Path {
         &self.pem_folder
     }
 
-    /// `<agent_root>/vmd/pem/agent.pem`, the current certificate chain (leaf first).
+    /// `agent.pem` in the store folder: the current certificate chain (leaf first).
     pub fn agent_pem_path(&self) -> PathBuf {
         self.pem_folder.join(AGENT_PEM_FILE)
     }
@@ -694,6 +688,39 @@ impl Keystore {
             .expect("serialising a struct of strings and integers cannot fail");
         bytes.push(b'\n');
         files::replace_file_atomically(&self.pointer_path(), &bytes, scope)
+    }
+
+    /// Whether [`Keystore::open_or_create`] created the store folder.
+    pub(crate) fn created_here(&self) -> bool {
+        self.created_here
+    }
+
+    /// The current generation's id, if any.
+    pub(crate) fn current_generation(&self) -> Result<Option<GenerationId>, Error> {
+        Ok(self.read_pointer()?.map(|pointer| pointer.current.0))
+    }
+
+    /// Returns a store whose only generation is `id` to the unregistered state: the pointer
+    /// and `agent.pem` are removed (pointer first, so a reader sees "not registered", never a
+    /// pointer to nothing), then the generation and its key.
+    pub(crate) fn unregister_only_generation(&self, id: GenerationId) -> Result<(), Error> {
+        let _lock = self.lock()?;
+        self.remove_leftovers()?;
+        match self.read_pointer()? {
+            Some(pointer) if pointer.current.0 == id && pointer.previous.is_none() => {}
+            Some(_) => return Err(Error::GenerationInUse { id }),
+            None => {}
+        }
+        files::remove_file_if_present(&self.pointer_path())?;
+        fault::point("undo.pointer", "removed");
+        files::remove_file_if_present(&self.agent_pem_path())?;
+        files::sync_dir(&self.pem_folder)?;
+        if self.generation_folder(id).is_dir() {
+            self.remove_generation(id)?;
+        } else {
+            self.protector.remove_key(id)?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<WriterLock, Error> {

@@ -16,7 +16,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use common::{P384, RENEWAL_P384, RENEWAL_RSA3072, RSA3072, created_at, identity};
-use keystore::{Fingerprint, Keystore, LockWait};
+use keystore::{Fingerprint, LockWait};
 
 const ACTION: &str = "KEYSTORE_TEST_CHILD_ACTION";
 const AGENT_ROOT: &str = "KEYSTORE_TEST_AGENT_ROOT";
@@ -38,7 +38,7 @@ fn child_process_helper() {
     } else {
         LockWait::UpTo(Duration::from_secs(20))
     };
-    let store = Keystore::open_or_create(&root)
+    let store = common::open_or_create(&root)
         .unwrap()
         .with_lock_wait(lock_wait);
     let result = match action.as_str() {
@@ -107,11 +107,11 @@ struct Scenario {
 }
 
 fn prepare_empty(root: &Path) {
-    Keystore::open_or_create(root).unwrap();
+    common::open_or_create(root).unwrap();
 }
 
 fn prepare_registered(root: &Path) {
-    let store = Keystore::open_or_create(root).unwrap();
+    let store = common::open_or_create(root).unwrap();
     let generation = store.stage(&identity(P384), created_at()).unwrap();
     store.activate(generation).unwrap();
 }
@@ -119,7 +119,7 @@ fn prepare_registered(root: &Path) {
 /// Current: RENEWAL_P384 (generation 2), previous: P384 (generation 1).
 fn prepare_renewed(root: &Path) {
     prepare_registered(root);
-    let store = Keystore::open(root).unwrap();
+    let store = common::open(root).unwrap();
     let generation = store.stage(&identity(RENEWAL_P384), created_at()).unwrap();
     store.activate(generation).unwrap();
 }
@@ -127,7 +127,7 @@ fn prepare_renewed(root: &Path) {
 /// Current: P384, plus a staged RENEWAL_P384.
 fn prepare_staged(root: &Path) {
     prepare_registered(root);
-    let store = Keystore::open(root).unwrap();
+    let store = common::open(root).unwrap();
     store.stage(&identity(RENEWAL_P384), created_at()).unwrap();
 }
 
@@ -200,7 +200,7 @@ fn check_recovered(
     point: &str,
 ) -> &'static str {
     let context = format!("{} / crashed at {point}", scenario.name);
-    let store = Keystore::open(root).unwrap_or_else(|error| panic!("{context}: {error}"));
+    let store = common::open(root).unwrap_or_else(|error| panic!("{context}: {error}"));
     let fingerprint_of = |vector: Option<&str>| -> Option<Fingerprint> {
         vector.map(|vector| identity(vector).certificate().fingerprint)
     };
@@ -357,8 +357,8 @@ fn a_second_writer_fails_fast_or_waits_while_another_holds_the_lock() {
     ));
     assert_eq!(status.code(), Some(LOCKED_EXIT_CODE), "{stderr}");
     // So is this one, and its error says why.
-    let store = Keystore::open(root.path()).unwrap();
-    let error = Keystore::open(root.path())
+    let store = common::open(root.path()).unwrap();
+    let error = common::open(root.path())
         .unwrap()
         .with_lock_wait(LockWait::FailFast)
         .stage(&identity(RSA3072), created_at())
@@ -376,7 +376,7 @@ fn a_second_writer_fails_fast_or_waits_while_another_holds_the_lock() {
 
     // A writer that waits gets its turn after the first one.
     let waited = Instant::now();
-    let generation = Keystore::open(root.path())
+    let generation = common::open(root.path())
         .unwrap()
         .with_lock_wait(LockWait::UpTo(Duration::from_secs(20)))
         .stage(&identity(RSA3072), created_at())
@@ -435,7 +435,7 @@ fn two_processes_importing_at_once_do_not_corrupt_the_store() {
         }
         assert!(!winners.is_empty());
 
-        let store = Keystore::open(root.path()).unwrap();
+        let store = common::open(root.path()).unwrap();
         let current = store.current().unwrap();
         let verification = store.verify().unwrap();
         assert!(!verification.agent_pem_repaired);

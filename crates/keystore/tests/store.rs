@@ -10,7 +10,7 @@ use common::{CHAIN_RSA3072, P384, RENEWAL_P384, RENEWAL_RSA3072, RSA3072, create
 use keystore::{Error, GenerationId, GenerationRole, Keystore};
 
 fn registered_store(root: &Path, vector: &str) -> (Keystore, GenerationId) {
-    let store = Keystore::open_or_create(root).unwrap();
+    let store = common::open_or_create(root).unwrap();
     let generation = store.stage(&identity(vector), created_at()).unwrap();
     store.activate(generation).unwrap();
     (store, generation)
@@ -28,7 +28,7 @@ fn import_then_read_back_gives_the_same_identity() {
         let original = identity(vector);
         let (_, generation) = registered_store(root.path(), vector);
 
-        let reopened = Keystore::open(root.path()).unwrap();
+        let reopened = common::open(root.path()).unwrap();
         assert!(reopened.is_registered().unwrap());
         let current = reopened.current().unwrap();
         assert_eq!(current.key().pkcs8_der(), original.key().pkcs8_der());
@@ -53,10 +53,10 @@ fn import_then_read_back_gives_the_same_identity() {
 #[test]
 fn unregistered_store_reports_not_registered() {
     let root = tempfile::tempdir().unwrap();
-    let error = Keystore::open(root.path()).unwrap_err();
+    let error = common::open(root.path()).unwrap_err();
     assert_eq!(error.kind(), "NotRegistered", "{error}");
 
-    let store = Keystore::open_or_create(root.path()).unwrap();
+    let store = common::open_or_create(root.path()).unwrap();
     assert!(!store.is_registered().unwrap());
     assert_eq!(store.current().unwrap_err().kind(), "NotRegistered");
     assert_eq!(store.verify().unwrap_err().kind(), "NotRegistered");
@@ -115,7 +115,7 @@ fn a_flipped_byte_in_any_stored_file_is_detected() {
 #[test]
 fn a_flipped_pointer_byte_never_yields_another_identity() {
     let root = tempfile::tempdir().unwrap();
-    let store = Keystore::open_or_create(root.path()).unwrap();
+    let store = common::open_or_create(root.path()).unwrap();
     let first = store.stage(&identity(P384), created_at()).unwrap();
     store.activate(first).unwrap();
     let second = store.stage(&identity(RENEWAL_P384), created_at()).unwrap();
@@ -147,7 +147,7 @@ fn a_damaged_agent_pem_is_repaired_by_verify_and_open() {
     );
 
     fs::remove_file(&agent_pem).unwrap();
-    Keystore::open(root.path()).unwrap();
+    common::open(root.path()).unwrap();
     assert_eq!(
         fs::read_to_string(&agent_pem).unwrap(),
         identity(RSA3072).chain_pem()
@@ -263,7 +263,7 @@ fn the_pem_folder_alone_does_not_decrypt() {
         .unwrap();
     assert!(status.success());
 
-    let stolen = Keystore::open(copy.path()).unwrap();
+    let stolen = common::open(copy.path()).unwrap();
     assert!(stolen.is_registered().unwrap());
     let error = stolen.current().unwrap_err();
     assert_eq!(error.kind(), "KeyFileMissing", "{error}");
@@ -558,4 +558,114 @@ fn rolling_back_then_discarding_undoes_an_activation() {
         identity(P384).chain_pem()
     );
     store.verify().unwrap();
+}
+
+/// Every file under `root`, with its bytes: the state an undo must restore.
+fn tree(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walk(root)
+        .into_iter()
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let bytes = fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(folder: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = fs::read_dir(folder) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(walk(&path));
+            }
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn undoing_an_import_into_a_new_store_leaves_no_store_and_no_key() {
+    let root = tempfile::tempdir().unwrap();
+    let store = common::open_or_create(root.path()).unwrap();
+    let import = store.import(&identity(P384), created_at()).unwrap();
+    let generation = import.generation();
+    assert!(store.is_registered().unwrap());
+    assert!(key_file(root.path(), generation).exists());
+    import.undo().unwrap();
+    assert!(
+        !root.path().join("vmd/pem").exists(),
+        "the store folder it created is gone"
+    );
+    assert!(
+        !key_file(root.path(), generation).exists(),
+        "the key is gone"
+    );
+    assert!(matches!(
+        common::open(root.path()).unwrap_err(),
+        Error::NotRegistered { .. }
+    ));
+}
+
+#[test]
+fn undoing_an_import_into_an_existing_empty_store_keeps_the_folder_unregistered() {
+    let root = tempfile::tempdir().unwrap();
+    drop(common::open_or_create(root.path()).unwrap());
+    let store = common::open_or_create(root.path()).unwrap();
+    let import = store.import(&identity(P384), created_at()).unwrap();
+    let generation = import.generation();
+    import.undo().unwrap();
+    assert!(
+        root.path().join("vmd/pem").is_dir(),
+        "not created by this import: kept"
+    );
+    assert!(!store.is_registered().unwrap());
+    assert!(!root.path().join("vmd/pem/agent.pem").exists());
+    assert!(!key_file(root.path(), generation).exists());
+    assert!(store.status().unwrap().generations.is_empty());
+}
+
+#[test]
+fn undoing_an_import_over_an_identity_restores_it_byte_for_byte() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, first) = registered_store(root.path(), P384);
+    let before = tree(root.path());
+    let import = store.import(&identity(RENEWAL_P384), created_at()).unwrap();
+    assert_ne!(import.generation(), first);
+    assert_eq!(
+        store.status().unwrap().current().unwrap().id,
+        import.generation()
+    );
+    import.undo().unwrap();
+    assert_eq!(store.status().unwrap().current().unwrap().id, first);
+    assert_eq!(
+        store.current().unwrap().key().pkcs8_der(),
+        identity(P384).key().pkcs8_der()
+    );
+    // The pointer, agent.pem, the generation and its key: all as they were (the lock file is
+    // the writers' and holds no state).
+    let without_lock = |files: Vec<(std::path::PathBuf, Vec<u8>)>| -> Vec<_> {
+        files
+            .into_iter()
+            .filter(|(path, _)| !path.ends_with(".lock"))
+            .collect()
+    };
+    assert_eq!(without_lock(tree(root.path())), without_lock(before));
+}
+
+#[test]
+fn keeping_an_import_keeps_it_current() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, first) = registered_store(root.path(), P384);
+    let kept = store
+        .import(&identity(RENEWAL_P384), created_at())
+        .unwrap()
+        .keep();
+    let status = store.status().unwrap();
+    assert_eq!(status.current().unwrap().id, kept);
+    assert_eq!(status.previous().unwrap().id, first);
 }

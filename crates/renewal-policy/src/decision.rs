@@ -4,9 +4,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::Fingerprint;
 use crate::Policy;
-use crate::stagger::{Fingerprint, HostSeed, renewal_window_start};
-use crate::time::{SECONDS_PER_DAY, add_capped, format_rfc3339, subtract_saturating};
+use crate::format_rfc3339;
+use crate::stagger::{HostSeed, renewal_window_start};
+use crate::time::{SECONDS_PER_DAY, add_capped, subtract_saturating};
 
 /// No check interval is ever shorter than this, whatever the policy says, so that a zero in
 /// the settings cannot make the agent spin.

@@ -135,13 +135,12 @@ mod policy;
 mod stagger;
 mod time;
 
+/// The shared vocabulary: a certificate's SHA-256 and RFC 3339 times (`cert-vocabulary`).
+pub use cert_vocabulary::{Fingerprint, format_rfc3339};
 pub use decision::{
     AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Decision,
     DirectoryContents, Schedule, Severity, check_candidate, days_left, decide,
     next_check_after_failure, schedule,
 };
 pub use policy::{Policy, PolicyError};
-pub use stagger::{
-    Fingerprint, HostSeed, peak_per_clock_hour, renewal_window_start, stagger_offset,
-};
-pub use time::format_rfc3339;
+pub use stagger::{HostSeed, peak_per_clock_hour, renewal_window_start, stagger_offset};

@@ -6,32 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::Policy;
 use crate::time::{subtract_saturating, unix_seconds_floor};
+use crate::{Fingerprint, Policy};
 
 /// Separates this use of SHA-256 from any other hash of the same identity.
 const STAGGER_DOMAIN: &[u8] = b"renewal-policy/stagger/v1\0";
-
-/// A SHA-256 fingerprint of a certificate's DER (the same value `cert-loading` computes).
-///
-/// Displays as lower-case hex without separators, as the manager's API shows it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(formatter, "{byte:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "Fingerprint({self})")
-    }
-}
 
 /// The host's identity, hashed, from which its stagger is derived.
 ///

@@ -76,6 +76,22 @@ impl Manager {
         Ok(manager)
     }
 
+    /// Starts an emulator that lets one certificate be registered as several clients (the real
+    /// manager does not; the emulator's default follows it), for tests that register the same
+    /// committed vector again and again, with a temporary state folder.
+    ///
+    /// # Errors
+    /// When the emulator does not start or the admin login fails.
+    pub fn start_sharing_certificates() -> Result<Self> {
+        let state = tempfile::tempdir()?;
+        let mut manager = Self::start_with(cm_emulator::EmulatorConfig {
+            one_client_per_certificate: false,
+            ..cm_emulator::EmulatorConfig::new(state.path())
+        })?;
+        manager._state = Some(state);
+        Ok(manager)
+    }
+
     /// Starts an emulator with `config` (its state folder is kept) and logs in as admin.
     ///
     /// # Errors
@@ -288,7 +304,12 @@ impl Manager {
     /// # Errors
     /// When the call fails.
     pub fn clients(&self) -> Result<Vec<Value>> {
-        let list = self.call("GET", "/api/v1/client-management/clients/", None, 200)?;
+        let list = self.call(
+            "GET",
+            "/api/v1/client-management/clients/?limit=1000",
+            None,
+            200,
+        )?;
         Ok(list["resources"].as_array().cloned().unwrap_or_default())
     }
 
@@ -482,4 +503,48 @@ pub fn run_within(
         stdout: std::fs::read(&out).unwrap_or_default(),
         stderr: std::fs::read(&err).unwrap_or_default(),
     }
+}
+
+/// An HTTPS client (ureq) for tests and benchmarks that talk to the emulator as a script would:
+/// it trusts only `ca_pem` (the emulator's web CA), presents `identity`'s chain and key when
+/// given (mutual TLS, as an agent does), returns HTTP error statuses as answers rather than
+/// errors, and bounds a whole call by `timeout` when given.
+///
+/// # Errors
+/// When the CA or the identity's key is not usable PEM.
+pub fn mtls_agent(
+    ca_pem: &[u8],
+    identity: Option<&test_pki::IssuedCertificate>,
+    timeout: Option<std::time::Duration>,
+) -> Result<ureq::Agent> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let ca = Certificate::from_pem(ca_pem)?.to_owned();
+    let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[ca]));
+    if let Some(issued) = identity {
+        let chain: Vec<Certificate<'static>> = issued
+            .chain_der()
+            .iter()
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+            .collect();
+        let key = PrivateKey::from_pem(issued.key_pkcs8_pem().as_bytes())?.to_owned();
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .timeout_global(timeout)
+        .build()
+        .new_agent())
+}
+
+/// The number of a field of a Linux `/proc/<pid>/status` text (`VmRSS:` and `VmHWM:` in KiB,
+/// `Threads:`, `voluntary_ctxt_switches:`), or 0 when the field is absent, for the benchmarks
+/// that watch a process's memory and wakeups.
+pub fn proc_status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
 }

@@ -151,7 +151,10 @@ fn admin_login_passes_through_and_is_logged() {
     )
     .unwrap();
     assert_eq!(status, 401, "{body}");
-    assert_eq!(body["codeDesc"], "NCERRUnauthorizedAccess");
+    assert_eq!(
+        body["codeDesc"],
+        "NCERRUnauthorizedAccess: Unauthorized access"
+    );
     let exchanges = relay.exchanges();
     assert_eq!(exchanges.len(), 3);
     assert_eq!(
@@ -331,7 +334,10 @@ fn the_presented_client_certificate_reaches_the_manager() {
     // Not registered with the relay: forwarded without a client certificate.
     let (status, body) = call(&agent, &url, "POST", None, Some(register.clone())).unwrap();
     assert_eq!(status, 401, "{body}");
-    assert_eq!(body["codeDesc"], "NCERRClientCertificateRequired");
+    assert_eq!(
+        body["codeDesc"],
+        "NCERRClientCertificateRequired: Client certificate required"
+    );
     let exchange = last(&relay);
     assert_eq!(
         exchange.presented_leaf_sha256.as_deref(),

@@ -160,23 +160,7 @@ pub(super) fn client_agent(
     ca_pem: &[u8],
     identity: Option<&IssuedCertificate>,
 ) -> Result<ureq::Agent> {
-    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-    let ca = Certificate::from_pem(ca_pem)?.to_owned();
-    let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[ca]));
-    if let Some(issued) = identity {
-        let chain: Vec<Certificate<'static>> = issued
-            .chain_der()
-            .iter()
-            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-            .collect();
-        let key = PrivateKey::from_pem(issued.key_pkcs8_pem().as_bytes())?.to_owned();
-        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-    }
-    Ok(ureq::Agent::config_builder()
-        .tls_config(tls.build())
-        .http_status_as_error(false)
-        .build()
-        .new_agent())
+    test_support::mtls_agent(ca_pem, identity, None)
 }
 
 pub(super) fn call(

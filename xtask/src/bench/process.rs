@@ -35,14 +35,7 @@ impl Memory {
     }
 }
 
-pub(super) fn proc_field(status: &str, name: &str) -> u64 {
-    status
-        .lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0)
-}
+pub(super) use test_support::proc_status_field as proc_field;
 
 /// Context switches of every thread of `pid`, voluntary and not.
 pub(super) fn context_switches(pid: u32) -> Result<u64> {

@@ -164,7 +164,7 @@ pub(super) fn measure_vmd(
     let root = work.join("vmd-agent");
     let token = emulator.create_token("ca-p384")?;
     register_host(emulator, &root, &folder, &token, "bench-vmd")?;
-    let log = root.join("vmd/log/vmd.log");
+    let log = root.join("vmd/log/vorvmd_root.log");
     let conf = root.join("vmd/etc/agent.conf");
 
     let daemon = Started {

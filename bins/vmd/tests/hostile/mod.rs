@@ -5,50 +5,14 @@ pub mod fake_manager;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use agent::paths::AgentRoot;
-use agent::register::{RegistrationOptions, TrustChoice};
 use test_pki::{IssuedCertificate, KeyType};
 use test_support::{Manager, files_containing, snapshot_tree, test_ca, test_ca_pem};
 
-pub const DAY: Duration = Duration::from_secs(86_400);
-/// Test-only secrets, long and distinctive so that a leak is found by a plain search.
-pub const PASSPHRASE: &str = "test-only-passphrase-Qx7#hostile";
-
-/// stdout and stderr together.
-pub fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Another binary of the workspace, built now so a `cargo test -p vmd` never runs a stale copy.
-pub fn sibling_binary(name: &str) -> PathBuf {
-    test_support::sibling_binary(Path::new(env!("CARGO_BIN_EXE_vmd")), name)
-}
-
-/// Issues a certificate and writes the three files with [`PASSPHRASE`].
-pub fn issue(
-    ca: &test_pki::CertificateAuthority,
-    key_type: KeyType,
-    common_name: &str,
-    not_before: SystemTime,
-    not_after: SystemTime,
-    directory: &Path,
-) -> IssuedCertificate {
-    test_support::issue_set(
-        ca,
-        key_type,
-        common_name,
-        (not_before, not_after),
-        directory,
-        PASSPHRASE,
-    )
-    .unwrap()
-}
+// Each test file uses some of these.
+#[allow(unused_imports)]
+pub use crate::common::{DAY, PASSPHRASE, issue, sibling_binary, text};
 
 /// A host registered with the real emulator, its certificate expiring in `days_left` days.
 pub struct Host {
@@ -78,17 +42,7 @@ impl Host {
             cert_dir.path(),
         );
         let root = tempfile::tempdir().unwrap();
-        let options = RegistrationOptions {
-            manager: manager.host_port(),
-            token: token.clone().into(),
-            agent_name: Some("host1".to_string()),
-            description: String::new(),
-            external_cert_dir: cert_dir.path().to_path_buf(),
-            trust: TrustChoice::CaFile(manager.web_ca_path()),
-            shred_input: false,
-            force: false,
-        };
-        agent::register::register(&AgentRoot::new(root.path()), &options, now).unwrap();
+        crate::common::register(&manager, &token, "host1", cert_dir.path(), root.path());
         Host {
             manager,
             root,
@@ -127,13 +81,7 @@ impl Host {
     }
 
     pub fn current_fingerprint(&self) -> String {
-        keystore::Keystore::open(self.root.path())
-            .unwrap()
-            .current()
-            .unwrap()
-            .certificate()
-            .fingerprint
-            .to_string()
+        crate::common::current_fingerprint(self.root.path())
     }
 
     pub fn manager_fingerprint(&self) -> String {
@@ -144,7 +92,7 @@ impl Host {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join("vmd/log/vmd.log")).unwrap_or_default()
+        crate::common::log(self.root.path())
     }
 
     pub fn status(&self) -> serde_json::Value {

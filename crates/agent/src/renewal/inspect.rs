@@ -34,7 +34,7 @@ pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::
             let certificate = set.identity.certificate();
             let candidate = CandidateCertificate {
                 common_name: certificate.common_name.clone(),
-                fingerprint: renewal_policy::Fingerprint(certificate.fingerprint.0),
+                fingerprint: certificate.fingerprint,
                 not_before: certificate.not_before,
                 not_after: certificate.not_after,
             };
@@ -52,7 +52,7 @@ pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::
 fn view_of(id: keystore::GenerationId, info: &keystore::GenerationInfo) -> GenerationView {
     GenerationView {
         number: id.number(),
-        fingerprint: renewal_policy::Fingerprint(info.fingerprint.0),
+        fingerprint: info.fingerprint,
         not_after: info.not_after,
     }
 }

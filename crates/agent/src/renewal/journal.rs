@@ -71,9 +71,7 @@ impl Journal {
     pub(crate) fn policy_phase(&self) -> Option<JournalPhase> {
         Some(match self.phase {
             Phase::Staging => JournalPhase::Staging {
-                candidate: renewal_policy::Fingerprint(
-                    cert_loading::Fingerprint::parse(&self.candidate_fingerprint)?.0,
-                ),
+                candidate: self.candidate_fingerprint.parse().ok()?,
             },
             Phase::Staged { generation } => JournalPhase::Staged { generation },
             Phase::Pushing { generation } => JournalPhase::Pushing { generation },

@@ -187,7 +187,7 @@ pub fn current_certificate(identity: &cert_loading::Identity) -> CurrentCertific
     let certificate = identity.certificate();
     CurrentCertificate {
         common_name: certificate.common_name.clone(),
-        fingerprint: renewal_policy::Fingerprint(certificate.fingerprint.0),
+        fingerprint: certificate.fingerprint,
         not_after: certificate.not_after,
     }
 }
@@ -230,7 +230,7 @@ pub fn run_check_with(
     } else {
         Some(RenewalLock::acquire(root, request.lock_wait)?)
     };
-    let store = keystore::Keystore::open(root.path())?;
+    let store = root.open_store()?;
     let directory = request
         .directory_override
         .clone()
@@ -678,12 +678,12 @@ impl Check<'_> {
             _ => report.next_check,
         };
         let status = CheckStatus {
-            last_check: cert_loading::format_time(self.now),
+            last_check: cert_loading::format_rfc3339(self.now),
             result: report.outcome.kind().to_string(),
             message: message.text(),
             level: level.to_string(),
             next_check: next_check
-                .map(cert_loading::format_time)
+                .map(cert_loading::format_rfc3339)
                 .unwrap_or_default(),
             directory: self.directory_text(),
             manager_reached: self.manager_reached,
@@ -696,6 +696,7 @@ impl Check<'_> {
                     .unwrap_or_default()
                     .as_bytes(),
             )?;
+            crate::metrics::after_check(self.root, self.logger, &status, next_check, self.now);
             if level >= Level::Warning || self.manager_reached {
                 upload_pending_with(self.settings, self.store, self.logger, self.connector);
             }
@@ -755,7 +756,7 @@ pub fn upload_pending_with(
 /// [`AgentError::Manager`] when the manager cannot be reached or refuses.
 pub fn heartbeat(root: &AgentRoot) -> Result<cm_client::ClientRecord, AgentError> {
     let settings = load_settings(root)?;
-    let store = keystore::Keystore::open(root.path())?;
+    let store = root.open_store()?;
     let identity = store.current()?;
     let client = TlsConnector.client_for(&settings, &identity)?;
     let session = client.login(&settings.client_id)?;

@@ -1,6 +1,15 @@
-//! External CAs: `/v1/ca/external-cas`.
+//! CAs: external CAs (`/v1/ca/external-cas`) and the emulator's local CA
+//! (`/v1/ca/local-cas`).
 
+use super::query::list_response;
+use super::wire::{CreateExternalCa, PatchExternalCa};
 use super::*;
+use crate::certs::parse_pem_chain;
+use crate::state::{EXTERNAL_CAS, ExternalCa, ExternalCaRecord};
+use crate::util::uuid_v4;
+
+/// The list filters CM documents for CAs.
+const CA_FILTERS: &[&str] = &["name", "subject", "issuer", "serialNumber", "id"];
 
 impl Api {
     // ---- External CAs ---------------------------------------------------------------------
@@ -12,22 +21,24 @@ impl Api {
     }
 
     pub(super) fn list_external_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
-        let items = state.external_cas.iter().map(ExternalCa::to_json).collect();
-        list_response(request.query.as_deref(), items)
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        let query = request.query();
+        let items = state
+            .external_cas
+            .iter()
+            .filter(|ca| query.matches(CA_FILTERS, |filter| ca.filter_field(filter)))
+            .map(ExternalCa::to_json)
+            .collect();
+        list_response(&query, items)
     }
 
     pub(super) fn create_external_ca(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
-        let body = JsonBody::parse(&request.body)?;
-        let cert = body.required_string("cert")?;
-        let name = body.optional_string("name")?;
-        let parent = body.optional_string("parent")?;
-        let allow_client = body.optional_bool("allow_client_authentication")?;
-        let allow_user = body.optional_bool("allow_user_authentication")?;
-        let chain = parse_pem_chain(cert)
+        self.require_admin(&state, request)?;
+        let body: CreateExternalCa = wire::parse(&request.body)?;
+        let name = body.name.as_deref();
+        let chain = parse_pem_chain(&body.cert)
             .map_err(|message| ApiError::certificate_invalid(format!("field `cert`: {message}")))?;
         let facts = CertificateFacts::parse(chain[0].clone())
             .map_err(|message| ApiError::certificate_invalid(format!("field `cert`: {message}")))?;
@@ -47,7 +58,7 @@ impl Api {
         let id = uuid_v4();
         let name = name.map_or_else(|| format!("externalca-{id}"), str::to_owned);
         if name.trim().is_empty() {
-            return Err(ApiError::bad_request("field `name`: must not be empty"));
+            return Err(ApiError::invalid_param("field `name`: must not be empty"));
         }
         if state.find_external_ca(&name).is_some() {
             return Err(ApiError::conflict(format!(
@@ -60,9 +71,9 @@ impl Api {
             id: id.clone(),
             name,
             cert: facts.pem(),
-            parent: parent.map(str::to_owned),
-            allow_client_authentication: allow_client.unwrap_or(true),
-            allow_user_authentication: allow_user.unwrap_or(true),
+            parent: body.parent.filter(|parent| !parent.is_empty()),
+            allow_client_authentication: body.allow_client_authentication.unwrap_or(true),
+            allow_user_authentication: body.allow_user_authentication.unwrap_or(true),
             created_at: now,
             updated_at: now,
         };
@@ -81,8 +92,8 @@ impl Api {
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
-        let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        let state = self.lock();
+        self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         respond(200, state.external_cas[index].to_json())
     }
@@ -93,11 +104,11 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
-        let body = JsonBody::parse(&request.body)?;
-        let allow_client = body.optional_bool("allow_client_authentication")?;
-        let allow_user = body.optional_bool("allow_user_authentication")?;
+        let body: PatchExternalCa = wire::parse(&request.body)?;
+        let allow_client = body.allow_client_authentication;
+        let allow_user = body.allow_user_authentication;
         let now = self.now_seconds();
         let mut ca = state.external_cas[index].clone();
         if let Some(flag) = allow_client {
@@ -122,12 +133,16 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         let id = state.external_cas[index].record.id.clone();
         if state.web.trusted_external.contains(&id) {
             // The TLS settings keep trusting it until the next web restart, as on CM.
             state.web.trusted_external.retain(|trusted| trusted != &id);
+            let ca = state.external_cas[index].clone();
+            if let Some(written) = state.web.trusted_cas_as_written.as_mut() {
+                written.external.retain(|reference| !ca.is_named(reference));
+            }
             state.save_web().map_err(ApiError::storage)?;
         }
         state
@@ -136,5 +151,45 @@ impl Api {
             .map_err(ApiError::storage)?;
         state.external_cas.remove(index);
         no_content()
+    }
+
+    // ---- Local CA -------------------------------------------------------------------------
+
+    pub(super) fn list_local_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        let query = request.query();
+        let ca = &state.local_ca;
+        let field = |filter: &str| -> Option<std::borrow::Cow<'_, str>> {
+            match filter {
+                "name" => Some(ca.name.as_str().into()),
+                "subject" => Some(ca.facts.subject.as_str().into()),
+                "issuer" => Some(ca.facts.issuer.as_str().into()),
+                "serialNumber" => Some(ca.facts.serial_number.as_str().into()),
+                "id" => Some(ca.id.as_str().into()),
+                _ => None,
+            }
+        };
+        let items = if query.matches(CA_FILTERS, field) {
+            vec![ca.to_json()]
+        } else {
+            Vec::new()
+        };
+        list_response(&query, items)
+    }
+
+    pub(super) fn get_local_ca(
+        &self,
+        request: &ApiRequest,
+        reference: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        if !state.local_ca.is_named(reference) {
+            return Err(ApiError::not_found(format!(
+                "local CA {reference:?} not found"
+            )));
+        }
+        respond(200, state.local_ca.to_json())
     }
 }

@@ -1,6 +1,96 @@
 //! Clients: the admin view (`/v1/client-management/clients`) and the agent endpoints (registration, `self/client`, renewal).
 
+use super::query::list_response;
+use super::wire::{RegisterRequest, RenewRequest};
 use super::*;
+use crate::certs::{ChainError, parse_pem_chain, verify_client_chain};
+use crate::state::{CLIENTS, Client, REGTOKENS, Subject};
+use crate::util::uuid_v4;
+
+/// The list filters for clients (CM's names for the client-management and transparent
+/// encryption views).
+pub(super) const CLIENT_FILTERS: &[&str] = &[
+    "id",
+    "name",
+    "client_name",
+    "sha256_fingerprint",
+    "state",
+    "ca_id",
+];
+
+impl Client {
+    /// The value of a list filter.
+    pub(super) fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match filter {
+            "id" => Some(self.id.as_str().into()),
+            "name" | "client_name" => Some(self.name.as_str().into()),
+            "sha256_fingerprint" => Some(self.cert_fingerprint.as_str().into()),
+            "state" => Some("active".into()),
+            "ca_id" => Some(self.ca_id.as_str().into()),
+            _ => None,
+        }
+    }
+}
+
+/// What a client's certificate must chain to: an external CA or the local CA.
+struct IssuingCa {
+    id: String,
+    name: String,
+    der: CertificateDer<'static>,
+}
+
+/// The outcome of a registration's token checks.
+enum Precheck {
+    /// An identical registration exists: its client object.
+    Existing(Value),
+    /// Go on: the certificate must chain to this CA.
+    Proceed(IssuingCa),
+}
+
+/// The outcome of reserving a new client.
+enum Reserved {
+    Existing(Value),
+    New(Box<Client>),
+}
+
+fn issuing_ca(state: &State, ca_id: &str) -> Option<IssuingCa> {
+    if state.local_ca.id == ca_id {
+        return Some(IssuingCa {
+            id: state.local_ca.id.clone(),
+            name: format!("local CA {:?}", state.local_ca.name),
+            der: state.local_ca.facts.der.clone(),
+        });
+    }
+    state
+        .external_cas
+        .iter()
+        .find(|ca| ca.record.id == ca_id)
+        .map(|ca| IssuingCa {
+            id: ca.record.id.clone(),
+            name: format!("external CA {:?}", ca.record.name),
+            der: ca.facts.der.clone(),
+        })
+}
+
+/// 409 when the certificate is already another client's (current or previous): one
+/// certificate is at most one client.
+fn refuse_certificate_of_another_client(
+    state: &State,
+    fingerprint: &str,
+    except_client_id: Option<&str>,
+) -> Result<(), ApiError> {
+    match state.clients.iter().find(|client| {
+        Some(client.id.as_str()) != except_client_id
+            && (client.cert_fingerprint == fingerprint
+                || client.previous_cert_fingerprint.as_deref() == Some(fingerprint))
+    }) {
+        Some(other) => Err(ApiError::conflict(format!(
+            "this certificate is already registered as client {:?}: one certificate is at most one client",
+            other.name
+        ))),
+        None => Ok(()),
+    }
+}
 
 impl Api {
     // ---- Clients (admin) ------------------------------------------------------------------
@@ -14,10 +104,16 @@ impl Api {
     }
 
     pub(super) fn list_clients(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
-        let items = state.clients.iter().map(Client::to_json).collect();
-        list_response(request.query.as_deref(), items)
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        let query = request.query();
+        let items = state
+            .clients
+            .iter()
+            .filter(|client| query.matches(CLIENT_FILTERS, |filter| client.filter_field(filter)))
+            .map(Client::to_json)
+            .collect();
+        list_response(&query, items)
     }
 
     pub(super) fn get_client(
@@ -25,8 +121,8 @@ impl Api {
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
-        let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        let state = self.lock();
+        self.require_admin(&state, request)?;
         let index = Self::client_index(&state, reference)?;
         respond(200, state.clients[index].to_json())
     }
@@ -37,7 +133,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        self.require_admin(&state, request)?;
         let index = Self::client_index(&state, reference)?;
         let id = state.clients[index].id.clone();
         state
@@ -45,7 +141,7 @@ impl Api {
             .delete(CLIENTS, &id)
             .map_err(ApiError::storage)?;
         state.clients.remove(index);
-        state.sessions.retain(|_, session| {
+        state.sessions.retain(|session| {
             !matches!(&session.subject, Subject::Client { client_id, .. } if client_id == &id)
         });
         no_content()
@@ -57,14 +153,14 @@ impl Api {
     /// certificate, checks in the order of `docs/protocol.md`.
     pub(super) fn register(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         // 1. Body fields (400).
-        let body = JsonBody::parse(&request.body)?;
-        let reg_token = body.required_string("reg_token")?;
-        let cert = body.required_string("cert")?;
-        let name = body.required_string("name")?;
-        let client_type = body.optional_string("client_type")?.unwrap_or("CTE");
-        let description = body.optional_string("description")?.unwrap_or("");
+        let body: RegisterRequest = wire::parse(&request.body)?;
+        let reg_token = body.reg_token.as_str();
+        let cert = body.cert.as_str();
+        let name = body.name.as_str();
+        let client_type = body.client_type.as_deref().unwrap_or("CTE");
+        let description = body.description.as_deref().unwrap_or("");
         if name.trim().is_empty() {
-            return Err(ApiError::bad_request("field `name`: must not be empty"));
+            return Err(ApiError::invalid_param("field `name`: must not be empty"));
         }
         // 2. TLS client certificate present (401).
         let tls_leaf = request.tls_leaf()?;
@@ -84,9 +180,91 @@ impl Api {
         let now = self.now();
         let now_seconds = unix_seconds(now);
 
-        let mut state = self.lock();
-        // 4. Token known (401).
-        let token_index = state
+        // 4.-6. Token known, not expired, not exhausted (under the lock, without crypto).
+        let ca = match self.registration_token_checks(reg_token, name, &fingerprint, now)? {
+            Precheck::Existing(json) => return respond(200, json),
+            Precheck::Proceed(ca) => ca,
+        };
+        // 7. Issued by the token's CA (403): the signature checks run without the lock.
+        let chain_outside_validity = match verify_client_chain(
+            &chain[0],
+            &chain[1..],
+            &ca.der,
+            now,
+            facts.not_before,
+        ) {
+            Ok(()) => None,
+            Err(ChainError::OutsideValidity(message)) => Some(message),
+            Err(ChainError::NotTrusted(message)) => {
+                return Err(ApiError::not_trusted(format!(
+                    "the certificate was not issued by the registration token's CA ({}): {message}",
+                    ca.name
+                )));
+            }
+        };
+        // 8. Inside its validity (422).
+        check_validity(&facts, now, chain_outside_validity)?;
+        let client = Client {
+            sequence: 0,
+            id: uuid_v4(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            client_type: client_type.to_owned(),
+            reg_token_id: String::new(),
+            ca_id: ca.id,
+            cert: chain_pem(&chain),
+            common_name: facts.common_name.clone().unwrap_or_default(),
+            cert_fingerprint: fingerprint,
+            cert_not_after: facts.not_after,
+            previous_cert_fingerprint: None,
+            previous_cert_accepted: false,
+            previous_cert_not_after: None,
+            created_at: now_seconds,
+            updated_at: now_seconds,
+            last_seen: None,
+        };
+        // 9.-10. One certificate one client, name free (409); the client is reserved in memory.
+        let client = match self.reserve_client(reg_token, client, now)? {
+            Reserved::Existing(json) => return respond(200, json),
+            Reserved::New(client) => client,
+        };
+        self.persist_registration(&client)?;
+        respond(201, client.to_json())
+    }
+
+    /// The checks of a registration that need the token: known (401), an identical earlier
+    /// registration (answered 200), not expired (401), not exhausted (403); then the CA the
+    /// certificate must chain to.
+    fn registration_token_checks(
+        &self,
+        reg_token: &str,
+        name: &str,
+        fingerprint: &str,
+        now: std::time::SystemTime,
+    ) -> Result<Precheck, ApiError> {
+        let state = self.lock();
+        let token = Self::token_for_registration(&state, reg_token, name, fingerprint, now)?;
+        let token = match token {
+            Err(existing) => return Ok(Precheck::Existing(existing)),
+            Ok(index) => &state.regtokens[index],
+        };
+        issuing_ca(&state, &token.ca_id)
+            .map(Precheck::Proceed)
+            .ok_or_else(|| {
+                ApiError::not_trusted(format!("the token's CA {} no longer exists", token.ca_id))
+            })
+    }
+
+    /// The token's index (`Err(json)`: the same name and certificate are already registered,
+    /// the answer of an idempotent retry), refusing unknown, expired and exhausted tokens.
+    fn token_for_registration(
+        state: &State,
+        reg_token: &str,
+        name: &str,
+        fingerprint: &str,
+        now: std::time::SystemTime,
+    ) -> Result<Result<usize, Value>, ApiError> {
+        let index = state
             .regtokens
             .iter()
             .position(|token| constant_time_eq(token.token.as_bytes(), reg_token.as_bytes()))
@@ -99,24 +277,16 @@ impl Api {
             .iter()
             .find(|client| client.name == name && client.cert_fingerprint == fingerprint)
         {
-            return respond(200, existing.to_json());
+            return Ok(Err(existing.to_json()));
         }
-        let token = &state.regtokens[token_index];
-        // 5. Not expired (401).
-        if token
-            .valid_until
-            .is_some_and(|valid_until| now_seconds > valid_until)
-        {
+        let token = &state.regtokens[index];
+        if let Some(valid_until) = token.valid_until.filter(|until| unix_seconds(now) > *until) {
             return Err(ApiError::new(
                 401,
                 "NCERRRegTokenExpired",
-                format!(
-                    "registration token expired at {}",
-                    rfc3339(token.valid_until.unwrap_or_default())
-                ),
+                format!("registration token expired at {}", rfc3339(valid_until)),
             ));
         }
-        // 6. Not exhausted (403).
         if token
             .max_clients
             .is_some_and(|max| token.clients_registered >= max)
@@ -130,80 +300,102 @@ impl Api {
                 ),
             ));
         }
-        // 7. Chains to the token's CA (403).
-        let ca_id = token.ca_id.clone();
-        let ca = state
-            .external_cas
-            .iter()
-            .find(|ca| ca.record.id == ca_id)
-            .ok_or_else(|| {
-                ApiError::not_trusted(format!("the token's CA {ca_id} no longer exists"))
-            })?;
-        let chain_outside_validity = match verify_client_chain(
-            &chain[0],
-            &chain[1..],
-            &ca.facts.der,
+        Ok(Ok(index))
+    }
+
+    /// Repeats the token checks (the state may have changed while the certificate was being
+    /// verified), refuses a certificate or name already in use (409), and adds the client and
+    /// the token's count in memory.
+    fn reserve_client(
+        &self,
+        reg_token: &str,
+        mut client: Client,
+        now: std::time::SystemTime,
+    ) -> Result<Reserved, ApiError> {
+        let mut state = self.lock();
+        let index = match Self::token_for_registration(
+            &state,
+            reg_token,
+            &client.name,
+            &client.cert_fingerprint,
             now,
-            facts.not_before,
-        ) {
-            Ok(()) => None,
-            Err(ChainError::OutsideValidity(message)) => Some(message),
-            Err(ChainError::NotTrusted(message)) => {
-                return Err(ApiError::not_trusted(format!(
-                    "the certificate does not chain to the registration token's CA {:?}: {message}",
-                    ca.record.name
-                )));
-            }
+        )? {
+            Err(existing) => return Ok(Reserved::Existing(existing)),
+            Ok(index) => index,
         };
-        // 8. Inside its validity (422).
-        check_validity(&facts, now, chain_outside_validity)?;
-        // 9. Name free (409).
-        if state.clients.iter().any(|client| client.name == name) {
+        if state.regtokens[index].ca_id != client.ca_id {
+            return Err(ApiError::not_trusted(
+                "the registration token's CA changed during the registration; try again",
+            ));
+        }
+        if self.one_client_per_certificate {
+            refuse_certificate_of_another_client(&state, &client.cert_fingerprint, None)?;
+        }
+        if state.clients.iter().any(|other| other.name == client.name) {
             return Err(ApiError::conflict(format!(
-                "a client named {name:?} already exists with a different certificate"
+                "a client named {:?} already exists with a different certificate",
+                client.name
             )));
         }
-        let client = Client {
-            sequence: state.next_sequence(),
-            id: uuid_v4(),
-            name: name.to_owned(),
-            description: description.to_owned(),
-            client_type: client_type.to_owned(),
-            reg_token_id: state.regtokens[token_index].id.clone(),
-            ca_id,
-            cert: chain_pem(&chain),
-            common_name: facts.common_name.clone().unwrap_or_default(),
-            cert_fingerprint: fingerprint,
-            cert_not_after: facts.not_after,
-            previous_cert_fingerprint: None,
-            previous_cert_accepted: false,
-            previous_cert_not_after: None,
-            created_at: now_seconds,
-            updated_at: now_seconds,
-            last_seen: None,
-        };
-        state
-            .store
-            .put(CLIENTS, &client.id, &client)
-            .map_err(ApiError::storage)?;
-        let mut token = state.regtokens[token_index].clone();
+        client.sequence = state.next_sequence();
+        client.reg_token_id = state.regtokens[index].id.clone();
+        let token = &mut state.regtokens[index];
         token.clients_registered += 1;
-        token.updated_at = now_seconds;
-        state
-            .store
-            .put(REGTOKENS, &token.id, &token)
-            .map_err(ApiError::storage)?;
-        state.regtokens[token_index] = token;
-        let json = client.to_json();
-        state.clients.push(client);
-        respond(201, json)
+        token.updated_at = client.created_at;
+        state.clients.push(client.clone());
+        Ok(Reserved::New(Box::new(client)))
+    }
+
+    /// Writes a reserved client, then its token's count, without holding the state lock (the
+    /// answer waits for both). A failed client write undoes the reservation.
+    fn persist_registration(&self, client: &Client) -> Result<(), ApiError> {
+        if let Err(error) = self.store.put(CLIENTS, &client.id, client) {
+            let mut state = self.lock();
+            state.clients.retain(|other| other.id != client.id);
+            if let Some(token) = state
+                .regtokens
+                .iter_mut()
+                .find(|token| token.id == client.reg_token_id)
+            {
+                token.clients_registered = token.clients_registered.saturating_sub(1);
+            }
+            return Err(ApiError::storage(error));
+        }
+        // Deleted by an administrator between the reservation and the write: do not bring it
+        // back on disk.
+        if !self
+            .lock()
+            .clients
+            .iter()
+            .any(|other| other.id == client.id)
+        {
+            self.store
+                .delete(CLIENTS, &client.id)
+                .map_err(ApiError::storage)?;
+        }
+        // The token's file: its latest state, written under the token-writes lock so that a
+        // slower writer never replaces a newer count with an older one.
+        let _writes = self.lock_token_writes();
+        let token = self
+            .lock()
+            .regtokens
+            .iter()
+            .find(|token| token.id == client.reg_token_id)
+            .cloned();
+        match token {
+            Some(token) => self
+                .store
+                .put(REGTOKENS, &token.id, &token)
+                .map_err(ApiError::storage),
+            // Deleted meanwhile: nothing to write.
+            None => Ok(()),
+        }
     }
 
     /// `GET /v1/client-management/self/client`: status and heartbeat.
     pub(super) fn self_status(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        let (index, _) = self.require_client(&mut state, request)?;
-        request.tls_leaf()?;
+        let index = self.require_bound_client(&state, request)?;
         let mut client = state.clients[index].clone();
         client.last_seen = Some(self.now_seconds());
         state
@@ -220,9 +412,9 @@ impl Api {
     pub(super) fn self_renew(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         // Bearer valid (401).
-        let (index, login_fingerprint) = self.require_client(&mut state, request)?;
-        let body = JsonBody::parse(&request.body)?;
-        let ext_cert = body.required_string("ext_cert")?;
+        let (index, login_fingerprint) = self.require_client(&state, request)?;
+        let body: RenewRequest = wire::parse(&request.body)?;
+        let ext_cert = body.ext_cert.as_str();
         // TLS client certificate present (401) and equal to the new leaf (403).
         let tls_leaf = request.tls_leaf()?;
         let chain = parse_pem_chain(ext_cert).map_err(|message| {
@@ -254,22 +446,17 @@ impl Api {
         })?;
         let now = self.now();
         // Chains to the client's CA (403).
-        let ca = state
-            .external_cas
-            .iter()
-            .find(|ca| ca.record.id == client.ca_id)
-            .ok_or_else(|| {
-                ApiError::not_trusted(format!("the client's CA {} no longer exists", client.ca_id))
-            })?;
+        let ca = issuing_ca(&state, &client.ca_id).ok_or_else(|| {
+            ApiError::not_trusted(format!("the client's CA {} no longer exists", client.ca_id))
+        })?;
         let chain_outside_validity =
-            match verify_client_chain(&chain[0], &chain[1..], &ca.facts.der, now, facts.not_before)
-            {
+            match verify_client_chain(&chain[0], &chain[1..], &ca.der, now, facts.not_before) {
                 Ok(()) => None,
                 Err(ChainError::OutsideValidity(message)) => Some(message),
                 Err(ChainError::NotTrusted(message)) => {
                     return Err(ApiError::not_trusted(format!(
-                        "the new certificate does not chain to the client's CA {:?}: {message}",
-                        ca.record.name
+                        "the new certificate was not issued by the client's CA ({}): {message}",
+                        ca.name
                     )));
                 }
             };
@@ -287,6 +474,10 @@ impl Api {
         }
         // Valid now (422).
         check_validity(&facts, now, chain_outside_validity)?;
+        // Not another client's certificate (409).
+        if self.one_client_per_certificate {
+            refuse_certificate_of_another_client(&state, &fingerprint, Some(&client.id))?;
+        }
         // Expires later than the current certificate (422).
         if facts.not_after <= client.cert_not_after {
             return Err(ApiError::new(

@@ -1,10 +1,22 @@
 //! Registration tokens: `/v1/client-management/regtokens`.
+//!
+//! Every field is optional, as Terraform's `CMRegTokenJSON` sends them all (empty ones as
+//! `""`, `0` and `{}`): no `ca_id` (or `""`) binds the token to the local CA, `max_clients`
+//! 0 means unlimited, `lifetime` `""` means no expiry, `cert_duration` 0 means 730 days.
 
+use super::query::list_response;
+use super::wire::RegTokenRequest;
 use super::*;
+use crate::state::{REGTOKENS, RegToken};
+use crate::util::{parse_lifetime, random_token, uuid_v4};
+
+/// CM's default certificate duration of a token, in days.
+const DEFAULT_CERT_DURATION_DAYS: u64 = 730;
+
+/// The list filters for tokens (CM's `id`; `ca_id` and `name_prefix` are invented).
+const REGTOKEN_FILTERS: &[&str] = &["id", "ca_id", "name_prefix"];
 
 impl Api {
-    // ---- Registration tokens --------------------------------------------------------------
-
     pub(super) fn regtoken_index(state: &State, reference: &str) -> Result<usize, ApiError> {
         state
             .regtokens
@@ -15,44 +27,52 @@ impl Api {
             })
     }
 
+    /// The id of the CA a token is bound to: an external CA or the local CA, by id, name or
+    /// URI; empty: the local CA.
     pub(super) fn resolve_ca_id(state: &State, reference: &str) -> Result<String, ApiError> {
+        if reference.is_empty() || state.local_ca.is_named(reference) {
+            return Ok(state.local_ca.id.clone());
+        }
         state
             .find_external_ca(reference)
             .map(|index| state.external_cas[index].record.id.clone())
             .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "field `ca_id`: external CA {reference:?} not found"
-                ))
+                ApiError::not_found(format!("field `ca_id`: CA {reference:?} not found"))
             })
     }
 
     pub(super) fn list_regtokens(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
-        let items = state.regtokens.iter().map(RegToken::to_json).collect();
-        list_response(request.query.as_deref(), items)
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        let query = request.query();
+        let items = state
+            .regtokens
+            .iter()
+            .filter(|token| {
+                query.matches(REGTOKEN_FILTERS, |filter| match filter {
+                    "id" => Some(token.id.as_str().into()),
+                    "ca_id" => Some(token.ca_id.as_str().into()),
+                    "name_prefix" => Some(token.name_prefix.as_str().into()),
+                    _ => None,
+                })
+            })
+            .map(RegToken::to_json)
+            .collect();
+        list_response(&query, items)
     }
 
     pub(super) fn create_regtoken(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
-        let body = JsonBody::parse(&request.body)?;
-        let ca_reference = body.required_string("ca_id")?;
-        let cert_duration = body.optional_u64("cert_duration")?.unwrap_or(730);
-        let profile = body.optional_string("client_management_profile_id")?;
-        let lifetime_text = body.optional_string("lifetime")?.unwrap_or("");
-        let lifetime = parse_lifetime(lifetime_text)
-            .map_err(|message| ApiError::bad_request(format!("field `lifetime`: {message}")))?;
-        let max_clients = body.optional_u64("max_clients")?;
-        if max_clients == Some(0) {
-            return Err(ApiError::bad_request(
-                "field `max_clients`: must be at least 1",
-            ));
-        }
-        let name_prefix = body.optional_string("name_prefix")?.unwrap_or("");
-        let label = body.optional_object("label")?.cloned().unwrap_or_default();
-        let labels = body.optional_object("labels")?.cloned().unwrap_or_default();
-        let ca_id = Self::resolve_ca_id(&state, ca_reference)?;
+        self.require_admin(&state, request)?;
+        let body: RegTokenRequest = if request.body.iter().all(u8::is_ascii_whitespace) {
+            RegTokenRequest::default()
+        } else {
+            wire::parse(&request.body)?
+        };
+        let ca_id = Self::resolve_ca_id(&state, body.ca_id.as_deref().unwrap_or(""))?;
+        let lifetime_text = body.lifetime.unwrap_or_default();
+        let lifetime = parse_lifetime(&lifetime_text)
+            .map_err(|message| ApiError::invalid_param(format!("field `lifetime`: {message}")))?;
         let now = self.now();
         let now_seconds = unix_seconds(now);
         let token = RegToken {
@@ -60,15 +80,20 @@ impl Api {
             id: uuid_v4(),
             token: random_token(),
             ca_id,
-            cert_duration,
-            client_management_profile_id: profile.map(str::to_owned),
-            lifetime: lifetime_text.to_owned(),
+            cert_duration: body
+                .cert_duration
+                .filter(|days| *days > 0)
+                .unwrap_or(DEFAULT_CERT_DURATION_DAYS),
+            client_management_profile_id: body
+                .client_management_profile_id
+                .filter(|profile| !profile.is_empty()),
+            lifetime: lifetime_text,
             valid_until: lifetime.map(|lifetime| unix_seconds(now + lifetime)),
-            max_clients,
+            max_clients: body.max_clients.filter(|max| *max > 0),
             clients_registered: 0,
-            name_prefix: name_prefix.to_owned(),
-            label: Value::Object(label),
-            labels: Value::Object(labels),
+            name_prefix: body.name_prefix.unwrap_or_default(),
+            label: Value::Object(body.label.unwrap_or_default()),
+            labels: Value::Object(body.labels.unwrap_or_default()),
             created_at: now_seconds,
             updated_at: now_seconds,
         };
@@ -86,8 +111,8 @@ impl Api {
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
-        let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        let state = self.lock();
+        self.require_admin(&state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
         respond(200, state.regtokens[index].to_json())
     }
@@ -97,40 +122,49 @@ impl Api {
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
+        let _writes = self.lock_token_writes();
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        self.require_admin(&state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
-        let body = JsonBody::parse(&request.body)?;
+        let body: RegTokenRequest = wire::parse(&request.body)?;
         let mut token = state.regtokens[index].clone();
         let now = self.now();
-        if let Some(reference) = body.optional_string("ca_id")? {
+        // `""` leaves the CA as it is (Terraform sends every field).
+        if let Some(reference) = body
+            .ca_id
+            .as_deref()
+            .filter(|reference| !reference.is_empty())
+        {
             token.ca_id = Self::resolve_ca_id(&state, reference)?;
         }
-        if let Some(duration) = body.optional_u64("cert_duration")? {
-            token.cert_duration = duration;
+        if let Some(days) = body.cert_duration {
+            token.cert_duration = if days == 0 {
+                DEFAULT_CERT_DURATION_DAYS
+            } else {
+                days
+            };
         }
-        if let Some(text) = body.optional_string("lifetime")? {
-            let lifetime = parse_lifetime(text)
-                .map_err(|message| ApiError::bad_request(format!("field `lifetime`: {message}")))?;
-            token.lifetime = text.to_owned();
+        if let Some(text) = body.lifetime {
+            let lifetime = parse_lifetime(&text).map_err(|message| {
+                ApiError::invalid_param(format!("field `lifetime`: {message}"))
+            })?;
             token.valid_until = lifetime.map(|lifetime| unix_seconds(now + lifetime));
+            token.lifetime = text;
         }
-        if let Some(max_clients) = body.optional_u64("max_clients")? {
-            if max_clients == 0 {
-                return Err(ApiError::bad_request(
-                    "field `max_clients`: must be at least 1",
-                ));
-            }
-            token.max_clients = Some(max_clients);
+        if let Some(max_clients) = body.max_clients {
+            token.max_clients = (max_clients > 0).then_some(max_clients);
         }
-        if let Some(prefix) = body.optional_string("name_prefix")? {
-            token.name_prefix = prefix.to_owned();
+        if let Some(prefix) = body.name_prefix {
+            token.name_prefix = prefix;
         }
-        if let Some(labels) = body.optional_object("labels")? {
-            token.labels = Value::Object(labels.clone());
+        if let Some(labels) = body.labels {
+            token.labels = Value::Object(labels);
         }
-        if let Some(label) = body.optional_object("label")? {
-            token.label = Value::Object(label.clone());
+        if let Some(label) = body.label {
+            token.label = Value::Object(label);
+        }
+        if let Some(profile) = body.client_management_profile_id {
+            token.client_management_profile_id = (!profile.is_empty()).then_some(profile);
         }
         token.updated_at = unix_seconds(now);
         state
@@ -147,8 +181,9 @@ impl Api {
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
+        let _writes = self.lock_token_writes();
         let mut state = self.lock();
-        self.require_admin(&mut state, request)?;
+        self.require_admin(&state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
         let id = state.regtokens[index].id.clone();
         state

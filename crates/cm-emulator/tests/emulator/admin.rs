@@ -97,11 +97,13 @@ fn external_ca_lifecycle_and_lookup_by_id_name_and_uri() {
         assert!(created.get(field).is_some(), "{field} missing in {created}");
     }
     assert_eq!(created["name"], "test-ca");
-    assert_eq!(created["subject"], "CN=Test External CA");
+    // As CM shows them: OpenSSL's one-line name, upper-case fingerprints, no `parent: null`.
+    assert_eq!(created["subject"], "/CN=Test External CA");
     assert_eq!(
         created["sha256Fingerprint"],
-        crate::support::sha256_hex(world.ca.certificate_der())
+        crate::support::sha256_hex(world.ca.certificate_der()).to_uppercase()
     );
+    assert!(created.get("parent").is_none(), "{created}");
     let uri = created["uri"].as_str().unwrap().to_owned();
     for reference in [world.ca_id.as_str(), "test-ca", uri.as_str()] {
         let found = world
@@ -133,7 +135,7 @@ fn external_ca_lifecycle_and_lookup_by_id_name_and_uri() {
             "/api/v1/ca/external-cas",
             Some(&json!({"cert": other.certificate_pem(), "name": "test-ca"})),
         )
-        .expect_error(409, "NCERRResourceAlreadyExists");
+        .expect_error(409, "NCERRConflict");
 
     // PATCH purpose flags.
     let patched = world
@@ -234,10 +236,12 @@ fn web_interface_trusted_list_accepts_names_and_stores_ids() {
             Some(&json!({"trusted_cas": {"external": ["test-ca", "second"], "local": []}})),
         )
         .expect(200);
+    // Read back as written (names here), applied by id.
     assert_eq!(
         patched["trusted_cas"]["external"],
-        json!([world.ca_id, other_id])
+        json!(["test-ca", "second"])
     );
+    let _ = other_id;
     world
         .admin_call(
             "PATCH",
@@ -268,13 +272,21 @@ fn web_interface_trusted_list_accepts_names_and_stores_ids() {
         )
         .expect(202);
     assert_eq!(restarted["delay"], 5);
-    world
+    // Without `services`, every service restarts (as CM).
+    let everything = world
         .admin_call(
             "POST",
             "/api/v1/system/services/restart",
             Some(&json!({"delay": 0})),
         )
-        .expect_error(400, "NCERRBadRequest");
+        .expect(202);
+    assert!(
+        everything["services"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("web")),
+        "{everything}"
+    );
 }
 
 #[test]
@@ -340,7 +352,7 @@ fn registration_tokens_crud() {
             "/api/v1/client-management/regtokens/",
             Some(&json!({"ca_id": "test-ca", "lifetime": "3y"})),
         )
-        .expect_error(400, "NCERRBadRequest");
+        .expect_error(400, "NCERRInvalidParamValue");
     assert!(
         reply["message"].as_str().unwrap().contains("lifetime"),
         "{reply}"

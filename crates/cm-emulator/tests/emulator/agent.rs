@@ -138,7 +138,7 @@ fn registration_checks_the_certificate() {
     world.register(&issued, "host1").expect(201);
     world
         .register(&other, "host1")
-        .expect_error(409, "NCERRResourceAlreadyExists");
+        .expect_error(409, "NCERRConflict");
 }
 
 #[test]

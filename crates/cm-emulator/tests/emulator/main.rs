@@ -3,7 +3,9 @@
 
 mod admin;
 mod agent;
+mod cm_shapes;
 mod in_process;
+mod public_clients;
 mod retirement;
 mod support;
 mod transport;

@@ -41,11 +41,16 @@ fn renewed(when: RetireOldCertificate) -> Renewed {
     // The agent lost the answer and asks again, with the bearer of the old certificate.
     let retry = world.renew(&new, &old_bearer, &new).expect(200);
     assert_eq!(retry["cert_fingerprint"], renewed["cert_fingerprint"]);
-    // Sessions stay valid whatever the mode.
+    // Sessions stay valid whatever the mode, over the certificate they were issued for:
+    // a bearer is bound to its certificate on the `self` endpoints (renewal excepted).
+    world
+        .presenting(&old)
+        .call("GET", STATUS, Some(&old_bearer), None)
+        .expect(200);
     world
         .presenting(&new)
         .call("GET", STATUS, Some(&old_bearer), None)
-        .expect(200);
+        .expect_error(401, "NCERRUnauthorizedAccess");
     Renewed {
         world,
         id,

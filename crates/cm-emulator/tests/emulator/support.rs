@@ -43,12 +43,22 @@ pub fn start_retiring(
     clock: Arc<dyn Clock>,
     retire_old_certificate: RetireOldCertificate,
 ) -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+    start_configured(dir, |config| EmulatorConfig {
         clock,
         retire_old_certificate,
-        ..EmulatorConfig::new(dir)
+        ..config
     })
+}
+
+/// Starts an emulator with the test password and `configure` applied to the defaults.
+pub fn start_configured(
+    dir: &Path,
+    configure: impl FnOnce(EmulatorConfig) -> EmulatorConfig,
+) -> RunningEmulator {
+    Emulator::start(configure(EmulatorConfig {
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        ..EmulatorConfig::new(dir)
+    }))
     .expect("the emulator starts")
 }
 
@@ -62,8 +72,10 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The name at the start of `codeDesc` (CM writes `"NCERRName: Description"`).
     pub fn code_desc(&self) -> &str {
-        self.body["codeDesc"].as_str().unwrap_or("")
+        let full = self.body["codeDesc"].as_str().unwrap_or("");
+        full.split_once(':').map_or(full, |(name, _)| name)
     }
 
     /// Asserts the status (and, for errors, the CM error shape) and returns the body.
@@ -138,19 +150,29 @@ impl Http {
         bearer: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Reply, ureq::Error> {
+        self.try_typed(method, path, bearer, body, Some("application/json"))
+    }
+
+    /// As [`Http::try_raw`] with the given `Content-Type` (`None`: no header).
+    pub fn try_typed(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Vec<u8>>,
+        content_type: Option<&str>,
+    ) -> Result<Reply, ureq::Error> {
         let mut builder = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
         if let Some(bearer) = bearer {
             builder = builder.header("Authorization", format!("Bearer {bearer}"));
         }
+        if let (Some(content_type), Some(_)) = (content_type, &body) {
+            builder = builder.header("Content-Type", content_type);
+        }
         let mut response = match body {
-            Some(body) => self.agent.run(
-                builder
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .unwrap(),
-            )?,
+            Some(body) => self.agent.run(builder.body(body).unwrap())?,
             None => self.agent.run(builder.body(()).unwrap())?,
         };
         let status = response.status().as_u16();
@@ -220,9 +242,24 @@ impl World {
 
     /// A world whose emulator retires renewed clients' previous certificates `when`.
     pub fn retiring(when: RetireOldCertificate) -> World {
+        Self::configured(move |config| EmulatorConfig {
+            retire_old_certificate: when,
+            ..config
+        })
+    }
+
+    /// A world whose emulator has `configure` applied to the defaults (the clock is the
+    /// world's shiftable one).
+    pub fn configured(configure: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ShiftableClock::default());
-        let emulator = start_retiring(dir.path(), clock.clone(), when);
+        let shared: Arc<dyn Clock> = clock.clone();
+        let emulator = start_configured(dir.path(), |config| {
+            configure(EmulatorConfig {
+                clock: shared,
+                ..config
+            })
+        });
         let admin = Http::anonymous(&emulator);
         let admin_token = admin_login(&admin);
         let ca = CertificateAuthority::new_root("Test External CA", KeyType::P384).unwrap();

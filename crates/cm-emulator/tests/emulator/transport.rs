@@ -291,3 +291,34 @@ fn an_admin_can_set_up_registration_with_curl() {
     );
     assert_eq!(client["common_name"], "curl-host.example");
 }
+
+#[test]
+fn a_token_count_that_lags_its_clients_is_repaired_at_start() {
+    // A registration writes the client, then its token's count: a crash in between leaves the
+    // token file one behind. The clients on disk are the truth at the next start.
+    let world = World::new();
+    let issued = world.issue("host1.example");
+    world.registered(&issued, "host1");
+    let crate::support::World { emulator, dir, .. } = world;
+    emulator.shutdown();
+    let tokens = dir.path().join("objects").join("regtokens");
+    for entry in std::fs::read_dir(&tokens).unwrap() {
+        let path = entry.unwrap().path();
+        let mut token: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        token["clients_registered"] = json!(0);
+        std::fs::write(&path, token.to_string()).unwrap();
+    }
+    let emulator = start(dir.path(), Arc::new(SystemClock));
+    let admin = Http::anonymous(&emulator);
+    let token = admin_login(&admin);
+    let tokens = admin
+        .call(
+            "GET",
+            "/api/v1/client-management/regtokens/",
+            Some(&token),
+            None,
+        )
+        .expect(200);
+    assert_eq!(tokens["resources"][0]["clients_registered"], 1, "{tokens}");
+    emulator.shutdown();
+}

@@ -95,3 +95,19 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn chain_pem(identity: &Identity) -> String {
     identity.chain_pem()
 }
+
+/// The store as the agent lays it out under an agent root: `vmd/pem`, keys in `vmd/keys`.
+pub fn open(agent_root: &Path) -> Result<keystore::Keystore, keystore::Error> {
+    keystore::Keystore::open(agent_root.join("vmd").join("pem"), key_files(agent_root))
+}
+
+/// [`open`], creating the store folder first.
+pub fn open_or_create(agent_root: &Path) -> Result<keystore::Keystore, keystore::Error> {
+    keystore::Keystore::open_or_create(agent_root.join("vmd").join("pem"), key_files(agent_root))
+}
+
+fn key_files(agent_root: &Path) -> Box<keystore::FileKeyProtector> {
+    Box::new(keystore::FileKeyProtector::new(
+        agent_root.join("vmd").join("keys"),
+    ))
+}

@@ -24,9 +24,10 @@
 
 use std::time::SystemTime;
 
+use crate::Fingerprint;
 use crate::Policy;
 use crate::decision::{CandidateCertificate, CandidateProblem, CurrentCertificate, Severity};
-use crate::stagger::{Fingerprint, HostSeed};
+use crate::stagger::HostSeed;
 
 mod decide;
 

@@ -77,6 +77,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+mod tls;
+
 use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -85,17 +87,17 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore};
-use rustls::{ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+pub use tls::AcceptAnyClientCertificate;
+use tls::{RelayPki, server_config};
 
 /// At most this many agent connections are served at once.
 pub const MAX_CONNECTIONS: usize = 128;
@@ -527,142 +529,6 @@ impl Upstream {
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
-    }
-}
-
-/// The relay's own CA and server certificate.
-struct RelayPki {
-    ca_pem: String,
-    server_certificate: CertificateDer<'static>,
-    server_key: PrivateKeyDer<'static>,
-}
-
-impl RelayPki {
-    fn generate() -> Result<RelayPki> {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DistinguishedName, DnType,
-            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-        };
-        let now = SystemTime::now();
-        let not_before = now - Duration::from_secs(3600);
-        let not_after = now + Duration::from_secs(30 * 86_400);
-
-        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut ca_params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, "Test fault relay CA");
-        ca_params.distinguished_name = name;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca_params.not_before = not_before.into();
-        ca_params.not_after = not_after.into();
-        let ca_pem = ca_params.self_signed(&ca_key)?.pem();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let server_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, "127.0.0.1");
-        params.distinguished_name = name;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.not_before = not_before.into();
-        params.not_after = not_after.into();
-        params.use_authority_key_identifier_extension = true;
-        let server_certificate = params.signed_by(&server_key, &issuer)?.der().clone();
-        Ok(RelayPki {
-            ca_pem,
-            server_certificate,
-            server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        })
-    }
-}
-
-fn server_config(pki: &RelayPki) -> Result<Arc<ServerConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_client_cert_verifier(Arc::new(AcceptAnyClientCertificate::new(provider)))
-        .with_single_cert(
-            vec![pki.server_certificate.clone()],
-            pki.server_key.clone_key(),
-        )?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Requests a client certificate, accepts connections without one, and accepts any presented
-/// chain (the handshake signature is still verified, proving the client holds the leaf's key).
-/// For test servers that pass the certificate on to the emulator, which judges it (this relay,
-/// the vmd tests' fake manager). Never for a real server.
-#[derive(Debug)]
-pub struct AcceptAnyClientCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl AcceptAnyClientCertificate {
-    /// A verifier checking handshake signatures with `provider`'s algorithms.
-    pub fn new(provider: Arc<CryptoProvider>) -> Self {
-        Self { provider }
-    }
-}
-
-impl ClientCertVerifier for AcceptAnyClientCertificate {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        certificate: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            certificate,
-            signature,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        certificate: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            certificate,
-            signature,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

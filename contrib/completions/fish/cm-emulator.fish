@@ -1,0 +1,11 @@
+complete -c cm-emulator -l listen -d 'Address to listen on; port 0 picks a free port' -r
+complete -c cm-emulator -l state-dir -d 'State folder (created if missing): web CA, objects, admin password' -r -F
+complete -c cm-emulator -l admin-password -d 'Password of the `admin` user; by default read from or generated into `<state-dir>/admin-password`' -r
+complete -c cm-emulator -l hostname -d 'Extra host name or IP address for the web certificate (repeatable)' -r
+complete -c cm-emulator -l retire-old-certificate -d 'When a client\'s previous certificate stops logging in after a self renewal: at once (on-renew), when the new certificate first logs in (on-first-login), or at the previous certificate\'s own expiry (at-expiry). The real manager\'s behaviour is not public: this is an invented setting for testing agents against each possibility' -r -f -a "on-renew\t''
+on-first-login\t''
+at-expiry\t''"
+complete -c cm-emulator -l trusted-ca-changes -d 'When a change of the web interface\'s trusted CAs takes effect: at the next web restart (at-web-restart, as CM before 2.18 and the source document\'s procedure), or at once (immediately, as CM 2.18 and later, which also offer /api/v1/trusted-cas)' -r -f -a "at-web-restart\t''
+immediately\t''"
+complete -c cm-emulator -s h -l help -d 'Print help'
+complete -c cm-emulator -s V -l version -d 'Print version'

@@ -1,0 +1,193 @@
+//! The words every crate of the agent shares, defined once: a certificate's SHA-256
+//! [`Fingerprint`] and RFC 3339 times ([`format_rfc3339`]).
+//!
+//! A fingerprint is parsed once, at the edge (command line, `agent.conf`, the manager's
+//! answers), into a [`Fingerprint`]; everything inside compares and prints that value. No I/O and
+//! no clock: a time to print is a parameter.
+//!
+//! ```
+//! use cert_vocabulary::{Fingerprint, format_rfc3339};
+//! use std::time::{Duration, SystemTime};
+//!
+//! let fingerprint = Fingerprint::of(b"certificate DER bytes");
+//! let parsed: Fingerprint = fingerprint.to_colon_hex().parse().unwrap();
+//! assert_eq!(parsed, fingerprint);
+//! let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600);
+//! assert_eq!(format_rfc3339(time), "2027-01-01T00:00:00Z");
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of a certificate's DER.
+///
+/// `Display` gives lower-case hex without separators, as the manager's API shows it;
+/// [`Fingerprint::to_colon_hex`] gives OpenSSL's form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// The SHA-256 of `der`.
+    pub fn of(der: &[u8]) -> Self {
+        Self(Sha256::digest(der).into())
+    }
+
+    /// Parses 64 hex digits, with or without `:` separators, in either case, ignoring
+    /// surrounding white space; `None` otherwise. See also [`FromStr`].
+    pub fn parse(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+
+    /// Upper-case hex with colons, as `openssl x509 -fingerprint -sha256` prints it.
+    pub fn to_colon_hex(&self) -> String {
+        let hex = base16ct::upper::encode_string(&self.0);
+        let mut text = String::with_capacity(95);
+        for (index, digit) in hex.chars().enumerate() {
+            if index > 0 && index % 2 == 0 {
+                text.push(':');
+            }
+            text.push(digit);
+        }
+        text
+    }
+}
+
+/// Why a text is not a SHA-256 fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FingerprintSyntaxError;
+
+impl fmt::Display for FingerprintSyntaxError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .write_str("not a SHA-256 fingerprint: expected 64 hex digits, with or without colons")
+    }
+}
+
+impl std::error::Error for FingerprintSyntaxError {}
+
+impl FromStr for Fingerprint {
+    type Err = FingerprintSyntaxError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
+        let mut bytes = [0u8; 32];
+        match base16ct::mixed::decode(digits.as_bytes(), &mut bytes) {
+            Ok(decoded) if decoded.len() == 32 => Ok(Self(bytes)),
+            _ => Err(FingerprintSyntaxError),
+        }
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    /// Lower-case hex without separators.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&base16ct::lower::encode_string(&self.0))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "Fingerprint({self})")
+    }
+}
+
+/// Formats `time` as RFC 3339 in UTC with whole seconds, for example `2027-01-01T00:00:00Z`.
+///
+/// Fractions of a second are dropped (rounded towards the past), so a certificate's
+/// `not_after` prints exactly as X.509 stores it. The calendar is `der::DateTime`'s, whose range
+/// is the certificates' own (1970 to 9999); a time outside it prints as
+/// `before 1970-01-01T00:00:00Z` or `after 9999-12-31T23:59:59Z`, never as a debug dump.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600);
+/// assert_eq!(cert_vocabulary::format_rfc3339(time), "2027-01-01T00:00:00Z");
+/// ```
+pub fn format_rfc3339(time: SystemTime) -> String {
+    let Ok(since_epoch) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        return "before 1970-01-01T00:00:00Z".to_owned();
+    };
+    match der::DateTime::from_unix_duration(Duration::from_secs(since_epoch.as_secs())) {
+        Ok(date_time) => date_time.to_string(),
+        Err(_) => format!("after {}", der::DateTime::INFINITY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn fingerprints_parse_in_every_written_form_and_print_two_ways() {
+        let fingerprint = Fingerprint::of(b"abc");
+        let lower = fingerprint.to_string();
+        assert_eq!(
+            lower,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let colons = fingerprint.to_colon_hex();
+        assert!(colons.starts_with("BA:78:16:BF:"), "{colons}");
+        assert_eq!(colons.len(), 95);
+        for text in [
+            lower.clone(),
+            lower.to_uppercase(),
+            colons.clone(),
+            colons.to_lowercase(),
+            format!("  {colons}\n"),
+        ] {
+            assert_eq!(text.parse::<Fingerprint>(), Ok(fingerprint), "{text:?}");
+        }
+        for bad in [
+            "",
+            "ab",
+            &lower[..62],
+            &format!("{lower}00"),
+            &lower.replace('a', "g"),
+        ] {
+            assert_eq!(
+                bad.parse::<Fingerprint>(),
+                Err(FingerprintSyntaxError),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(format!("{fingerprint:?}"), format!("Fingerprint({lower})"));
+    }
+
+    #[test]
+    fn known_dates_format_as_rfc3339() {
+        for (seconds, expected) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_709_251_199, "2024-02-29T23:59:59Z"),
+            (2_147_483_647, "2038-01-19T03:14:07Z"),
+            (1_798_761_600, "2027-01-01T00:00:00Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(format_rfc3339(at(seconds)), expected, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn fractions_round_towards_the_past_and_the_range_is_named() {
+        let just_before_2027 = at(1_798_761_600) - Duration::from_millis(1);
+        assert_eq!(format_rfc3339(just_before_2027), "2026-12-31T23:59:59Z");
+        assert_eq!(
+            format_rfc3339(SystemTime::UNIX_EPOCH - Duration::from_millis(1)),
+            "before 1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339(at(300_000_000_000)),
+            "after 9999-12-31T23:59:59Z"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The one error type of the client, and the one classification of failures ([`Outcome`]).
+
+/// The error underneath an [`Error::Connect`] or [`Error::Tls`]: downcast it
+/// (`std::error::Error::downcast_ref`) to `std::io::Error` or `rustls::Error` to match on causes.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a call to the manager failed. [`Error::outcome`] is the one classification a caller
+/// needs: refused (definite), indefinite, or local.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The manager URL, trust settings or client identity cannot be used.
+    #[error("{reason}")]
+    InvalidConfiguration {
+        /// What is wrong.
+        reason: String,
+    },
+    /// No TCP connection to the manager (refused, unreachable, name not found), or the
+    /// connection broke.
+    #[error("cannot connect to the manager at {url}: {reason}")]
+    Connect {
+        /// The manager URL.
+        url: String,
+        /// The system's reason.
+        reason: String,
+        /// The underlying error (a `std::io::Error`, or the HTTP library's), to match on.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// The TLS handshake failed, for example because the manager's certificate is not trusted
+    /// or does not match the pinned fingerprint, or the manager refused our client certificate.
+    #[error("TLS with the manager at {url} failed: {reason}")]
+    Tls {
+        /// The manager URL.
+        url: String,
+        /// The verification or handshake reason.
+        reason: String,
+        /// The underlying error (usually a `rustls::Error`, or a `std::io::Error` wrapping
+        /// one), to match on.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// The HTTP proxy on the way to the manager failed: it cannot be reached, did not answer in
+    /// time, or refused the tunnel (`CONNECT`) to the manager. Nothing reached the manager.
+    #[error("cannot reach the manager at {url} through the proxy {proxy}: {reason}")]
+    Proxy {
+        /// The manager URL.
+        url: String,
+        /// The proxy, its password shown as `***`.
+        proxy: String,
+        /// The status of the proxy's answer to `CONNECT` (e.g. 403, 407), when it answered.
+        status: Option<u16>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The manager did not answer in time.
+    #[error("the manager at {url} did not answer within {seconds} s")]
+    Timeout {
+        /// The manager URL.
+        url: String,
+        /// The timeout that expired.
+        seconds: u64,
+    },
+    /// The manager refused the request: a 4xx answer with an error in its documented shape.
+    /// (A 5xx is the manager failing, reported as [`Error::Unexpected`].)
+    #[error("the manager refused: {message} (HTTP {status}, {code_desc})")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The manager's `codeDesc`, e.g. `NCERRCommonNameMismatch`.
+        code_desc: String,
+        /// The manager's message.
+        message: String,
+        /// The manager's request id, for its logs.
+        request_id: String,
+    },
+    /// An attempt whose outcome is unknown (a lost reply, a timeout, a 5xx) was retried and the
+    /// retry was refused. The refusal does not show that the first attempt was not carried out,
+    /// so the outcome stays unknown ([`Outcome::Indefinite`]).
+    #[error(
+        "an earlier attempt may have been carried out ({first}); the retry was refused: {refusal}"
+    )]
+    RefusedAfterUncertainAttempt {
+        /// What happened to the earlier attempt.
+        first: Box<Error>,
+        /// The retry's refusal.
+        refusal: Box<Error>,
+    },
+    /// The manager answered something this client does not understand.
+    #[error("unexpected answer from the manager (HTTP {status}): {body_excerpt}")]
+    Unexpected {
+        /// The HTTP status.
+        status: u16,
+        /// At most 200 characters of the body.
+        body_excerpt: String,
+    },
+}
+
+impl Error {
+    /// Whether the manager may have processed the request. A refusal (a 4xx answer) is
+    /// [`Outcome::Definite`]: the manager answered and did not act. A timeout, a connection lost
+    /// after the request may have been sent, a TLS failure mid-request or a 5xx are
+    /// [`Outcome::Indefinite`]: the request may or may not have been carried out, and a caller
+    /// must never act on it as if it were a refusal. A local configuration problem is
+    /// [`Outcome::Local`]: nothing was sent.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Error::InvalidConfiguration { .. } => Outcome::Local,
+            Error::Refused { .. } => Outcome::Definite,
+            Error::Connect { .. }
+            | Error::Proxy { .. }
+            | Error::Tls { .. }
+            | Error::Timeout { .. }
+            | Error::Unexpected { .. }
+            | Error::RefusedAfterUncertainAttempt { .. } => Outcome::Indefinite,
+        }
+    }
+
+    /// The manager's `codeDesc` when it refused.
+    pub fn code_desc(&self) -> Option<&str> {
+        match self {
+            Error::Refused { code_desc, .. } => Some(code_desc),
+            _ => None,
+        }
+    }
+}
+
+/// What a failed call says about the manager's side. See [`Error::outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The manager answered: it refused, and did not carry the request out.
+    Definite,
+    /// The request may or may not have been carried out.
+    Indefinite,
+    /// Nothing was sent: the local settings are unusable.
+    Local,
+}

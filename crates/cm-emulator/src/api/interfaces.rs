@@ -1,0 +1,317 @@
+//! Interfaces: `/v1/configs/interfaces` (the emulator has one, `web`) and, when the emulator
+//! behaves as CM 2.18 and later, `/v1/trusted-cas` and `/v1/trusted-cas-create-many`.
+
+use super::query::list_response;
+use super::views::{InterfaceView, TrustedCasView};
+use super::wire::{
+    PatchInterface, TrustedCaEntryRequest, TrustedCasBulkRequest, TrustedCasRequest,
+};
+use super::*;
+use crate::state::TrustedCasWritten;
+use crate::util::rfc3339_micros;
+
+/// The one interface's name.
+const WEB: &str = "web";
+
+impl Api {
+    /// The web interface as CM shows it (fields of Terraform's `CMInterfaceJSON`,
+    /// `cm/schema_cm.go`); `trusted_cas` as the administrator wrote them.
+    pub(super) fn web_json(&self, state: &State) -> Value {
+        let web = &state.web;
+        let trusted = web
+            .trusted_cas_as_written
+            .clone()
+            .unwrap_or_else(|| TrustedCasWritten {
+                external: web.trusted_external.clone(),
+                local: web.trusted_local.clone(),
+            });
+        let created_at = web.created_at.unwrap_or_default();
+        InterfaceView {
+            id: web.id.as_deref().unwrap_or_default(),
+            name: WEB,
+            enabled: true,
+            interface_type: "web",
+            mode: web.mode.as_deref().unwrap_or("tls-cert-opt-pw-opt"),
+            port: self.web_port,
+            network_interface: "all",
+            cert_user_field: web.cert_user_field.as_deref().unwrap_or("CN"),
+            minimum_tls_version: web.minimum_tls_version.as_deref().unwrap_or("tls_1_2"),
+            maximum_tls_version: web.maximum_tls_version.as_deref().unwrap_or("tls_1_3"),
+            auto_gen_ca_id: state.local_ca.uri(),
+            default_connection: "local_account",
+            trusted_cas: TrustedCasView {
+                external: &trusted.external,
+                local: &trusted.local,
+            },
+            created_at: rfc3339_micros(created_at),
+            updated_at: rfc3339_micros(web.updated_at.unwrap_or(created_at)),
+        }
+        .to_json()
+    }
+
+    fn web_interface_or_404(name: &str) -> Result<(), ApiError> {
+        if name == WEB {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("interface {name:?} not found")))
+        }
+    }
+
+    pub(super) fn list_interfaces(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        let query = request.query();
+        let field = |filter: &str| -> Option<std::borrow::Cow<'_, str>> {
+            matches!(filter, "name" | "interface_type").then_some(WEB.into())
+        };
+        let items = if query.matches(&["name", "interface_type"], field) {
+            vec![self.web_json(&state)]
+        } else {
+            Vec::new()
+        };
+        list_response(&query, items)
+    }
+
+    pub(super) fn get_interface(
+        &self,
+        request: &ApiRequest,
+        name: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        Self::web_interface_or_404(name)?;
+        respond(200, self.web_json(&state))
+    }
+
+    pub(super) fn patch_interface(
+        self: &Arc<Self>,
+        request: &ApiRequest,
+        name: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&state, request)?;
+        Self::web_interface_or_404(name)?;
+        let body: PatchInterface = wire::parse(&request.body)?;
+        if body
+            .port
+            .is_some_and(|port| port != u64::from(self.web_port))
+        {
+            return Err(ApiError::conflict(format!(
+                "field `port`: the port of the web interface cannot be changed (it is {})",
+                self.web_port
+            )));
+        }
+        let trusted_changed = body.trusted_cas.is_some();
+        match &body.trusted_cas {
+            None => {}
+            Some(Some(trusted)) => Self::set_trusted_cas(&mut state, trusted)?,
+            Some(None) => {
+                let empty = TrustedCasRequest {
+                    external: Some(Vec::new()),
+                    local: Some(Vec::new()),
+                };
+                Self::set_trusted_cas(&mut state, &empty)?;
+            }
+        }
+        let web = &mut state.web;
+        for (value, slot) in [
+            (body.mode, &mut web.mode),
+            (body.minimum_tls_version, &mut web.minimum_tls_version),
+            (body.maximum_tls_version, &mut web.maximum_tls_version),
+            (body.cert_user_field, &mut web.cert_user_field),
+        ] {
+            if let Some(value) = value {
+                *slot = (!value.is_empty()).then_some(value);
+            }
+        }
+        web.updated_at = Some(self.now_seconds());
+        state.save_web().map_err(ApiError::storage)?;
+        let json = self.web_json(&state);
+        drop(state);
+        if trusted_changed && self.trusted_ca_changes == TrustedCaChanges::Immediately {
+            self.apply_web_restart();
+        }
+        respond(200, json)
+    }
+
+    /// Replaces the trusted lists given (ids, names or URIs; kept as written, resolved to ids
+    /// for TLS).
+    fn set_trusted_cas(state: &mut State, trusted: &TrustedCasRequest) -> Result<(), ApiError> {
+        let mut written =
+            state
+                .web
+                .trusted_cas_as_written
+                .clone()
+                .unwrap_or_else(|| TrustedCasWritten {
+                    external: state.web.trusted_external.clone(),
+                    local: state.web.trusted_local.clone(),
+                });
+        if let Some(external) = &trusted.external {
+            let mut ids: Vec<String> = Vec::new();
+            for reference in external {
+                let index = state.find_external_ca(reference).ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "field `trusted_cas.external`: external CA {reference:?} not found"
+                    ))
+                })?;
+                let id = state.external_cas[index].record.id.clone();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            state.web.trusted_external = ids;
+            written.external = external.clone();
+        }
+        if let Some(local) = &trusted.local {
+            let mut ids: Vec<String> = Vec::new();
+            for reference in local {
+                if !state.local_ca.is_named(reference) {
+                    return Err(ApiError::not_found(format!(
+                        "field `trusted_cas.local`: local CA {reference:?} not found"
+                    )));
+                }
+                if !ids.contains(&state.local_ca.id) {
+                    ids.push(state.local_ca.id.clone());
+                }
+            }
+            state.web.trusted_local = ids;
+            written.local = local.clone();
+        }
+        state.web.trusted_cas_as_written = Some(written);
+        Ok(())
+    }
+
+    fn trusted_cas_endpoint_available(&self) -> Result<(), ApiError> {
+        match self.trusted_ca_changes {
+            TrustedCaChanges::Immediately => Ok(()),
+            TrustedCaChanges::AtWebRestart => Err(ApiError::not_found(
+                "no such endpoint: /api/v1/trusted-cas (the emulator behaves as CM before 2.18; \
+                 start it with --trusted-ca-changes immediately)",
+            )),
+        }
+    }
+
+    /// The trusted-CA entries of the web interface, in CM 2.18's `/v1/trusted-cas` shape
+    /// (`id`, `ca_id`, `ca_type`, `service`, as Thales's Terraform provider reads them in
+    /// `internal/provider/cm/resource_trusted_cas.go`). An entry's id is its CA's id
+    /// (invented: the emulator has one service, so a CA is trusted at most once).
+    fn trusted_ca_entries(state: &State) -> Vec<Value> {
+        let entry = |id: &str, ca_type: &str| json!({"id": id, "ca_id": id, "ca_type": ca_type, "service": WEB});
+        state
+            .web
+            .trusted_external
+            .iter()
+            .map(|id| entry(id, "external"))
+            .chain(state.web.trusted_local.iter().map(|id| entry(id, "local")))
+            .collect()
+    }
+
+    /// `GET /v1/trusted-cas` (CM 2.18 and later behaviour only).
+    pub(super) fn list_trusted_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        self.trusted_cas_endpoint_available()?;
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        let query = request.query();
+        let items = Self::trusted_ca_entries(&state)
+            .into_iter()
+            .filter(|entry| {
+                query.matches(&["service", "ca_type", "ca_id"], |filter| {
+                    entry[filter].as_str().map(|value| value.to_owned().into())
+                })
+            })
+            .collect();
+        list_response(&query, items)
+    }
+
+    /// Adds entries and applies them at once.
+    fn add_trusted_cas(
+        self: &Arc<Self>,
+        entries: &[TrustedCaEntryRequest],
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut state = self.lock();
+        // All or nothing: the entries are checked on a copy.
+        let mut web = state.web.clone();
+        let mut added = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            if entry.service != WEB {
+                return Err(ApiError::invalid_param(format!(
+                    "field `trusted_cas[{index}].service`: the emulator has only the \"web\" service, not {:?}",
+                    entry.service
+                )));
+            }
+            let local = state.local_ca.is_named(&entry.ca_id);
+            if local {
+                let id = state.local_ca.id.clone();
+                if !web.trusted_local.contains(&id) {
+                    web.trusted_local.push(id.clone());
+                }
+                added.push(json!({"id": id, "ca_id": id, "ca_type": "local", "service": WEB}));
+            } else {
+                let position = state.find_external_ca(&entry.ca_id).ok_or_else(|| {
+                    ApiError::not_found(format!("field `ca_id`: CA {:?} not found", entry.ca_id))
+                })?;
+                let id = state.external_cas[position].record.id.clone();
+                if !web.trusted_external.contains(&id) {
+                    web.trusted_external.push(id.clone());
+                }
+                added.push(json!({"id": id, "ca_id": id, "ca_type": "external", "service": WEB}));
+            }
+        }
+        state.web = web;
+        state.web.trusted_cas_as_written = None;
+        state.web.updated_at = Some(self.now_seconds());
+        state.save_web().map_err(ApiError::storage)?;
+        drop(state);
+        self.apply_web_restart();
+        Ok(added)
+    }
+
+    /// `POST /v1/trusted-cas` `{"ca_id","service","ca_type"?}` (CM 2.18 and later only).
+    pub(super) fn create_trusted_ca(
+        self: &Arc<Self>,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        self.trusted_cas_endpoint_available()?;
+        self.require_admin(&self.lock(), request)?;
+        let entry: TrustedCaEntryRequest = wire::parse(&request.body)?;
+        let mut added = self.add_trusted_cas(std::slice::from_ref(&entry))?;
+        respond(201, added.pop().unwrap_or(Value::Null))
+    }
+
+    /// `POST /v1/trusted-cas-create-many` `{"trusted_cas":[..],"auto_restart"?}` → `{"success":[..]}`.
+    pub(super) fn create_many_trusted_cas(
+        self: &Arc<Self>,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        self.trusted_cas_endpoint_available()?;
+        self.require_admin(&self.lock(), request)?;
+        let body: TrustedCasBulkRequest = wire::parse(&request.body)?;
+        let added = self.add_trusted_cas(&body.trusted_cas)?;
+        respond(201, json!({"success": added}))
+    }
+
+    /// `DELETE /v1/trusted-cas/{id}` (CM 2.18 and later only): applies at once.
+    pub(super) fn delete_trusted_ca(
+        self: &Arc<Self>,
+        request: &ApiRequest,
+        id: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        self.trusted_cas_endpoint_available()?;
+        let mut state = self.lock();
+        self.require_admin(&state, request)?;
+        let before = state.web.trusted_external.len() + state.web.trusted_local.len();
+        state.web.trusted_external.retain(|trusted| trusted != id);
+        state.web.trusted_local.retain(|trusted| trusted != id);
+        if state.web.trusted_external.len() + state.web.trusted_local.len() == before {
+            return Err(ApiError::not_found(format!(
+                "trusted CA entry {id:?} not found"
+            )));
+        }
+        state.web.trusted_cas_as_written = None;
+        state.web.updated_at = Some(self.now_seconds());
+        state.save_web().map_err(ApiError::storage)?;
+        drop(state);
+        self.apply_web_restart();
+        no_content()
+    }
+}

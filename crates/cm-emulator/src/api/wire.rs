@@ -1,0 +1,330 @@
+//! The request bodies the emulator reads, as serde types: the documentation of the wire format
+//! (`docs/protocol.md` marks each field public, with its source, or invented).
+//!
+//! Every field a public client sends may be present; unknown fields are ignored, `null` counts
+//! as absent. Decoding errors name the field by its path (`records[0].level`).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::ApiError;
+
+/// `POST /v1/auth/tokens` (password, refresh-token and client-credential grants).
+///
+/// Thales's Terraform provider (`internal/provider/common/client.go`, `AuthStruct`) sends
+/// `username`, `password`, `auth_domain`, `auth_domain_path`, `domain`, `grant_type`,
+/// `refresh_token`, `renew_refresh_token`; CM's API also takes `connection`, `labels`,
+/// `cookies` and `refresh_token_lifetime`. The emulator has one domain and one user: those
+/// are accepted and otherwise ignored.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LoginRequest {
+    /// `password` (the default when absent), `refresh_token` or `client_credential`.
+    pub(crate) grant_type: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) refresh_token: Option<String>,
+    /// For `client_credential`: the registered client's id.
+    pub(crate) client_id: Option<String>,
+    pub(crate) renew_refresh_token: Option<bool>,
+    pub(crate) refresh_token_lifetime: Option<u64>,
+    pub(crate) auth_domain: Option<String>,
+    /// CDSPaaS tenants only: accepted and ignored.
+    #[allow(dead_code)]
+    pub(crate) auth_domain_path: Option<String>,
+    pub(crate) domain: Option<String>,
+    pub(crate) connection: Option<String>,
+    /// Accepted and ignored.
+    #[allow(dead_code)]
+    pub(crate) labels: Option<Vec<String>>,
+    pub(crate) cookies: Option<bool>,
+}
+
+impl LoginRequest {
+    /// From an `application/x-www-form-urlencoded` body.
+    pub(crate) fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        let mut request = LoginRequest::default();
+        for (key, value) in form_urlencoded::parse(body) {
+            let value = value.into_owned();
+            let flag = |value: &str| match value {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ApiError::bad_request(format!(
+                    "field `{key}`: expected true or false, found {value:?}"
+                ))),
+            };
+            match key.as_ref() {
+                "grant_type" => request.grant_type = Some(value),
+                "username" => request.username = Some(value),
+                "password" => request.password = Some(value),
+                "refresh_token" => request.refresh_token = Some(value),
+                "client_id" => request.client_id = Some(value),
+                "renew_refresh_token" => request.renew_refresh_token = Some(flag(&value)?),
+                "cookies" => request.cookies = Some(flag(&value)?),
+                "refresh_token_lifetime" => {
+                    request.refresh_token_lifetime = Some(value.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "field `refresh_token_lifetime`: expected a non-negative integer, found {value:?}"
+                        ))
+                    })?);
+                }
+                "auth_domain" => request.auth_domain = Some(value),
+                "domain" => request.domain = Some(value),
+                "connection" => request.connection = Some(value),
+                _ => {}
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// `POST /v1/auth/tokens` answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct LoginResponse {
+    pub(crate) jwt: String,
+    pub(crate) duration: i64,
+    pub(crate) token_type: &'static str,
+    pub(crate) client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token_id: Option<String>,
+}
+
+/// `POST /v1/ca/external-cas`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateExternalCa {
+    pub(crate) cert: String,
+    pub(crate) name: Option<String>,
+    pub(crate) parent: Option<String>,
+    pub(crate) allow_client_authentication: Option<bool>,
+    pub(crate) allow_user_authentication: Option<bool>,
+}
+
+/// `PATCH /v1/ca/external-cas/{id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PatchExternalCa {
+    pub(crate) allow_client_authentication: Option<bool>,
+    pub(crate) allow_user_authentication: Option<bool>,
+}
+
+/// `trusted_cas` of an interface: names, ids or URIs of CAs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub(crate) struct TrustedCasRequest {
+    pub(crate) external: Option<Vec<String>>,
+    pub(crate) local: Option<Vec<String>>,
+}
+
+/// `POST /v1/trusted-cas` (CM 2.18 and later; Terraform's `CMTrustedCAJSON` in
+/// `internal/provider/cm/resource_trusted_cas.go`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct TrustedCaEntryRequest {
+    pub(crate) ca_id: String,
+    pub(crate) service: String,
+    /// `local` or `external`; the emulator finds out from `ca_id`.
+    #[allow(dead_code)]
+    pub(crate) ca_type: Option<String>,
+}
+
+/// `POST /v1/trusted-cas-create-many` (Terraform's `CMTrustedCABulkJSON`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct TrustedCasBulkRequest {
+    pub(crate) trusted_cas: Vec<TrustedCaEntryRequest>,
+    /// The emulator applies the change at once whatever this says.
+    #[allow(dead_code)]
+    pub(crate) auto_restart: Option<bool>,
+}
+
+/// `PATCH /v1/configs/interfaces/web` (fields of Terraform's `CMInterfaceJSON` the emulator
+/// keeps; the others are accepted and ignored). `""` resets a text field to its default, as
+/// Terraform's `resource_interface.go` sends it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PatchInterface {
+    pub(crate) port: Option<u64>,
+    /// Absent: unchanged; `null`: both lists emptied (Terraform's "explicitly empty").
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) trusted_cas: Option<Option<TrustedCasRequest>>,
+    pub(crate) mode: Option<String>,
+    pub(crate) minimum_tls_version: Option<String>,
+    pub(crate) maximum_tls_version: Option<String>,
+    pub(crate) cert_user_field: Option<String>,
+}
+
+/// `POST /v1/system/services/restart` (Thales's Ansible collection, `cm_services.py`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RestartRequest {
+    /// Absent: every service.
+    pub(crate) services: Option<Vec<String>>,
+    /// Seconds; absent: 5.
+    pub(crate) delay: Option<u64>,
+}
+
+/// `POST` and `PATCH /v1/client-management/regtokens` (Terraform's `CMRegTokenJSON`, which
+/// sends every field, empty ones as `""`, `0` or `{}`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RegTokenRequest {
+    /// Id, name or URI of an external or the local CA; absent or `""`: the local CA.
+    pub(crate) ca_id: Option<String>,
+    /// Days; absent or 0: 730.
+    pub(crate) cert_duration: Option<u64>,
+    pub(crate) client_management_profile_id: Option<String>,
+    pub(crate) label: Option<Map<String, Value>>,
+    pub(crate) labels: Option<Map<String, Value>>,
+    /// `<n>m|h|d`; absent or `""`: no expiry.
+    pub(crate) lifetime: Option<String>,
+    /// Absent or 0: unlimited.
+    pub(crate) max_clients: Option<u64>,
+    pub(crate) name_prefix: Option<String>,
+}
+
+/// `POST /v1/client-management/clients/` (the agent's registration).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegisterRequest {
+    pub(crate) reg_token: String,
+    pub(crate) cert: String,
+    pub(crate) name: String,
+    pub(crate) client_type: Option<String>,
+    pub(crate) description: Option<String>,
+}
+
+/// `POST /v1/client-management/self/client/renew`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RenewRequest {
+    pub(crate) ext_cert: String,
+}
+
+/// `POST /v1/audit/client-records`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RecordsUpload {
+    pub(crate) records: Vec<RecordIn>,
+}
+
+/// One uploaded log record.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RecordIn {
+    pub(crate) time: String,
+    pub(crate) level: String,
+    pub(crate) component: String,
+    pub(crate) message_id: Option<String>,
+    pub(crate) message: String,
+}
+
+/// For `Option<Option<T>>` fields: `Some(None)` when the field is `null`, `None` when absent.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The body as a JSON object. A JSON string holding a JSON object is unwrapped: Thales's
+/// Ansible collection (`plugins/module_utils/cm_api.py`, `getJwt`) sends its login body
+/// encoded twice.
+pub(crate) fn body_value(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body: expected a JSON object, found an empty body",
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::bad_request(format!("malformed JSON: {error}")))?;
+    let value = match value {
+        Value::String(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(inner @ Value::Object(_)) => inner,
+            _ => Value::String(text),
+        },
+        other => other,
+    };
+    match value {
+        Value::Object(_) => Ok(value),
+        other => Err(ApiError::bad_request(format!(
+            "request body: expected a JSON object, found {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+/// Decodes a JSON body into `T`; the error names the field by its path.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    from_value(body_value(bytes)?)
+}
+
+/// Decodes a JSON object into `T`; the error names the field by its path.
+pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        let message = match inner.strip_prefix("missing field `") {
+            Some(rest) if path != "." => format!("missing field `{path}.{rest}"),
+            Some(_) => inner,
+            None if path == "." => format!("request body: {inner}"),
+            None => format!("field `{path}`: {inner}"),
+        };
+        ApiError::bad_request(message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let error = parse::<RegisterRequest>(br#"{"reg_token": 5}"#).unwrap_err();
+        assert!(error.message.contains("`reg_token`"), "{}", error.message);
+        let error = parse::<RenewRequest>(b"{}").unwrap_err();
+        assert!(error.message.contains("`ext_cert`"), "{}", error.message);
+        let error =
+            parse::<RecordsUpload>(br#"{"records":[{"time":"t","component":"c","message":"m"}]}"#)
+                .unwrap_err();
+        assert!(
+            error.message.contains("records[0].level"),
+            "{}",
+            error.message
+        );
+        let error = parse::<PatchInterface>(br#"{"trusted_cas":{"external":[5]}}"#).unwrap_err();
+        assert!(
+            error.message.contains("trusted_cas.external[0]"),
+            "{}",
+            error.message
+        );
+        assert!(parse::<RestartRequest>(b"[1]").is_err());
+        assert!(parse::<RestartRequest>(b"").is_err());
+        assert_eq!(
+            parse::<RestartRequest>(br#"{"a": }"#).unwrap_err().status,
+            400
+        );
+    }
+
+    #[test]
+    fn a_body_encoded_twice_is_unwrapped() {
+        let body = serde_json::to_vec(&Value::String(
+            r#"{"grant_type":"password","username":"admin","password":"p"}"#.to_owned(),
+        ))
+        .unwrap();
+        let login: LoginRequest = parse(&body).unwrap();
+        assert_eq!(login.username.as_deref(), Some("admin"));
+    }
+
+    #[test]
+    fn form_login() {
+        let login =
+            LoginRequest::from_form(b"username=admin&password=a%26b+c&renew_refresh_token=true")
+                .unwrap();
+        assert_eq!(login.password.as_deref(), Some("a&b c"));
+        assert_eq!(login.renew_refresh_token, Some(true));
+        assert!(login.grant_type.is_none());
+    }
+}

@@ -1,0 +1,226 @@
+//! Requests exactly as public CipherTrust Manager clients send them
+//! (`tests/fixtures/public_clients/*.json`, each naming its source), replayed over HTTPS.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{ADMIN_PASSWORD, World};
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/public_clients")
+}
+
+/// The values a fixture refers to.
+struct Values {
+    refresh_token: String,
+    ca_name: String,
+    ca_id: String,
+    ca_pem: String,
+}
+
+/// Replaces `${NAME}` in the fixture's JSON text (the values need no JSON escaping but the PEM,
+/// which is escaped).
+fn fill(text: &str, values: &Values) -> String {
+    let pem = serde_json::to_string(&values.ca_pem).unwrap();
+    text.replace("${ADMIN_PASSWORD}", ADMIN_PASSWORD)
+        .replace("${REFRESH_TOKEN}", &values.refresh_token)
+        .replace("${CA_NAME}", &values.ca_name)
+        .replace("${CA_ID}", &values.ca_id)
+        .replace("${CA_PEM}", &pem[1..pem.len() - 1])
+}
+
+/// Runs one fixture and returns the answer's body.
+fn replay(world: &World, name: &str, values: &Values) -> Value {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{name}: {error}"));
+    let fixture: Value = serde_json::from_str(&fill(&text, values)).unwrap();
+    for field in ["repository", "path", "sends"] {
+        assert!(
+            fixture["source"][field]
+                .as_str()
+                .is_some_and(|text| !text.is_empty()),
+            "{name}: the fixture must name its source ({field})"
+        );
+    }
+    let request = &fixture["request"];
+    let body = match &request["body"] {
+        Value::Null => None,
+        body => Some(serde_json::to_vec(body).unwrap()),
+    };
+    // Admin calls carry the admin bearer; logins carry none.
+    let path_text = request["path"].as_str().unwrap();
+    let bearer =
+        (!path_text.starts_with("/api/v1/auth/tokens")).then_some(world.admin_token.as_str());
+    let reply = world
+        .admin
+        .try_typed(
+            request["method"].as_str().unwrap(),
+            path_text,
+            bearer,
+            body,
+            request["content_type"].as_str(),
+        )
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    let status = fixture["expect"]["status"].as_u64().unwrap();
+    assert_eq!(u64::from(reply.status), status, "{name}: {}", reply.text);
+    for pointer in fixture["expect"]["reads"].as_array().unwrap() {
+        let pointer = pointer.as_str().unwrap();
+        let value = reply.body.pointer(pointer);
+        assert!(
+            value.is_some_and(|value| !value.is_null() && value != ""),
+            "{name}: the client reads {pointer}, missing in {}",
+            reply.text
+        );
+    }
+    reply.body
+}
+
+fn values(world: &World) -> Values {
+    let login = world
+        .admin
+        .call(
+            "POST",
+            "/api/v1/auth/tokens",
+            None,
+            Some(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD})),
+        )
+        .expect(200);
+    let other =
+        test_pki::CertificateAuthority::new_root("Uploaded CA", test_pki::KeyType::P256).unwrap();
+    Values {
+        refresh_token: login["refresh_token"].as_str().unwrap().to_owned(),
+        ca_name: "test-ca".to_owned(),
+        ca_id: world.ca_id.clone(),
+        ca_pem: other.certificate_pem(),
+    }
+}
+
+#[test]
+fn every_fixture_is_replayed() {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        // A fresh world for each: fixtures do not depend on each other.
+        let world = World::new();
+        let values = values(&world);
+        replay(&world, name, &values);
+    }
+}
+
+#[test]
+fn terraform_regtoken_without_a_ca_is_bound_to_the_local_ca() {
+    let world = World::new();
+    let values = values(&world);
+    let token = replay(&world, "terraform_regtoken_create.json", &values);
+    let local = world
+        .admin_call("GET", "/api/v1/ca/local-cas", None)
+        .expect(200);
+    assert_eq!(local["total"], 1, "{local}");
+    assert_eq!(token["ca_id"], local["resources"][0]["id"]);
+    assert_eq!(token["cert_duration"], 730);
+    assert!(token["max_clients"].is_null(), "0 means unlimited: {token}");
+    assert!(
+        token["valid_until"].is_null(),
+        "\"\" means no expiry: {token}"
+    );
+    // A host presenting an external certificate with that token is refused, and told why.
+    let host = world.issue("host1.example");
+    let reply = world
+        .register_with(token["token"].as_str().unwrap(), &host, "host1")
+        .expect_error(403, "NCERRCertificateNotTrusted");
+    let message = reply["message"].as_str().unwrap();
+    assert!(
+        message.contains("not issued by") && message.contains("local CA"),
+        "{message}"
+    );
+}
+
+#[test]
+fn terraform_refresh_renews_the_refresh_token() {
+    let world = World::new();
+    let values = values(&world);
+    let refreshed = replay(&world, "terraform_auth_refresh.json", &values);
+    assert_ne!(refreshed["refresh_token"], values.refresh_token.as_str());
+    // The new bearer works; the old refresh token was replaced (renew_refresh_token).
+    world
+        .admin
+        .call(
+            "GET",
+            "/api/v1/ca/external-cas",
+            refreshed["jwt"].as_str(),
+            None,
+        )
+        .expect(200);
+    let again = world.admin.call(
+        "POST",
+        "/api/v1/auth/tokens",
+        None,
+        Some(&serde_json::json!({"grant_type": "refresh_token", "refresh_token": values.refresh_token})),
+    );
+    again.expect_error(401, "NCERRUnauthorizedAccess");
+}
+
+#[test]
+fn ansible_lookup_by_name_finds_the_named_ca_among_many() {
+    let world = World::new();
+    for index in 0..12 {
+        let ca = test_pki::CertificateAuthority::new_root(
+            &format!("CA {index}"),
+            test_pki::KeyType::P256,
+        )
+        .unwrap();
+        world.add_ca(&ca.certificate_pem(), &format!("ca-{index:02}"));
+    }
+    let values = Values {
+        ca_name: "ca-11".to_owned(),
+        ..values(&world)
+    };
+    let found = replay(&world, "ansible_lookup_by_name.json", &values);
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["resources"][0]["name"], "ca-11");
+    // Without a limit, CM's default page of 10.
+    let page = world
+        .admin_call("GET", "/api/v1/ca/external-cas", None)
+        .expect(200);
+    assert_eq!(page["limit"], 10);
+    assert_eq!(page["total"], 13);
+    assert_eq!(page["resources"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn terraform_interface_update_reads_back_as_written_and_applies() {
+    let world = World::new();
+    let values = values(&world);
+    let web = replay(&world, "terraform_interface_update.json", &values);
+    assert_eq!(
+        web["trusted_cas"]["external"],
+        serde_json::json!(["test-ca"])
+    );
+    assert_eq!(web["minimum_tls_version"], "tls_1_2");
+    assert_eq!(web["enabled"], true);
+    // Terraform's explicit reset ("") returns the default; `null` empties the lists.
+    let reset = world
+        .admin_call(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(&serde_json::json!({"minimum_tls_version": "", "trusted_cas": null})),
+        )
+        .expect(200);
+    assert_eq!(reset["minimum_tls_version"], "tls_1_2");
+    assert_eq!(reset["trusted_cas"]["external"], serde_json::json!([]));
+    // The port cannot be changed.
+    let port = world.emulator.local_addr().port();
+    world
+        .admin_call(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(&serde_json::json!({"port": u32::from(port) + 1})),
+        )
+        .expect_error(409, "NCERRConflict");
+}
