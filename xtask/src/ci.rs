@@ -39,7 +39,8 @@ pub(crate) fn run() -> Result<()> {
 
 /// The packages that ship on Windows hosts (libraries and the three agent binaries; the emulator
 /// too, as users may run it there).
-const WINDOWS_PACKAGES: [&str; 10] = [
+const WINDOWS_PACKAGES: [&str; 11] = [
+    "cert-vocabulary",
     "cert-loading",
     "keystore",
     "renewal-policy",
