@@ -144,7 +144,9 @@ pub fn register(
     let store_existed = root.pem_folder().exists();
     let keys_existed = root.keys_folder().exists();
     // After the import: agent.conf, the CA copy, and a login with what was stored.
-    let finish = |store: &keystore::Keystore| -> Result<PathBuf, AgentError> {
+    let finish = |store: &keystore::Keystore,
+                  stored: &keystore::GenerationInfo|
+     -> Result<PathBuf, AgentError> {
         if let Some(pem) = &ca_pem {
             fsutil::write_atomically(&root.manager_ca_copy(), pem)?;
         }
@@ -161,15 +163,13 @@ pub fn register(
         );
         fsutil::write_atomically(&agent_conf_path, conf.render().as_bytes())?;
 
-        // Confirm what was stored: the identity read back from the store (decrypted with its
-        // random key) is the very chain and key presented to the manager, and the manager lets
-        // that identity log in as the new client. The login goes over the registration's own
-        // connection (kept alive by the client's pool), so it costs a request, not a second TLS
-        // handshake (docs/performance.md, item 3).
-        let stored = store.current()?;
-        if stored.chain() != set.identity.chain()
-            || stored.key().pkcs8_der() != set.identity.key().pkcs8_der()
-        {
+        // Confirm what was stored: activation read the new generation back (decrypted with its
+        // random key, the key checked against the certificate), and it holds the very
+        // certificate presented to the manager; and the manager lets that identity log in as
+        // the new client. The login goes over the registration's own connection (kept alive by
+        // the client's pool), so it costs a request, not a second TLS handshake
+        // (docs/performance.md, item 3).
+        if stored.fingerprint != set.identity.certificate().fingerprint {
             return Err(AgentError::InvalidFile {
                 path: store.pem_folder().to_path_buf(),
                 problem:
@@ -184,7 +184,7 @@ pub fn register(
         Err(error) => Err((AgentError::from(error), Vec::new())),
         Ok(store) => match store.import(&set.identity, now) {
             Err(error) => Err((AgentError::from(error), Vec::new())),
-            Ok(import) => match finish(&store) {
+            Ok(import) => match finish(&store, import.info()) {
                 Ok(agent_pem) => {
                     import.keep();
                     Ok(agent_pem)

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use crate::{Error, GenerationId, Identity, Keystore};
+use crate::{Error, GenerationId, GenerationInfo, Identity, Keystore};
 
 /// An identity that [`Keystore::import`] staged and made current, until the caller keeps it
 /// ([`Import::keep`]) or takes it back ([`Import::undo`]). Dropping it keeps it.
@@ -12,6 +12,9 @@ use crate::{Error, GenerationId, Identity, Keystore};
 pub struct Import<'store> {
     store: &'store Keystore,
     generation: GenerationId,
+    /// What activation read back from the stored generation (after decrypting it and checking
+    /// that the key matches the certificate).
+    info: GenerationInfo,
     /// The current generation before the import, if the store had one.
     previous: Option<GenerationId>,
 }
@@ -26,14 +29,18 @@ impl Keystore {
     pub fn import(&self, identity: &Identity, created_at: SystemTime) -> Result<Import<'_>, Error> {
         let previous = self.current_generation()?;
         let generation = self.stage(identity, created_at)?;
-        if let Err(error) = self.activate(generation) {
-            // Not switched: the generation is still only staged.
-            let _ = self.discard_staged(generation);
-            return Err(error);
-        }
+        let info = match self.activate(generation) {
+            Ok(info) => info,
+            Err(error) => {
+                // Not switched: the generation is still only staged.
+                let _ = self.discard_staged(generation);
+                return Err(error);
+            }
+        };
         Ok(Import {
             store: self,
             generation,
+            info,
             previous,
         })
     }
@@ -43,6 +50,13 @@ impl Import<'_> {
     /// The imported generation.
     pub fn generation(&self) -> GenerationId {
         self.generation
+    }
+
+    /// The imported generation as activation read it back from the store: decrypted with its
+    /// random key, the key checked against the certificate, the fingerprint from the stored
+    /// chain. A caller compares it with what it imported to confirm the round trip.
+    pub fn info(&self) -> &GenerationInfo {
+        &self.info
     }
 
     /// Keeps the import: the imported identity stays current.

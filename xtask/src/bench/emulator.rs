@@ -141,6 +141,27 @@ impl EmulatorProcess {
         Ok(token["token"].as_str().context("no token")?.to_string())
     }
 
+    /// Deletes every registered client, so that the same committed certificate can be
+    /// registered again (the emulator, like CM, holds one certificate for at most one client).
+    pub(super) fn delete_all_clients(&self) -> Result<()> {
+        let list = self.admin_call(
+            "GET",
+            "/api/v1/client-management/clients/?limit=1000",
+            Value::Null,
+            200,
+        )?;
+        for client in list["resources"].as_array().context("no client list")? {
+            let id = client["id"].as_str().context("a client without an id")?;
+            self.admin_call(
+                "DELETE",
+                &format!("/api/v1/client-management/clients/{id}"),
+                Value::Null,
+                204,
+            )?;
+        }
+        Ok(())
+    }
+
     pub(super) fn create_token_unlimited(&self, ca: &str) -> Result<String> {
         let token = self.admin_call(
             "POST",

@@ -147,7 +147,9 @@ pub(super) fn register_row(
     let comparison = compare(
         settings.runs,
         |index| {
-            // Untimed preparation: a fresh token and a fresh agent root for every run.
+            // Untimed preparation: no client holding this certificate yet, a fresh token and a
+            // fresh agent root for every run.
+            emulator.delete_all_clients()?;
             let token = emulator.create_token(ca)?;
             let root = work.join(format!("register-{kind}-{index}"));
             let (elapsed, _) = time_command(
@@ -165,6 +167,7 @@ pub(super) fn register_row(
             Ok(elapsed)
         },
         |index| {
+            emulator.delete_all_clients()?;
             let token = emulator.create_token(ca)?;
             let body = json!({
                 "reg_token": token,
@@ -207,6 +210,8 @@ pub(super) fn register_host(
     token: &str,
     name: &str,
 ) -> Result<()> {
+    // The committed vectors are registered more than once in a run: free the certificate.
+    emulator.delete_all_clients()?;
     time_command(
         Command::new(release_binary("register_host"))
             .arg("--agent-root")
