@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{DAY, sibling_binary, text};
 use test_pki::KeyType;
-use test_support::{Manager, snapshot_tree, test_ca, test_ca_pem};
+use test_support::{Manager, snapshot_tree};
 
 struct Host {
     manager: Manager,
@@ -25,10 +25,7 @@ impl Host {
     /// A host registered with a certificate that expires in `days_left` days.
     fn registered(ca_name: &str, key_type: KeyType, days_left: u64) -> Host {
         let manager = Manager::start().unwrap();
-        let token = manager
-            .setup_external_ca(&test_ca_pem(ca_name).unwrap(), "ext")
-            .unwrap();
-        let ca = test_ca(ca_name).unwrap();
+        let (token, ca) = crate::common::trust_test_ca(&manager, ca_name);
         let cert_dir = tempfile::tempdir().unwrap();
         let now = SystemTime::now();
         issue(
@@ -438,10 +435,7 @@ fn updatecerts_renews_from_another_folder_without_changing_the_saved_path_and_dr
 fn an_expired_certificate_requires_re_registration_and_nothing_is_attempted() {
     // Registered with a certificate that expires three seconds later.
     let manager = Manager::start().unwrap();
-    let token = manager
-        .setup_external_ca(&test_ca_pem("ca-p384").unwrap(), "ext")
-        .unwrap();
-    let ca = test_ca("ca-p384").unwrap();
+    let (token, ca) = crate::common::trust_test_ca(&manager, "ca-p384");
     let cert_dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     issue(

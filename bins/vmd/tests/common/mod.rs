@@ -88,3 +88,13 @@ pub fn current_fingerprint(root: &Path) -> String {
 pub fn log(root: &Path) -> String {
     std::fs::read_to_string(root.join("vmd/log/vorvmd_root.log")).unwrap_or_default()
 }
+
+/// Adds the committed test CA `ca_name` to `manager` as an external CA trusted for the web
+/// interface (as an administrator does), returning a registration token bound to it and the CA
+/// itself, to issue sets with.
+pub fn trust_test_ca(manager: &Manager, ca_name: &str) -> (String, test_pki::CertificateAuthority) {
+    let token = manager
+        .setup_external_ca(&test_support::test_ca_pem(ca_name).unwrap(), "ext")
+        .unwrap();
+    (token, test_support::test_ca(ca_name).unwrap())
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use test_pki::{IssuedCertificate, KeyType};
-use test_support::{Manager, files_containing, snapshot_tree, test_ca, test_ca_pem};
+use test_support::{Manager, files_containing, snapshot_tree};
 
 // Each test file uses some of these.
 #[allow(unused_imports)]
@@ -27,10 +27,7 @@ pub struct Host {
 impl Host {
     pub fn registered(days_left: u32) -> Host {
         let manager = Manager::start().unwrap();
-        let token = manager
-            .setup_external_ca(&test_ca_pem("ca-p384").unwrap(), "ext")
-            .unwrap();
-        let ca = test_ca("ca-p384").unwrap();
+        let (token, ca) = crate::common::trust_test_ca(&manager, "ca-p384");
         let cert_dir = tempfile::tempdir().unwrap();
         let now = SystemTime::now();
         let current = issue(
