@@ -120,6 +120,7 @@ use tokio::sync::watch;
 pub use error::Error;
 pub use in_process::{InProcessHandle, InProcessRequest, InProcessResponse};
 pub use settings::{ParseRetireOldCertificateError, RetireOldCertificate, TrustedCaChanges};
+pub use tls::UnjudgedClientCertificates;
 
 /// The source of "now" for the API's checks. Tests can shift it; the default is
 /// [`SystemClock`].

@@ -31,9 +31,7 @@ pub(crate) fn server_config(
         let _ = roots.add(ca.clone());
     }
     let verifier: Arc<dyn ClientCertVerifier> = if roots.is_empty() {
-        Arc::new(RefuseClientCertificates {
-            provider: provider.clone(),
-        })
+        Arc::new(UnjudgedClientCertificates::refusing(provider.clone()))
     } else {
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .allow_unauthenticated()
@@ -48,16 +46,39 @@ pub(crate) fn server_config(
     Ok(Arc::new(config))
 }
 
-/// The verifier used while the web interface trusts no external CA: it still asks for a
-/// client certificate (so clients behave as with a real manager) and lets connections without
-/// one through, but refuses every presented certificate, as nothing can vouch for it.
-/// (`WebPkiClientVerifier` refuses to be built with an empty root store.)
+/// A client-certificate verifier that does not judge chains: it asks for a client certificate
+/// (so clients behave as with a real manager), lets connections without one through, and then
+/// either refuses every presented certificate ([`UnjudgedClientCertificates::refusing`]: the
+/// emulator while its web interface trusts no external CA, since nothing can vouch for one and
+/// `WebPkiClientVerifier` cannot be built on an empty root store) or accepts every presented
+/// chain ([`UnjudgedClientCertificates::accepting`]: test servers that pass the certificate on
+/// to the emulator, which judges it). Either way the handshake signature is verified, proving
+/// the client holds the leaf's key. Never accept unjudged certificates in a real server.
 #[derive(Debug)]
-struct RefuseClientCertificates {
+pub struct UnjudgedClientCertificates {
     provider: Arc<CryptoProvider>,
+    accept: bool,
 }
 
-impl ClientCertVerifier for RefuseClientCertificates {
+impl UnjudgedClientCertificates {
+    /// Refuses every presented certificate.
+    pub fn refusing(provider: Arc<CryptoProvider>) -> Self {
+        Self {
+            provider,
+            accept: false,
+        }
+    }
+
+    /// Accepts every presented chain (for test servers in front of the emulator only).
+    pub fn accepting(provider: Arc<CryptoProvider>) -> Self {
+        Self {
+            provider,
+            accept: true,
+        }
+    }
+}
+
+impl ClientCertVerifier for UnjudgedClientCertificates {
     fn offer_client_auth(&self) -> bool {
         true
     }
@@ -76,9 +97,13 @@ impl ClientCertVerifier for RefuseClientCertificates {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
+        if self.accept {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
     }
 
     fn verify_tls12_signature(

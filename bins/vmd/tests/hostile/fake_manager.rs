@@ -115,7 +115,7 @@ impl FakeManager {
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_client_cert_verifier(Arc::new(
-                test_support::relay::AcceptAnyClientCertificate::new(provider),
+                cm_emulator::UnjudgedClientCertificates::accepting(provider),
             ))
             .with_single_cert(
                 vec![issued.certificate_der().clone()],

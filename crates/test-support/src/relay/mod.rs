@@ -96,7 +96,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-pub use tls::AcceptAnyClientCertificate;
 use tls::{RelayPki, server_config};
 
 /// At most this many agent connections are served at once.
