@@ -64,6 +64,9 @@ pub mod keys {
     pub const LOG_DIR: &str = "LOG_DIR";
 }
 
+/// The largest `agent.conf` read (it is a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// A problem in a configuration file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -99,7 +102,7 @@ pub enum Error {
     /// The file could not be read.
     #[error("{file}: cannot read: {source}")]
     Io {
-        /// Which file.
+        /// Which file (the message of `source` says what failed and, for a refusal, the fix).
         file: String,
         /// The OS error.
         #[source]
@@ -169,15 +172,25 @@ impl ConfigFile {
         Ok(Self { lines })
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file: never through a link, only a regular file, at most
+    /// [`MAX_CONFIG_BYTES`], without blocking on a FIFO ([`durable_fs::read_file`]).
     ///
     /// # Errors
-    /// [`Error::Io`] or [`Error::Syntax`].
+    /// [`Error::Io`] (kind `NotFound` when it is missing) or [`Error::Syntax`].
     pub fn read(path: &std::path::Path) -> Result<Self, Error> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let io = |source: std::io::Error| Error::Io {
             file: file.clone(),
             source,
+        };
+        let bytes = durable_fs::read_file(path, MAX_CONFIG_BYTES)
+            .map_err(|error| io(error.into()))?
+            .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "it is not UTF-8 text",
+            ))
         })?;
         Self::parse_named(&text, &file)
     }

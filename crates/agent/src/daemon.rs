@@ -9,9 +9,15 @@
 //! in-process. Signals are Unix-only; on Windows the daemon runs the same loop and stops with the
 //! service (documented in docs/operations.md). After every check and heartbeat the metrics file
 //! (`METRICS_FILE`) is rewritten ([`crate::metrics`]).
+//!
+//! Deadlines are kept on the monotonic clock ([`Deadline`]): a wall clock stepped back (NTP
+//! correcting a clock that was ahead) never stretches a wait, and no wait is longer than the
+//! heartbeat interval. The wall clock is read afresh at each wake and given to the check as
+//! "now"; a renewal check also runs when the wall clock has passed the time the policy named
+//! (a clock stepped forward).
 
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::AgentError;
 use crate::lock::DaemonLock;
@@ -48,13 +54,15 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             url: settings.url.clone(),
         },
     );
-    let mut next_check = SystemTime::now();
-    let mut next_heartbeat = SystemTime::now();
+    crate::fsutil::check_own_folders(root, logger);
+    let mut next_check = Deadline::now();
+    let mut next_heartbeat = Deadline::now();
     let mut consecutive_unreachable = 0;
+    let mut heartbeat_interval = Duration::from_secs(3600);
     let mut trigger = Trigger::Scheduled;
     loop {
         let now = SystemTime::now();
-        if now >= next_check {
+        if next_check.reached(now) {
             let request = CheckRequest {
                 trigger,
                 consecutive_unreachable,
@@ -72,13 +80,14 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                     };
                     // Expired: nothing more to try until re-registration; look again daily
                     // in case an administrator re-registered.
-                    next_check = outcome
-                        .next_check
-                        .unwrap_or(now + Duration::from_secs(24 * 3600));
+                    next_check = match outcome.next_check {
+                        Some(wall) => Deadline::at(now, wall),
+                        None => Deadline::after(Duration::from_secs(24 * 3600)),
+                    };
                 }
                 Err(AgentError::Busy { .. }) => {
                     // `vmutil updatecerts` (or `vmd --once`) is checking: look again shortly.
-                    next_check = now + Duration::from_secs(60);
+                    next_check = Deadline::after(Duration::from_secs(60));
                 }
                 Err(error) => {
                     logger.message(
@@ -88,18 +97,19 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                         },
                     );
                     crate::metrics::after_failed_check(root, logger, now);
-                    next_check = now + Duration::from_secs(3600);
+                    next_check = Deadline::after(Duration::from_secs(3600));
                 }
             }
         }
-        if now >= next_heartbeat {
+        if next_heartbeat.reached(now) {
             let interval = renewal::load_settings(root)
                 .map(|settings| u64::from(settings.status_interval_minutes) * 60)
                 .unwrap_or(3600);
             let beat = renewal::heartbeat(root);
             crate::metrics::after_heartbeat(root, logger, &beat, now);
+            heartbeat_interval = Duration::from_secs(interval);
             next_heartbeat = match beat {
-                Ok(_) => now + Duration::from_secs(interval),
+                Ok(_) => Deadline::after(heartbeat_interval),
                 Err(error) => {
                     logger.message(
                         Level::Warning,
@@ -112,23 +122,24 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                     {
                         // The identity was refused: settle it now (adopt another generation).
                         trigger = Trigger::Recovery;
-                        next_check = now;
+                        next_check = Deadline::now();
                     }
-                    now + Duration::from_secs(interval.min(300))
+                    Deadline::after(Duration::from_secs(interval.min(300)))
                 }
             };
             if let (Ok(settings), Ok(store)) = (renewal::load_settings(root), root.open_store()) {
                 renewal::upload_pending(&settings, &store, logger);
             }
         }
-        let deadline = next_check.min(next_heartbeat);
-        let wait = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
+        // Monotonic: the earlier deadline, and never past the heartbeat interval.
+        let wait = next_check
+            .remaining()
+            .min(next_heartbeat.remaining())
+            .min(heartbeat_interval);
         match receiver.recv_timeout(wait) {
             Ok(Wake::Reload) => {
                 logger.message(Level::Info, &Message::Reload);
-                next_check = SystemTime::now();
+                next_check = Deadline::now();
             }
             Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -166,12 +177,59 @@ fn install_signals(sender: mpsc::Sender<Wake>) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// When the next piece of work is due: a point on the monotonic clock, plus the wall-clock time
+/// the policy named (if any), so that a clock stepped back never delays the work and a clock
+/// stepped forward past that time brings it forward.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    monotonic: Instant,
+    wall: Option<SystemTime>,
+}
+
+impl Deadline {
+    /// Due now.
+    fn now() -> Self {
+        Self {
+            monotonic: Instant::now(),
+            wall: None,
+        }
+    }
+
+    /// `wait` from now, on the monotonic clock.
+    fn after(wait: Duration) -> Self {
+        Self {
+            monotonic: Instant::now() + wait,
+            wall: None,
+        }
+    }
+
+    /// At the wall-clock time `wall`, measured from `now` and kept on the monotonic clock.
+    fn at(now: SystemTime, wall: SystemTime) -> Self {
+        let wait = wall.duration_since(now).unwrap_or(Duration::ZERO);
+        Self {
+            monotonic: Instant::now() + wait,
+            wall: Some(wall),
+        }
+    }
+
+    /// Whether it is due: the monotonic point has passed, or the wall clock (`now`) has reached
+    /// the time the policy named.
+    fn reached(&self, now: SystemTime) -> bool {
+        Instant::now() >= self.monotonic || self.wall.is_some_and(|wall| now >= wall)
+    }
+
+    /// How long until the monotonic point.
+    fn remaining(&self) -> Duration {
+        self.monotonic.saturating_duration_since(Instant::now())
+    }
+}
+
 /// Tells a running vmd to reload (SIGHUP via the pid file). Returns its pid when one was told.
 ///
 /// # Errors
 /// When the pid file names a live process that cannot be signalled.
 pub fn notify_reload(root: &AgentRoot) -> Result<Option<u32>, AgentError> {
-    let Ok(text) = std::fs::read_to_string(root.pid_file()) else {
+    let Ok(Some(text)) = crate::fsutil::read_own_text(&root.pid_file()) else {
         return Ok(None);
     };
     let Ok(pid) = text.trim().parse::<u32>() else {

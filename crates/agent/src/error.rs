@@ -21,6 +21,10 @@ pub enum ExitStatus {
     /// Another process holds the lock this one needs (a renewal check in progress, or a
     /// running daemon); nothing was done. Try again later.
     Busy = 6,
+    /// The local system failed the agent: its disk is full or read-only, a permission is
+    /// missing, or one of its own files or folders was refused as unsafe (a link, a FIFO, a
+    /// folder others can write). The message names the path and the fix; the input is fine.
+    LocalSystem = 7,
 }
 
 impl ExitStatus {
@@ -30,7 +34,7 @@ impl ExitStatus {
     }
 
     /// The table printed in `--help`.
-    pub const HELP: &'static str = "Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable or TLS failed, 6 busy (another renewal check or vmd holds the lock).";
+    pub const HELP: &'static str = "Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable, TLS failed or a renewal's outcome unknown, 6 busy (another renewal check or vmd holds the lock), 7 local system failure (disk full, read-only, permission, or an agent file or folder refused as unsafe).";
 }
 
 /// Why an agent operation failed.
@@ -123,6 +127,15 @@ pub enum AgentError {
     /// A local check refused a renewal candidate before anything was sent.
     #[error("{0}")]
     CandidateRefused(String),
+    /// One of the agent's own files or folders (state, log, metrics, lock) is not what the agent
+    /// may touch: a link, a FIFO or device, a folder others can write, another user's, too large.
+    #[error("{path}: {problem}")]
+    UnsafeFile {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong and the fix.
+        problem: String,
+    },
     /// A file named on the command line or in agent.conf (such as the manager CA file) is
     /// readable but its content is unusable.
     #[error("{path}: {problem}")]
@@ -151,10 +164,10 @@ impl AgentError {
             | AgentError::NotRegistered { .. }
             | AgentError::AlreadyRegistered { .. }
             | AgentError::AcceptedButLocalFailure { .. }
-            | AgentError::Io { .. }
             | AgentError::Expired { .. }
             | AgentError::CandidateRefused(_)
             | AgentError::InvalidFile { .. } => ExitStatus::LocalInput,
+            AgentError::Io { .. } | AgentError::UnsafeFile { .. } => ExitStatus::LocalSystem,
         }
     }
 

@@ -1,12 +1,76 @@
-//! Private folders and atomic file replacement for agent.conf, status and journal files (the
-//! writes themselves are `durable-fs`, the workspace's one implementation), and the shred of
-//! input files.
+//! The agent's files, touched one way: every file the agent creates, replaces or reads outside the
+//! certificate folder goes through a checked [`durable_fs::Folder`] (opened without following a
+//! link, judged on its handle, files opened relative to it with `O_NOFOLLOW | O_NONBLOCK`, modes
+//! set on the handle, reads bounded). The agent's own folders (`vmd/*`, the product's log folder)
+//! are [`Trust::Own`]: created 0700, their mode repaired, refused when a link or another user's.
+//! Folders others provide (the metrics folder, a custom `LOG_DIR`) are [`Trust::Shared`]: refused
+//! when anyone but root can replace entries in them. Also the shred of input files.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use durable_fs::{Folder, Trust};
+
 use crate::AgentError;
+
+/// The largest state file the agent reads back (agent.conf, status, journal, metrics state, pid
+/// and lock files are a few kilobytes).
+pub const MAX_STATE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// An error of [`durable_fs`] as the agent reports it: a refusal of what was found (a link, a
+/// FIFO, a folder others can write) is [`AgentError::UnsafeFile`]; anything else is the system's
+/// failure ([`AgentError::Io`]: disk full, read-only, permission).
+pub fn fs_error(error: durable_fs::Error, action: &'static str) -> AgentError {
+    if error.is_refusal() {
+        let (path, _, source) = error.into_parts();
+        AgentError::UnsafeFile {
+            path,
+            problem: source.to_string(),
+        }
+    } else {
+        let (path, _, source) = error.into_parts();
+        AgentError::io(path, action, source)
+    }
+}
+
+/// Opens one of the agent's own folders ([`Trust::Own`]): created 0700 when missing, its mode
+/// repaired when wider ([`Folder::repaired`] says so), refused when it is a link or belongs to
+/// another user.
+///
+/// # Errors
+/// [`AgentError::UnsafeFile`] for a refusal, [`AgentError::Io`] otherwise.
+pub fn own_folder(path: &Path) -> Result<Folder, AgentError> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    Folder::open(path, Trust::Own).map_err(|error| fs_error(error, "opening the folder"))
+}
+
+/// Opens each of the agent's own folders that exists (`vmd/etc`, `vmd/run`, `vmd/log`, and
+/// `/var/log/vormetric` for the product's root) as [`Trust::Own`] and logs each repair of a mode
+/// (CGP3015W). A refusal is left to the operation that needs the folder, which reports it.
+pub fn check_own_folders(root: &crate::paths::AgentRoot, logger: &crate::logging::Logger) {
+    let mut folders = vec![root.etc_dir(), root.run_dir(), root.log_dir()];
+    if root.path() == Path::new(crate::paths::DEFAULT_AGENT_ROOT) {
+        folders.push(crate::logging::DEFAULT_LOG_DIR.into());
+    }
+    for folder in folders {
+        if fs::symlink_metadata(&folder).is_err() {
+            continue;
+        }
+        if let Ok(opened) = Folder::open(&folder, Trust::Own)
+            && let Some(repair) = opened.repaired()
+        {
+            logger.message(
+                crate::logging::Level::Warning,
+                &crate::messages::Message::FolderRepaired {
+                    repair: repair.to_string(),
+                },
+            );
+        }
+    }
+}
 
 /// Creates `path` and its missing parents; folders this creates get mode 0700 on Unix.
 pub fn create_private_dir(path: &Path) -> Result<(), AgentError> {
@@ -14,27 +78,73 @@ pub fn create_private_dir(path: &Path) -> Result<(), AgentError> {
         .map_err(|error| AgentError::io(path, "creating the folder", error.into_io_error()))
 }
 
-/// Replaces `path` with `contents` through [`durable_fs::replace_file`]: write a temporary file
-/// (mode 0600) in the same folder, fsync, rename over the target, fsync the folder. Readers see
-/// the old or the new file, never a mix. The folder is created (0700) if missing; the temporary
-/// name is unique to this write, since several agent processes may write the same file.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
+fn split(path: &Path) -> Result<(&Path, &str), AgentError> {
     let folder = path
         .parent()
         .ok_or_else(|| AgentError::Usage(format!("{} has no parent folder", path.display())))?;
-    create_private_dir(folder)?;
-    let temporary = durable_fs::unique_temporary_sibling(path);
-    durable_fs::replace_file(path, contents, &temporary, &mut |_| {})
-        .map_err(|error| AgentError::io(path, "writing", error.into_io_error()))
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| AgentError::Usage(format!("{} has no UTF-8 file name", path.display())))?;
+    Ok((folder, name))
 }
 
-/// Removes a file if it exists, reporting other failures.
-pub fn remove_if_present(path: &Path) -> Result<(), AgentError> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(AgentError::io(path, "removing", error)),
+/// Replaces one of the agent's files with `contents` through its own folder ([`own_folder`],
+/// [`Folder::replace`]): a unique temporary file (mode 0600, `O_EXCL`) in the same folder,
+/// fsync, rename over the target, fsync the folder. Readers see the old or the new file, never
+/// a mix; several agent processes may write the same file.
+///
+/// # Errors
+/// As [`own_folder`], and the failed write.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
+    let (folder, name) = split(path)?;
+    own_folder(folder)?
+        .replace(name, contents, 0o600, &mut |_| {})
+        .map_err(|error| fs_error(error, "writing"))
+}
+
+/// Reads one of the agent's files if it exists, through its own folder: never through a link,
+/// only a regular file, at most [`MAX_STATE_FILE_BYTES`], without blocking on a FIFO. A missing
+/// folder is a missing file (nothing is created: this works on a read-only agent root).
+///
+/// # Errors
+/// As [`own_folder`], and the failed read.
+pub fn read_own(path: &Path) -> Result<Option<Vec<u8>>, AgentError> {
+    let (folder, name) = split(path)?;
+    match fs::symlink_metadata(folder) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
     }
+    Folder::open(folder, Trust::Own)
+        .and_then(|folder| folder.read(name, MAX_STATE_FILE_BYTES))
+        .map_err(|error| fs_error(error, "reading"))
+}
+
+/// [`read_own`] as UTF-8 text.
+///
+/// # Errors
+/// As [`read_own`]; text that is not UTF-8 is [`AgentError::InvalidFile`].
+pub fn read_own_text(path: &Path) -> Result<Option<String>, AgentError> {
+    read_own(path)?
+        .map(|bytes| {
+            String::from_utf8(bytes).map_err(|_| AgentError::InvalidFile {
+                path: path.to_path_buf(),
+                problem: "it is not UTF-8 text".to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Removes one of the agent's files if it exists, relative to its own folder.
+pub fn remove_if_present(path: &Path) -> Result<(), AgentError> {
+    let (folder, name) = split(path)?;
+    match fs::symlink_metadata(folder) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        _ => {}
+    }
+    Folder::open(folder, Trust::Own)
+        .and_then(|folder| folder.remove(name))
+        .map_err(|error| fs_error(error, "removing"))
 }
 
 /// What `register_host --shred-input` did to the three input files.
@@ -259,11 +369,7 @@ pub struct FileSnapshot {
 impl FileSnapshot {
     /// Reads the file now.
     pub fn take(path: &Path) -> Result<Self, AgentError> {
-        let contents = match fs::read(path) {
-            Ok(contents) => Some(contents),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => return Err(AgentError::io(path, "reading", error)),
-        };
+        let contents = read_own(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             contents,

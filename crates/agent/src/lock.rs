@@ -11,7 +11,7 @@
 //! are released by the operating system when the process dies, so a crash never leaves a stale
 //! lock (the pid inside the file may be stale and is only shown, never trusted).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -67,26 +67,20 @@ impl DaemonLock {
 impl Drop for DaemonLock {
     fn drop(&mut self) {
         // Remove the file while still holding the lock, so a new daemon never finds ours.
-        let _ = std::fs::remove_file(&self.path);
+        let _ = fsutil::remove_if_present(&self.path);
         self.file.take();
     }
 }
 
 fn lock_file(path: &Path, wait: Duration, what: &'static str) -> Result<File, AgentError> {
-    if let Some(folder) = path.parent() {
-        fsutil::create_private_dir(folder)?;
-    }
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Never follow a link planted in the run folder.
-        options.mode(0o600).custom_flags(nofollow());
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|error| AgentError::io(path, "opening the lock file", error))?;
+    // Through the run folder's checked handle: never a link, a FIFO or another user's file.
+    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+    else {
+        return Err(AgentError::Usage(format!("{} is no lock file", path.display())));
+    };
+    let mut file = fsutil::own_folder(folder)?
+        .open_lock(name)
+        .map_err(|error| fsutil::fs_error(error, "opening the lock file"))?;
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {
@@ -117,19 +111,6 @@ fn lock_file(path: &Path, wait: Duration, what: &'static str) -> Result<File, Ag
         .and_then(|()| file.sync_data());
     written.map_err(|error| AgentError::io(path, "writing the pid into", error))?;
     Ok(file)
-}
-
-#[cfg(unix)]
-fn nofollow() -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0)
-    }
-    // Elsewhere the run folder's 0700 mode is the protection.
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use durable_fs::Trust;
+
+use crate::AgentError;
 use crate::paths::AgentRoot;
 
 /// The log file's name, as the product names it.
@@ -55,9 +58,35 @@ pub fn log_dir(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The log file and how far its folder is trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFile {
+    /// The file.
+    pub path: PathBuf,
+    /// [`Trust::Own`] for the agent's own log folders ([`DEFAULT_LOG_DIR`], `vmd/log`): created
+    /// 0700, mode repaired, refused when a link or another user's. [`Trust::Shared`] for a folder
+    /// named by `--log-dir` or `LOG_DIR`: refused when anyone but root can replace entries in it.
+    pub trust: Trust,
+}
+
+impl From<PathBuf> for LogFile {
+    /// A log file in a folder of the agent's own.
+    fn from(path: PathBuf) -> Self {
+        LogFile {
+            path,
+            trust: Trust::Own,
+        }
+    }
+}
+
 /// The log file: [`LOG_FILE_NAME`] in [`log_dir`].
-pub fn log_file(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
-    log_dir(root, flag).join(LOG_FILE_NAME)
+pub fn log_file(root: &AgentRoot, flag: Option<&Path>) -> LogFile {
+    let folder = log_dir(root, flag);
+    let own = folder == Path::new(DEFAULT_LOG_DIR) || folder == root.log_dir();
+    LogFile {
+        path: folder.join(LOG_FILE_NAME),
+        trust: if own { Trust::Own } else { Trust::Shared },
+    }
 }
 
 /// A log level, as the product names them.
@@ -122,7 +151,8 @@ impl Level {
 /// Writes log lines; keeps the lines worth uploading until [`Logger::take_uploads`].
 pub struct Logger {
     component: &'static str,
-    file: Option<PathBuf>,
+    file: Option<LogFile>,
+    write_failures: std::sync::atomic::AtomicU64,
     to_stderr: bool,
     stderr_is_journal: bool,
     max_bytes: u64,
@@ -133,10 +163,11 @@ pub struct Logger {
 
 impl Logger {
     /// A logger for `component` (`VMD`, `VMUTIL`, `REG`) writing to `file` (if any) and stderr.
-    pub fn new(component: &'static str, file: Option<PathBuf>, to_stderr: bool) -> Self {
+    pub fn new(component: &'static str, file: Option<LogFile>, to_stderr: bool) -> Self {
         Self {
             component,
             file,
+            write_failures: std::sync::atomic::AtomicU64::new(0),
             to_stderr,
             stderr_is_journal: to_stderr && stderr_is_journal(),
             max_bytes: DEFAULT_MAX_BYTES,
@@ -166,15 +197,9 @@ impl Logger {
     /// Never pass secrets here.
     pub fn log(&self, level: Level, number: u32, text: &str) {
         // Text can carry what others chose (a certificate's common name, a folder name, the
-        // manager's message): control characters are escaped so one call is one line.
-        let mut escaped = String::with_capacity(text.len());
-        for character in text.chars() {
-            if character.is_control() {
-                escaped.extend(character.escape_default());
-            } else {
-                escaped.push(character);
-            }
-        }
+        // manager's message): control and bidi characters are escaped so one call is one line
+        // that reads as it is stored.
+        let escaped = escape_for_terminal(text);
         let text = escaped.as_str();
         let message_id = format!("CGP{number:04}{}", level.suffix());
         let now = SystemTime::now();
@@ -196,8 +221,35 @@ impl Logger {
                 std::io::stderr().write_all(line.as_bytes())
             };
         }
-        if let Some(path) = &self.file {
-            let _ = append(path, line.as_bytes(), self.max_bytes, self.kept_files);
+        if let Some(file) = &self.file
+            && let Err(error) = append(file, line.as_bytes(), self.max_bytes, self.kept_files)
+        {
+            // Never silent: the first failure (and every tenth after it) goes to stderr, which
+            // is the journal under systemd; the count is in `write_failures`.
+            let failures = self
+                .write_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if failures % 10 == 0 {
+                let message = crate::messages::Message::LogNotWritten {
+                    path: file.path.display().to_string(),
+                    failures: failures + 1,
+                    error: error.to_string(),
+                };
+                let _ = std::io::stderr().write_all(
+                    format!(
+                        "{} [{}] [ERROR] [{}] [CGP{:04}E] {}\n",
+                        line_time(now),
+                        self.component,
+                        std::process::id(),
+                        message.id(),
+                        escape_for_terminal(&message.text()),
+                    )
+                    .as_bytes(),
+                );
+                if !self.to_stderr {
+                    let _ = std::io::stderr().write_all(line.as_bytes());
+                }
+            }
         }
         let threshold = *self
             .upload_threshold
@@ -222,6 +274,12 @@ impl Logger {
         self.log(level, message.id(), &message.text());
     }
 
+    /// How many lines could not be written to the log file since this logger started.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Takes the records waiting for upload.
     pub fn take_uploads(&self) -> Vec<cm_client::LogRecord> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
@@ -235,6 +293,40 @@ impl Logger {
         records.drain(..excess);
         *pending = records;
     }
+}
+
+/// Whether `character` may not reach a terminal or a log line as it is: a control character
+/// (C0, DEL, C1: line breaks, escape sequences, BEL) or an invisible formatting character that
+/// reorders or hides text: the bidi embeddings and overrides U+202A–U+202E, the isolates
+/// U+2066–U+2069, the marks U+200E, U+200F and U+061C, and the line and paragraph separators
+/// U+2028 and U+2029.
+pub fn is_unsafe_for_terminal(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{061C}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+/// `text` with every character [`is_unsafe_for_terminal`] written as a Rust escape (`\n`,
+/// `\u{1b}`, `\u{202e}`): the one escaping of strings others chose (a certificate's names, a
+/// file name, the manager's messages) before they reach a terminal or the log.
+pub fn escape_for_terminal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if is_unsafe_for_terminal(character) {
+            escaped.extend(character.escape_default());
+        } else {
+            escaped.push(character);
+        }
+    }
+    escaped
 }
 
 /// Whether stderr is the systemd journal: `JOURNAL_STREAM` is `DEVICE:INODE` of the stream
@@ -256,38 +348,53 @@ fn stderr_is_journal() -> bool {
     false
 }
 
-/// Appends `bytes` to `path`, first rotating the file when they would take it past `max_bytes`.
-/// A failed rotation is not a lost line: the line still goes to `path`.
-fn append(path: &Path, bytes: &[u8], max_bytes: u64, kept_files: u32) -> std::io::Result<()> {
-    if let Some(folder) = path.parent() {
-        let _ = crate::fsutil::create_private_dir(folder);
-    }
-    let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+/// The lock file that serialises rotation and appends between processes (vmd and vmutil), in
+/// the log folder.
+pub const ROTATION_LOCK_NAME: &str = ".vorvmd_root.log.lock";
+
+/// Appends `bytes` to the log file, first rotating it when they would take it past `max_bytes`.
+/// Everything goes through the folder's checked handle ([`durable_fs::Folder`]): the file is
+/// never opened through a link, a FIFO or another user's file. Appends and rotations of all
+/// processes are serialised by an exclusive lock on [`ROTATION_LOCK_NAME`], so two processes
+/// never rotate at once. A failed rotation is not a lost line: the line still goes to the file.
+fn append(file: &LogFile, bytes: &[u8], max_bytes: u64, kept_files: u32) -> Result<(), AgentError> {
+    let (Some(folder_path), Some(name)) = (
+        file.path.parent(),
+        file.path.file_name().and_then(|name| name.to_str()),
+    ) else {
+        return Err(AgentError::Usage(format!("{} is no log file", file.path.display())));
+    };
+    let folder = match file.trust {
+        Trust::Own => crate::fsutil::own_folder(folder_path)?,
+        trust => durable_fs::Folder::open(folder_path, trust)
+            .map_err(|error| crate::fsutil::fs_error(error, "opening the log folder"))?,
+    };
+    let error = |error| crate::fsutil::fs_error(error, "writing the log");
+    let lock = folder.open_lock(ROTATION_LOCK_NAME).map_err(error)?;
+    lock.lock()
+        .map_err(|source| AgentError::io(folder.join(ROTATION_LOCK_NAME), "locking", source))?;
+    let size = folder.size(name).map_err(error)?.unwrap_or(0);
     if size > 0 && size.saturating_add(bytes.len() as u64) > max_bytes {
-        let _ = rotate(path, kept_files);
+        let _ = rotate(&folder, name, kept_files);
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(bytes)
+    folder
+        .open_append(name)
+        .map_err(error)?
+        .write_all(bytes)
+        .map_err(|source| AgentError::io(&file.path, "appending to", source))
 }
 
-/// `vorvmd_root.log` → `.1` → `.2` … → `.kept_files` (the oldest is dropped).
-fn rotate(path: &Path, kept_files: u32) -> std::io::Result<()> {
-    let numbered = |number: u32| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".{number}"));
-        PathBuf::from(name)
-    };
-    let _ = std::fs::remove_file(numbered(kept_files));
+/// `vorvmd_root.log` → `.1` → `.2` … → `.kept_files` (the oldest is dropped), by `renameat` in
+/// the folder; the caller holds the rotation lock.
+fn rotate(folder: &durable_fs::Folder, name: &str, kept_files: u32) -> Result<(), durable_fs::Error> {
+    let numbered = |number: u32| format!("{name}.{number}");
+    folder.remove(&numbered(kept_files))?;
     for number in (1..kept_files).rev() {
-        let _ = std::fs::rename(numbered(number), numbered(number + 1));
+        if folder.size(&numbered(number))?.is_some() {
+            folder.rename(&numbered(number), &numbered(number + 1))?;
+        }
     }
-    std::fs::rename(path, numbered(1))
+    folder.rename(name, &numbered(1))
 }
 
 /// `2026-11-28 04:21:47.829`, UTC.
@@ -311,7 +418,7 @@ mod tests {
     fn lines_have_the_product_shape() {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("log/vmd.log");
-        let logger = Logger::new("VMD", Some(path.clone()), false);
+        let logger = Logger::new("VMD", Some(path.clone().into()), false);
         logger.set_upload_threshold(agent_config::UploadLevel::Warning);
         logger.log(Level::Info, 2001, "started");
         logger.log(Level::Warning, 3001, "no new certificate");
@@ -336,7 +443,7 @@ mod tests {
         // escape sequence: it must not forge a second log line or drive a terminal.
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("vmd.log");
-        let logger = Logger::new("VMD", Some(path.clone()), false);
+        let logger = Logger::new("VMD", Some(path.clone().into()), false);
         logger.log(
             Level::Error,
             3003,
@@ -352,7 +459,7 @@ mod tests {
     fn rotation_by_size_keeps_every_line_whole_and_the_newest_in_the_file() {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join(LOG_FILE_NAME);
-        let logger = Logger::new("VMD", Some(path.clone()), false).with_rotation(400, 50);
+        let logger = Logger::new("VMD", Some(path.clone().into()), false).with_rotation(400, 50);
         for number in 0..40 {
             logger.log(Level::Info, 2001, &format!("line {number:02}"));
         }
@@ -385,7 +492,7 @@ mod tests {
         // With two files kept, the oldest are dropped, never the current line.
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join(LOG_FILE_NAME);
-        let logger = Logger::new("VMD", Some(path.clone()), false).with_rotation(400, 2);
+        let logger = Logger::new("VMD", Some(path.clone().into()), false).with_rotation(400, 2);
         for number in 0..40 {
             logger.log(Level::Warning, 3001, &format!("line {number:02}"));
         }
@@ -400,23 +507,32 @@ mod tests {
         let root = AgentRoot::new(folder.path());
         assert_eq!(
             log_file(&root, None),
-            folder.path().join("vmd/log/vorvmd_root.log")
+            LogFile {
+                path: folder.path().join("vmd/log/vorvmd_root.log"),
+                trust: Trust::Own
+            }
         );
         std::fs::create_dir_all(root.etc_dir()).unwrap();
         std::fs::write(root.agent_conf(), "URL=https://cm\nLOG_DIR=/srv/logs\n").unwrap();
         assert_eq!(
             log_file(&root, None),
-            Path::new("/srv/logs/vorvmd_root.log")
+            LogFile {
+                path: PathBuf::from("/srv/logs/vorvmd_root.log"),
+                trust: Trust::Shared
+            }
         );
         assert_eq!(
-            log_file(&root, Some(Path::new("/tmp/flag"))),
+            log_file(&root, Some(Path::new("/tmp/flag"))).path,
             Path::new("/tmp/flag/vorvmd_root.log")
         );
         let product = AgentRoot::new(crate::paths::DEFAULT_AGENT_ROOT);
         if cfg!(unix) && !product.agent_conf().exists() {
             assert_eq!(
                 log_file(&product, None),
-                Path::new("/var/log/vormetric/vorvmd_root.log")
+                LogFile {
+                    path: PathBuf::from("/var/log/vormetric/vorvmd_root.log"),
+                    trust: Trust::Own
+                }
             );
         }
     }

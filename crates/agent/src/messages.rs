@@ -172,6 +172,30 @@ pub enum Message {
         /// What went wrong.
         error: String,
     },
+    /// A line could not be written to the log file (written to stderr instead, by the logger).
+    LogNotWritten {
+        /// The log file.
+        path: String,
+        /// How many lines failed since the process started.
+        failures: u64,
+        /// What went wrong.
+        error: String,
+    },
+    /// One of the agent's own folders had a wider mode than 0700 and was repaired.
+    FolderRepaired {
+        /// The repair, as text (folder, old and new mode).
+        repair: String,
+    },
+    /// The local clock says the certificate has expired, but the manager still accepts it: the
+    /// clock is wrong (or the manager's is).
+    ClockSkew {
+        /// The local time.
+        local: SystemTime,
+        /// The certificate's end of validity.
+        not_after: SystemTime,
+        /// The manager's time, from its answer's `Date` header, when it sent one.
+        manager: Option<SystemTime>,
+    },
 }
 
 fn time(time: &SystemTime) -> String {
@@ -211,6 +235,9 @@ impl Message {
             Self::UnusableSet { .. } => 3011,
             Self::JournalUnreadable { .. } => 3012,
             Self::MetricsNotWritten { .. } => 3013,
+            Self::LogNotWritten { .. } => 3014,
+            Self::FolderRepaired { .. } => 3015,
+            Self::ClockSkew { .. } => 3016,
         }
     }
 
@@ -336,7 +363,28 @@ impl Message {
                 "the renewal journal could not be read and was moved to {moved_to}; the identity is checked with the manager"
             ),
             Self::MetricsNotWritten { path, error } => format!(
-                "the metrics were not written to {path}: {error}; check METRICS_FILE in agent.conf (its folder must exist and be writable)"
+                "the metrics were not written to {path}: {error}; check METRICS_FILE in agent.conf (its folder must exist, be writable by the agent and by nobody but root)"
+            ),
+            Self::LogNotWritten {
+                path,
+                failures,
+                error,
+            } => format!(
+                "the log file {path} cannot be written ({failures} lines so far): {error}; lines go to stderr (the journal) only until it can"
+            ),
+            Self::FolderRepaired { repair } => repair.clone(),
+            Self::ClockSkew {
+                local,
+                not_after,
+                manager,
+            } => format!(
+                "the local clock ({}) is past the certificate's end of validity ({}), yet the manager accepts it{}: fix the clock (NTP); renewal goes on as normal",
+                time(local),
+                time(not_after),
+                manager
+                    .as_ref()
+                    .map(|manager| format!(" (the manager's clock says {})", time(manager)))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -432,6 +480,17 @@ mod tests {
             Message::MetricsNotWritten {
                 path: s(),
                 error: s(),
+            },
+            Message::LogNotWritten {
+                path: s(),
+                failures: 1,
+                error: s(),
+            },
+            Message::FolderRepaired { repair: s() },
+            Message::ClockSkew {
+                local: SystemTime::UNIX_EPOCH,
+                not_after: SystemTime::UNIX_EPOCH,
+                manager: None,
             },
         ]
     }

@@ -135,9 +135,11 @@ fn unix_seconds(time: SystemTime) -> i64 {
 
 fn read_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> T {
     // An unreadable state file starts again from zero rather than stopping the agent.
-    std::fs::read_to_string(path)
+    // Never through a link, never blocking on a FIFO, bounded (fsutil::read_own).
+    fsutil::read_own(path)
         .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
 
@@ -271,30 +273,24 @@ pub fn publish(root: &AgentRoot, logger: &Logger, now: SystemTime) {
     }
 }
 
-/// Replaces `path` atomically through `durable-fs`, readable by all (0644 on Unix: the
-/// exporter usually runs as another account). The folder must exist (it is the exporter's).
+/// Replaces `path` atomically, readable by all (0644 on Unix: the exporter usually runs as
+/// another account), through the folder's checked handle: the folder is the exporter's
+/// ([`durable_fs::Trust::Shared`]: refused when anyone but root can replace entries in it), the
+/// temporary file is created `O_EXCL` and its mode set with `fchmod` on its handle before the
+/// rename, so no one can make root change the mode of another file. On Windows the file inherits
+/// the folder's ACL.
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    let temporary = durable_fs::unique_temporary_sibling(path);
-    let mut widened: std::io::Result<()> = Ok(());
-    let mut observe = |step| widen(&temporary, step, &mut widened);
-    durable_fs::replace_file(path, bytes, &temporary, &mut observe)
-        .map_err(|error| AgentError::io(path, "writing", error.into_io_error()))?;
-    widened.map_err(|error| AgentError::io(path, "making readable (0644)", error))
+    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+    else {
+        return Err(AgentError::Usage(format!(
+            "METRICS_FILE {} names no file in a folder",
+            path.display()
+        )));
+    };
+    durable_fs::Folder::open(folder, durable_fs::Trust::Shared)
+        .and_then(|folder| folder.replace(name, bytes, 0o644, &mut |_| {}))
+        .map_err(|error| fsutil::fs_error(error, "writing"))
 }
-
-/// Unix: mode 0644 once the temporary file is complete, before the rename, so the target is never
-/// seen with a mode node_exporter cannot read.
-#[cfg(unix)]
-fn widen(temporary: &Path, step: durable_fs::Step, result: &mut std::io::Result<()>) {
-    use std::os::unix::fs::PermissionsExt;
-    if step == durable_fs::Step::FileSynced {
-        *result = std::fs::set_permissions(temporary, std::fs::Permissions::from_mode(0o644));
-    }
-}
-
-/// Windows: no modes; the file inherits the folder's ACL (the exporter's folder).
-#[cfg(not(unix))]
-fn widen(_temporary: &Path, _step: durable_fs::Step, _result: &mut std::io::Result<()>) {}
 
 /// The metrics text at `now`: what the file holds and `vmutil ... status --prometheus` prints.
 ///

@@ -8,6 +8,12 @@ pub const DEFAULT_AGENT_ROOT: &str = "/opt/vormetric/DataSecurityExpert/agent";
 /// The environment variable that overrides the agent root.
 pub const AGENT_ROOT_VARIABLE: &str = "CTE_AGENT_ROOT";
 
+/// The journal's file name in [`AgentRoot::run_dir`].
+pub const JOURNAL_NAME: &str = "renewal-journal.json";
+
+/// Where an unreadable journal is moved, for a person to read.
+pub const JOURNAL_ASIDE_NAME: &str = "renewal-journal.json.unreadable";
+
 /// The agent root and the files under it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentRoot {
@@ -74,7 +80,7 @@ impl AgentRoot {
 
     /// `vmd/run/renewal-journal.json`: the in-flight renewal, if any.
     pub fn journal_file(&self) -> PathBuf {
-        self.run_dir().join("renewal-journal.json")
+        self.run_dir().join(JOURNAL_NAME)
     }
 
     /// `vmd/run/vmd.pid`: the daemon's pid, locked while it runs.

@@ -60,12 +60,10 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
     let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
     let window =
         renewal_policy::renewal_window_start(&policy, &host, identity.certificate().not_after);
-    let last_check = std::fs::read_to_string(root.status_file())
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
-    let pending_update = std::fs::read_to_string(root.journal_file())
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
+    let last_check = crate::fsutil::read_own(&root.status_file())?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let pending_update = crate::fsutil::read_own(&root.journal_file())?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let generations = store
         .status()?
         .generations

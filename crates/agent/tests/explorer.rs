@@ -487,7 +487,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
     };
     world.write_conf(&root_path, &client_id, saved);
     let root = AgentRoot::new(&root_path);
-    let logger = Logger::new("VMD", Some(root.vmd_log()), false);
+    let logger = Logger::new("VMD", Some(root.vmd_log().into()), false);
     let faults: SharedFaults = Arc::new(Mutex::new(Faults {
         armed,
         ..Faults::default()

@@ -18,10 +18,13 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+mod folder;
+
+pub use folder::{Folder, Repair, Trust, unique_temporary_name};
 
 /// A step of [`write_new_file`] or [`replace_file`], reported to the observer once reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +73,7 @@ pub struct Error {
     path: PathBuf,
     operation: &'static str,
     source: io::Error,
+    refusal: bool,
 }
 
 impl Error {
@@ -78,7 +82,25 @@ impl Error {
             path: path.to_path_buf(),
             operation,
             source,
+            refusal: false,
         }
+    }
+
+    /// A refusal: the path is not what the agent may touch (a link, a FIFO, a folder others can
+    /// write, too large); `problem` says what is wrong and what to do.
+    fn refused(path: &Path, operation: &'static str, problem: String) -> Self {
+        Error {
+            path: path.to_path_buf(),
+            operation,
+            source: io::Error::new(io::ErrorKind::PermissionDenied, problem),
+            refusal: true,
+        }
+    }
+
+    /// Whether this is a refusal of what was found at the path (a link, a FIFO, a wrong owner or
+    /// mode, a size over the bound) rather than a failure of the system (disk full, read-only).
+    pub fn is_refusal(&self) -> bool {
+        self.refusal
     }
 
     /// The path the operation was applied to (the temporary file, the target or the folder).
@@ -157,36 +179,22 @@ fn create_with(builder: &mut fs::DirBuilder, path: &Path) -> Result<(), Error> {
 /// Writes a new file (mode 0600 from creation on Unix) and flushes it to disk. A stale file of
 /// that name (left by a crashed writer) is removed first, so the mode is always the one given
 /// here. `observe` sees [`Step::PartiallyWritten`] (after half of the bytes) and
-/// [`Step::FileSynced`].
+/// [`Step::FileSynced`]. The folder is opened without following a link ([`Trust::Private`]) and
+/// the file created relative to it, `O_EXCL`.
 pub fn write_new_file(
     path: &Path,
     bytes: &[u8],
     observe: &mut dyn FnMut(Step),
 ) -> Result<(), Error> {
-    remove_file_if_present(path)?;
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|source| Error::new(path, "create", source))?;
-    let half = bytes.len() / 2;
-    file.write_all(&bytes[..half])
-        .map_err(|source| Error::new(path, "write", source))?;
-    observe(Step::PartiallyWritten);
-    file.write_all(&bytes[half..])
-        .and_then(|()| file.sync_all())
-        .map_err(|source| Error::new(path, "write", source))?;
-    drop(file);
-    observe(Step::FileSynced);
-    Ok(())
+    let (folder, name) = split(path)?;
+    Folder::open(folder, Trust::Private)?.write_new(name, bytes, 0o600, observe)
 }
 
 /// Replaces `path` with `bytes` so that a reader, or the file system after a crash, sees either
 /// the whole old content or the whole new one: [`write_new_file`] to `temporary` (which must be
 /// in the same folder as `path`; see [`temporary_sibling`] and [`unique_temporary_sibling`]),
-/// rename it over `path`, flush the folder. `observe` sees every [`Step`] in order.
+/// rename it over `path`, flush the folder. `observe` sees every [`Step`] in order. Everything
+/// happens relative to the folder's handle ([`Folder::replace_through`]).
 ///
 /// The folder must exist. If a step fails the temporary file is removed (best effort); a crash
 /// can leave it behind, which readers must ignore and the next writer may remove.
@@ -196,18 +204,43 @@ pub fn replace_file(
     temporary: &Path,
     observe: &mut dyn FnMut(Step),
 ) -> Result<(), Error> {
-    let result = (|| {
-        write_new_file(temporary, bytes, observe)?;
-        fs::rename(temporary, path).map_err(|source| Error::new(path, "rename into place", source))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(temporary);
+    let (folder, name) = split(path)?;
+    let (temporary_folder, temporary_name) = split(temporary)?;
+    if temporary_folder != folder {
+        return Err(Error::refused(
+            temporary,
+            "create",
+            format!("the temporary file must be in the folder of {}", path.display()),
+        ));
     }
-    result?;
-    observe(Step::Renamed);
-    sync_parent(path)?;
-    observe(Step::FolderSynced);
-    Ok(())
+    Folder::open(folder, Trust::Private)?.replace_through(name, temporary_name, bytes, 0o600, observe)
+}
+
+/// Reads a small file of the agent's own at `path` if it exists: its folder opened without
+/// following a link, the file never through a link, only a regular file, at most `limit` bytes
+/// ([`Folder::read`]).
+///
+/// # Errors
+/// As [`Folder::read`]; a missing folder is a missing file.
+pub fn read_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Error> {
+    let (folder, name) = split(path)?;
+    match Folder::open(folder, Trust::Private) {
+        Ok(folder) => folder.read(name, limit),
+        Err(error) if error.io_error().kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// The folder (`.` for a bare name) and the file name of `path`.
+fn split(path: &Path) -> Result<(&Path, &str), Error> {
+    let name = path.file_name().and_then(|name| name.to_str()).ok_or_else(|| {
+        Error::refused(path, "open", "it has no file name in UTF-8".to_string())
+    })?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    Ok((folder, name))
 }
 
 /// The suffix of temporary files.
@@ -222,13 +255,7 @@ pub fn temporary_sibling(path: &Path) -> PathBuf {
 /// `<folder>/.<name>.<pid>-<n>.tmp`: a temporary file no other writer (thread or process) uses
 /// at the same time, for writers that may race.
 pub fn unique_temporary_sibling(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(
-        ".{}.{}-{count}{TEMPORARY_SUFFIX}",
-        file_name(path),
-        std::process::id()
-    ))
+    path.with_file_name(unique_temporary_name(&file_name(path)))
 }
 
 fn file_name(path: &Path) -> String {
@@ -239,18 +266,8 @@ fn file_name(path: &Path) -> String {
 
 /// Flushes a folder's entries (new names, renames, removals) to disk.
 pub fn sync_dir(path: &Path) -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        fs::File::open(path)
-            .and_then(|folder| folder.sync_all())
-            .map_err(|source| Error::new(path, "flush folder", source))
-    }
-    #[cfg(not(unix))]
-    {
-        // Windows cannot open a folder as a file; NTFS journals renames itself.
-        let _ = path;
-        Ok(())
-    }
+    // Windows cannot open a folder as a file; NTFS journals renames itself (Folder::sync).
+    Folder::open(path, Trust::Private)?.sync()
 }
 
 /// Flushes the folder that holds `path` (the current folder for a bare name).

@@ -41,7 +41,7 @@ use crate::lock::RenewalLock;
 use crate::logging::{Level, Logger};
 use crate::manager::{Connector, TlsConnector};
 use crate::messages::Message;
-use crate::paths::AgentRoot;
+use crate::paths::{AgentRoot, JOURNAL_ASIDE_NAME, JOURNAL_NAME};
 
 mod inspect;
 mod journal;
@@ -230,6 +230,9 @@ pub fn run_check_with(
     } else {
         Some(RenewalLock::acquire(root, request.lock_wait)?)
     };
+    if !request.dry_run {
+        fsutil::check_own_folders(root, logger);
+    }
     let store = root.open_store()?;
     let directory = request
         .directory_override
@@ -315,19 +318,18 @@ impl Check<'_> {
 
     fn read_journal(&self) -> Result<Option<Journal>, AgentError> {
         let path = self.root.journal_file();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(AgentError::io(&path, "reading", error)),
+        let Some(bytes) = fsutil::read_own(&path)? else {
+            return Ok(None);
         };
-        match serde_json::from_str::<Journal>(&text) {
+        match serde_json::from_slice::<Journal>(&bytes) {
             Ok(journal) if journal.policy_phase().is_some() => Ok(Some(journal)),
             _ => {
                 // Keep it for a person to read; the staged generations stay in the store and
                 // the identity question is settled by logins (adoption), not by guessing.
                 let aside = path.with_extension("json.unreadable");
-                std::fs::rename(&path, &aside)
-                    .map_err(|error| AgentError::io(&path, "moving aside", error))?;
+                fsutil::own_folder(&self.root.run_dir())?
+                    .rename(JOURNAL_NAME, JOURNAL_ASIDE_NAME)
+                    .map_err(|error| fsutil::fs_error(error, "moving aside"))?;
                 self.logger.message(
                     Level::Warning,
                     &Message::JournalUnreadable {
