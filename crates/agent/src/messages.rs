@@ -486,7 +486,9 @@ mod tests {
                 failures: 1,
                 error: s(),
             },
-            Message::FolderRepaired { repair: s() },
+            Message::FolderRepaired {
+                repair: "a repair".to_string(),
+            },
             Message::ClockSkew {
                 local: SystemTime::UNIX_EPOCH,
                 not_after: SystemTime::UNIX_EPOCH,
