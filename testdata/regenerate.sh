@@ -599,6 +599,11 @@ simple bad key-encryption-pkcs8-pbes1-sha1-3des UnsupportedKeyEncryption rsa3072
   enc_pkcs8 -v1 PBE-SHA1-3DES
 simple bad key-encryption-pkcs8-pbes1-md5-des UnsupportedKeyEncryption rsa3072-host1 rsa3072 pkcs8-pbes1-pbe-md5-des host1.example \
   enc_pkcs8 -provider legacy -provider default -v1 PBE-MD5-DES
+# Over the key-derivation work bounds (cert-loading's key.rs): scrypt N*r*p and PBKDF2 iterations.
+simple bad key-encryption-scrypt-work-over-limit UnsupportedKeyEncryption rsa3072-host1 rsa3072 pkcs8-pbes2-scrypt-p33-aes256-cbc host1.example \
+  enc_pkcs8 -v2 aes-256-cbc -scrypt -scrypt_N 16384 -scrypt_r 8 -scrypt_p 33
+simple bad key-encryption-pbkdf2-iterations-over-limit UnsupportedKeyEncryption rsa3072-host1 rsa3072 pkcs8-pbes2-pbkdf2-sha256-2000001-aes256-cbc host1.example \
+  enc_pkcs8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -iter 2000001
 
 # missing files
 missing() { # NAME FILE

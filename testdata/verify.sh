@@ -92,6 +92,21 @@ defects() {
       $objs =~ (aes-128-cbc|aes-192-cbc|aes-256-cbc|des-ede3-cbc) ]]; then
       echo UnsupportedKeyEncryption
     fi
+    # the work bounds of cert-loading's key.rs: PBKDF2 iterations <= 2,000,000; scrypt
+    # N*r*p <= 2^22 (and 128*r*(N+p) bytes <= 1 GiB)
+    local kdf
+    kdf=$("$OPENSSL" asn1parse -in "$key" |
+      awk '/:PBKDF2$/{k="pbkdf2"; next} /:scrypt$/{k="scrypt"; next}
+           k && /INTEGER/{sub(/.*INTEGER *:/, ""); printf "%s %s\n", k, $0}')
+    if [[ -n $kdf ]]; then
+      local -a values=()
+      while read -r _ hex; do values+=($((16#$hex))); done <<<"$kdf"
+      case $kdf in
+        pbkdf2*) ((values[0] > 2000000)) && echo UnsupportedKeyEncryption ;;
+        scrypt*) ((values[0] * values[1] * values[2] > 4194304 || 128 * values[1] * (values[0] + values[2]) > 1073741824)) &&
+          echo UnsupportedKeyEncryption ;;
+      esac
+    fi
   elif grep -q '^Proc-Type: 4,ENCRYPTED' "$key"; then
     grep -Eq '^DEK-Info: (AES-128-CBC|AES-192-CBC|AES-256-CBC|DES-EDE3-CBC),' "$key" || echo UnsupportedKeyEncryption
   else

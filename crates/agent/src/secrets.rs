@@ -26,7 +26,7 @@ pub struct SecretText {
 ///
 /// # Errors
 /// [`AgentError::InvalidFile`] when it is a link, not a regular file, larger than
-/// [`MAX_SECRET_FILE_BYTES`] or not UTF-8; [`AgentError::Io`] when it cannot be opened.
+/// [`MAX_SECRET_FILE_BYTES`], not UTF-8 or cannot be opened (the operator's input: exit 3).
 pub fn read_secret_file(
     path: &Path,
     what: &'static str,
@@ -75,12 +75,13 @@ pub fn read_operator_file(
                 "{what} is a symbolic link; give the file itself (links are not followed)"
             ))
         } else {
-            AgentError::io(path, reading, error)
+            // The operator's input, not the agent's own file: exit 3 ("local input").
+            invalid(format!("{reading} failed: {error}"))
         }
     })?;
     let metadata = file
         .metadata()
-        .map_err(|error| AgentError::io(path, "examining", error))?;
+        .map_err(|error| invalid(format!("examining it failed: {error}")))?;
     if !metadata.is_file() {
         return Err(invalid(format!("{what} is not a regular file")));
     }
@@ -93,7 +94,7 @@ pub fn read_operator_file(
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|error| AgentError::io(path, reading, error))?;
+        .map_err(|error| invalid(format!("{reading} failed: {error}")))?;
     let warnings = permission_warnings(&metadata, path, what);
     Ok((bytes, warnings))
 }

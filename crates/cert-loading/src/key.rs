@@ -19,11 +19,16 @@ const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
-/// Upper bounds on key-derivation work, so a hostile key file cannot make the agent spend
-/// minutes or gigabytes. Far above what any tool writes (OpenSSL: 2048 PBKDF2 iterations,
-/// scrypt N = 2^14, r = 8).
-const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-const MAX_SCRYPT_MEMORY_BYTES: u128 = 1 << 30;
+/// Upper bounds on key-derivation work and memory, so a hostile key file cannot make the agent
+/// spend minutes or gigabytes (while it holds the renewal lock). Well above what tools write:
+/// OpenSSL writes 2048 PBKDF2 iterations and scrypt N = 2^14, r = 8, p = 1 (N·r·p = 2^17);
+/// OWASP's 2023 advice for PBKDF2-HMAC-SHA1 is 1,300,000 iterations. Memory alone does not bound
+/// scrypt's work (`p` multiplies the time, not the memory), so the product N·r·p is bounded too.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
+/// The largest scrypt N·r·p accepted: 2^22, 32 times OpenSSL's default.
+pub const MAX_SCRYPT_WORK: u128 = 1 << 22;
+/// The most memory scrypt may need (128·r·(N + p) bytes).
+pub const MAX_SCRYPT_MEMORY_BYTES: u128 = 1 << 30;
 
 /// A decrypted private key as unencrypted PKCS#8 DER.
 ///
@@ -301,7 +306,7 @@ fn describe_pbes2(path: &Path, parameters: &pbes2::Parameters) -> Result<(String
         pbes2::Kdf::Pbkdf2(pbkdf2) => {
             if pbkdf2.iteration_count > MAX_PBKDF2_ITERATIONS {
                 return Err(unsupported(format!(
-                    "PBKDF2 with {} iterations (over the limit of {MAX_PBKDF2_ITERATIONS})",
+                    "PBKDF2 with iterations = {}, over the limit of {MAX_PBKDF2_ITERATIONS}; re-encrypt the key with fewer (openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000)",
                     pbkdf2.iteration_count
                 )));
             }
@@ -321,9 +326,21 @@ fn describe_pbes2(path: &Path, parameters: &pbes2::Parameters) -> Result<(String
                 * (u128::from(scrypt.cost_parameter) + u128::from(scrypt.parallelization));
             if memory > MAX_SCRYPT_MEMORY_BYTES {
                 return Err(unsupported(format!(
-                    "scrypt needing {} MiB of memory (over the limit of {} MiB)",
+                    "scrypt needing {} MiB of memory (N={}, r={}, p={}), over the limit of {} MiB; re-encrypt the key with OpenSSL's defaults (openssl pkcs8 -topk8 -scrypt)",
                     memory >> 20,
+                    scrypt.cost_parameter,
+                    scrypt.block_size,
+                    scrypt.parallelization,
                     MAX_SCRYPT_MEMORY_BYTES >> 20
+                )));
+            }
+            let work = u128::from(scrypt.cost_parameter)
+                * u128::from(scrypt.block_size)
+                * u128::from(scrypt.parallelization);
+            if work > MAX_SCRYPT_WORK {
+                return Err(unsupported(format!(
+                    "scrypt with work N·r·p = {work} (N={}, r={}, p={}), over the limit of {MAX_SCRYPT_WORK}; re-encrypt the key with OpenSSL's defaults (openssl pkcs8 -topk8 -scrypt)",
+                    scrypt.cost_parameter, scrypt.block_size, scrypt.parallelization
                 )));
             }
             format!(
