@@ -262,7 +262,7 @@ leaf_cert() {
   CERT_END[$name]="${end:0:4}-${end:4:2}-${end:6:2}T${end:8:2}:${end:10:2}:${end:12:2}Z"
   LOG="$WORK/cert-$name.log"
   note "---- shared leaf certificate pki/leaf-certs/$name.pem ----"
-  run "$OPENSSL" req -new -config "$CNF" -key "pki/leaf-keys/$key.key" -subj "$subj" -out "pki/leaf-certs/$name.csr"
+  run "$OPENSSL" req -new -utf8 -config "$CNF" -key "pki/leaf-keys/$key.key" -subj "$subj" -out "pki/leaf-certs/$name.csr"
   run "$OPENSSL" ca -config "$CNF" -name "$ca" -batch -notext -md "$md" \
     -startdate "$start" -enddate "$end" "${extfile[@]}" \
     -in "pki/leaf-certs/$name.csr" -out "pki/leaf-certs/$name.pem"
@@ -311,6 +311,8 @@ leaf_cert rsa3072-host1-expired rsa3072-a ca_rsa "$H1" 20200101000000Z 202101010
 leaf_cert rsa3072-host1-not-yet-valid rsa3072-a ca_rsa "$H1" 20300101000000Z 20400101000000Z leaf-rsa sha256
 leaf_cert rsa3072-no-cn rsa3072-a ca_rsa /O=Test $START $END leaf-rsa sha256
 leaf_cert rsa3072-two-cns rsa3072-a ca_rsa /O=Test/CN=host1.example/CN=host1b.example $START $END leaf-rsa sha256
+# ESC [2J (clear screen), BEL and U+202E (right-to-left override) in the common name
+leaf_cert rsa3072-cn-control rsa3072-a ca_rsa "/O=Test/CN=host1.example"$'\033[2J\a\xe2\x80\xae'"lmth.exe" $START $END leaf-rsa sha256
 leaf_cert rsa3072-host1-ku-keycertsign rsa3072-a ca_rsa "$H1" $START $END leaf-ku-keycertsign-only sha256
 leaf_cert rsa3072-host1-eku-serverauth rsa3072-a ca_rsa "$H1" $START $END leaf-eku-serverauth-only sha256
 # refused by TLS (rustls/webpki), so by the manager
@@ -548,6 +550,7 @@ simple bad expired Expired rsa3072-host1-expired rsa3072 $FMT_DEFAULT host1.exam
 simple bad not-yet-valid NotYetValid rsa3072-host1-not-yet-valid rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
 simple bad missing-common-name MissingCommonName rsa3072-no-cn rsa3072 $FMT_DEFAULT - enc_pkcs8 "${PBES2[@]}"
 simple bad multiple-common-names MultipleCommonNames rsa3072-two-cns rsa3072 $FMT_DEFAULT host1.example,host1b.example enc_pkcs8 "${PBES2[@]}"
+simple bad common-name-control-characters UnsafeCommonName rsa3072-cn-control rsa3072 $FMT_DEFAULT 'host1.example\1B[2J\07\U202Elmth.exe' enc_pkcs8 "${PBES2[@]}"
 simple bad key-usage-keycertsign-only KeyUsageNotAllowed rsa3072-host1-ku-keycertsign rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
 simple bad extended-key-usage-serverauth-only ExtendedKeyUsageNotAllowed rsa3072-host1-eku-serverauth rsa3072 $FMT_DEFAULT host1.example enc_pkcs8 "${PBES2[@]}"
 

@@ -63,6 +63,11 @@ defects() {
     ncn=$("$OPENSSL" x509 -in "$cert" -noout -subject -nameopt multiline | grep -c 'commonName' || true)
     ((ncn >= 1)) || echo MissingCommonName
     ((ncn <= 1)) || echo MultipleCommonNames
+    # a common name with control characters (shown as \XX below 20 or 7F) or bidi controls
+    # (U+202A-U+202E, U+2066-U+2069, shown as \U20xx) is refused: it would forge log lines
+    "$OPENSSL" x509 -in "$cert" -noout -subject -nameopt multiline,esc_ctrl |
+      sed -n 's/^ *commonName *= *//p' |
+      grep -Eq '\\(0[0-9A-F]|1[0-9A-F]|7F|U202[A-E]|U206[6-9])' && echo UnsafeCommonName
     if grep -q 'X509v3 Key Usage' <<<"$text"; then
       grep -A1 'X509v3 Key Usage' <<<"$text" | grep -q 'Digital Signature' || echo KeyUsageNotAllowed
     fi

@@ -29,14 +29,14 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(report) => {
             if json {
-                println!(
+                agent::say!(
                     "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                    agent::terminal::escape_json(&serde_json::to_string_pretty(&report).unwrap_or_default())
                 );
                 // The JSON says it too (`input_shredded`, `shred.not_shredded`); stderr keeps the
                 // warning visible to whoever runs it.
                 for file in report.shred.iter().flat_map(|shred| &shred.not_shredded) {
-                    eprintln!(
+                    agent::say_err!(
                         "register_host: WARNING: {} was NOT shredded: {}",
                         file.path.display(),
                         file.reason
@@ -48,9 +48,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("register_host: error: {error}");
+            agent::say_err!("register_host: error: {error}");
             if let Some(hint) = flag_hint(&error) {
-                eprintln!("register_host: {hint}");
+                agent::say_err!("register_host: {hint}");
             }
             ExitCode::from(error.exit_status().code())
         }
@@ -91,7 +91,7 @@ fn registration_token(
             "reading the registration token file",
         )?;
         for warning in &read.warnings {
-            eprintln!("register_host: warning: {warning}");
+            agent::say_err!("register_host: warning: {warning}");
         }
         return agent::secrets::first_line(&read.text).ok_or_else(|| AgentError::InvalidFile {
             path,
@@ -111,7 +111,7 @@ fn registration_token(
             agent::secrets::first_line(&line).ok_or_else(missing)
         }
         Some(flag) => {
-            eprintln!(
+            agent::say_err!(
                 "register_host: note: a token on the command line is visible to other local users while this runs; prefer --token-file FILE, --token - or REG_TOKEN"
             );
             Ok(flag)
@@ -128,6 +128,9 @@ fn registration_token(
 
 fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
     if let Some(proxy) = &cli.proxy {
+        if let Some(note) = agent::manager::proxy_flag_note(proxy) {
+            agent::say_err!("register_host: {note}");
+        }
         agent::manager::set_proxy_override(
             agent::manager::ProxySetting::parse(proxy)
                 .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
@@ -142,11 +145,11 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
                 "reading the silent registration file",
             )?;
             for warning in &read.warnings {
-                eprintln!("register_host: warning: {warning}");
+                agent::say_err!("register_host: warning: {warning}");
             }
             let silent = agent_config::SilentFile::parse(&read.text, file)?;
             for key in &silent.ignored_keys {
-                eprintln!("register_host: note: {file}: {key} is not used by this agent");
+                agent::say_err!("register_host: note: {file}: {key} is not used by this agent");
             }
             Some(silent)
         }
@@ -222,37 +225,37 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
 }
 
 fn print_summary(report: &agent::register::RegistrationReport) {
-    println!(
+    agent::say!(
         "Registered with {} as client {} ({}).",
         report.manager_url, report.client_id, report.client_name
     );
-    println!(
+    agent::say!(
         "  certificate:  {} (expires {})",
         report.common_name, report.not_after
     );
-    println!("  fingerprint:  {}", report.sha256_fingerprint);
-    println!("  pem store:    {}", report.agent_pem.display());
-    println!("  agent.conf:   {}", report.agent_conf.display());
+    agent::say!("  fingerprint:  {}", report.sha256_fingerprint);
+    agent::say!("  pem store:    {}", report.agent_pem.display());
+    agent::say!("  agent.conf:   {}", report.agent_conf.display());
     for warning in &report.warnings {
-        println!("  warning:      {warning}");
+        agent::say!("  warning:      {warning}");
     }
     if report.input_shredded {
-        println!("The input files were overwritten and removed.");
+        agent::say!("The input files were overwritten and removed.");
     } else if let Some(shred) = &report.shred {
         // --shred-input, but not every file could be shredded: the registration stands (exit 0),
         // and each file left is named on stderr, so scripts and logs see it.
         for path in &shred.shredded {
-            println!("  shredded:     {}", path.display());
+            agent::say!("  shredded:     {}", path.display());
         }
         for file in &shred.not_shredded {
-            eprintln!(
+            agent::say_err!(
                 "register_host: WARNING: {} was NOT shredded: {}. Check the certificate folder and remove the key material by hand.",
                 file.path.display(),
                 file.reason
             );
         }
     } else {
-        println!(
+        agent::say!(
             "The input files are no longer needed: remove or shred them (or rerun with --shred-input next time)."
         );
     }

@@ -23,10 +23,13 @@ fn main() -> ExitCode {
         }
     };
     if let Some(proxy) = &cli.proxy {
+        if let Some(note) = agent::manager::proxy_flag_note(proxy) {
+            agent::say_err!("vmd: {note}");
+        }
         match agent::manager::ProxySetting::parse(proxy) {
             Ok(setting) => agent::manager::set_proxy_override(setting),
             Err(error) => {
-                eprintln!("vmd: error: --proxy: {error}");
+                agent::say_err!("vmd: error: --proxy: {error}");
                 return ExitCode::from(ExitStatus::Usage.code());
             }
         }
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
-            eprintln!("vmd: error: {error}");
+            agent::say_err!("vmd: error: {error}");
             ExitCode::from(error.exit_status().code())
         }
     }

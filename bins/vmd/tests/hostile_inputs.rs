@@ -180,6 +180,7 @@ fn vector_needle(kind: &str) -> &'static str {
         "NotYetValid" => "not valid before",
         "MissingCommonName" => "no common name",
         "MultipleCommonNames" => "common names; exactly one",
+        "UnsafeCommonName" => "control or bidi-control characters",
         "KeyUsageNotAllowed" => "digitalSignature",
         "ExtendedKeyUsageNotAllowed" => "clientAuth",
         "InvalidPem" => "not valid PEM",

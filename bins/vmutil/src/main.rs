@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
-            eprintln!("vmutil: error: {error}");
+            agent::say_err!("vmutil: error: {error}");
             ExitCode::from(error.exit_status().code())
         }
     }
@@ -39,6 +39,9 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         )));
     }
     if let Some(proxy) = &cli.proxy {
+        if let Some(note) = agent::manager::proxy_flag_note(proxy) {
+            agent::say_err!("vmutil: {note}");
+        }
         agent::manager::set_proxy_override(
             agent::manager::ProxySetting::parse(proxy)
                 .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
@@ -63,13 +66,13 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             // also said on stderr, for the person watching the script run.
             if cli.json {
                 for warning in &report.warnings {
-                    eprintln!("vmutil: warning: {warning}");
+                    agent::say_err!("vmutil: warning: {warning}");
                 }
             }
             Ok(ExitStatus::Ok)
         }
         Command::Status if cli.prometheus => {
-            print!("{}", agent::metrics::render(&root, now)?);
+            agent::terminal::out(&agent::metrics::render(&root, now)?);
             Ok(ExitStatus::Ok)
         }
         Command::Status => {
@@ -80,9 +83,9 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         Command::Certexpiry => {
             let days = agent::status::days_left(&root, now)?;
             if cli.json {
-                println!("{{\"days_left\": {days}}}");
+                agent::say!("{{\"days_left\": {days}}}");
             } else {
-                println!("{days}");
+                agent::say!("{days}");
             }
             Ok(ExitStatus::Ok)
         }
@@ -99,17 +102,17 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             let outcome = agent::renewal::run_check(&root, &logger, &request, now)?;
             // The outcome was logged to stderr in the product's line shape; JSON goes to stdout.
             if cli.json {
-                println!(
+                agent::say!(
                     "{}",
-                    serde_json::to_string_pretty(&outcome.status).unwrap_or_default()
+                    agent::terminal::escape_json(&serde_json::to_string_pretty(&outcome.status).unwrap_or_default())
                 );
             }
             if outcome.identity_changed() {
                 match agent::daemon::notify_reload(&root) {
-                    Ok(Some(pid)) => println!("told the running vmd (pid {pid}) to reload"),
+                    Ok(Some(pid)) => agent::say!("told the running vmd (pid {pid}) to reload"),
                     Ok(None) => {}
                     Err(error) => {
-                        eprintln!("vmutil: warning: could not tell vmd to reload: {error}")
+                        agent::say_err!("vmutil: warning: could not tell vmd to reload: {error}")
                     }
                 }
             }
@@ -120,11 +123,12 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
 
 fn print_report<T: serde::Serialize>(json: bool, value: &T, text: String) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        // As JSON escapes: serde_json escapes the C0 controls, escape_json the rest.
+        agent::terminal::out(&format!(
+            "{}\n",
+            agent::terminal::escape_json(&serde_json::to_string_pretty(value).unwrap_or_default())
+        ));
     } else {
-        print!("{text}");
+        agent::terminal::out(&text);
     }
 }

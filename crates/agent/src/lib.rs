@@ -51,6 +51,7 @@ pub mod register;
 pub mod renewal;
 pub mod secrets;
 pub mod status;
+pub mod terminal;
 
 pub use cert_loading::Fingerprint;
 pub use error::{AgentError, ExitStatus};

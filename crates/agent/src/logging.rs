@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use cert_loading::escape_for_terminal;
 use durable_fs::Trust;
 
 use crate::AgentError;
@@ -295,40 +296,6 @@ impl Logger {
     }
 }
 
-/// Whether `character` may not reach a terminal or a log line as it is: a control character
-/// (C0, DEL, C1: line breaks, escape sequences, BEL) or an invisible formatting character that
-/// reorders or hides text: the bidi embeddings and overrides U+202A–U+202E, the isolates
-/// U+2066–U+2069, the marks U+200E, U+200F and U+061C, and the line and paragraph separators
-/// U+2028 and U+2029.
-pub fn is_unsafe_for_terminal(character: char) -> bool {
-    character.is_control()
-        || matches!(
-            character,
-            '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{061C}'
-                | '\u{2028}'
-                | '\u{2029}'
-        )
-}
-
-/// `text` with every character [`is_unsafe_for_terminal`] written as a Rust escape (`\n`,
-/// `\u{1b}`, `\u{202e}`): the one escaping of strings others chose (a certificate's names, a
-/// file name, the manager's messages) before they reach a terminal or the log.
-pub fn escape_for_terminal(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        if is_unsafe_for_terminal(character) {
-            escaped.extend(character.escape_default());
-        } else {
-            escaped.push(character);
-        }
-    }
-    escaped
-}
-
 /// Whether stderr is the systemd journal: `JOURNAL_STREAM` is `DEVICE:INODE` of the stream
 /// systemd connected (a child with redirected stderr inherits the variable, hence the check).
 #[cfg(unix)]
@@ -366,8 +333,15 @@ fn append(file: &LogFile, bytes: &[u8], max_bytes: u64, kept_files: u32) -> Resu
     };
     let folder = match file.trust {
         Trust::Own => crate::fsutil::own_folder(folder_path)?,
-        trust => durable_fs::Folder::open(folder_path, trust)
-            .map_err(|error| crate::fsutil::fs_error(error, "opening the log folder"))?,
+        trust => {
+            // A custom log folder that does not exist yet is made private (0700); one that
+            // exists is judged as it is, never changed.
+            if std::fs::symlink_metadata(folder_path).is_err() {
+                crate::fsutil::create_private_dir(folder_path)?;
+            }
+            durable_fs::Folder::open(folder_path, trust)
+                .map_err(|error| crate::fsutil::fs_error(error, "opening the log folder"))?
+        }
     };
     let error = |error| crate::fsutil::fs_error(error, "writing the log");
     let lock = folder.open_lock(ROTATION_LOCK_NAME).map_err(error)?;

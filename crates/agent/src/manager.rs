@@ -17,6 +17,17 @@ pub use cm_client::ProxySetting;
 
 static PROXY_OVERRIDE: OnceLock<cm_client::ProxySetting> = OnceLock::new();
 
+/// The note for a `--proxy` value with a password in it (`http://user:password@proxy:3128`):
+/// like a token, it is visible to other local users while the command runs.
+pub fn proxy_flag_note(value: &str) -> Option<&'static str> {
+    let authority = value.split_once("://").map_or(value, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo.contains(':').then_some(
+        "note: a proxy password on the command line is visible to other local users while this runs; prefer PROXY= in agent.conf (0600) or the HTTPS_PROXY environment variable",
+    )
+}
+
 /// Applies a proxy override (a binary's `--proxy URL|none`, parsed with
 /// [`cm_client::ProxySetting::parse`]) for the rest of the process: it wins over agent.conf's
 /// `PROXY` and the environment. Meant to be called once, by a binary, right after parsing its

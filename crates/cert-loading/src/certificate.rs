@@ -353,6 +353,12 @@ pub(crate) fn summarize(
                 subject,
             });
         }
+        [single] if single.chars().any(cert_vocabulary::is_unsafe_for_terminal) => {
+            return Err(Error::UnsafeCommonName {
+                path: path.to_path_buf(),
+                escaped: cert_vocabulary::escape_for_terminal(single),
+            });
+        }
         [single] => single.clone(),
         several => {
             return Err(Error::MultipleCommonNames {

@@ -147,6 +147,17 @@ pub enum Error {
         /// How many CN attributes were found.
         count: usize,
     },
+    /// The common name holds control characters or invisible bidi controls (a line break, an
+    /// escape sequence, U+202E): it would forge log lines or disguise itself on a terminal.
+    #[error(
+        "{path}: certificate common name \"{escaped}\" holds control or bidi-control characters (shown escaped); reissue the certificate with a plain common name"
+    )]
+    UnsafeCommonName {
+        /// The file holding the certificate.
+        path: PathBuf,
+        /// The common name with those characters escaped.
+        escaped: String,
+    },
     /// The key usage extension does not allow digital signatures.
     #[error(
         "{path}: certificate key usage does not include digitalSignature, which a TLS client certificate needs"
@@ -349,6 +360,7 @@ impl Error {
             Error::UnsupportedSignatureAlgorithm { .. } => "UnsupportedSignatureAlgorithm",
             Error::MissingCommonName { .. } => "MissingCommonName",
             Error::MultipleCommonNames { .. } => "MultipleCommonNames",
+            Error::UnsafeCommonName { .. } => "UnsafeCommonName",
             Error::KeyUsageNotAllowed { .. } => "KeyUsageNotAllowed",
             Error::ExtendedKeyUsageNotAllowed { .. } => "ExtendedKeyUsageNotAllowed",
             Error::InvalidExtension { .. } => "InvalidExtension",

@@ -59,7 +59,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::SystemTime;
 
-pub use cert_vocabulary::format_rfc3339;
+pub use cert_vocabulary::{escape_for_terminal, format_rfc3339, is_unsafe_for_terminal};
 pub use certificate::{CertificateSummary, Fingerprint, SignatureAlgorithm};
 pub use error::Error;
 pub use files::{InputFile, MAX_FILE_BYTES};

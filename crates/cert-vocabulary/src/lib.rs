@@ -118,6 +118,58 @@ pub fn format_rfc3339(time: SystemTime) -> String {
     }
 }
 
+/// Whether `character` may not reach a terminal or a log line as it is: a control character
+/// (C0, DEL, C1: line breaks, escape sequences, BEL) or an invisible formatting character that
+/// reorders or hides text: the bidi embeddings and overrides U+202A–U+202E, the isolates
+/// U+2066–U+2069, the marks U+200E, U+200F and U+061C, and the line and paragraph separators
+/// U+2028 and U+2029.
+pub fn is_unsafe_for_terminal(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{061C}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+/// `text` with every character [`is_unsafe_for_terminal`] written as a Rust escape (`\n`,
+/// `\u{1b}`, `\u{202e}`): the one escaping of strings others chose (a certificate's names, a
+/// file name, the manager's messages) before they reach a terminal or the log.
+pub fn escape_for_terminal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if is_unsafe_for_terminal(character) {
+            escaped.extend(character.escape_default());
+        } else {
+            escaped.push(character);
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod escaping_tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            escape_for_terminal("a\nb\u{1b}[2J\u{7}c\u{202e}d\u{2066}é"),
+            "a\\nb\\u{1b}[2J\\u{7}c\\u{202e}d\\u{2066}é"
+        );
+        for character in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{9b}', '\u{7f}'] {
+            assert!(is_unsafe_for_terminal(character), "{character:?}");
+        }
+        assert!(!is_unsafe_for_terminal('é'));
+        assert!(!is_unsafe_for_terminal(' '));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
