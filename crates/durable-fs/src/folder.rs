@@ -505,6 +505,13 @@ mod imp {
         )
         .map_err(|errno| match errno {
             rustix::io::Errno::LOOP => link_refusal(folder, name, "open"),
+            // A FIFO without a reader, opened without blocking.
+            rustix::io::Errno::NXIO => refusal(
+                &path,
+                "open",
+                "it is not a regular file (a FIFO, device or folder is never read or written here)"
+                    .to_string(),
+            ),
             other => Error::new(&path, "open", other.into()),
         })?;
         let file = File::from(fd);

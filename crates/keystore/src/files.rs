@@ -7,7 +7,7 @@
 //! 0700 from the start (Unix), so there is no moment at which they are more widely readable. On
 //! Windows the folder's ACL is the installer's job.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,9 +16,18 @@ use crate::{Error, fault};
 
 /// A `durable-fs` error as this crate's [`Error::Io`] (same path and operation).
 fn io_error(error: durable_fs::Error) -> Error {
+    let refusal = error.is_refusal();
     let (path, operation, source) = error.into_parts();
-    Error::io(path, operation, source)
+    if refusal {
+        // A link, FIFO or oversized file where a store file belongs.
+        Error::tampered(path, source.to_string())
+    } else {
+        Error::io(path, operation, source)
+    }
 }
+
+/// The largest file of the store read back (chains, metadata and keys are a few kilobytes).
+const MAX_STORE_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Creates `path` and any missing parents with mode 0700. Existing folders are left as they are.
 pub(crate) fn create_private_dir_all(path: &Path) -> Result<(), Error> {
@@ -80,17 +89,16 @@ pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), Error> {
 }
 
 /// Reads a whole file; `Ok(None)` if it does not exist.
+/// Never through a link, only a regular file, bounded, without blocking on a FIFO
+/// ([`durable_fs::read_file`]).
 pub(crate) fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::io(path, "read", source)),
-    }
+    durable_fs::read_file(path, MAX_STORE_FILE_BYTES).map_err(io_error)
 }
 
-/// Reads a whole file that must exist.
+/// Reads a whole file that must exist (as [`read_if_present`]).
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    fs::read(path).map_err(|source| Error::io(path, "read", source))
+    read_if_present(path)?
+        .ok_or_else(|| Error::io(path, "read", io::ErrorKind::NotFound.into()))
 }
 
 /// How a writer waits for the store's lock.
@@ -117,13 +125,14 @@ pub(crate) struct WriterLock {
 
 /// Takes the exclusive lock on `path` (created with mode 0600 if missing).
 pub(crate) fn lock(path: &Path, wait: LockWait) -> Result<WriterLock, Error> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options
-        .open(path)
-        .map_err(|source| Error::io(path, "open lock file", source))?;
+    // Relative to the store folder's handle, never through a link or a FIFO.
+    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+    else {
+        return Err(Error::io(path, "open lock file", io::ErrorKind::InvalidInput.into()));
+    };
+    let file = durable_fs::Folder::open(folder, durable_fs::Trust::Private)
+        .and_then(|folder| folder.open_lock(name))
+        .map_err(io_error)?;
     let deadline = match wait {
         LockWait::FailFast => None,
         LockWait::UpTo(duration) => Some(Instant::now() + duration),
