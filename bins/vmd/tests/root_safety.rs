@@ -1,0 +1,549 @@
+//! Root touches files one way (issue 20), checked on the real binaries.
+//!
+//! - The strace guard runs `register_host`, `vmd --once` with a renewal, `vmutil updatecerts`,
+//!   `vmutil status --prometheus`, `vmutil checkcerts` and a daemon heartbeat under `strace -f`
+//!   against the real emulator, and asserts from the trace: no path-based `chmod`, `chown` or
+//!   `utime` family call; every `open` with `O_CREAT`, and every open of a file under the agent
+//!   root or the metrics folder (the certificate folder aside), has `O_NOFOLLOW`. It says
+//!   SKIPPED without strace (`.ci/run` installs it).
+//! - The hostile-state tests put a FIFO, a link and `/dev/zero` at each state file, and make the
+//!   metrics folder and the log folder writable by others: `vmd --once` must finish (bounded),
+//!   never touch the link's target, and say what is wrong.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{DAY, issue, register, sibling_binary, text, trust_test_ca};
+use test_pki::KeyType;
+use test_support::Manager;
+
+fn vmd(root: &Path, arguments: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmd"));
+    command
+        .arg("--agent-root")
+        .arg(root)
+        .args(arguments)
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `command` to its end, but at most `limit`: a hang is a failure, not a stuck test.
+fn run_bounded(mut command: Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{command:?} did not finish within {limit:?}: {}",
+                text(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn set_conf(root: &Path, key: &str, value: &str) {
+    let path = root.join("vmd/etc/agent.conf");
+    let mut conf = agent_config::ConfigFile::read(&path).unwrap();
+    conf.set(key, value);
+    std::fs::write(&path, conf.render()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn victim(folder: &Path) -> PathBuf {
+    let victim = folder.join("shadow");
+    std::fs::write(&victim, b"root:secret-hash\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    victim
+}
+
+fn assert_untouched(victim: &Path) {
+    assert_eq!(std::fs::read(victim).unwrap(), b"root:secret-hash\n");
+    assert_eq!(
+        std::fs::symlink_metadata(victim)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o600,
+        "the victim's mode changed"
+    );
+}
+
+/// A host registered in-process with a certificate in its renewal window, writing metrics.
+struct Host {
+    manager: Manager,
+    ca: test_pki::CertificateAuthority,
+    token: String,
+    root: tempfile::TempDir,
+    cert_dir: tempfile::TempDir,
+    metrics_dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        let manager = Manager::start().unwrap();
+        let (token, ca) = trust_test_ca(&manager, "ca-p384");
+        let cert_dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        issue(
+            &ca,
+            KeyType::P384,
+            "host1.example",
+            now - DAY,
+            now + 30 * DAY,
+            cert_dir.path(),
+        );
+        Host {
+            manager,
+            ca,
+            token,
+            root: tempfile::tempdir().unwrap(),
+            cert_dir,
+            metrics_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn registered() -> Host {
+        let host = Host::new();
+        register(
+            &host.manager,
+            &host.token,
+            "host1",
+            host.cert_dir.path(),
+            host.root.path(),
+        );
+        host.enable_metrics();
+        host
+    }
+
+    fn enable_metrics(&self) {
+        set_conf(
+            self.root.path(),
+            "METRICS_FILE",
+            self.metrics_dir
+                .path()
+                .join("cte_agent.prom")
+                .to_str()
+                .unwrap(),
+        );
+    }
+
+    /// A newer set with the same common name in `directory`, valid for `days` more days.
+    fn new_set(&self, directory: &Path, days: u32) {
+        let now = SystemTime::now();
+        issue(
+            &self.ca,
+            KeyType::P384,
+            "host1.example",
+            now - DAY,
+            now + days * DAY,
+            directory,
+        );
+    }
+}
+
+// ---- the strace guard -------------------------------------------------------------------------
+
+/// strace's path, if installed.
+fn strace() -> Option<PathBuf> {
+    ["/usr/bin/strace", "/bin/strace"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+}
+
+const TRACED: &str = "trace=open,openat,openat2,creat,chmod,fchmodat,chown,lchown,fchownat,utime,utimes,utimensat,futimesat";
+
+/// Runs `command` under `strace -f -y`, appending the trace to `trace`.
+fn traced(strace: &Path, trace: &Path, command: &Command, limit: Duration) -> Output {
+    let mut wrapped = Command::new(strace);
+    wrapped
+        .args(["-f", "-qq", "-y", "-e", TRACED, "-A", "-o"])
+        .arg(trace)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    run_bounded(wrapped, limit)
+}
+
+/// One traced system call: its name and its arguments and result as text.
+struct Call<'a> {
+    name: &'a str,
+    line: &'a str,
+}
+
+fn calls(trace: &str) -> Vec<Call<'_>> {
+    trace
+        .lines()
+        .filter_map(|line| {
+            // `PID name(args) = result` (with -f, a pid first).
+            let rest = line.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+            let name = rest.split('(').next()?;
+            if name.is_empty() || name.contains(' ') {
+                return None;
+            }
+            Some(Call { name, line: rest })
+        })
+        .collect()
+}
+
+/// The path a traced `open*` call reached: the result's `<path>` annotation when it succeeded,
+/// else the path argument (absolute, or joined to the folder annotation of its dirfd).
+fn opened_path(call: &Call<'_>) -> Option<String> {
+    if let Some((_, result)) = call.line.rsplit_once(" = ")
+        && let Some(start) = result.find('<')
+        && let Some(end) = result.rfind('>')
+    {
+        return Some(result[start + 1..end].to_string());
+    }
+    let arguments = call.line.split_once('(')?.1;
+    let quoted_start = arguments.find('"')?;
+    let quoted = &arguments[quoted_start + 1..];
+    let name = &quoted[..quoted.find('"')?];
+    if name.starts_with('/') || call.name == "open" || call.name == "creat" {
+        return Some(name.to_string());
+    }
+    let folder = arguments[..quoted_start]
+        .split_once('<')
+        .map(|(_, rest)| rest.trim_end_matches([',', ' ', '>']))
+        .unwrap_or(".");
+    Some(format!("{folder}/{name}"))
+}
+
+/// The problems found, and how many opens of watched files were seen (so a trace the parser
+/// cannot read fails instead of passing empty).
+fn check_trace(trace: &str, watched: &[&Path], exempt: &Path) -> (Vec<String>, usize) {
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    let watched: Vec<String> = watched.iter().map(|p| p.display().to_string()).collect();
+    let exempt = exempt.display().to_string();
+    for call in calls(trace) {
+        match call.name {
+            "chmod" | "fchmodat" | "fchmodat2" | "chown" | "lchown" | "fchownat" | "utime"
+            | "utimes" | "futimesat" => {
+                problems.push(format!("path-based call: {}", call.line));
+            }
+            // utimensat(fd, NULL, ...) is futimens: on the handle.
+            "utimensat" if !call.line.contains(", NULL,") => {
+                problems.push(format!("path-based call: {}", call.line));
+            }
+            "open" | "openat" | "openat2" | "creat" => {
+                let flags = call.line;
+                let nofollow = flags.contains("O_NOFOLLOW");
+                if (flags.contains("O_CREAT") || call.name == "creat") && !nofollow {
+                    problems.push(format!("O_CREAT without O_NOFOLLOW: {}", call.line));
+                    continue;
+                }
+                if flags.contains("O_DIRECTORY") {
+                    continue;
+                }
+                let Some(path) = opened_path(&call) else {
+                    continue;
+                };
+                if path.starts_with(&exempt)
+                    || !watched.iter().any(|folder| path.starts_with(folder.as_str()))
+                {
+                    continue;
+                }
+                seen += 1;
+                if !nofollow {
+                    problems.push(format!("opened without O_NOFOLLOW: {}", call.line));
+                }
+            }
+            _ => {}
+        }
+    }
+    (problems, seen)
+}
+
+#[test]
+fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path() {
+    let Some(strace) = strace() else {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        return;
+    };
+    let host = Host::new();
+    let work = tempfile::tempdir().unwrap();
+    let trace = work.path().join("trace.txt");
+    let root = host.root.path();
+    // The metrics file is on from the start, as register_host turns it on for node_exporter.
+    let mut register = Command::new(sibling_binary("register_host"));
+    register
+        .arg("--agent-root")
+        .arg(root)
+        .args(["--token", &host.token, "--agent", "host1", "--extcertdir"])
+        .arg(host.cert_dir.path())
+        .arg("--cm-ca")
+        .arg(host.manager.web_ca_path())
+        .arg(host.manager.host_port())
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR")
+        .env_remove("REG_TOKEN");
+    let output = traced(&strace, &trace, &register, Duration::from_secs(120));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    host.enable_metrics();
+    // A renewal by vmd --once.
+    host.new_set(host.cert_dir.path(), 400);
+    let output = traced(
+        &strace,
+        &trace,
+        &vmd(root, &["--once"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(common::log(root).contains("CGP2003I"), "{}", common::log(root));
+    // updatecerts with another set.
+    let second = tempfile::tempdir().unwrap();
+    host.new_set(second.path(), 430);
+    let mut vmutil = Command::new(sibling_binary("vmutil"));
+    vmutil
+        .arg("--agent-root")
+        .arg(root)
+        .args(["-a", "vmd", "-d"])
+        .arg(second.path())
+        .arg("updatecerts")
+        .env_remove("CTE_AGENT_ROOT");
+    let output = traced(&strace, &trace, &vmutil, Duration::from_secs(120));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    for arguments in [
+        vec!["-a", "vmd", "status", "--prometheus"],
+        vec!["-a", "vmd", "-d", second.path().to_str().unwrap(), "checkcerts"],
+    ] {
+        let mut vmutil = Command::new(sibling_binary("vmutil"));
+        vmutil
+            .arg("--agent-root")
+            .arg(root)
+            .args(&arguments)
+            .env_remove("CTE_AGENT_ROOT");
+        let output = traced(&strace, &trace, &vmutil, Duration::from_secs(60));
+        assert_eq!(output.status.code(), Some(0), "{arguments:?}: {}", text(&output));
+    }
+    // The daemon: a heartbeat at start, then SIGTERM.
+    let mut daemon = Command::new(&strace);
+    daemon
+        .args(["-f", "-qq", "-y", "-e", TRACED, "-A", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root)
+        .env_remove("CTE_AGENT_ROOT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = daemon.spawn().unwrap();
+    let metrics = host.metrics_dir.path().join("cte_agent.prom");
+    let before = std::fs::metadata(&metrics).and_then(|m| m.modified()).ok();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let now = std::fs::metadata(&metrics).and_then(|m| m.modified()).ok();
+        if now != before && common::log(root).contains("CGP2001I") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGTERM to vmd itself (its pid file): strace blocks fatal signals when it runs a program
+    // with -o (its -I3 default), and exits when vmd does.
+    let pid = std::fs::read_to_string(root.join("vmd/run/vmd.pid")).unwrap_or_default();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.trim())
+        .status();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
+            panic!("the traced daemon did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        trace_text.contains("heartbeat-state.json") || trace_text.contains("metrics-state"),
+        "the daemon's heartbeat is in the trace"
+    );
+    let (problems, seen) = check_trace(
+        &trace_text,
+        &[root, host.metrics_dir.path()],
+        host.cert_dir.path(),
+    );
+    eprintln!("strace guard: {seen} opens of the agent's files checked");
+    assert!(seen >= 30, "only {seen} opens of the agent's files in the trace");
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_trace_checker_finds_what_it_looks_for() {
+    // The checker itself, on lines in strace's own format: it must not pass everything.
+    let root = Path::new("/tmp/root");
+    let cert = Path::new("/tmp/certs");
+    let trace = r#"123 chmod("/tmp/root/x", 0644) = 0
+123 fchmodat(AT_FDCWD</tmp>, "/tmp/m/.x.tmp", 0644) = 0
+124 openat(AT_FDCWD</tmp>, "/tmp/root/vmd/run/status.json", O_RDONLY|O_CLOEXEC) = 3</tmp/root/vmd/run/status.json>
+124 openat(5</tmp/root/vmd/run>, "journal.json", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) = 6</tmp/root/vmd/run/journal.json>
+124 openat(5</tmp/root/vmd/run>, "ok.json", O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC) = 6</tmp/root/vmd/run/ok.json>
+124 openat(AT_FDCWD</tmp>, "/tmp/certs/client_key.pem", O_RDONLY|O_CLOEXEC) = 3</tmp/certs/client_key.pem>
+124 openat(AT_FDCWD</tmp>, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3</etc/hostname>
+124 utimensat(3</tmp/root/x>, NULL, [UTIME_NOW, UTIME_NOW], 0) = 0
+"#;
+    let (problems, seen) = check_trace(trace, &[root], cert);
+    assert_eq!(seen, 2, "status.json and ok.json (the created journal is a problem of its own)");
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(problems[0].starts_with("path-based call: chmod"));
+    assert!(problems[1].starts_with("path-based call: fchmodat"));
+    assert!(problems[2].contains("status.json"));
+    assert!(problems[3].starts_with("O_CREAT without O_NOFOLLOW"));
+}
+
+// ---- hostile state files and folders ----------------------------------------------------------
+
+#[test]
+fn a_fifo_a_link_or_a_device_at_any_state_file_never_hangs_or_touches_another_file() {
+    let host = Host::registered();
+    let root = host.root.path();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = victim(outside.path());
+    let run = root.join("vmd/run");
+    std::fs::create_dir_all(&run).unwrap();
+    let names = [
+        "metrics-state.json",
+        "heartbeat-state.json",
+        "status.json",
+        "renewal-journal.json",
+    ];
+    for name in names {
+        for kind in ["fifo", "link", "zero"] {
+            let path = run.join(name);
+            let _ = std::fs::remove_file(&path);
+            match kind {
+                "fifo" => rustix::fs::mkfifoat(
+                    rustix::fs::CWD,
+                    &path,
+                    rustix::fs::Mode::from_raw_mode(0o666),
+                )
+                .unwrap(),
+                "link" => symlink(&victim, &path).unwrap(),
+                _ => symlink("/dev/zero", &path).unwrap(),
+            }
+            let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+            let all = text(&output);
+            assert_untouched(&victim);
+            // Never a hang (run_bounded) and never a crash; a refusal names the file.
+            assert!(
+                matches!(output.status.code(), Some(0 | 3 | 7)),
+                "{name} as {kind}: {all}"
+            );
+            if output.status.code() != Some(0) {
+                assert!(all.contains(name), "{name} as {kind}: {all}");
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    // Cleaned up, the host is healthy again.
+    let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+#[test]
+fn a_metrics_folder_others_can_write_is_refused_with_the_fix_and_the_check_goes_on() {
+    let host = Host::registered();
+    let root = host.root.path();
+    std::fs::set_permissions(
+        host.metrics_dir.path(),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("CGP3013W"), "{all}");
+    assert!(all.contains("chmod go-w"), "{all}");
+    assert!(!host.metrics_dir.path().join("cte_agent.prom").exists());
+    // Fixed as the message says, the file appears, 0644, written by fchmod on the handle.
+    std::fs::set_permissions(
+        host.metrics_dir.path(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let metrics = host.metrics_dir.path().join("cte_agent.prom");
+    assert_eq!(
+        std::fs::metadata(&metrics).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}
+
+#[test]
+fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to_stderr() {
+    let host = Host::registered();
+    let root = host.root.path();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = victim(outside.path());
+    // A custom LOG_DIR writable by all.
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(logs.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    set_conf(root, "LOG_DIR", logs.path().to_str().unwrap());
+    let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("CGP3014E"), "{all}");
+    assert!(all.contains("chmod go-w"), "{all}");
+    assert!(!logs.path().join("vorvmd_root.log").exists());
+    // The agent's own log folder, with the log file a link to a root-only file.
+    let mut conf = agent_config::ConfigFile::read(&root.join("vmd/etc/agent.conf")).unwrap();
+    conf.set("LOG_DIR", "");
+    std::fs::write(root.join("vmd/etc/agent.conf"), conf.render()).unwrap();
+    let own_logs = root.join("vmd/log");
+    std::fs::create_dir_all(&own_logs).unwrap();
+    let _ = std::fs::remove_file(own_logs.join("vorvmd_root.log"));
+    symlink(&victim, own_logs.join("vorvmd_root.log")).unwrap();
+    // And the agent's own folder made wide: repaired, with a message.
+    std::fs::set_permissions(root.join("vmd/run"), std::fs::Permissions::from_mode(0o777))
+        .unwrap();
+    let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert_untouched(&victim);
+    assert!(all.contains("CGP3014E"), "{all}");
+    assert!(all.contains("symbolic link"), "{all}");
+    assert!(all.contains("CGP3015W"), "{all}");
+    assert_eq!(
+        std::fs::metadata(root.join("vmd/run"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+}
