@@ -28,13 +28,40 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Every code, in order: the one exit-code table (README "Exit codes" and the man pages'
+    /// EXIT STATUS are made from or checked against it).
+    pub const ALL: [ExitStatus; 8] = [
+        ExitStatus::Ok,
+        ExitStatus::Internal,
+        ExitStatus::Usage,
+        ExitStatus::LocalInput,
+        ExitStatus::Refused,
+        ExitStatus::Unreachable,
+        ExitStatus::Busy,
+        ExitStatus::LocalSystem,
+    ];
+
+    /// What the code means, as the README's table says it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Ok => r#"ok"#,
+            ExitStatus::Internal => r#"internal error: a bug (please report it with the message)"#,
+            ExitStatus::Usage => r#"usage: wrong or missing arguments"#,
+            ExitStatus::LocalInput => r#"local input invalid: certificate files, key, passphrase, agent.conf, pem store, the token or CA file given; also "certificate expired, re-registration required" (only after the manager refused the expired certificate)"#,
+            ExitStatus::Refused => r#"the manager refused (its `codeDesc` and message are printed)"#,
+            ExitStatus::Unreachable => r#"the manager could not be reached, TLS failed (reason printed), it answered something unexpected, or a renewal's outcome is unknown: not healthy until the next check (soon) settles it"#,
+            ExitStatus::Busy => r#"busy: another renewal check (or a second `vmd`) holds the agent root's lock; nothing was done"#,
+            ExitStatus::LocalSystem => r#"local system failure: the disk is full or read-only, a permission is missing, or one of the agent's own files or folders was refused as unsafe (a link, a FIFO, a folder others can write); the path and the fix are printed"#,
+        }
+    }
+
     /// The numeric code.
     pub fn code(self) -> u8 {
         self as u8
     }
 
     /// The table printed in `--help`.
-    pub const HELP: &'static str = "Exit codes: 0 ok, 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable, TLS failed or a renewal's outcome unknown, 6 busy (another renewal check or vmd holds the lock), 7 local system failure (disk full, read-only, permission, or an agent file or folder refused as unsafe).";
+    pub const HELP: &'static str = "Exit codes: 0 ok, 1 internal error (a bug), 2 usage, 3 local input invalid (files, key, passphrase, configuration, pem store), 4 refused by the manager, 5 manager unreachable, TLS failed or a renewal's outcome unknown, 6 busy (another renewal check or vmd holds the lock), 7 local system failure (disk full, read-only, permission, or an agent file or folder refused as unsafe).";
 }
 
 /// Why an agent operation failed.
@@ -180,6 +207,37 @@ impl AgentError {
             path: path.into(),
             action,
             source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitStatus;
+
+    #[test]
+    fn one_exit_code_table_in_the_code_the_readme_and_help() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        )
+        .unwrap();
+        let rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|line| *line != "## Exit codes (every binary)")
+            .skip_while(|line| !line.starts_with("| 0 |"))
+            .take_while(|line| line.starts_with("| "))
+            .collect();
+        let expected: Vec<String> = ExitStatus::ALL
+            .iter()
+            .map(|status| format!("| {} | {} |", status.code(), status.meaning()))
+            .collect();
+        assert_eq!(rows, expected, "README's exit-code table");
+        for (index, status) in ExitStatus::ALL.iter().enumerate() {
+            assert_eq!(usize::from(status.code()), index);
+            assert!(
+                ExitStatus::HELP.contains(&format!(" {} ", status.code())),
+                "--help misses {status:?}"
+            );
         }
     }
 }

@@ -50,7 +50,7 @@ pub const NODE_EXPORTER_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter"
 
 /// Every result kind a check can end with (`cte_agent_last_check_result{result}`): the
 /// renewal decision's outcomes plus `check_failed` (a local problem stopped the check).
-pub const RESULT_KINDS: [&str; 16] = [
+pub const RESULT_KINDS: [&str; 17] = [
     "not_due",
     "healthy",
     "already_in_use",
@@ -65,19 +65,21 @@ pub const RESULT_KINDS: [&str; 16] = [
     "outcome_unknown",
     "no_identity_accepted",
     "expired",
+    "clock_skew",
     "check_failed",
     "other",
 ];
 
 /// Result kinds that count as a failed renewal check (besides any check that leaves the host
 /// unhealthy, such as no usable set in the last 14 days).
-pub const FAILURE_KINDS: [&str; 7] = [
+pub const FAILURE_KINDS: [&str; 8] = [
     "candidate_refused",
     "refused_by_manager",
     "unreachable",
     "outcome_unknown",
     "no_identity_accepted",
     "expired",
+    "clock_skew",
     "check_failed",
 ];
 

@@ -230,7 +230,8 @@ fn an_unknown_push_keeps_everything_and_is_settled_by_a_probe() {
         outcome,
         Outcome::OutcomeUnknown { generation: 3, .. }
     ));
-    assert_eq!((severity, healthy), (Severity::Warning, true));
+    // Unsettled: a WARNING, and not healthy until the next check settles it (exit 5).
+    assert_eq!((severity, healthy), (Severity::Warning, false));
     // At the next check: probe with the candidate.
     assert_eq!(
         pushing().step(),

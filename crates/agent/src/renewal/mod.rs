@@ -130,6 +130,8 @@ impl CheckOutcome {
                 ExitStatus::Refused
             }
             Outcome::Unreachable { .. } | Outcome::OutcomeUnknown { .. } => ExitStatus::Unreachable,
+            // The clock is wrong: a local system failure, though the manager accepts the host.
+            Outcome::ClockSkew { .. } => ExitStatus::LocalSystem,
             Outcome::NotDue
             | Outcome::Healthy
             | Outcome::AlreadyInUse
@@ -647,6 +649,11 @@ impl Check<'_> {
             Outcome::Expired => Message::Expired {
                 common_name,
                 not_after,
+            },
+            Outcome::ClockSkew { not_after } => Message::ClockSkew {
+                local: self.now,
+                not_after: *not_after,
+                manager: None,
             },
         };
         let level = level_of(report.severity).max(match self.request.trigger {

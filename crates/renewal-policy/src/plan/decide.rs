@@ -109,6 +109,12 @@ fn finish(
     })
 }
 
+/// An unknown outcome is never healthy: health means the check ended with the host's identity
+/// settled and accepted, and after a lost answer it is not settled yet (both identities are
+/// kept and the next check, soon, settles it). So `vmd --once` exits 5 and
+/// `cte_agent_healthy` is 0 until then (README, "Exit codes").
+const UNSETTLED: bool = false;
+
 /// What every step of the decision looks at, computed once.
 struct Context<'s, 'a> {
     situation: &'s Situation<'a>,
@@ -118,8 +124,7 @@ struct Context<'s, 'a> {
     policy: &'a Policy,
     now: SystemTime,
     current_certificate: CurrentCertificate,
-    /// An unknown outcome is healthy (the host holds both identities) only while renewal is
-    /// not overdue.
+    /// Renewal is overdue (past the ERROR threshold): a refusal is then unhealthy.
     overdue: bool,
 }
 
@@ -168,7 +173,6 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
         events,
         store,
         current,
-        overdue,
         ..
     } = *context;
     let soon = || context.soon();
@@ -233,7 +237,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                         },
                         Severity::Warning,
                         soon(),
-                        !overdue,
+                        UNSETTLED,
                     ),
                     // An earlier check's push: probe with the candidate.
                     None => match login_answer(events, generation) {
@@ -255,7 +259,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                             },
                             Severity::Warning,
                             soon(),
-                            !overdue,
+                            UNSETTLED,
                         ),
                     },
                 });
@@ -292,7 +296,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                         },
                         Severity::Warning,
                         soon(),
-                        !overdue,
+                        UNSETTLED,
                     ),
                 });
             }
@@ -461,10 +465,22 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
         ..
     } = *context;
 
-    // 4. Expired: nothing is attempted.
+    // 4. Expired by the local clock: the manager decides. A login with the current identity
+    //    first; only when it is not accepted is re-registration required. When it is accepted
+    //    the clock is wrong: renew with a usable set as normal, else report the skew.
     let (due, next_check) = match schedule(policy, situation.host, current_certificate, now) {
         Schedule::Expired { .. } => {
-            return finish(Outcome::Expired, Severity::Critical, None, false);
+            if situation.dry_run {
+                return finish(Outcome::Expired, Severity::Critical, None, false);
+            }
+            return match login_answer(events, current.number) {
+                None => Step::Login {
+                    generation: current.number,
+                    with_status: false,
+                },
+                Some(Answer::Accepted) => clock_skew(context),
+                Some(_) => finish(Outcome::Expired, Severity::Critical, None, false),
+            };
         }
         Schedule::NotDue { next_check } => (None, next_check),
         Schedule::Due {
@@ -543,6 +559,27 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
 
 /// Stage the folder's set (or say it is ready, in a dry run). A check pushes at most twice (once
 /// more after a probe showed that an earlier push did not take).
+/// The manager accepts a certificate the local clock says has expired: renew with a usable set
+/// from the folder as normal, else report the skew (WARNING, not healthy, checked again soon).
+fn clock_skew(context: &Context<'_, '_>) -> Step {
+    let situation = context.situation;
+    let soon = context.soon();
+    if *situation.folder == FolderView::NotLooked {
+        return Step::LookInFolder;
+    }
+    if let SetClass::Usable(candidate) = classify(situation) {
+        return renew_step(context, candidate, soon.unwrap_or(context.now));
+    }
+    finish(
+        Outcome::ClockSkew {
+            not_after: context.current_certificate.not_after,
+        },
+        Severity::Warning,
+        soon,
+        false,
+    )
+}
+
 fn renew_step(
     context: &Context<'_, '_>,
     candidate: &CandidateCertificate,

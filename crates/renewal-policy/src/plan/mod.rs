@@ -350,8 +350,16 @@ pub enum Outcome {
         /// The manager's words for the current certificate.
         reason: String,
     },
-    /// The current certificate has expired: re-registration is required.
+    /// The current certificate has expired: re-registration is required. Only after the
+    /// manager did not accept it (the local clock alone never decides this).
     Expired,
+    /// The local clock says the current certificate has expired, yet the manager accepts it:
+    /// the clock is wrong. Nothing usable to renew with was in the folder; renewal goes on as
+    /// normal at the next check.
+    ClockSkew {
+        /// The certificate's end of validity, which the local clock is past.
+        not_after: SystemTime,
+    },
 }
 
 impl Outcome {
@@ -375,6 +383,7 @@ impl Outcome {
             Self::OutcomeUnknown { .. } => "outcome_unknown",
             Self::NoIdentityAccepted { .. } => "no_identity_accepted",
             Self::Expired => "expired",
+            Self::ClockSkew { .. } => "clock_skew",
         }
     }
 }
