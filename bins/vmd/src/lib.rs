@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 #[command(
     name = "vmd",
     about = "Agent daemon: heartbeat with the manager and external-certificate renewal.",
-    after_help = "With --once: exit 0 when the host ends with a healthy identity (renewed, nothing due, or no new set yet with its WARNING); 3 local problem (also: certificate expired, re-registration required); 4 refused by the manager; 5 manager unreachable.\nSignals: SIGHUP rereads agent.conf and checks now; SIGTERM stops."
+    after_help = "With --once: exit 0 when the host ends with a settled, accepted identity (renewed, nothing due, or no new set yet with its WARNING); 3 local input problem (also: certificate expired and not accepted by the manager, re-registration required); 4 refused by the manager; 5 manager unreachable or a renewal's outcome unknown; 6 busy; 7 local system failure (disk, permissions, an unsafe agent file, a clock past the certificate's end that the manager contradicts).\nSignals: SIGHUP rereads agent.conf and checks now; SIGTERM stops."
 )]
 pub struct Cli {
     /// The agent root (default: $CTE_AGENT_ROOT or /opt/vormetric/DataSecurityExpert/agent).

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use agent::ExitStatus;
+/// The exit codes (the man pages list them from here).
+pub use agent::ExitStatus;
 use clap::{CommandFactory, Parser, ValueEnum};
 
 /// The command line (see `--help`).

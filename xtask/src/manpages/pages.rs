@@ -37,27 +37,16 @@ const ROOT: &str = "/opt/vormetric/DataSecurityExpert/agent";
 
 /// The exit codes every agent binary shares (README, "Exit codes").
 fn agent_exit_status(intro: &str) -> Vec<Block> {
-    vec![
-        paragraph(intro),
-        item("0", "Success."),
-        item("2", "Usage: wrong or missing arguments."),
-        item(
-            "3",
-            "Local input invalid: the certificate files, the key, the passphrase, agent.conf or the pem store; also \"certificate expired, re-registration required\".",
-        ),
-        item(
-            "4",
-            "The manager refused (its codeDesc and message are printed).",
-        ),
-        item(
-            "5",
-            "The manager could not be reached, TLS with it failed (the reason is printed), it answered something unexpected, or a renewal's outcome is unknown (the next check settles it).",
-        ),
-        item(
-            "6",
-            "Busy: another renewal check, or a running vmd, holds the agent root's lock; nothing was done.",
-        ),
-    ]
+    // The one table: agent::ExitStatus::ALL (the README's table is checked against it).
+    let mut blocks = vec![paragraph(intro)];
+    for status in vmutil::ExitStatus::ALL {
+        let meaning = status.meaning();
+        let mut text = meaning[..1].to_uppercase();
+        text.push_str(&meaning[1..]);
+        text.push('.');
+        blocks.push(item(&status.code().to_string(), &text));
+    }
+    blocks
 }
 
 fn agent_root_variable() -> Block {
@@ -209,7 +198,7 @@ fn vmd() -> Page {
             (
                 "EXIT STATUS",
                 agent_exit_status(
-                    "The daemon exits 0 when stopped by SIGTERM. With --once (the health check for cron, timers and monitoring) it exits 0 when the manager accepts the host's identity and renewal is not overdue (a WARNING about no usable new set still exits 0; from ERROR on, 3). The codes:",
+                    "The daemon exits 0 when stopped by SIGTERM. With --once (the health check for cron, timers and monitoring) it exits 0 when the check ended with the host's identity settled and accepted by the manager and renewal is not overdue (a WARNING about no usable new set still exits 0; from ERROR on, 3; a renewal whose outcome is unknown, 5, until the next check settles it). The codes:",
                 ),
             ),
             ("ENVIRONMENT", environment),
