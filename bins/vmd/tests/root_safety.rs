@@ -384,7 +384,7 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
     }
     let trace_text = std::fs::read_to_string(&trace).unwrap();
     assert!(
-        trace_text.contains("heartbeat-state.json") || trace_text.contains("metrics-state"),
+        trace_text.contains("heartbeat.json"),
         "the daemon's heartbeat is in the trace"
     );
     let (problems, seen) = check_trace(
@@ -437,7 +437,7 @@ fn a_fifo_a_link_or_a_device_at_any_state_file_never_hangs_or_touches_another_fi
     std::fs::create_dir_all(&run).unwrap();
     let names = [
         "metrics-state.json",
-        "heartbeat-state.json",
+        "heartbeat.json",
         "status.json",
         "renewal-journal.json",
     ];
@@ -546,4 +546,112 @@ fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to
             & 0o777,
         0o700
     );
+}
+
+// ---- the clock ---------------------------------------------------------------------------------
+
+/// libfaketime (Debian `faketime`), if installed.
+fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|path| path.exists())
+}
+
+/// `command` with its wall clock read from `file` (`@YYYY-MM-DD hh:mm:ss` or `+Nd`, re-read at
+/// every call) and its monotonic clock left real, as an NTP step leaves it.
+fn with_fake_clock(command: &mut Command, library: &Path, file: &Path) {
+    command
+        .env("LD_PRELOAD", library)
+        .env("FAKETIME_TIMESTAMP_FILE", file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env("DONT_FAKE_MONOTONIC", "1");
+}
+
+#[test]
+fn a_clock_ahead_past_not_after_asks_the_manager_and_reports_the_skew() {
+    let Some(library) = libfaketime() else {
+        eprintln!("SKIPPED: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let host = Host::registered();
+    let root = host.root.path();
+    let clock = host.root.path().join("fake-clock");
+    // 40 days ahead: the certificate (30 days left) has expired by this clock.
+    std::fs::write(&clock, "+40d\n").unwrap();
+    let mut once = vmd(root, &["--once"]);
+    with_fake_clock(&mut once, &library, &clock);
+    let output = run_bounded(once, Duration::from_secs(60));
+    let all = text(&output);
+    assert!(all.contains("CGP3016W"), "{all}");
+    assert!(!all.contains("CGP3005C"), "re-registration was asked for: {all}");
+    assert_eq!(output.status.code(), Some(7), "{all}");
+    // With a usable newer set in the folder, it renews as normal despite the clock.
+    host.new_set(host.cert_dir.path(), 400);
+    let mut once = vmd(root, &["--once"]);
+    with_fake_clock(&mut once, &library, &clock);
+    let output = run_bounded(once, Duration::from_secs(60));
+    let all = text(&output);
+    assert!(all.contains("CGP2003I"), "{all}");
+    assert_eq!(output.status.code(), Some(0), "{all}");
+}
+
+#[test]
+fn the_daemon_keeps_its_heartbeat_when_the_wall_clock_steps_back_or_forward() {
+    let Some(library) = libfaketime() else {
+        eprintln!("SKIPPED: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let host = Host::registered();
+    let root = host.root.path();
+    set_conf(root, "STATUS_INTERVAL_MINUTES", "1");
+    let clock = host.root.path().join("fake-clock");
+    std::fs::write(&clock, "+0d\n").unwrap();
+    let mut daemon = vmd(root, &[]);
+    with_fake_clock(&mut daemon, &library, &clock);
+    let mut child = daemon
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Each heartbeat rewrites heartbeat.json with its (wall-clock) time, so the bytes change.
+    let state = root.join("vmd/run/heartbeat.json");
+    let inode = || std::fs::read(&state).ok();
+    let wait_for_beat = |after: Option<Vec<u8>>, limit: Duration| -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let now = inode();
+            if now.is_some() && now != after.clone() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    };
+    let result = (|| {
+        wait_for_beat(None, Duration::from_secs(30)).ok_or("no first heartbeat")?;
+        // NTP steps the clock 320 days back: the next heartbeat still comes within the interval.
+        std::fs::write(&clock, "-320d\n").unwrap();
+        let first = inode();
+        let waited = wait_for_beat(first, Duration::from_secs(90))
+            .ok_or("no heartbeat within 90 s after the clock stepped back 320 days")?;
+        eprintln!("heartbeat {waited:?} after the step back");
+        // And 200 days forward.
+        std::fs::write(&clock, "+200d\n").unwrap();
+        let second = inode();
+        let waited = wait_for_beat(second, Duration::from_secs(90))
+            .ok_or("no heartbeat within 90 s after the clock stepped forward 200 days")?;
+        eprintln!("heartbeat {waited:?} after the step forward");
+        Ok::<(), &str>(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(problem) = result {
+        panic!("{problem}; log:\n{}", common::log(root));
+    }
 }
