@@ -106,7 +106,10 @@ fn durable_fs_is_a_leaf_and_the_only_atomic_write() {
     let packages = packages();
     let durable = &packages["durable-fs"];
     assert!(
-        durable.normal.iter().all(|dependency| dependency == "rustix"),
+        durable
+            .normal
+            .iter()
+            .all(|dependency| dependency == "rustix"),
         "durable-fs must depend on nothing but std and rustix (it is below every crate that touches files): {:?}",
         durable.normal
     );

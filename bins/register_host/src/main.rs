@@ -31,7 +31,9 @@ fn main() -> ExitCode {
             if json {
                 agent::say!(
                     "{}",
-                    agent::terminal::escape_json(&serde_json::to_string_pretty(&report).unwrap_or_default())
+                    agent::terminal::escape_json(
+                        &serde_json::to_string_pretty(&report).unwrap_or_default()
+                    )
                 );
                 // The JSON says it too (`input_shredded`, `shred.not_shredded`); stderr keeps the
                 // warning visible to whoever runs it.
@@ -227,11 +229,14 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
 fn print_summary(report: &agent::register::RegistrationReport) {
     agent::say!(
         "Registered with {} as client {} ({}).",
-        report.manager_url, report.client_id, report.client_name
+        report.manager_url,
+        report.client_id,
+        report.client_name
     );
     agent::say!(
         "  certificate:  {} (expires {})",
-        report.common_name, report.not_after
+        report.common_name,
+        report.not_after
     );
     agent::say!("  fingerprint:  {}", report.sha256_fingerprint);
     agent::say!("  pem store:    {}", report.agent_pem.display());

@@ -201,7 +201,9 @@ fn calls(trace: &str) -> Vec<Call<'_>> {
         .lines()
         .filter_map(|line| {
             // `PID name(args) = result` (with -f, a pid first).
-            let rest = line.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+            let rest = line
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
             let name = rest.split('(').next()?;
             if name.is_empty() || name.contains(' ') {
                 return None;
@@ -265,7 +267,9 @@ fn check_trace(trace: &str, watched: &[&Path], exempt: &Path) -> (Vec<String>, u
                     continue;
                 };
                 if path.starts_with(&exempt)
-                    || !watched.iter().any(|folder| path.starts_with(folder.as_str()))
+                    || !watched
+                        .iter()
+                        .any(|folder| path.starts_with(folder.as_str()))
                 {
                     continue;
                 }
@@ -315,7 +319,11 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
         Duration::from_secs(120),
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    assert!(common::log(root).contains("CGP2003I"), "{}", common::log(root));
+    assert!(
+        common::log(root).contains("CGP2003I"),
+        "{}",
+        common::log(root)
+    );
     // updatecerts with another set.
     let second = tempfile::tempdir().unwrap();
     host.new_set(second.path(), 430);
@@ -331,7 +339,13 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     for arguments in [
         vec!["-a", "vmd", "status", "--prometheus"],
-        vec!["-a", "vmd", "-d", second.path().to_str().unwrap(), "checkcerts"],
+        vec![
+            "-a",
+            "vmd",
+            "-d",
+            second.path().to_str().unwrap(),
+            "checkcerts",
+        ],
     ] {
         let mut vmutil = Command::new(sibling_binary("vmutil"));
         vmutil
@@ -340,7 +354,12 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
             .args(&arguments)
             .env_remove("CTE_AGENT_ROOT");
         let output = traced(&strace, &trace, &vmutil, Duration::from_secs(60));
-        assert_eq!(output.status.code(), Some(0), "{arguments:?}: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{arguments:?}: {}",
+            text(&output)
+        );
     }
     // The daemon: a heartbeat at start, then SIGTERM.
     let mut daemon = Command::new(&strace);
@@ -369,10 +388,7 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
     // SIGTERM to vmd itself (its pid file): strace blocks fatal signals when it runs a program
     // with -o (its -I3 default), and exits when vmd does.
     let pid = std::fs::read_to_string(root.join("vmd/run/vmd.pid")).unwrap_or_default();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.trim())
-        .status();
+    let _ = Command::new("kill").arg("-TERM").arg(pid.trim()).status();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(30) {
@@ -393,7 +409,10 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
         host.cert_dir.path(),
     );
     eprintln!("strace guard: {seen} opens of the agent's files checked");
-    assert!(seen >= 30, "only {seen} opens of the agent's files in the trace");
+    assert!(
+        seen >= 30,
+        "only {seen} opens of the agent's files in the trace"
+    );
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",
@@ -417,7 +436,10 @@ fn the_trace_checker_finds_what_it_looks_for() {
 124 utimensat(3</tmp/root/x>, NULL, [UTIME_NOW, UTIME_NOW], 0) = 0
 "#;
     let (problems, seen) = check_trace(trace, &[root], cert);
-    assert_eq!(seen, 2, "status.json and ok.json (the created journal is a problem of its own)");
+    assert_eq!(
+        seen, 2,
+        "status.json and ok.json (the created journal is a problem of its own)"
+    );
     assert_eq!(problems.len(), 4, "{problems:#?}");
     assert!(problems[0].starts_with("path-based call: chmod"));
     assert!(problems[1].starts_with("path-based call: fchmodat"));
@@ -529,8 +551,7 @@ fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to
     let _ = std::fs::remove_file(own_logs.join("vorvmd_root.log"));
     symlink(&victim, own_logs.join("vorvmd_root.log")).unwrap();
     // And the agent's own folder made wide: repaired, with a message.
-    std::fs::set_permissions(root.join("vmd/run"), std::fs::Permissions::from_mode(0o777))
-        .unwrap();
+    std::fs::set_permissions(root.join("vmd/run"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
@@ -589,7 +610,10 @@ fn a_clock_ahead_past_not_after_asks_the_manager_and_reports_the_skew() {
     let output = run_bounded(once, Duration::from_secs(60));
     let all = text(&output);
     assert!(all.contains("CGP3016W"), "{all}");
-    assert!(!all.contains("CGP3005C"), "re-registration was asked for: {all}");
+    assert!(
+        !all.contains("CGP3005C"),
+        "re-registration was asked for: {all}"
+    );
     assert_eq!(output.status.code(), Some(7), "{all}");
     // With a usable newer set in the folder, it renews as normal despite the clock.
     host.new_set(host.cert_dir.path(), 400);

@@ -104,7 +104,9 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             if cli.json {
                 agent::say!(
                     "{}",
-                    agent::terminal::escape_json(&serde_json::to_string_pretty(&outcome.status).unwrap_or_default())
+                    agent::terminal::escape_json(
+                        &serde_json::to_string_pretty(&outcome.status).unwrap_or_default()
+                    )
                 );
             }
             if outcome.identity_changed() {

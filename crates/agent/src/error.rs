@@ -47,11 +47,21 @@ impl ExitStatus {
             ExitStatus::Ok => r#"ok"#,
             ExitStatus::Internal => r#"internal error: a bug (please report it with the message)"#,
             ExitStatus::Usage => r#"usage: wrong or missing arguments"#,
-            ExitStatus::LocalInput => r#"local input invalid: certificate files, key, passphrase, agent.conf, pem store, the token or CA file given; also "certificate expired, re-registration required" (only after the manager refused the expired certificate)"#,
-            ExitStatus::Refused => r#"the manager refused (its `codeDesc` and message are printed)"#,
-            ExitStatus::Unreachable => r#"the manager could not be reached, TLS failed (reason printed), it answered something unexpected, or a renewal's outcome is unknown: not healthy until the next check (soon) settles it"#,
-            ExitStatus::Busy => r#"busy: another renewal check (or a second `vmd`) holds the agent root's lock; nothing was done"#,
-            ExitStatus::LocalSystem => r#"local system failure: the disk is full or read-only, a permission is missing, or one of the agent's own files or folders was refused as unsafe (a link, a FIFO, a folder others can write); the path and the fix are printed"#,
+            ExitStatus::LocalInput => {
+                r#"local input invalid: certificate files, key, passphrase, agent.conf, pem store, the token or CA file given; also "certificate expired, re-registration required" (only after the manager refused the expired certificate)"#
+            }
+            ExitStatus::Refused => {
+                r#"the manager refused (its `codeDesc` and message are printed)"#
+            }
+            ExitStatus::Unreachable => {
+                r#"the manager could not be reached, TLS failed (reason printed), it answered something unexpected, or a renewal's outcome is unknown: not healthy until the next check (soon) settles it"#
+            }
+            ExitStatus::Busy => {
+                r#"busy: another renewal check (or a second `vmd`) holds the agent root's lock; nothing was done"#
+            }
+            ExitStatus::LocalSystem => {
+                r#"local system failure: the disk is full or read-only, a permission is missing, or one of the agent's own files or folders was refused as unsafe (a link, a FIFO, a folder others can write); the path and the fix are printed"#
+            }
         }
     }
 

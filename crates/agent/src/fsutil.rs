@@ -41,7 +41,10 @@ pub fn fs_error(error: durable_fs::Error, action: &'static str) -> AgentError {
 /// # Errors
 /// [`AgentError::UnsafeFile`] for a refusal, [`AgentError::Io`] otherwise.
 pub fn own_folder(path: &Path) -> Result<Folder, AgentError> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         create_private_dir(parent)?;
     }
     Folder::open(path, Trust::Own).map_err(|error| fs_error(error, "opening the folder"))

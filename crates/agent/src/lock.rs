@@ -76,7 +76,10 @@ fn lock_file(path: &Path, wait: Duration, what: &'static str) -> Result<File, Ag
     // Through the run folder's checked handle: never a link, a FIFO or another user's file.
     let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
     else {
-        return Err(AgentError::Usage(format!("{} is no lock file", path.display())));
+        return Err(AgentError::Usage(format!(
+            "{} is no lock file",
+            path.display()
+        )));
     };
     let mut file = fsutil::own_folder(folder)?
         .open_lock(name)

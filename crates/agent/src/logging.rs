@@ -329,7 +329,10 @@ fn append(file: &LogFile, bytes: &[u8], max_bytes: u64, kept_files: u32) -> Resu
         file.path.parent(),
         file.path.file_name().and_then(|name| name.to_str()),
     ) else {
-        return Err(AgentError::Usage(format!("{} is no log file", file.path.display())));
+        return Err(AgentError::Usage(format!(
+            "{} is no log file",
+            file.path.display()
+        )));
     };
     let folder = match file.trust {
         Trust::Own => crate::fsutil::own_folder(folder_path)?,
@@ -360,7 +363,11 @@ fn append(file: &LogFile, bytes: &[u8], max_bytes: u64, kept_files: u32) -> Resu
 
 /// `vorvmd_root.log` → `.1` → `.2` … → `.kept_files` (the oldest is dropped), by `renameat` in
 /// the folder; the caller holds the rotation lock.
-fn rotate(folder: &durable_fs::Folder, name: &str, kept_files: u32) -> Result<(), durable_fs::Error> {
+fn rotate(
+    folder: &durable_fs::Folder,
+    name: &str,
+    kept_files: u32,
+) -> Result<(), durable_fs::Error> {
     let numbered = |number: u32| format!("{name}.{number}");
     folder.remove(&numbered(kept_files))?;
     for number in (1..kept_files).rev() {

@@ -162,7 +162,9 @@ mod escaping_tests {
             escape_for_terminal("a\nb\u{1b}[2J\u{7}c\u{202e}d\u{2066}é"),
             "a\\nb\\u{1b}[2J\\u{7}c\\u{202e}d\\u{2066}é"
         );
-        for character in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{9b}', '\u{7f}'] {
+        for character in [
+            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{9b}', '\u{7f}',
+        ] {
             assert!(is_unsafe_for_terminal(character), "{character:?}");
         }
         assert!(!is_unsafe_for_terminal('é'));

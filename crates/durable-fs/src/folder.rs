@@ -84,8 +84,7 @@ fn refusal(path: &Path, operation: &'static str, problem: String) -> Error {
 }
 
 fn check_name(folder: &Path, name: &str) -> Result<(), Error> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\\')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\\') {
         return Err(refusal(
             &folder.join(name),
             "open",
@@ -259,7 +258,8 @@ impl Folder {
         observe(Step::PartiallyWritten);
         file.write_all(&bytes[half..])
             .map_err(|source| Error::new(&path, "write", source))?;
-        imp::set_mode(&file, mode).map_err(|source| Error::new(&path, "set the mode of", source))?;
+        imp::set_mode(&file, mode)
+            .map_err(|source| Error::new(&path, "set the mode of", source))?;
         file.sync_all()
             .map_err(|source| Error::new(&path, "write", source))?;
         drop(file);
@@ -477,8 +477,12 @@ mod imp {
         own: bool,
     ) -> Result<Option<File>, Error> {
         let path = folder.join(name);
-        match rustix::fs::openat(&folder.handle, name, OFlags::RDONLY | FILE_FLAGS, Mode::empty())
-        {
+        match rustix::fs::openat(
+            &folder.handle,
+            name,
+            OFlags::RDONLY | FILE_FLAGS,
+            Mode::empty(),
+        ) {
             Ok(fd) => {
                 let file = File::from(fd);
                 check_file(folder, name, &file, own)?;
@@ -591,7 +595,11 @@ mod imp {
                 path: path.to_path_buf(),
                 repaired: None,
             }),
-            Some(_) => Err(refusal(path, "open folder", "it is not a folder".to_string())),
+            Some(_) => Err(refusal(
+                path,
+                "open folder",
+                "it is not a folder".to_string(),
+            )),
             None => Err(Error::new(
                 path,
                 "open folder",
@@ -606,7 +614,11 @@ mod imp {
             .metadata()
             .map_err(|source| Error::new(&path, "examine", source))?;
         if !meta.is_file() {
-            return Err(refusal(&path, "open", "it is not a regular file".to_string()));
+            return Err(refusal(
+                &path,
+                "open",
+                "it is not a regular file".to_string(),
+            ));
         }
         Ok(file)
     }

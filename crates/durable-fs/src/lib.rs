@@ -210,10 +210,19 @@ pub fn replace_file(
         return Err(Error::refused(
             temporary,
             "create",
-            format!("the temporary file must be in the folder of {}", path.display()),
+            format!(
+                "the temporary file must be in the folder of {}",
+                path.display()
+            ),
         ));
     }
-    Folder::open(folder, Trust::Private)?.replace_through(name, temporary_name, bytes, 0o600, observe)
+    Folder::open(folder, Trust::Private)?.replace_through(
+        name,
+        temporary_name,
+        bytes,
+        0o600,
+        observe,
+    )
 }
 
 /// Reads a small file of the agent's own at `path` if it exists: its folder opened without
@@ -233,9 +242,10 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Error> {
 
 /// The folder (`.` for a bare name) and the file name of `path`.
 fn split(path: &Path) -> Result<(&Path, &str), Error> {
-    let name = path.file_name().and_then(|name| name.to_str()).ok_or_else(|| {
-        Error::refused(path, "open", "it has no file name in UTF-8".to_string())
-    })?;
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| Error::refused(path, "open", "it has no file name in UTF-8".to_string()))?;
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

@@ -47,7 +47,11 @@ fn a_link_swapped_in_at_any_step_never_changes_another_file() {
             b"root:secret-hash\n",
             "swap at {swap_at}"
         );
-        assert_eq!(mode(&victim), 0o600, "swap at {swap_at}: the victim's mode changed");
+        assert_eq!(
+            mode(&victim),
+            0o600,
+            "swap at {swap_at}: the victim's mode changed"
+        );
     }
 }
 

@@ -97,8 +97,7 @@ pub(crate) fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, Error> {
 
 /// Reads a whole file that must exist (as [`read_if_present`]).
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    read_if_present(path)?
-        .ok_or_else(|| Error::io(path, "read", io::ErrorKind::NotFound.into()))
+    read_if_present(path)?.ok_or_else(|| Error::io(path, "read", io::ErrorKind::NotFound.into()))
 }
 
 /// How a writer waits for the store's lock.
@@ -128,7 +127,11 @@ pub(crate) fn lock(path: &Path, wait: LockWait) -> Result<WriterLock, Error> {
     // Relative to the store folder's handle, never through a link or a FIFO.
     let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
     else {
-        return Err(Error::io(path, "open lock file", io::ErrorKind::InvalidInput.into()));
+        return Err(Error::io(
+            path,
+            "open lock file",
+            io::ErrorKind::InvalidInput.into(),
+        ));
     };
     let file = durable_fs::Folder::open(folder, durable_fs::Trust::Private)
         .and_then(|folder| folder.open_lock(name))

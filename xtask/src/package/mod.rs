@@ -435,6 +435,93 @@ fn verify_logrotate(tree: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Issue 20: the maintainer scripts (Debian postinst, rpm %post) run against a tree
+    /// (`DPKG_ROOT`) holding a link where an agent folder belongs, a 0777 agent folder and a
+    /// folder of another owner: the link is refused and its target left alone, the mode is
+    /// repaired to 0700 with a message, the other owner's folder is refused (root only).
+    #[cfg(unix)]
+    #[test]
+    fn maintainer_scripts_refuse_links_and_foreign_folders_and_repair_modes() {
+        use std::fs;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+        let mode = |path: &Path| fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777;
+        for script in ["contrib/debian/postinst", "contrib/rpm/post-install.sh"] {
+            let script = project_root().join(script);
+            let arguments: &[&str] = if script.ends_with("postinst") {
+                &["configure"]
+            } else {
+                &["1"]
+            };
+            let run = |tree: &Path| {
+                std::process::Command::new("sh")
+                    .arg(&script)
+                    .args(arguments)
+                    .env("DPKG_ROOT", tree)
+                    .output()
+                    .unwrap()
+            };
+            let tree = tempfile::tempdir().unwrap();
+            let agent = tree
+                .path()
+                .join("opt/vormetric/DataSecurityExpert/agent/vmd");
+            fs::create_dir_all(&agent).unwrap();
+            // A link at vmd/etc to a folder elsewhere.
+            let elsewhere = tree.path().join("elsewhere");
+            fs::create_dir(&elsewhere).unwrap();
+            fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
+            symlink(&elsewhere, agent.join("etc")).unwrap();
+            let output = run(tree.path());
+            let said = String::from_utf8_lossy(&output.stderr).to_string();
+            assert!(!output.status.success(), "{script:?}: a link was accepted");
+            assert!(said.contains("symbolic link"), "{said}");
+            assert_eq!(mode(&elsewhere), 0o755, "the link's target was changed");
+            assert!(fs::read_dir(&elsewhere).unwrap().next().is_none());
+            // Without the link: a 0777 folder is repaired, missing ones are made 0700.
+            fs::remove_file(agent.join("etc")).unwrap();
+            fs::create_dir(agent.join("run")).unwrap();
+            fs::set_permissions(agent.join("run"), fs::Permissions::from_mode(0o777)).unwrap();
+            let output = run(tree.path());
+            let said = String::from_utf8_lossy(&output.stdout).to_string();
+            assert!(
+                output.status.success(),
+                "{script:?}: {said}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(said.contains("had mode 777"), "{said}");
+            for folder in ["etc", "run", "log"] {
+                assert_eq!(mode(&agent.join(folder)), 0o700, "{folder}");
+            }
+            assert_eq!(mode(&tree.path().join("var/log/vormetric")), 0o700);
+            // A folder of another owner (root can make one): refused.
+            if rustix_free_euid() == 0 {
+                std::process::Command::new("chown")
+                    .arg("65534")
+                    .arg(agent.join("log"))
+                    .status()
+                    .unwrap();
+                assert_eq!(fs::metadata(agent.join("log")).unwrap().uid(), 65534);
+                let output = run(tree.path());
+                let said = String::from_utf8_lossy(&output.stderr).to_string();
+                assert!(
+                    !output.status.success(),
+                    "{script:?}: a foreign folder was accepted"
+                );
+                assert!(said.contains("belongs to uid 65534"), "{said}");
+            } else {
+                eprintln!("SKIPPED: the foreign-owner case needs root");
+            }
+        }
+    }
+
+    /// The effective uid, from `id -u` (xtask keeps its dependencies light).
+    fn rustix_free_euid() -> u32 {
+        let output = std::process::Command::new("id").arg("-u").output().unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// cargo-deb takes the version from Cargo.toml and the changelog from contrib/debian: a
     /// version bump must add a changelog entry (lintian and apt show the changelog's version).
     #[test]
