@@ -432,7 +432,7 @@ fn updatecerts_renews_from_another_folder_without_changing_the_saved_path_and_dr
 }
 
 #[test]
-fn an_expired_certificate_requires_re_registration_and_nothing_is_attempted() {
+fn an_expired_certificate_the_manager_refuses_requires_re_registration_and_no_renewal_is_sent() {
     // Registered with a certificate that expires three seconds later.
     let manager = Manager::start().unwrap();
     let (token, ca) = crate::common::trust_test_ca(&manager, "ca-p384");
@@ -449,7 +449,8 @@ fn an_expired_certificate_requires_re_registration_and_nothing_is_attempted() {
     let root = tempfile::tempdir().unwrap();
     common::register(&manager, &token, "host1", cert_dir.path(), root.path());
     std::thread::sleep(Duration::from_secs(4));
-    // Even with a valid renewal set in place, nothing is sent once expired.
+    // Even with a valid renewal set in place, no renewal is sent once expired: the one login
+    // (the manager decides, not the local clock) ends in its TLS alert "certificate expired".
     issue(
         &ca,
         KeyType::P384,

@@ -107,6 +107,14 @@ impl Error {
         match self {
             Error::InvalidConfiguration { .. } => Outcome::Local,
             Error::Refused { .. } => Outcome::Definite,
+            // The manager's TLS stack said our certificate has expired: it answered, and
+            // nothing was carried out.
+            Error::Tls { source, .. }
+                if alert_received(source.as_deref())
+                    == Some(rustls::AlertDescription::CertificateExpired) =>
+            {
+                Outcome::Definite
+            }
             Error::Connect { .. }
             | Error::Proxy { .. }
             | Error::Tls { .. }
@@ -123,6 +131,29 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The TLS alert the manager sent, when `cause` is (or wraps) `rustls::Error::AlertReceived`.
+fn alert_received(
+    cause: Option<&(dyn std::error::Error + Send + Sync + 'static)>,
+) -> Option<rustls::AlertDescription> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = match cause {
+        Some(cause) => Some(cause),
+        None => None,
+    };
+    while let Some(error) = current {
+        if let Some(rustls::Error::AlertReceived(alert)) = error.downcast_ref::<rustls::Error>() {
+            return Some(*alert);
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(rustls::Error::AlertReceived(alert)) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(*alert);
+        }
+        current = error.source();
+    }
+    None
 }
 
 /// What a failed call says about the manager's side. See [`Error::outcome`].

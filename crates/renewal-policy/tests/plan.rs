@@ -321,15 +321,55 @@ fn a_refused_current_identity_adopts_a_generation_the_manager_accepts() {
 }
 
 #[test]
-fn an_expired_certificate_attempts_nothing() {
+fn an_expired_certificate_is_decided_with_the_manager_not_by_the_local_clock_alone() {
     let mut expired = store(0);
     expired.current.not_after = now() - DAY;
-    let case = Case::new(Trigger::Once, expired, set(3, NAME, 400));
-    let (outcome, severity, healthy) = finished(case.step());
+    let current = expired.current.number;
+    // By the local clock it has expired: log in first (issue 20, finding 4).
+    let case = || Case::new(Trigger::Once, expired.clone(), FolderView::NotLooked);
     assert_eq!(
-        (outcome, severity, healthy),
-        (Outcome::Expired, Severity::Critical, false)
+        case().step(),
+        Step::Login {
+            generation: current,
+            with_status: false
+        }
     );
+    // Not accepted: re-registration is required. (Refused as another client's, the identity
+    // question tries the other generations first, as for any certificate.)
+    for answer in [
+        Answer::Refused {
+            reason: "TLS alert: certificate expired".to_string(),
+        },
+        indefinite(),
+    ] {
+        let (outcome, severity, healthy) = finished(case().answered(login(current), answer).step());
+        assert_eq!(
+            (outcome, severity, healthy),
+            (Outcome::Expired, Severity::Critical, false)
+        );
+    }
+    // Accepted: the clock is wrong. Look in the folder; renew with a usable set as normal...
+    let accepted = || case().answered(login(current), Answer::Accepted);
+    assert_eq!(accepted().step(), Step::LookInFolder);
+    let with_set = Case {
+        folder: set(3, NAME, 400),
+        ..accepted()
+    };
+    assert_eq!(with_set.step(), Step::Stage);
+    // ... else report the skew (WARNING, unhealthy, checked again soon), never "expired".
+    let nothing = Case {
+        folder: set(2, NAME, 0),
+        ..accepted()
+    };
+    let (outcome, severity, healthy) = finished(nothing.step());
+    assert!(matches!(outcome, Outcome::ClockSkew { .. }), "{outcome:?}");
+    assert_eq!((severity, healthy), (Severity::Warning, false));
+    // A dry run sends nothing: the local clock's verdict stands.
+    let dry = Case {
+        dry_run: true,
+        ..case()
+    };
+    assert_eq!(finished(dry.step()).0, Outcome::Expired);
 }
 
 #[test]

@@ -359,8 +359,11 @@ fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
             });
         }
         // A refusal other than "not this client's" (a rate limit, ...) or no answer: nothing
-        // that could change the manager's state was sent.
-        Some(Answer::Refused { reason } | Answer::Indefinite { reason }) => {
+        // that could change the manager's state was sent. (For a certificate the local clock
+        // calls expired, the timeline decides: re-registration required.)
+        Some(Answer::Refused { reason } | Answer::Indefinite { reason })
+            if context.now < context.current_certificate.not_after =>
+        {
             // Nothing that could change the manager's state was sent.
             let severity = if situation.trigger == Trigger::Manual {
                 Severity::Error
@@ -376,7 +379,7 @@ fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
                 false,
             ));
         }
-        Some(Answer::Accepted) | None => {}
+        Some(Answer::Accepted | Answer::Refused { .. } | Answer::Indefinite { .. }) | None => {}
     }
 
     None
