@@ -562,18 +562,14 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn finish(
-        self,
-        report: Report,
-        view: &StoreView,
-        policy: &Policy,
-    ) -> Result<CheckOutcome, AgentError> {
+    /// The catalogue message for a finished check's outcome.
+    fn message_of(&self, report: &Report, view: &StoreView) -> Message {
         let current = view.current_certificate();
         let days_left = renewal_policy::days_left(&current, self.now);
         let directory = self.directory_text();
         let common_name = current.common_name.clone();
         let not_after = current.not_after;
-        let message = match &report.outcome {
+        match &report.outcome {
             Outcome::NotDue => Message::NotDue {
                 common_name,
                 not_after,
@@ -655,7 +651,16 @@ impl Check<'_> {
                 not_after: *not_after,
                 manager: None,
             },
-        };
+        }
+    }
+
+    fn finish(
+        self,
+        report: Report,
+        view: &StoreView,
+        policy: &Policy,
+    ) -> Result<CheckOutcome, AgentError> {
+        let message = self.message_of(&report, view);
         let level = level_of(report.severity).max(match self.request.trigger {
             // An administrator's request that did not do what was asked is an error for them.
             Trigger::Manual
@@ -677,7 +682,7 @@ impl Check<'_> {
             Outcome::Unreachable { .. } | Outcome::OutcomeUnknown { .. } => {
                 Some(renewal_policy::next_check_after_failure(
                     policy,
-                    &current,
+                    &view.current_certificate(),
                     self.now,
                     renewal_policy::AttemptFailure::Unreachable {
                         consecutive_failures: self.request.consecutive_unreachable + 1,
