@@ -230,7 +230,7 @@ impl Logger {
             let failures = self
                 .write_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if failures % 10 == 0 {
+            if failures.is_multiple_of(10) {
                 let message = crate::messages::Message::LogNotWritten {
                     path: file.path.display().to_string(),
                     failures: failures + 1,

@@ -334,8 +334,9 @@ mod imp {
         rustix::process::geteuid().as_raw()
     }
 
+    #[allow(clippy::useless_conversion)] // st_mode is u16 on some Unix systems.
     fn permission_bits(stat: &Stat) -> u32 {
-        (stat.st_mode as u32) & 0o7777
+        u32::from(stat.st_mode) & 0o7777
     }
 
     /// What the name is when it is not what was asked for (for messages).

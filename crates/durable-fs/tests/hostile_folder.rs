@@ -65,7 +65,7 @@ fn links_fifos_and_devices_are_refused_without_blocking() {
     symlink("/dev/zero", folder_dir.path().join("zero")).unwrap();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        &folder_dir.path().join("fifo"),
+        folder_dir.path().join("fifo"),
         rustix::fs::Mode::from_raw_mode(0o666),
     )
     .unwrap();
