@@ -10,7 +10,7 @@
 //! service (documented in docs/operations.md). After every check and heartbeat the metrics file
 //! (`METRICS_FILE`) is rewritten ([`crate::metrics`]).
 //!
-//! Deadlines are kept on the monotonic clock ([`Deadline`]): a wall clock stepped back (NTP
+//! Deadlines are kept on the monotonic clock (`Deadline`): a wall clock stepped back (NTP
 //! correcting a clock that was ahead) never stretches a wait, and no wait is longer than the
 //! heartbeat interval. The wall clock is read afresh at each wake and given to the check as
 //! "now"; a renewal check also runs when the wall clock has passed the time the policy named

@@ -106,7 +106,7 @@ impl Folder {
     /// Opens `path` as `trust` says (see [`Trust`]).
     ///
     /// # Errors
-    /// A refusal (see [`Error::refusal`]) naming the folder, what is wrong and the fix; or the
+    /// A refusal (see [`Error::is_refusal`]) naming the folder, what is wrong and the fix; or the
     /// system's error.
     pub fn open(path: &Path, trust: Trust) -> Result<Folder, Error> {
         if trust == Trust::Own {
