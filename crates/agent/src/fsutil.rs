@@ -81,15 +81,9 @@ pub fn create_private_dir(path: &Path) -> Result<(), AgentError> {
         .map_err(|error| AgentError::io(path, "creating the folder", error.into_io_error()))
 }
 
-fn split(path: &Path) -> Result<(&Path, &str), AgentError> {
-    let folder = path
-        .parent()
-        .ok_or_else(|| AgentError::Usage(format!("{} has no parent folder", path.display())))?;
-    let name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .ok_or_else(|| AgentError::Usage(format!("{} has no UTF-8 file name", path.display())))?;
-    Ok((folder, name))
+/// The folder and the file name of one of the agent's files ([`durable_fs::split_path`]).
+pub(crate) fn split(path: &Path) -> Result<(&Path, &str), AgentError> {
+    durable_fs::split_path(path).map_err(|error| fs_error(error, "naming"))
 }
 
 /// Replaces one of the agent's files with `contents` through its own folder ([`own_folder`],

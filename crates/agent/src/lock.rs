@@ -74,13 +74,7 @@ impl Drop for DaemonLock {
 
 fn lock_file(path: &Path, wait: Duration, what: &'static str) -> Result<File, AgentError> {
     // Through the run folder's checked handle: never a link, a FIFO or another user's file.
-    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-    else {
-        return Err(AgentError::Usage(format!(
-            "{} is no lock file",
-            path.display()
-        )));
-    };
+    let (folder, name) = fsutil::split(path)?;
     let mut file = fsutil::own_folder(folder)?
         .open_lock(name)
         .map_err(|error| fsutil::fs_error(error, "opening the lock file"))?;

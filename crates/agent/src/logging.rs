@@ -325,15 +325,7 @@ pub const ROTATION_LOCK_NAME: &str = ".vorvmd_root.log.lock";
 /// processes are serialised by an exclusive lock on [`ROTATION_LOCK_NAME`], so two processes
 /// never rotate at once. A failed rotation is not a lost line: the line still goes to the file.
 fn append(file: &LogFile, bytes: &[u8], max_bytes: u64, kept_files: u32) -> Result<(), AgentError> {
-    let (Some(folder_path), Some(name)) = (
-        file.path.parent(),
-        file.path.file_name().and_then(|name| name.to_str()),
-    ) else {
-        return Err(AgentError::Usage(format!(
-            "{} is no log file",
-            file.path.display()
-        )));
-    };
+    let (folder_path, name) = crate::fsutil::split(&file.path)?;
     let folder = match file.trust {
         Trust::Own => crate::fsutil::own_folder(folder_path)?,
         trust => {

@@ -282,13 +282,7 @@ pub fn publish(root: &AgentRoot, logger: &Logger, now: SystemTime) {
 /// rename, so no one can make root change the mode of another file. On Windows the file inherits
 /// the folder's ACL.
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-    else {
-        return Err(AgentError::Usage(format!(
-            "METRICS_FILE {} names no file in a folder",
-            path.display()
-        )));
-    };
+    let (folder, name) = fsutil::split(path)?;
     durable_fs::Folder::open(folder, durable_fs::Trust::Shared)
         .and_then(|folder| folder.replace(name, bytes, 0o644, &mut |_| {}))
         .map_err(|error| fsutil::fs_error(error, "writing"))

@@ -57,28 +57,33 @@ pub fn read_operator_file(
         path: path.to_path_buf(),
         problem,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Never through a link, and never block on a FIFO swapped in.
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        options.custom_flags(i32::try_from(flags.bits()).unwrap_or(0));
-    }
-    let file = options.open(path).map_err(|error| {
-        if path
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            invalid(format!(
-                "{what} is a symbolic link; give the file itself (links are not followed)"
-            ))
-        } else {
-            // The operator's input, not the agent's own file: exit 3 ("local input").
-            invalid(format!("{reading} failed: {error}"))
+    // Through the folder's handle (durable_fs::Folder): never through a link, never blocking
+    // on a FIFO swapped in. The operator's input, not the agent's own file: every failure is
+    // exit 3 ("local input").
+    let opened = durable_fs::split_path(path).and_then(|(folder, name)| {
+        durable_fs::Folder::open(folder, durable_fs::Trust::Private)?.open_read(name)
+    });
+    let file = match opened {
+        Ok(Some(file)) => file,
+        Ok(None) => {
+            return Err(invalid(format!(
+                "{reading} failed: the file does not exist"
+            )));
         }
-    })?;
+        Err(_)
+            if path
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            return Err(invalid(format!(
+                "{what} is a symbolic link; give the file itself (links are not followed)"
+            )));
+        }
+        Err(error) if error.is_refusal() => {
+            return Err(invalid(format!("{what} is not a regular file")));
+        }
+        Err(error) => return Err(invalid(format!("{reading} failed: {}", error.io_error()))),
+    };
     let metadata = file
         .metadata()
         .map_err(|error| invalid(format!("examining it failed: {error}")))?;

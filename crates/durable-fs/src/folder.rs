@@ -141,9 +141,8 @@ impl Folder {
     /// # Errors
     /// A refusal when it is a link, not a regular file or larger than `limit`; the system's error.
     pub fn read(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
-        check_name(&self.path, name)?;
         let path = self.join(name);
-        let Some(file) = imp::open_existing(self, name, false)? else {
+        let Some(file) = self.open_read(name)? else {
             return Ok(None);
         };
         let length = file
@@ -169,6 +168,17 @@ impl Folder {
             ));
         }
         Ok(Some(bytes))
+    }
+
+    /// Opens `name` for reading if it exists: never through a link, only a regular file, without
+    /// blocking on a FIFO. For a caller that needs the handle's metadata before it reads (with
+    /// its own bound); [`Folder::read`] is the common case.
+    ///
+    /// # Errors
+    /// A refusal when it is a link or not a regular file; the system's error.
+    pub fn open_read(&self, name: &str) -> Result<Option<File>, Error> {
+        check_name(&self.path, name)?;
+        imp::open_existing(self, name, false)
     }
 
     /// Opens `name` for appending, creating it with mode 0600: never through a link, only a

@@ -186,7 +186,7 @@ pub fn write_new_file(
     bytes: &[u8],
     observe: &mut dyn FnMut(Step),
 ) -> Result<(), Error> {
-    let (folder, name) = split(path)?;
+    let (folder, name) = split_path(path)?;
     Folder::open(folder, Trust::Private)?.write_new(name, bytes, 0o600, observe)
 }
 
@@ -204,8 +204,8 @@ pub fn replace_file(
     temporary: &Path,
     observe: &mut dyn FnMut(Step),
 ) -> Result<(), Error> {
-    let (folder, name) = split(path)?;
-    let (temporary_folder, temporary_name) = split(temporary)?;
+    let (folder, name) = split_path(path)?;
+    let (temporary_folder, temporary_name) = split_path(temporary)?;
     if temporary_folder != folder {
         return Err(Error::refused(
             temporary,
@@ -232,7 +232,7 @@ pub fn replace_file(
 /// # Errors
 /// As [`Folder::read`]; a missing folder is a missing file.
 pub fn read_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Error> {
-    let (folder, name) = split(path)?;
+    let (folder, name) = split_path(path)?;
     match Folder::open(folder, Trust::Private) {
         Ok(folder) => folder.read(name, limit),
         Err(error) if error.io_error().kind() == io::ErrorKind::NotFound => Ok(None),
@@ -240,8 +240,12 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Error> {
     }
 }
 
-/// The folder (`.` for a bare name) and the file name of `path`.
-fn split(path: &Path) -> Result<(&Path, &str), Error> {
+/// The folder (`.` for a bare name) and the file name of `path`, as [`Folder::open`] and its
+/// single-component operations take them.
+///
+/// # Errors
+/// A refusal when `path` has no file name in UTF-8.
+pub fn split_path(path: &Path) -> Result<(&Path, &str), Error> {
     let name = path
         .file_name()
         .and_then(|name| name.to_str())

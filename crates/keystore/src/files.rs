@@ -125,16 +125,10 @@ pub(crate) struct WriterLock {
 /// Takes the exclusive lock on `path` (created with mode 0600 if missing).
 pub(crate) fn lock(path: &Path, wait: LockWait) -> Result<WriterLock, Error> {
     // Relative to the store folder's handle, never through a link or a FIFO.
-    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-    else {
-        return Err(Error::io(
-            path,
-            "open lock file",
-            io::ErrorKind::InvalidInput.into(),
-        ));
-    };
-    let file = durable_fs::Folder::open(folder, durable_fs::Trust::Private)
-        .and_then(|folder| folder.open_lock(name))
+    let file = durable_fs::split_path(path)
+        .and_then(|(folder, name)| {
+            durable_fs::Folder::open(folder, durable_fs::Trust::Private)?.open_lock(name)
+        })
         .map_err(io_error)?;
     let deadline = match wait {
         LockWait::FailFast => None,
