@@ -211,6 +211,45 @@ fn once_outside_the_window_with_the_current_set_in_the_folder_is_quiet() {
     assert_eq!(host.manager_fingerprint(), current);
 }
 
+/// The key of the set in the folder is decrypted only when the decision needs it (issue 20,
+/// "bounded work"): here the folder still holds the certificate in use, so nothing is to be done
+/// with it, and a passphrase that no longer opens its key is never tried. Before the change the
+/// key derivation ran at every check and the check reported `unusable_set` (WARNING).
+#[test]
+fn a_key_the_decision_does_not_need_is_not_decrypted() {
+    let host = Host::registered("ca-p384", KeyType::P384, 300);
+    std::fs::write(
+        host.cert_dir.path().join("passphrase"),
+        "not the passphrase of this key\n",
+    )
+    .unwrap();
+    let output = host.vmd(&["--once"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let log = host.log();
+    assert!(!log.contains("[WARNING]"), "{log}");
+    assert!(!log.contains("passphrase"), "{log}");
+    let status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(host.root.path().join("vmd/run/status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["result"], "healthy", "{status}");
+    // A dry run validates the set in full, key included.
+    let output = Command::new(sibling_binary("vmutil"))
+        .arg("--agent-root")
+        .arg(host.root.path())
+        .args(["-a", "vmd", "-d"])
+        .arg(host.cert_dir.path())
+        .args(["updatecerts", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("passphrase does not decrypt"),
+        "{}",
+        text(&output)
+    );
+}
+
 /// Before the renewal window, a request (`updatecerts`, `vmd --once`) that finds an unusable set
 /// says what is wrong with it (here the passphrase), not "no new certificate set"; nothing is
 /// sent and nothing changes. `updatecerts` fails (exit 3); `vmd --once` is a health check and

@@ -12,6 +12,9 @@
 //! - [`Identity`] holds the chain, the decrypted key as [`SecretKeyDer`] (zeroized on drop,
 //!   `Debug` prints nothing secret), and a [`CertificateSummary`] (common name, validity, SHA-256
 //!   [`Fingerprint`], signature algorithm) plus the [`KeyAlgorithm`].
+//! - [`read_directory`] does the part that needs no key: it returns a [`ReadSet`] whose
+//!   certificate can be looked at, and [`ReadSet::decrypt`] runs the key derivation only when a
+//!   caller needs the key ([`load_directory`] is the two in a row).
 //! - [`Identity::from_parts`] rebuilds an identity from a stored chain and key (used by the
 //!   keystore), checking that they match, without looking at time.
 //!
@@ -294,6 +297,17 @@ pub fn load_directory(
     options: &LoadOptions,
     now: SystemTime,
 ) -> Result<LoadedSet, Error> {
+    read_directory(directory)?.decrypt(options, now)
+}
+
+/// Reads the three files of `directory` and checks everything that does not need the key
+/// decrypted: the files, the certificate's rules (not its validity period) and a passphrase being
+/// present. [`ReadSet::decrypt`] does the rest, so a caller that only needs to know which
+/// certificate is there (is it the one in use? older?) does not pay for the key derivation.
+///
+/// # Errors
+/// As [`load_directory`], up to and including [`Error::EmptyPassphrase`].
+pub fn read_directory(directory: &Path) -> Result<ReadSet, Error> {
     let mut warnings = Vec::new();
     let folder = files::Folder::open(
         directory,
@@ -311,7 +325,7 @@ pub fn load_directory(
     let certificate = read(CERTIFICATE_FILE, CERTIFICATE_WHAT)?;
     let key = read(KEY_FILE, KEY_WHAT)?;
     let passphrase = read(PASSPHRASE_FILE, PASSPHRASE_WHAT)?;
-    load_read(certificate, key, passphrase, warnings, options, now)
+    ReadSet::check(certificate, key, passphrase, warnings)
 }
 
 const CERTIFICATE_WHAT: &str = "client certificate";
@@ -354,93 +368,146 @@ pub fn load_files(
     let certificate = read(certificate_path, CERTIFICATE_WHAT)?;
     let key = read(key_path, KEY_WHAT)?;
     let passphrase = read(passphrase_path, PASSPHRASE_WHAT)?;
-    load_read(certificate, key, passphrase, warnings, options, now)
+    ReadSet::check(certificate, key, passphrase, warnings)?.decrypt(options, now)
 }
 
-/// The rules, applied to the three files once read.
-fn load_read(
+/// A set whose files were read and whose certificate follows the rules; its key is still
+/// encrypted ([`read_directory`]). The bytes are those read once: [`ReadSet::decrypt`] judges
+/// the very files whose certificate was looked at, whatever happened in the folder since.
+pub struct ReadSet {
     certificate_file: files::ReadFile,
     key_file: files::ReadFile,
-    passphrase_file: files::ReadFile,
-    folder_warnings: Vec<Warning>,
-    options: &LoadOptions,
-    now: SystemTime,
-) -> Result<LoadedSet, Error> {
-    let mut warnings = Vec::new();
-    for warning in folder_warnings {
-        if !warnings.contains(&warning) {
-            warnings.push(warning);
-        }
-    }
-    for (file, secret) in [
-        (&certificate_file, false),
-        (&key_file, true),
-        (&passphrase_file, true),
-    ] {
-        let path = file.identity.path.clone();
-        if secret && file.readable_by_others {
-            warnings.push(Warning::ReadableByOthers { path: path.clone() });
-        }
-        if file.writable_by_others {
-            warnings.push(Warning::WritableByOthers { path: path.clone() });
-        }
-        if let Some(uid) = file.foreign_owner {
-            warnings.push(Warning::OwnedByAnotherUser { path, uid });
-        }
-    }
-    let certificate_path = certificate_file.identity.path.as_path();
-    let key_path = key_file.identity.path.as_path();
-    let passphrase_path = passphrase_file.identity.path.as_path();
-    let certificate_bytes = &certificate_file.bytes;
-    let key_bytes = &key_file.bytes;
-    let mut passphrase = passphrase_file.bytes;
+    passphrase: zeroize::Zeroizing<Vec<u8>>,
+    passphrase_identity: InputFile,
+    warnings: Vec<Warning>,
+    chain: Vec<CertificateDer<'static>>,
+    summary: CertificateSummary,
+}
 
-    let chain = certificate::parse_chain(certificate_path, certificate_bytes)?;
-    let leaf = certificate::decode_chain(certificate_path, &chain)?;
-    let summary = certificate::summarize(certificate_path, &leaf, &chain[0])?;
+impl std::fmt::Debug for ReadSet {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ReadSet")
+            .field("certificate", &self.summary)
+            .field("key_path", &self.key_file.identity.path)
+            .finish_non_exhaustive()
+    }
+}
 
-    files::strip_one_line_ending(&mut passphrase);
-    if passphrase.is_empty() {
-        return Err(Error::EmptyPassphrase {
-            path: passphrase_path.to_path_buf(),
-        });
-    }
-    let decrypted = key::decrypt_key_file(key_path, key_bytes, &passphrase)?;
-    drop(passphrase);
-    if decrypted.public_key_info_der != certificate::public_key_info_der(&leaf) {
-        return Err(Error::KeyCertificateMismatch {
-            key_path: key_path.to_path_buf(),
-            cert_path: certificate_path.to_path_buf(),
-        });
-    }
-    if !options.ignore_validity_period {
-        certificate::check_validity(certificate_path, &summary, now)?;
-    }
-    if let Some(trusted) = &options.trusted_cas {
-        // The chain is judged at the leaf's own time when its validity is the caller's call.
-        let at = if options.ignore_validity_period {
-            summary.not_before
-        } else {
-            now
-        };
-        certificate::verify_chain(certificate_path, &chain, trusted, at)?;
-    }
-    Ok(LoadedSet {
-        identity: Identity {
+impl ReadSet {
+    /// The rules that need no key, applied to the three files once read.
+    fn check(
+        certificate_file: files::ReadFile,
+        key_file: files::ReadFile,
+        passphrase_file: files::ReadFile,
+        folder_warnings: Vec<Warning>,
+    ) -> Result<Self, Error> {
+        let mut warnings = Vec::new();
+        for warning in folder_warnings {
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+        for (file, secret) in [
+            (&certificate_file, false),
+            (&key_file, true),
+            (&passphrase_file, true),
+        ] {
+            let path = file.identity.path.clone();
+            if secret && file.readable_by_others {
+                warnings.push(Warning::ReadableByOthers { path: path.clone() });
+            }
+            if file.writable_by_others {
+                warnings.push(Warning::WritableByOthers { path: path.clone() });
+            }
+            if let Some(uid) = file.foreign_owner {
+                warnings.push(Warning::OwnedByAnotherUser { path, uid });
+            }
+        }
+        let certificate_path = certificate_file.identity.path.as_path();
+        let chain = certificate::parse_chain(certificate_path, &certificate_file.bytes)?;
+        let leaf = certificate::decode_chain(certificate_path, &chain)?;
+        let summary = certificate::summarize(certificate_path, &leaf, &chain[0])?;
+        let passphrase_identity = passphrase_file.identity;
+        let mut passphrase = passphrase_file.bytes;
+        files::strip_one_line_ending(&mut passphrase);
+        if passphrase.is_empty() {
+            return Err(Error::EmptyPassphrase {
+                path: passphrase_identity.path,
+            });
+        }
+        Ok(Self {
+            certificate_file,
+            key_file,
+            passphrase,
+            passphrase_identity,
+            warnings,
             chain,
-            key: decrypted.secret,
-            certificate: summary,
-            key_algorithm: decrypted.algorithm,
-        },
-        key_format: decrypted.format,
-        warnings,
-        certificate_path: certificate_path.to_path_buf(),
-        key_path: key_path.to_path_buf(),
-        passphrase_path: passphrase_path.to_path_buf(),
-        files: [
-            certificate_file.identity.clone(),
-            key_file.identity.clone(),
-            passphrase_file.identity.clone(),
-        ],
-    })
+            summary,
+        })
+    }
+
+    /// The certificate that was read (checked by the rules, except its validity period).
+    pub fn certificate(&self) -> &CertificateSummary {
+        &self.summary
+    }
+
+    /// Decrypts the key with the passphrase and applies the remaining rules at `now`: key type
+    /// and size, key matches certificate, validity (unless ignored), then (optionally) chain
+    /// trust.
+    ///
+    /// # Errors
+    /// The key and time errors of [`load_files`], naming the file concerned.
+    pub fn decrypt(self, options: &LoadOptions, now: SystemTime) -> Result<LoadedSet, Error> {
+        let Self {
+            certificate_file,
+            key_file,
+            passphrase,
+            passphrase_identity,
+            warnings,
+            chain,
+            summary,
+        } = self;
+        let certificate_path = certificate_file.identity.path.as_path();
+        let key_path = key_file.identity.path.as_path();
+        let leaf = certificate::decode_chain(certificate_path, &chain)?;
+        let decrypted = key::decrypt_key_file(key_path, &key_file.bytes, &passphrase)?;
+        drop(passphrase);
+        if decrypted.public_key_info_der != certificate::public_key_info_der(&leaf) {
+            return Err(Error::KeyCertificateMismatch {
+                key_path: key_path.to_path_buf(),
+                cert_path: certificate_path.to_path_buf(),
+            });
+        }
+        if !options.ignore_validity_period {
+            certificate::check_validity(certificate_path, &summary, now)?;
+        }
+        if let Some(trusted) = &options.trusted_cas {
+            // The chain is judged at the leaf's own time when its validity is the caller's call.
+            let at = if options.ignore_validity_period {
+                summary.not_before
+            } else {
+                now
+            };
+            certificate::verify_chain(certificate_path, &chain, trusted, at)?;
+        }
+        Ok(LoadedSet {
+            identity: Identity {
+                chain,
+                key: decrypted.secret,
+                certificate: summary,
+                key_algorithm: decrypted.algorithm,
+            },
+            key_format: decrypted.format,
+            warnings,
+            certificate_path: certificate_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+            passphrase_path: passphrase_identity.path.clone(),
+            files: [
+                certificate_file.identity.clone(),
+                key_file.identity.clone(),
+                passphrase_identity.clone(),
+            ],
+        })
+    }
 }

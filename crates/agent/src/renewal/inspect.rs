@@ -8,9 +8,46 @@ use renewal_policy::plan::{FolderView, GenerationView, StoreView};
 
 use crate::AgentError;
 
-/// Looks at a folder: missing, empty, refused by cert-loading, or a set (loaded once; the key is
-/// decrypted once per check, the time rules are the policy's).
-pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::LoadedSet>) {
+/// The folder's set: read, with its key still encrypted, until a step needs the key.
+#[derive(Debug)]
+pub(crate) enum FolderSet {
+    /// Read and its certificate checked; the key not decrypted yet.
+    Read(cert_loading::ReadSet),
+    /// Decrypted and checked in full.
+    Decrypted(cert_loading::LoadedSet),
+}
+
+impl FolderSet {
+    /// The set decrypted and checked in full (the key derivation runs here, once).
+    ///
+    /// # Errors
+    /// The set's key problem, as text for [`FolderView::Invalid`].
+    pub(crate) fn decrypted(self) -> Result<cert_loading::LoadedSet, String> {
+        match self {
+            Self::Read(set) => set
+                .decrypt(&load_options(), SystemTime::UNIX_EPOCH)
+                .map_err(|error| error.to_string()),
+            Self::Decrypted(set) => Ok(set),
+        }
+    }
+}
+
+/// The time rules are the policy's: `now` only matters for them, and they are skipped.
+fn load_options() -> cert_loading::LoadOptions {
+    cert_loading::LoadOptions {
+        ignore_validity_period: true,
+        ..cert_loading::LoadOptions::default()
+    }
+}
+
+/// Looks at a folder: missing, empty, refused by cert-loading, or a set. The set's key is
+/// decrypted only with `decrypt` (a dry run validates everything); otherwise when a step needs
+/// it ([`FolderSet::decrypted`]), so a set that is the one in use, older, or not due costs no
+/// key derivation.
+pub(crate) fn inspect_directory(
+    directory: &Path,
+    decrypt: bool,
+) -> (FolderView, Option<FolderSet>) {
     if !directory.is_dir() {
         return (FolderView::Missing, None);
     }
@@ -24,14 +61,18 @@ pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::
     if !present {
         return (FolderView::Empty, None);
     }
-    let options = cert_loading::LoadOptions {
-        ignore_validity_period: true,
-        ..cert_loading::LoadOptions::default()
+    let read = cert_loading::read_directory(directory).map(FolderSet::Read);
+    let set = match read {
+        Ok(set) if decrypt => set.decrypted().map(FolderSet::Decrypted),
+        Ok(set) => Ok(set),
+        Err(error) => Err(error.to_string()),
     };
-    // `now` only matters for the time rules, which are skipped here.
-    match cert_loading::load_directory(directory, &options, SystemTime::UNIX_EPOCH) {
+    match set {
         Ok(set) => {
-            let certificate = set.identity.certificate();
+            let certificate = match &set {
+                FolderSet::Read(read) => read.certificate(),
+                FolderSet::Decrypted(loaded) => loaded.identity.certificate(),
+            };
             let candidate = CandidateCertificate {
                 common_name: certificate.common_name.clone(),
                 fingerprint: certificate.fingerprint,
@@ -40,12 +81,7 @@ pub fn inspect_directory(directory: &Path) -> (FolderView, Option<cert_loading::
             };
             (FolderView::Set(candidate), Some(set))
         }
-        Err(error) => (
-            FolderView::Invalid {
-                reason: error.to_string(),
-            },
-            None,
-        ),
+        Err(reason) => (FolderView::Invalid { reason }, None),
     }
 }
 

@@ -46,8 +46,7 @@ use crate::paths::{AgentRoot, JOURNAL_ASIDE_NAME, JOURNAL_NAME};
 mod inspect;
 mod journal;
 
-pub use inspect::inspect_directory;
-use inspect::store_view;
+use inspect::{FolderSet, inspect_directory, store_view};
 pub use journal::{Journal, Phase};
 
 /// The most steps one check takes (a renewal with a probe and one retry takes about a dozen);
@@ -303,7 +302,7 @@ struct Check<'a> {
     directory: Option<PathBuf>,
     journal: Option<Journal>,
     folder: FolderView,
-    loaded: Option<cert_loading::LoadedSet>,
+    loaded: Option<FolderSet>,
     events: Vec<Event>,
     sessions: HashMap<u64, cm_client::Session>,
     clients: HashMap<u64, (cert_loading::Identity, cm_client::ManagerClient)>,
@@ -438,7 +437,7 @@ impl Check<'_> {
         match step {
             Step::LookInFolder => {
                 let (folder, loaded) = match &self.directory {
-                    Some(directory) => inspect_directory(directory),
+                    Some(directory) => inspect_directory(directory, self.request.dry_run),
                     None => (FolderView::NotConfigured, None),
                 };
                 self.folder = folder;
@@ -459,13 +458,22 @@ impl Check<'_> {
                             .to_string(),
                     ));
                 };
+                // The key is decrypted here, when the decision needs it; a key that does not
+                // decrypt makes the folder's set invalid, and the decision is taken again.
+                let set = match set.decrypted() {
+                    Ok(set) => set,
+                    Err(reason) => {
+                        self.folder = FolderView::Invalid { reason };
+                        return Ok(());
+                    }
+                };
                 let fingerprint = set.identity.certificate().fingerprint.to_string();
                 self.write_journal(Phase::Staging, fingerprint.clone())?;
                 crash_point("journal-staging");
                 let generation = self.store.stage(&set.identity, self.now)?.number();
                 crash_point("staged");
                 self.write_journal(Phase::Staged { generation }, fingerprint)?;
-                self.loaded = Some(set);
+                self.loaded = Some(FolderSet::Decrypted(set));
             }
             Step::Push { generation } => {
                 // Build the client first: a local problem must not leave "pushing" behind.
