@@ -802,3 +802,52 @@ fn every_single_fault_and_every_ordered_pair_of_faults_leaves_the_host_with_a_wo
         shown.join("\n")
     );
 }
+
+/// A check that reaches its own deadline (issue 20, "no check holds the renewal lock across an
+/// unbounded wait") starts no further manager call: here the deadline is zero, so the set is
+/// staged (local, bounded) but nothing is sent. The check ends unreachable with everything
+/// kept, the lock is free at once, and the next check carries on and renews.
+#[test]
+fn a_check_out_of_time_sends_nothing_and_the_next_check_carries_on() {
+    let world = World::new(RetireOldCertificate::default());
+    let (root_dir, client_id) = world.register();
+    world.write_conf(root_dir.path(), &client_id, world.new_dir.path());
+    let root = AgentRoot::new(root_dir.path());
+    let logger = Logger::new("VMD", None, false);
+    let connector = SimConnector {
+        handle: world.handle.clone(),
+        faults: None,
+    };
+    let before = world.manager_fingerprint(&client_id);
+    let out_of_time = CheckRequest {
+        deadline: Duration::ZERO,
+        ..request(Trigger::Scheduled, &world)
+    };
+    let outcome =
+        agent::renewal::run_check_with(&root, &logger, &out_of_time, now(), &connector).unwrap();
+    assert_eq!(
+        outcome.report.outcome,
+        Outcome::Unreachable {
+            reason: renewal_policy::plan::OUT_OF_TIME.to_string()
+        }
+    );
+    assert!(!outcome.report.healthy);
+    assert!(!outcome.status.manager_reached);
+    assert_eq!(world.manager_fingerprint(&client_id), before);
+    assert!(root.journal_file().exists(), "the staged update is kept");
+    let next = CheckRequest {
+        lock_wait: Duration::ZERO,
+        ..request(Trigger::Scheduled, &world)
+    };
+    let outcome = agent::renewal::run_check_with(&root, &logger, &next, now(), &connector).unwrap();
+    assert!(
+        matches!(outcome.report.outcome, Outcome::Renewed { .. }),
+        "{:?}",
+        outcome.report
+    );
+    assert_ne!(world.manager_fingerprint(&client_id), before);
+    assert_eq!(
+        world.manager_fingerprint(&client_id),
+        current_fingerprint(root_dir.path())
+    );
+}

@@ -54,6 +54,7 @@ struct Case {
     store: StoreView,
     folder: FolderView,
     events: Vec<Event>,
+    out_of_time: bool,
 }
 
 impl Case {
@@ -65,7 +66,13 @@ impl Case {
             store,
             folder,
             events: Vec::new(),
+            out_of_time: false,
         }
+    }
+
+    fn out_of_time(mut self) -> Case {
+        self.out_of_time = true;
+        self
     }
 
     fn journal(mut self, phase: JournalPhase) -> Case {
@@ -96,6 +103,7 @@ impl Case {
             store: &self.store,
             folder: &self.folder,
             events: &self.events,
+            out_of_time: self.out_of_time,
         })
     }
 }
@@ -392,4 +400,47 @@ fn manual_updates_say_already_in_use_and_dry_runs_send_nothing() {
         finished(Case::new(Trigger::Manual, store(300), FolderView::Empty).step());
     assert!(matches!(outcome, Outcome::NoUsableCandidate { .. }));
     assert_eq!((severity, healthy), (Severity::Error, false));
+}
+
+/// A check past its own deadline makes no further manager call: it ends as unreachable (soon,
+/// not healthy) with the journal and the staged generation kept, so the next check carries on.
+/// Local steps (look in the folder, stage, activate, discard) still run: they are bounded.
+#[test]
+fn a_check_out_of_time_sends_nothing_more_and_keeps_everything() {
+    let mut staged = store(20);
+    staged.staged.push(generation(3, 3, 400));
+    let staged_case = || {
+        Case::new(Trigger::Scheduled, staged.clone(), set(3, NAME, 400))
+            .journal(JournalPhase::Staged { generation: 3 })
+    };
+    assert_eq!(
+        staged_case().answered(login(2), Answer::Accepted).step(),
+        Step::Push { generation: 3 }
+    );
+    for case in [
+        staged_case().answered(login(2), Answer::Accepted),
+        staged_case(),
+        Case::new(Trigger::Once, store(300), set(2, NAME, 300)),
+    ] {
+        let (outcome, severity, healthy) = finished(case.out_of_time().step());
+        assert_eq!(
+            outcome,
+            Outcome::Unreachable {
+                reason: renewal_policy::plan::OUT_OF_TIME.to_string()
+            }
+        );
+        assert_eq!((severity, healthy), (Severity::Warning, false));
+    }
+    // A local step is still taken (activating a generation the manager accepted).
+    let case = staged_case()
+        .journal(JournalPhase::Pushing { generation: 3 })
+        .answered(renew(3), Answer::Accepted)
+        .out_of_time();
+    assert_eq!(
+        case.step(),
+        Step::Activate {
+            generation: 3,
+            adopted: false
+        }
+    );
 }

@@ -67,7 +67,16 @@ pub struct CheckRequest {
     pub consecutive_unreachable: u32,
     /// How long to wait for another check holding the lock.
     pub lock_wait: Duration,
+    /// How long the check may run once it holds the lock: no manager call starts after that,
+    /// so the lock is held at most this long plus one call's timeout (and the bounded local
+    /// steps). See [`DEFAULT_CHECK_DEADLINE`].
+    pub deadline: Duration,
 }
+
+/// A check's default deadline: a renewal takes about five manager calls, each bounded by
+/// cm-client's request timeout (20 s) and its retries; five minutes leave room for a slow
+/// manager and still free the lock for the next check.
+pub const DEFAULT_CHECK_DEADLINE: Duration = Duration::from_secs(300);
 
 impl CheckRequest {
     /// A request for `trigger` with the defaults: agent.conf's folder, not a dry run, the
@@ -79,6 +88,7 @@ impl CheckRequest {
             dry_run: false,
             consecutive_unreachable: 0,
             lock_wait: crate::lock::DEFAULT_WAIT,
+            deadline: DEFAULT_CHECK_DEADLINE,
         }
     }
 }
@@ -231,6 +241,8 @@ pub fn run_check_with(
     } else {
         Some(RenewalLock::acquire(root, request.lock_wait)?)
     };
+    // Measured on the monotonic clock from when the lock is held (the wall clock can jump).
+    let deadline = std::time::Instant::now() + request.deadline;
     if !request.dry_run {
         fsutil::check_own_folders(root, logger);
     }
@@ -277,6 +289,7 @@ pub fn run_check_with(
             store: &view,
             folder: &check.folder,
             events: &check.events,
+            out_of_time: std::time::Instant::now() >= deadline,
         };
         let step = renewal_policy::plan::next_step(&situation);
         if let Step::Finish(report) = step {

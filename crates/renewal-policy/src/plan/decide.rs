@@ -160,11 +160,25 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
         overdue: days_overdue(situation.policy, &current_certificate, situation.now),
         current_certificate,
     };
-    settle_journal(&context)
+    let step = settle_journal(&context)
         .or_else(|| identity_question(&context))
         .or_else(|| what_this_check_did(&context))
-        .unwrap_or_else(|| timeline_and_folder(&context))
+        .unwrap_or_else(|| timeline_and_folder(&context));
+    match step {
+        Step::Login { .. } | Step::Push { .. } if situation.out_of_time => finish(
+            Outcome::Unreachable {
+                reason: OUT_OF_TIME.to_string(),
+            },
+            Severity::Warning,
+            context.soon(),
+            false,
+        ),
+        step => step,
+    }
 }
+
+/// Why a check that ran out of time stopped.
+pub const OUT_OF_TIME: &str = "this check reached its deadline before its next call to the manager; nothing more was sent, everything is kept, and the next check carries on";
 
 /// 1. An update in flight is settled first; `None` when there is none.
 fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {

@@ -31,7 +31,7 @@ use crate::stagger::HostSeed;
 
 mod decide;
 
-pub use decide::next_step;
+pub use decide::{OUT_OF_TIME, next_step};
 
 /// Why a check runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -229,6 +229,10 @@ pub struct Situation<'a> {
     pub folder: &'a FolderView,
     /// What happened so far in this check, in order.
     pub events: &'a [Event],
+    /// The check's own deadline has passed: no further manager call is made. The check ends
+    /// as unreachable with everything kept (journal, staged generations); the next check, soon,
+    /// carries on from there. So a check holds the renewal lock for a bounded time.
+    pub out_of_time: bool,
 }
 
 /// The next thing to do.
