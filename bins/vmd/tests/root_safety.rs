@@ -542,6 +542,24 @@ fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to
     assert!(all.contains("CGP3014E"), "{all}");
     assert!(all.contains("chmod go-w"), "{all}");
     assert!(!logs.path().join("vorvmd_root.log").exists());
+    // The lost lines are counted in the status, for `vmutil status` (and its --json).
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("vmd/run/status.json")).unwrap()).unwrap();
+    assert!(
+        status["log_write_failures"].as_u64().unwrap() > 0,
+        "{status}"
+    );
+    let shown = Command::new(sibling_binary("vmutil"))
+        .arg("--agent-root")
+        .arg(root)
+        .args(["-a", "vmd", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&shown).contains("log write failures:"),
+        "{}",
+        text(&shown)
+    );
     // The agent's own log folder, with the log file a link to a root-only file.
     let mut conf = agent_config::ConfigFile::read(&root.join("vmd/etc/agent.conf")).unwrap();
     conf.set("LOG_DIR", "");

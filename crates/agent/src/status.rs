@@ -141,6 +141,16 @@ impl AgentStatus {
             )),
             None => text.push_str("last check:          none yet\n"),
         }
+        if let Some(check) = self
+            .last_check
+            .as_ref()
+            .filter(|check| check.log_write_failures > 0)
+        {
+            text.push_str(&format!(
+                "log write failures:  {} lines at the last check were not written to the log file (message CGP3014E on stderr or in the journal says why)\n",
+                check.log_write_failures
+            ));
+        }
         if let Some(journal) = &self.pending_update {
             text.push_str(&format!(
                 "pending update:      {} (new fingerprint {}) from {}\n",

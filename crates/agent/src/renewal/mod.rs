@@ -113,6 +113,11 @@ pub struct CheckStatus {
     /// Whether the host is healthy (an accepted identity, renewal not overdue).
     #[serde(default)]
     pub healthy: bool,
+    /// Log lines the process that ran the check could not write to the log file since it
+    /// started (for the daemon, across its checks and heartbeats); each was still on stderr,
+    /// and CGP3014E said why. Zero when the log is fine.
+    #[serde(default)]
+    pub log_write_failures: u64,
 }
 
 /// A check's outcome with its schedule.
@@ -723,6 +728,7 @@ impl Check<'_> {
             directory: self.directory_text(),
             manager_reached: self.manager_reached,
             healthy: report.healthy,
+            log_write_failures: self.logger.write_failures(),
         };
         if !self.request.dry_run {
             fsutil::write_atomically(
