@@ -587,6 +587,73 @@ fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to
     );
 }
 
+// ---- a read-only agent root ---------------------------------------------------------------------
+
+/// `vmd ARGS` with the agent root bind-mounted read-only in a private mount namespace
+/// (`unshare -m`, as root); `None` when this machine cannot do that (not root, no unshare).
+fn vmd_on_read_only_root(root: &Path, arguments: &[&str]) -> Option<Output> {
+    let probe = Command::new("unshare")
+        .args(["-m", "--", "sh", "-c"])
+        .arg("mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\"")
+        .arg(root)
+        .output()
+        .ok()?;
+    if !probe.status.success() {
+        return None;
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "--", "sh", "-c"])
+        .arg("mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && exec \"$@\"")
+        .arg(root)
+        .arg(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root)
+        .args(arguments)
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR")
+        .stdin(Stdio::null());
+    Some(run_bounded(command, Duration::from_secs(60)))
+}
+
+/// Issue 20, finding 7: on a read-only agent root the health check (`vmd --once`) failed with
+/// exit 3 although the manager accepted the host. Now it asks the manager, says what it could
+/// not record (CGP3017W) and exits by the host's health; a renewal, which must write, fails as
+/// a local system problem (exit 7) naming the file system's error, with nothing sent.
+#[test]
+fn on_a_read_only_agent_root_the_health_check_works_and_a_renewal_is_a_local_system_failure() {
+    let host = Host::registered();
+    let root = host.root.path();
+    let Some(output) = vmd_on_read_only_root(root, &["--once"]) else {
+        eprintln!(
+            "SKIPPED: read-only agent root: cannot bind-mount read-only here (needs root and unshare)"
+        );
+        return;
+    };
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("CGP3017W"), "{all}");
+    assert!(all.contains("read-only"), "{all}");
+    let before = host.manager.clients().unwrap()[0]["cert_fingerprint"].clone();
+    let now = SystemTime::now();
+    issue(
+        &host.ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + 300 * DAY,
+        host.cert_dir.path(),
+    );
+    let output = vmd_on_read_only_root(root, &["--once"]).unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(7), "{all}");
+    assert!(all.contains("Read-only file system"), "{all}");
+    assert_eq!(
+        host.manager.clients().unwrap()[0]["cert_fingerprint"],
+        before
+    );
+}
+
 // ---- the clock ---------------------------------------------------------------------------------
 
 /// libfaketime (Debian `faketime`), if installed.

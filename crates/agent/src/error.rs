@@ -208,6 +208,15 @@ impl AgentError {
         }
     }
 
+    /// The file system under the path is mounted read-only.
+    pub(crate) fn is_read_only_file_system(&self) -> bool {
+        matches!(
+            self,
+            AgentError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    }
+
     pub(crate) fn io(
         path: impl Into<PathBuf>,
         action: &'static str,

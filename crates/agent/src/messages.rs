@@ -196,6 +196,12 @@ pub enum Message {
         /// The manager's time, from its answer's `Date` header, when it sent one.
         manager: Option<SystemTime>,
     },
+    /// The agent root is on a read-only file system: the check ran (the manager was asked),
+    /// but its result was not recorded.
+    RootReadOnly {
+        /// The folder that could not be written.
+        path: String,
+    },
 }
 
 fn time(time: &SystemTime) -> String {
@@ -238,6 +244,7 @@ impl Message {
             Self::LogNotWritten { .. } => 3014,
             Self::FolderRepaired { .. } => 3015,
             Self::ClockSkew { .. } => 3016,
+            Self::RootReadOnly { .. } => 3017,
         }
     }
 
@@ -386,6 +393,9 @@ impl Message {
                     .map(|manager| format!(" (the manager's clock says {})", time(manager)))
                     .unwrap_or_default()
             ),
+            Self::RootReadOnly { path } => format!(
+                "{path} is on a read-only file system: this check took no lock and recorded nothing (status, metrics, log file); a renewal needs it writable (remount it read-write)"
+            ),
         }
     }
 }
@@ -494,6 +504,7 @@ mod tests {
                 not_after: SystemTime::UNIX_EPOCH,
                 manager: None,
             },
+            Message::RootReadOnly { path: s() },
         ]
     }
 

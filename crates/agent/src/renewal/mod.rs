@@ -241,14 +241,25 @@ pub fn run_check_with(
     if !request.dry_run {
         connector.validate(&settings)?;
     }
+    // On a read-only root nothing can be written, by this check or any other: it takes no lock
+    // and records nothing, so the health check still works; a step that must write fails
+    // (exit 7) with the file system's own error.
+    let mut read_only = false;
     let _lock = if request.dry_run {
         None
     } else {
-        Some(RenewalLock::acquire(root, request.lock_wait)?)
+        match RenewalLock::acquire(root, request.lock_wait) {
+            Ok(lock) => Some(lock),
+            Err(error) if error.is_read_only_file_system() => {
+                read_only = true;
+                None
+            }
+            Err(error) => return Err(error),
+        }
     };
     // Measured on the monotonic clock from when the lock is held (the wall clock can jump).
     let deadline = std::time::Instant::now() + request.deadline;
-    if !request.dry_run {
+    if !request.dry_run && !read_only {
         fsutil::check_own_folders(root, logger);
     }
     let store = root.open_store()?;
@@ -272,6 +283,7 @@ pub fn run_check_with(
         sessions: HashMap::new(),
         clients: HashMap::new(),
         manager_reached: false,
+        read_only,
     };
     if !request.dry_run {
         check.journal = check.read_journal()?;
@@ -325,6 +337,8 @@ struct Check<'a> {
     sessions: HashMap<u64, cm_client::Session>,
     clients: HashMap<u64, (cert_loading::Identity, cm_client::ManagerClient)>,
     manager_reached: bool,
+    /// The agent root is on a read-only file system: nothing is recorded.
+    read_only: bool,
 }
 
 impl Check<'_> {
@@ -730,7 +744,14 @@ impl Check<'_> {
             healthy: report.healthy,
             log_write_failures: self.logger.write_failures(),
         };
-        if !self.request.dry_run {
+        if self.read_only {
+            self.logger.message(
+                Level::Warning,
+                &Message::RootReadOnly {
+                    path: self.root.run_dir().display().to_string(),
+                },
+            );
+        } else if !self.request.dry_run {
             fsutil::write_atomically(
                 &self.root.status_file(),
                 serde_json::to_string_pretty(&status)
@@ -738,9 +759,9 @@ impl Check<'_> {
                     .as_bytes(),
             )?;
             crate::metrics::after_check(self.root, self.logger, &status, next_check, self.now);
-            if level >= Level::Warning || self.manager_reached {
-                upload_pending_with(self.settings, self.store, self.logger, self.connector);
-            }
+        }
+        if !self.request.dry_run && (level >= Level::Warning || self.manager_reached) {
+            upload_pending_with(self.settings, self.store, self.logger, self.connector);
         }
         Ok(CheckOutcome {
             report,
