@@ -59,5 +59,5 @@ fn once(
     // status says whether the manager accepts this host's identity.
     let request = agent::renewal::CheckRequest::new(agent::renewal::Trigger::Once);
     let outcome = agent::renewal::run_check(root, logger, &request, SystemTime::now())?;
-    Ok(outcome.exit_status(agent::renewal::Trigger::Once))
+    Ok(outcome.exit_status())
 }

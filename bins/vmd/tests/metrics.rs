@@ -166,7 +166,17 @@ impl Host {
                 )
             })
             .collect();
-        assert_eq!(results.len(), agent::metrics::RESULT_KINDS.len());
+        // Every outcome kind of the plan, plus `check_failed` and `other`.
+        assert_eq!(
+            results.len(),
+            renewal_policy::plan::OutcomeKind::ALL.len() + 2
+        );
+        for kind in renewal_policy::plan::OutcomeKind::ALL {
+            assert!(
+                results.iter().any(|(label, _)| label == kind.label()),
+                "{kind} missing"
+            );
+        }
         assert_eq!(results.iter().map(|(_, value)| value).sum::<f64>(), 1.0);
         // The x509-certificate-exporter names show the same certificate.
         let serial = [("serial_number", current.serial_hex.as_str())];

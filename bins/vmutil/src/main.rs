@@ -118,7 +118,7 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
                     }
                 }
             }
-            Ok(outcome.exit_status(agent::renewal::Trigger::Manual))
+            Ok(outcome.exit_status())
         }
     }
 }

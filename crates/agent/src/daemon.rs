@@ -25,6 +25,7 @@ use crate::logging::{Level, Logger};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
 use crate::renewal::{self, CheckRequest, Trigger};
+use renewal_policy::plan::{Setback, pause_after};
 
 /// What woke the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,37 +58,35 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
     crate::fsutil::check_own_folders(root, logger);
     let mut next_check = Deadline::now();
     let mut next_heartbeat = Deadline::now();
-    let mut consecutive_unreachable = 0;
+    let mut consecutive_failures = 0;
     let mut heartbeat_interval = Duration::from_secs(3600);
     let mut trigger = Trigger::Scheduled;
+    // Every wait below is the policy's: the daemon holds no schedule of its own.
+    let policy = renewal::policy_from(&settings);
     loop {
         let now = SystemTime::now();
         if next_check.reached(now) {
             let request = CheckRequest {
-                trigger,
-                consecutive_unreachable,
+                consecutive_failures,
                 ..CheckRequest::new(trigger)
             };
             trigger = Trigger::Scheduled;
             match renewal::run_check(root, logger, &request, now) {
                 Ok(outcome) => {
-                    consecutive_unreachable = match outcome.report.outcome {
-                        renewal_policy::plan::Outcome::Unreachable { .. }
-                        | renewal_policy::plan::Outcome::OutcomeUnknown { .. } => {
-                            consecutive_unreachable + 1
-                        }
-                        _ => 0,
+                    consecutive_failures = if outcome.report.outcome.kind().is_manager_unreachable()
+                    {
+                        consecutive_failures + 1
+                    } else {
+                        0
                     };
-                    // Expired: nothing more to try until re-registration; look again daily
-                    // in case an administrator re-registered.
-                    next_check = match outcome.next_check {
+                    next_check = match outcome.report.next_check {
                         Some(wall) => Deadline::at(now, wall),
-                        None => Deadline::after(Duration::from_secs(24 * 3600)),
+                        None => Deadline::after(pause_after(&policy, Setback::Expired)),
                     };
                 }
                 Err(AgentError::Busy { .. }) => {
                     // `vmutil updatecerts` (or `vmd --once`) is checking: look again shortly.
-                    next_check = Deadline::after(Duration::from_secs(60));
+                    next_check = Deadline::after(pause_after(&policy, Setback::Busy));
                 }
                 Err(error) => {
                     logger.message(
@@ -97,7 +96,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                         },
                     );
                     crate::metrics::after_failed_check(root, logger, now);
-                    next_check = Deadline::after(Duration::from_secs(3600));
+                    next_check = Deadline::after(pause_after(&policy, Setback::LocalFailure));
                 }
             }
         }
@@ -124,7 +123,12 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                         trigger = Trigger::Recovery;
                         next_check = Deadline::now();
                     }
-                    Deadline::after(Duration::from_secs(interval.min(300)))
+                    Deadline::after(pause_after(
+                        &policy,
+                        Setback::HeartbeatFailed {
+                            heartbeat_interval: Duration::from_secs(interval),
+                        },
+                    ))
                 }
             };
             if let (Ok(settings), Ok(store)) = (renewal::load_settings(root), root.open_store()) {

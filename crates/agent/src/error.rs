@@ -27,6 +27,19 @@ pub enum ExitStatus {
     LocalSystem = 7,
 }
 
+impl From<renewal_policy::plan::ExitClass> for ExitStatus {
+    fn from(class: renewal_policy::plan::ExitClass) -> Self {
+        use renewal_policy::plan::ExitClass;
+        match class {
+            ExitClass::Ok => ExitStatus::Ok,
+            ExitClass::LocalInput => ExitStatus::LocalInput,
+            ExitClass::Refused => ExitStatus::Refused,
+            ExitClass::Unreachable => ExitStatus::Unreachable,
+            ExitClass::LocalSystem => ExitStatus::LocalSystem,
+        }
+    }
+}
+
 impl ExitStatus {
     /// Every code, in order: the one exit-code table (README "Exit codes" and the man pages'
     /// EXIT STATUS are made from or checked against it).

@@ -114,6 +114,17 @@ impl fmt::Display for Level {
     }
 }
 
+impl From<renewal_policy::Severity> for Level {
+    fn from(severity: renewal_policy::Severity) -> Self {
+        match severity {
+            renewal_policy::Severity::Info => Level::Info,
+            renewal_policy::Severity::Warning => Level::Warning,
+            renewal_policy::Severity::Error => Level::Error,
+            renewal_policy::Severity::Critical => Level::Critical,
+        }
+    }
+}
+
 impl Level {
     /// The upload threshold of `agent.conf` allows this level.
     pub fn is_uploaded(self, threshold: agent_config::UploadLevel) -> bool {

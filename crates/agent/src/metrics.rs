@@ -39,7 +39,8 @@ use crate::fsutil;
 use crate::logging::{Level, Logger};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
-use crate::renewal::{self, CheckStatus};
+use crate::renewal;
+use renewal_policy::plan::{OutcomeKind, Report};
 
 /// The file name node_exporter's packages suggest for this agent in their textfile folder.
 pub const DEFAULT_FILE_NAME: &str = "cte-agent.prom";
@@ -48,40 +49,46 @@ pub const DEFAULT_FILE_NAME: &str = "cte-agent.prom";
 /// folder.
 pub const NODE_EXPORTER_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 
-/// Every result kind a check can end with (`cte_agent_last_check_result{result}`): the
-/// renewal decision's outcomes plus `check_failed` (a local problem stopped the check).
-pub const RESULT_KINDS: [&str; 17] = [
-    "not_due",
-    "healthy",
-    "already_in_use",
-    "candidate_ready",
-    "renewed",
-    "adopted",
-    "unusable_set",
-    "candidate_refused",
-    "no_candidate",
-    "refused_by_manager",
-    "unreachable",
-    "outcome_unknown",
-    "no_identity_accepted",
-    "expired",
-    "clock_skew",
-    "check_failed",
-    "other",
-];
+/// What a check ended with, for the metrics: the plan's report, or a local problem that
+/// stopped it before it could report (the daemon's CGP3007E).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckResult {
+    /// The check reported this kind of outcome.
+    Finished(OutcomeKind),
+    /// A local problem stopped the check.
+    Failed,
+}
 
-/// Result kinds that count as a failed renewal check (besides any check that leaves the host
-/// unhealthy, such as no usable set in the last 14 days).
-pub const FAILURE_KINDS: [&str; 8] = [
-    "candidate_refused",
-    "refused_by_manager",
-    "unreachable",
-    "outcome_unknown",
-    "no_identity_accepted",
-    "expired",
-    "clock_skew",
-    "check_failed",
-];
+/// The `result` label of a check a local problem stopped.
+const CHECK_FAILED: &str = "check_failed";
+/// The `result` label of a kind this version does not know (a state file written by another).
+const OTHER: &str = "other";
+
+impl CheckResult {
+    /// The `result` label (`cte_agent_last_check_result{result}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Finished(kind) => kind.label(),
+            Self::Failed => CHECK_FAILED,
+        }
+    }
+
+    /// Counts in `cte_agent_renewal_failures_total`.
+    fn is_failure(self) -> bool {
+        match self {
+            Self::Finished(kind) => kind.is_failure(),
+            Self::Failed => true,
+        }
+    }
+
+    /// Every label a check can end with, in the order the metrics list them.
+    fn labels() -> impl Iterator<Item = &'static str> {
+        OutcomeKind::ALL
+            .into_iter()
+            .map(OutcomeKind::label)
+            .chain([CHECK_FAILED, OTHER])
+    }
+}
 
 /// What the checks left behind: `vmd/run/metrics-state.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +98,7 @@ pub struct CheckState {
     pub checks: u64,
     /// Checks that renewed the certificate.
     pub renewals: u64,
-    /// Checks that failed ([`FAILURE_KINDS`], or unhealthy).
+    /// Checks that failed ([`OutcomeKind::is_failure`], or unhealthy).
     pub renewal_failures: u64,
     /// The first of the current run of failed checks (Unix seconds); `None` after a success.
     pub failing_since: Option<i64>,
@@ -151,10 +158,10 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), AgentError> {
 }
 
 impl CheckState {
-    /// The state after a check with this status at `now`.
+    /// The state after a check that ended with `result` at `now`.
     pub fn after_check(
         mut self,
-        result: &str,
+        result: CheckResult,
         healthy: bool,
         manager_reached: bool,
         next_check: Option<SystemTime>,
@@ -162,25 +169,23 @@ impl CheckState {
     ) -> Self {
         let now = unix_seconds(now);
         self.checks += 1;
-        if result == "renewed" {
+        if result == CheckResult::Finished(OutcomeKind::Renewed) {
             self.renewals += 1;
         }
-        if FAILURE_KINDS.contains(&result) || !healthy {
+        if result.is_failure() || !healthy {
             self.renewal_failures += 1;
             self.failing_since.get_or_insert(now);
         } else {
             self.failing_since = None;
         }
         self.last_check = Some(now);
-        self.last_result = Some(result.to_string());
+        self.last_result = Some(result.label().to_string());
         self.healthy = Some(healthy);
         self.next_check = next_check.map(unix_seconds);
-        self.manager_reachable = if matches!(result, "unreachable" | "outcome_unknown") {
-            Some(false)
-        } else if manager_reached {
-            Some(true)
-        } else {
-            None
+        self.manager_reachable = match result {
+            CheckResult::Finished(kind) if kind.is_manager_unreachable() => Some(false),
+            _ if manager_reached => Some(true),
+            _ => None,
         };
         self
     }
@@ -191,20 +196,20 @@ impl CheckState {
 pub fn after_check(
     root: &AgentRoot,
     logger: &Logger,
-    status: &CheckStatus,
-    next_check: Option<SystemTime>,
+    report: &Report,
+    manager_reached: bool,
     now: SystemTime,
 ) {
     let path = check_state_file(root);
     let state = read_json::<CheckState>(&path).after_check(
-        &status.result,
-        status.healthy,
-        status.manager_reached,
-        next_check,
+        CheckResult::Finished(report.outcome.kind()),
+        report.healthy,
+        manager_reached,
+        report.next_check,
         now,
     );
     if let Err(error) = write_json(&path, &state) {
-        report(logger, &path, &error);
+        report_problem(logger, &path, &error);
     }
     publish(root, logger, now);
 }
@@ -215,10 +220,15 @@ pub fn after_check(
 pub fn after_failed_check(root: &AgentRoot, logger: &Logger, now: SystemTime) {
     if let Ok(_lock) = crate::lock::RenewalLock::acquire(root, std::time::Duration::ZERO) {
         let path = check_state_file(root);
-        let state =
-            read_json::<CheckState>(&path).after_check("check_failed", false, false, None, now);
+        let state = read_json::<CheckState>(&path).after_check(
+            CheckResult::Failed,
+            false,
+            false,
+            None,
+            now,
+        );
         if let Err(error) = write_json(&path, &state) {
-            report(logger, &path, &error);
+            report_problem(logger, &path, &error);
         }
     }
     publish(root, logger, now);
@@ -246,12 +256,12 @@ pub fn after_heartbeat<T>(
     };
     let path = heartbeat_state_file(root);
     if let Err(error) = write_json(&path, &state) {
-        report(logger, &path, &error);
+        report_problem(logger, &path, &error);
     }
     publish(root, logger, now);
 }
 
-fn report(logger: &Logger, path: &Path, error: &AgentError) {
+fn report_problem(logger: &Logger, path: &Path, error: &AgentError) {
     logger.message(
         Level::Warning,
         &Message::MetricsNotWritten {
@@ -271,7 +281,7 @@ pub fn publish(root: &AgentRoot, logger: &Logger, now: SystemTime) {
     };
     let written = render(root, now).and_then(|text| write_public(&path, text.as_bytes()));
     if let Err(error) = written {
-        report(logger, &path, &error);
+        report_problem(logger, &path, &error);
     }
 }
 
@@ -406,17 +416,16 @@ fn register_results(registry: &mut Registry, last: Option<&str>) {
     let Some(last) = last else {
         return;
     };
-    let last = if RESULT_KINDS.contains(&last) {
+    let last = if CheckResult::labels().any(|label| label == last) {
         last
     } else {
-        "other"
+        OTHER
     };
     let family = LabelledGauges(
-        RESULT_KINDS
-            .iter()
-            .map(|kind| {
-                let labels = vec![("result".to_string(), kind.to_string())];
-                (labels, i64::from(*kind == last))
+        CheckResult::labels()
+            .map(|label| {
+                let labels = vec![("result".to_string(), label.to_string())];
+                (labels, i64::from(label == last))
             })
             .collect(),
     );
@@ -506,6 +515,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn finished(kind: OutcomeKind) -> CheckResult {
+        CheckResult::Finished(kind)
+    }
+
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
     }
@@ -513,16 +526,40 @@ mod tests {
     #[test]
     fn counters_and_the_failing_streak_follow_the_checks() {
         let state = CheckState::default()
-            .after_check("not_due", true, false, Some(at(500)), at(100))
-            .after_check("unreachable", true, false, None, at(200))
-            .after_check("refused_by_manager", false, true, None, at(300));
+            .after_check(
+                finished(OutcomeKind::NotDue),
+                true,
+                false,
+                Some(at(500)),
+                at(100),
+            )
+            .after_check(
+                finished(OutcomeKind::Unreachable),
+                true,
+                false,
+                None,
+                at(200),
+            )
+            .after_check(
+                finished(OutcomeKind::RefusedByManager),
+                false,
+                true,
+                None,
+                at(300),
+            );
         assert_eq!(
             (state.checks, state.renewals, state.renewal_failures),
             (3, 0, 2)
         );
         assert_eq!(state.failing_since, Some(200));
         assert_eq!(state.manager_reachable, Some(true));
-        let state = state.after_check("renewed", true, true, Some(at(900)), at(400));
+        let state = state.after_check(
+            finished(OutcomeKind::Renewed),
+            true,
+            true,
+            Some(at(900)),
+            at(400),
+        );
         assert_eq!(
             (state.checks, state.renewals, state.renewal_failures),
             (4, 1, 2)
@@ -530,7 +567,13 @@ mod tests {
         assert_eq!(state.failing_since, None);
         assert_eq!(state.next_check, Some(900));
         // No usable set in the last 14 days is not a failure kind but leaves the host unhealthy.
-        let state = state.after_check("no_candidate", false, false, None, at(500));
+        let state = state.after_check(
+            finished(OutcomeKind::NoCandidate),
+            false,
+            false,
+            None,
+            at(500),
+        );
         assert_eq!(state.renewal_failures, 3);
         assert_eq!(state.manager_reachable, None);
     }

@@ -632,7 +632,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
                 violations.push("I2: a journal is left".to_string());
             }
             // I3.
-            let exit = outcome.exit_status(Trigger::Once);
+            let exit = outcome.exit_status();
             if exit != agent::ExitStatus::Ok {
                 violations.push(format!("I3: exit {exit:?}: {}", outcome.status.message));
             }

@@ -1,5 +1,6 @@
-//! The renewal decision (criterion). It runs at every scheduled check, so it only has to be cheap
-//! compared with the file and network work around it; the bench keeps that visible.
+//! The renewal decision (criterion): one `plan::next_step`. It runs several times per check, so
+//! it only has to be cheap compared with the file and network work around it; the bench keeps
+//! that visible.
 //!
 //! `cargo bench -p renewal-policy`.
 
@@ -10,10 +11,8 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use renewal_policy::{
-    CandidateCertificate, CurrentCertificate, DirectoryContents, Fingerprint, HostSeed, Policy,
-    decide,
-};
+use renewal_policy::plan::{FolderView, GenerationView, Situation, StoreView, Trigger, next_step};
+use renewal_policy::{CandidateCertificate, Fingerprint, HostSeed, Policy};
 
 const DAY: u64 = 86_400;
 
@@ -21,10 +20,15 @@ fn decisions(criterion: &mut Criterion) {
     let policy = Policy::default();
     let host = HostSeed::from_client_id("3f1c9a52-7d0e-4e7b-9a51-0c2f6d8e4b11");
     let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600);
-    let current = CurrentCertificate {
+    let store = StoreView {
+        current: GenerationView {
+            number: 1,
+            fingerprint: Fingerprint([1; 32]),
+            not_after,
+        },
         common_name: "host-01.example.com".to_string(),
-        fingerprint: Fingerprint([1; 32]),
-        not_after,
+        previous: None,
+        staged: Vec::new(),
     };
     let candidate = CandidateCertificate {
         common_name: "host-01.example.com".to_string(),
@@ -32,14 +36,14 @@ fn decisions(criterion: &mut Criterion) {
         not_before: not_after - Duration::from_secs(90 * DAY),
         not_after: not_after + Duration::from_secs(365 * DAY),
     };
-    let mut group = criterion.benchmark_group("decide");
+    let mut group = criterion.benchmark_group("next_step");
     let cases = [
-        ("not_due", 200, DirectoryContents::Empty),
-        ("no_candidate", 30, DirectoryContents::Empty),
-        ("renew", 30, DirectoryContents::Candidate(candidate)),
-        ("expired", 0, DirectoryContents::Empty),
+        ("not_due", 200, FolderView::NotLooked),
+        ("no_candidate", 30, FolderView::Empty),
+        ("renew", 30, FolderView::Set(candidate)),
+        ("expired", 0, FolderView::NotLooked),
     ];
-    for (name, days_before_expiry, directory) in cases {
+    for (name, days_before_expiry, folder) in cases {
         let now = if days_before_expiry == 0 {
             not_after + Duration::from_secs(DAY)
         } else {
@@ -47,13 +51,19 @@ fn decisions(criterion: &mut Criterion) {
         };
         group.bench_function(name, |bencher| {
             bencher.iter(|| {
-                decide(
-                    black_box(&policy),
-                    black_box(&host),
-                    black_box(&current),
-                    black_box(directory.clone()),
-                    black_box(now),
-                )
+                next_step(black_box(&Situation {
+                    policy: &policy,
+                    host: &host,
+                    trigger: Trigger::Scheduled,
+                    dry_run: false,
+                    now,
+                    journal: None,
+                    store: &store,
+                    folder: &folder,
+                    events: &[],
+                    out_of_time: false,
+                    consecutive_failures: 0,
+                }))
             })
         });
     }

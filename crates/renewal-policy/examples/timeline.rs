@@ -1,14 +1,18 @@
-//! Prints the renewal timeline of one certificate: the agent calls `decide` at each check and
-//! waits until the `next_check` it returns. Checks with the same outcome are folded into one
-//! line. At the end, a renewed set appears in the directory and is sent.
+//! Prints the renewal timeline of one certificate: the daemon runs a scheduled check, asks
+//! `plan::next_step` what to do, and waits until the report's `next_check`. Checks with the
+//! same outcome are folded into one line. At the end, a renewed set appears in the directory
+//! and the plan says to stage it.
 //!
 //! Run with `cargo run --example timeline -p renewal-policy`.
 
 use std::time::{Duration, SystemTime};
 
+use renewal_policy::plan::{
+    Answer, Event, Exchange, FolderView, GenerationView, Situation, Step, StoreView, Trigger,
+    next_step,
+};
 use renewal_policy::{
-    CandidateCertificate, CurrentCertificate, Decision, DirectoryContents, Fingerprint, HostSeed,
-    Policy, decide, format_rfc3339, renewal_window_start,
+    CandidateCertificate, Fingerprint, HostSeed, Policy, format_rfc3339, renewal_window_start,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -16,10 +20,15 @@ const DAY: Duration = Duration::from_secs(86_400);
 fn main() {
     // The test vectors' leaf certificates expire at 2036-01-01T00:00:00Z.
     let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(2_082_758_400);
-    let current = CurrentCertificate {
+    let store = StoreView {
+        current: GenerationView {
+            number: 1,
+            fingerprint: Fingerprint([1; 32]),
+            not_after,
+        },
         common_name: "host1.example".to_owned(),
-        fingerprint: Fingerprint([1; 32]),
-        not_after,
+        previous: None,
+        staged: Vec::new(),
     };
     let policy = Policy::default();
     let host = HostSeed::from_client_id("host1");
@@ -28,21 +37,46 @@ fn main() {
         format_rfc3339(not_after),
         format_rfc3339(renewal_window_start(&policy, &host, not_after))
     );
+    // One scheduled check at `now` with `folder` in the directory; the manager refuses the
+    // expired certificate.
+    let check = |now: SystemTime, folder: &FolderView| -> Step {
+        let mut seen = FolderView::NotLooked;
+        let mut events = Vec::new();
+        loop {
+            let step = next_step(&Situation {
+                policy: &policy,
+                host: &host,
+                trigger: Trigger::Scheduled,
+                dry_run: false,
+                now,
+                journal: None,
+                store: &store,
+                folder: &seen,
+                events: &events,
+                out_of_time: false,
+                consecutive_failures: 0,
+            });
+            match step {
+                Step::LookInFolder => seen = folder.clone(),
+                Step::Login { generation, .. } => events.push(Event::Answered(
+                    Exchange::Login { generation },
+                    Answer::Refused {
+                        reason: "certificate expired".to_owned(),
+                    },
+                )),
+                step => return step,
+            }
+        }
+    };
 
     // Nothing is ever placed in the directory: follow the checks until the certificate expires.
     let mut now = not_after - 90 * DAY;
     let mut run: Option<(String, SystemTime, usize)> = None;
     loop {
-        let decision = decide(&policy, &host, &current, DirectoryContents::Empty, now);
-        let (label, next) = match &decision {
-            Decision::NotDue { next_check } => ("not due".to_owned(), Some(*next_check)),
-            Decision::NoUsableCandidate {
-                reason, next_check, ..
-            } => (format!("no usable candidate: {reason}"), Some(*next_check)),
-            Decision::Renew { .. } => unreachable!("the directory is empty"),
-            Decision::Expired { .. } => ("expired: register again".to_owned(), None),
+        let Step::Finish(report) = check(now, &FolderView::Empty) else {
+            unreachable!("the directory is empty")
         };
-        let label = format!("{:<8} {label}", decision.severity());
+        let label = format!("{:<8} {:?}", report.severity, report.outcome);
         match &mut run {
             Some((previous, _, count)) if *previous == label => *count += 1,
             _ => {
@@ -50,14 +84,14 @@ fn main() {
                 run = Some((label, now, 1));
             }
         }
-        match next {
+        match report.next_check {
             Some(next) => now = next,
             None => break,
         }
     }
     print_run(run);
 
-    // Ten days before expiry an administrator places a renewed set: it is sent.
+    // Ten days before expiry an administrator places a renewed set: it is staged, then sent.
     let now = not_after - 10 * DAY;
     let renewed = CandidateCertificate {
         common_name: "host1.example".to_owned(),
@@ -65,27 +99,9 @@ fn main() {
         not_before: now - DAY,
         not_after: not_after + 365 * DAY,
     };
-    let decision = decide(
-        &policy,
-        &host,
-        &current,
-        DirectoryContents::Candidate(renewed),
-        now,
-    );
-    if let Decision::Renew {
-        severity,
-        next_check_if_failed,
-        ..
-    } = decision
-    {
-        println!(
-            "{}  {severity:<8} renew with the new set (if refused, check again {})",
-            format_rfc3339(now),
-            format_rfc3339(next_check_if_failed)
-        );
-    } else {
-        panic!("expected Renew, got {decision:?}");
-    }
+    let step = check(now, &FolderView::Set(renewed));
+    assert_eq!(step, Step::Stage);
+    println!("{}  stage the new set, then send it", format_rfc3339(now));
 }
 
 fn print_run(run: Option<(String, SystemTime, usize)>) {

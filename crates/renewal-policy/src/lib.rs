@@ -4,35 +4,39 @@
 //! looks in the external certificate directory for a new set; if there is none it logs a
 //! WARNING and looks again after 24 hours; once the certificate has expired the client must be
 //! registered again, and the manager rejects a renewal whose common name differs. This crate
-//! turns that into one pure function, [`decide`], which the agent calls at each check.
+//! turns that into one pure decider, [`plan::next_step`]: the agent executes the one step it
+//! names, records what happened, and asks again, until the step is [`plan::Step::Finish`] with
+//! a complete [`plan::Report`] (outcome, level, next check, health, exit class).
 //!
 //! # Main types
 //!
-//! * [`Policy`]: the settings (window, intervals, stagger, escalation), plain data with
-//!   [`Default`]s from the document. [`Policy::validate`] reports settings that do not fit.
-//! * [`CurrentCertificate`]: the certificate in use; [`HostSeed`]: the host's identity, which
-//!   places its window in the fleet's stagger.
-//! * [`DirectoryContents`]: what the caller found in the directory, with `cert-loading`'s
-//!   verdict already applied ([`CandidateCertificate`] when it accepted a set).
-//! * [`Decision`]: [`NotDue`](Decision::NotDue), [`Renew`](Decision::Renew),
-//!   [`NoUsableCandidate`](Decision::NoUsableCandidate) with a [`CandidateProblem`] whose
-//!   message says what to do, or [`Expired`](Decision::Expired). Each carries a [`Severity`]
-//!   (printed as the product's `INFO`/`WARNING`/`ERROR`/`CRITICAL`) and when to call again.
-//! * [`next_check_after_failure`] schedules the next call after the manager refused a renewal
-//!   or could not be reached. [`schedule`] answers "is it due?" without the directory.
+//! * [`Policy`]: the settings (window, intervals, stagger, escalation, the daemon's pauses),
+//!   plain data with [`Default`]s from the document. [`Policy::validate`] reports settings that
+//!   do not fit.
+//! * [`plan::Situation`]: everything a check knows (trigger, journal, store, folder, answers,
+//!   earlier failures); [`plan::Step`] and [`plan::Report`] are what it is told.
+//! * The timeline primitives the plan is built on: [`schedule`] ("is it due?", [`Schedule`]),
+//!   [`check_candidate`] (can this set replace the current one? [`CandidateProblem`] says what
+//!   to do when not), [`next_check_after_failure`], [`is_overdue`], [`renewal_severity`] and
+//!   [`days_left`], over [`CurrentCertificate`], [`CandidateCertificate`] and [`HostSeed`] (the
+//!   host's identity, which places its window in the fleet's stagger). [`Severity`] prints as
+//!   the product's `INFO`/`WARNING`/`ERROR`/`CRITICAL`.
 //!
 //! # Schedule (default policy)
 //!
 //! Stages are measured from the current certificate's `not_after`. "Window start" is
 //! `not_after - 60 days + stagger`, the stagger being this host's offset in `[0, 48 hours)`.
 //!
-//! | Time left before `not_after`           | Without a usable candidate           | With one (logged at) | Next check          |
-//! |----------------------------------------|--------------------------------------|----------------------|---------------------|
-//! | before this host's window start        | `NotDue` (INFO, if logged at all)    | not looked for       | window start        |
-//! | window start (58-60 days) to > 14 days | `NoUsableCandidate`, **WARNING**     | `Renew`, INFO        | 24 hours later      |
-//! | 14 days to > 3 days                    | `NoUsableCandidate`, **ERROR**       | `Renew`, WARNING     | 6 hours later       |
-//! | 3 days to > 0                          | `NoUsableCandidate`, **CRITICAL**    | `Renew`, WARNING     | 1 hour later        |
-//! | 0 (from `not_after` on)                | `Expired`, CRITICAL: register again  | never attempted      | none                |
+//! What a scheduled check ([`plan::Trigger::Scheduled`]) reports, by [`plan::next_step`] (the
+//! table is the test `the_documented_table_is_what_next_step_reports` in `tests/timeline.rs`):
+//!
+//! | Time left before `not_after`           | Without a usable candidate             | With one: renewed, logged at | Next check     |
+//! |----------------------------------------|----------------------------------------|------------------------------|----------------|
+//! | before this host's window start        | `NotDue`, INFO (folder not looked at)  | not looked for               | window start   |
+//! | window start (58-60 days) to > 14 days | `NoUsableCandidate`, **WARNING**       | `Renewed`, INFO              | 24 hours later |
+//! | 14 days to > 3 days                    | `NoUsableCandidate`, **ERROR**         | `Renewed`, WARNING           | 6 hours later  |
+//! | 3 days to > 0                          | `NoUsableCandidate`, **CRITICAL**      | `Renewed`, WARNING           | 1 hour later   |
+//! | 0 (from `not_after` on)                | login first; refused: `Expired`, CRITICAL, register again (accepted: `ClockSkew`, the local clock is wrong) | not attempted unless the manager accepts the current certificate | none (`Expired`) |
 //!
 //! Rules that hold in every row:
 //!
@@ -46,7 +50,10 @@
 //!   sooner than the next regular check.
 //! * After a failed attempt ([`next_check_after_failure`]): a refusal waits the row's interval;
 //!   an unreachable manager is retried after 5 minutes, doubling per consecutive failure
-//!   (5, 10, 20, 40 minutes...) up to the row's interval.
+//!   ([`plan::Situation::consecutive_failures`]: 5, 10, 20, 40 minutes...) up to the row's
+//!   interval.
+//! * A renewal whose report is not INFO-worthy for the administrator who asked for it
+//!   (`updatecerts` that did not renew) is raised to ERROR by the plan itself.
 //!
 //! # Stagger
 //!
@@ -81,66 +88,67 @@
 //! `clippy.toml` forbids `SystemTime::now` and `Instant::now`. It does not parse certificates
 //! (the caller runs `cert-loading` and passes the outcome in), does not talk to the manager,
 //! does not log, and does not sleep: it returns times, and the caller waits and calls again.
-//! Calling [`decide`] earlier than asked (after a restart or a clock change) is always safe.
+//! Checking earlier than asked (after a restart or a clock change) is always safe.
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use renewal_policy::{
-//!     CandidateCertificate, CurrentCertificate, Decision, DirectoryContents, Fingerprint,
-//!     HostSeed, Policy, Severity, decide,
+//! use renewal_policy::plan::{
+//!     FolderView, GenerationView, Outcome, Situation, Step, StoreView, Trigger, next_step,
 //! };
+//! use renewal_policy::{Fingerprint, HostSeed, Policy, Severity};
 //!
 //! const DAY: Duration = Duration::from_secs(86_400);
 //! let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600); // 2027-01-01
-//! let current = CurrentCertificate {
+//! let store = StoreView {
+//!     current: GenerationView { number: 1, fingerprint: Fingerprint([1; 32]), not_after: expiry },
 //!     common_name: "host-17.example.com".to_owned(),
-//!     fingerprint: Fingerprint([1; 32]),
-//!     not_after: expiry,
+//!     previous: None,
+//!     staged: Vec::new(),
 //! };
 //! let policy = Policy::default();
 //! let host = HostSeed::from_client_id("host-17");
-//!
-//! // Ninety days out: not due; the decision says when to look again.
-//! let now = expiry - 90 * DAY;
-//! let Decision::NotDue { next_check } = decide(&policy, &host, &current, DirectoryContents::Empty, now)
-//! else { panic!("not due yet") };
-//! assert!(next_check >= expiry - 60 * DAY && next_check < expiry - 58 * DAY);
-//!
-//! // Ten days out and the directory is still empty: an ERROR, and a look every 6 hours.
-//! let now = expiry - 10 * DAY;
-//! let decision = decide(&policy, &host, &current, DirectoryContents::Empty, now);
-//! let Decision::NoUsableCandidate { reason, severity, next_check } = &decision else { panic!() };
-//! assert_eq!(*severity, Severity::Error);
-//! assert_eq!(*next_check, now + Duration::from_secs(6 * 3600));
-//! println!("{severity} {reason}");
-//!
-//! // An administrator placed a renewed set: send it.
-//! let renewed = CandidateCertificate {
-//!     common_name: "host-17.example.com".to_owned(),
-//!     fingerprint: Fingerprint([2; 32]),
-//!     not_before: now - DAY,
-//!     not_after: expiry + 365 * DAY,
+//! let situation = |now, folder| Situation {
+//!     policy: &policy,
+//!     host: &host,
+//!     trigger: Trigger::Scheduled,
+//!     dry_run: false,
+//!     now,
+//!     journal: None,
+//!     store: &store,
+//!     folder,
+//!     events: &[],
+//!     out_of_time: false,
+//!     consecutive_failures: 0,
 //! };
-//! let decision = decide(&policy, &host, &current, DirectoryContents::Candidate(renewed), now);
-//! assert!(matches!(decision, Decision::Renew { .. }));
+//!
+//! // Ninety days out: not due, and the folder is not even looked at.
+//! let Step::Finish(report) = next_step(&situation(expiry - 90 * DAY, &FolderView::NotLooked))
+//! else { panic!("not due yet") };
+//! assert_eq!(report.outcome, Outcome::NotDue);
+//!
+//! // Ten days out: look in the folder; still empty, that is an ERROR, looked at every 6 hours.
+//! let now = expiry - 10 * DAY;
+//! assert_eq!(next_step(&situation(now, &FolderView::NotLooked)), Step::LookInFolder);
+//! let Step::Finish(report) = next_step(&situation(now, &FolderView::Empty)) else { panic!() };
+//! assert_eq!(report.severity, Severity::Error);
+//! assert_eq!(report.next_check, Some(now + Duration::from_secs(6 * 3600)));
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod decision;
 pub mod plan;
 mod policy;
 mod stagger;
 mod time;
+mod timeline;
 
 /// The shared vocabulary: a certificate's SHA-256 and RFC 3339 times (`cert-vocabulary`).
 pub use cert_vocabulary::{Fingerprint, format_rfc3339};
-pub use decision::{
-    AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Decision,
-    DirectoryContents, Schedule, Severity, check_candidate, days_left, decide,
-    next_check_after_failure, schedule,
-};
 pub use policy::{Policy, PolicyError};
 pub use stagger::{HostSeed, peak_per_clock_hour, renewal_window_start, stagger_offset};
+pub use timeline::{
+    AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, Severity,
+    check_candidate, days_left, is_overdue, next_check_after_failure, renewal_severity, schedule,
+};

@@ -46,6 +46,18 @@ pub struct Policy {
     /// The first retry after the manager was unreachable; it doubles with each further
     /// consecutive failure up to the current check interval. Default: 5 minutes.
     pub first_unreachable_retry: Duration,
+    /// The daemon, once the certificate has expired and the manager refused it: how often to
+    /// look again, in case an administrator registered the host again. Default: 24 hours.
+    pub expired_recheck: Duration,
+    /// The daemon, when another check held the renewal lock: how soon to try again.
+    /// Default: 1 minute.
+    pub busy_retry: Duration,
+    /// The daemon, when a local problem stopped a check (agent.conf, the store, a file): how
+    /// soon to try again. Default: 1 hour.
+    pub local_failure_retry: Duration,
+    /// The daemon, after a failed heartbeat: the next heartbeat comes no later than this (or
+    /// the heartbeat interval, if shorter). Default: 5 minutes.
+    pub heartbeat_failure_retry: Duration,
 }
 
 impl Default for Policy {
@@ -60,6 +72,10 @@ impl Default for Policy {
             critical_threshold: 3 * DAY,
             critical_check_interval: HOUR,
             first_unreachable_retry: Duration::from_secs(5 * 60),
+            expired_recheck: 24 * HOUR,
+            busy_retry: Duration::from_secs(60),
+            local_failure_retry: HOUR,
+            heartbeat_failure_retry: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -67,13 +83,14 @@ impl Default for Policy {
 impl Policy {
     /// Checks that the settings make sense together.
     ///
-    /// [`decide`](crate::decide) never panics on any policy, but a policy that fails this check
-    /// behaves in ways nobody would choose (for example, looking every second).
+    /// [`next_step`](crate::plan::next_step) never panics on any policy, but a policy that
+    /// fails this check behaves in ways nobody would choose (for example, looking every second).
     ///
     /// # Errors
     ///
     /// [`PolicyError::ZeroInterval`] if `retry_interval`, `error_check_interval`,
-    /// `critical_check_interval` or `first_unreachable_retry` is zero;
+    /// `critical_check_interval`, `first_unreachable_retry` or one of the daemon's pauses is
+    /// zero;
     /// [`PolicyError::ThresholdsOutOfOrder`] unless
     /// `critical_threshold <= error_threshold <= renew_before`.
     pub fn validate(&self) -> Result<(), PolicyError> {
@@ -82,6 +99,10 @@ impl Policy {
             ("error_check_interval", self.error_check_interval),
             ("critical_check_interval", self.critical_check_interval),
             ("first_unreachable_retry", self.first_unreachable_retry),
+            ("expired_recheck", self.expired_recheck),
+            ("busy_retry", self.busy_retry),
+            ("local_failure_retry", self.local_failure_retry),
+            ("heartbeat_failure_retry", self.heartbeat_failure_retry),
         ];
         if let Some((setting, _)) = intervals.iter().find(|(_, value)| value.is_zero()) {
             return Err(PolicyError::ZeroInterval { setting });

@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use renewal_policy::plan::{
-    Answer, Event, Exchange, FolderView, GenerationView, JournalPhase, Outcome, Situation, Step,
-    StoreView, Trigger, next_step,
+    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, JournalPhase, Outcome,
+    OutcomeKind, Situation, Step, StoreView, Trigger, next_step,
 };
 use renewal_policy::{
     CandidateCertificate, CandidateProblem, Fingerprint, HostSeed, Policy, Severity,
@@ -55,6 +55,7 @@ struct Case {
     folder: FolderView,
     events: Vec<Event>,
     out_of_time: bool,
+    consecutive_failures: u32,
 }
 
 impl Case {
@@ -67,7 +68,13 @@ impl Case {
             folder,
             events: Vec::new(),
             out_of_time: false,
+            consecutive_failures: 0,
         }
+    }
+
+    fn after_failures(mut self, count: u32) -> Case {
+        self.consecutive_failures = count;
+        self
     }
 
     fn out_of_time(mut self) -> Case {
@@ -104,6 +111,7 @@ impl Case {
             folder: &self.folder,
             events: &self.events,
             out_of_time: self.out_of_time,
+            consecutive_failures: self.consecutive_failures,
         })
     }
 }
@@ -443,4 +451,63 @@ fn a_check_out_of_time_sends_nothing_more_and_keeps_everything() {
             adopted: false
         }
     );
+}
+
+/// The plan decides everything the caller used to adjust: the retry after an unreachable
+/// manager backs off with the checks that already failed so, an administrator's request that
+/// did not do what was asked is at least an ERROR, and the exit class is in the report.
+#[test]
+fn the_report_is_complete_backoff_level_and_exit_class() {
+    let minute = Duration::from_secs(60);
+    let unreachable = |failures| {
+        let Step::Finish(report) = Case::new(Trigger::Once, store(300), FolderView::NotLooked)
+            .answered(login(2), indefinite())
+            .after_failures(failures)
+            .step()
+        else {
+            panic!("not finished")
+        };
+        report
+    };
+    assert_eq!(unreachable(0).next_check, Some(now() + 5 * minute));
+    assert_eq!(unreachable(3).next_check, Some(now() + 40 * minute));
+    assert_eq!(unreachable(0).exit, ExitClass::Unreachable);
+    assert_eq!(unreachable(0).severity, Severity::Warning);
+    // The same answer to an administrator's update: an ERROR for them.
+    let Step::Finish(report) = Case::new(Trigger::Manual, store(300), set(3, NAME, 400))
+        .answered(login(2), indefinite())
+        .step()
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(report.severity, Severity::Error);
+    assert_eq!(report.exit, ExitClass::Unreachable);
+    // A healthy automatic check exits 0 whatever it found; a manual one by its outcome.
+    let (outcome, severity, healthy) = finished(
+        Case::new(Trigger::Once, store(300), FolderView::Empty)
+            .answered(login(2), Answer::Accepted)
+            .step(),
+    );
+    assert_eq!(
+        (outcome, severity, healthy),
+        (Outcome::Healthy, Severity::Info, true)
+    );
+    let Step::Finish(report) = Case::new(Trigger::Manual, store(300), FolderView::Empty).step()
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(report.exit, ExitClass::LocalInput);
+    assert_eq!(report.severity, Severity::Error);
+}
+
+/// Every outcome kind has a distinct label that reads back, and is listed once in `ALL`.
+#[test]
+fn outcome_kinds_are_one_vocabulary() {
+    let mut labels: Vec<&str> = OutcomeKind::ALL.iter().map(|kind| kind.label()).collect();
+    for kind in OutcomeKind::ALL {
+        assert_eq!(OutcomeKind::from_label(kind.label()), Some(kind));
+    }
+    labels.sort_unstable();
+    labels.dedup();
+    assert_eq!(labels.len(), OutcomeKind::ALL.len());
 }

@@ -1,11 +1,17 @@
-//! The whole renewal timeline of one certificate, table-driven, with the default policy.
+//! The whole renewal timeline of one certificate, table-driven, with the default policy: what a
+//! scheduled check reports by `plan::next_step` (the crate documentation's table), and the
+//! timeline primitives it is built on.
 
 use std::time::{Duration, SystemTime};
 
+use renewal_policy::plan::{
+    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, JournalPhase, Outcome, Report,
+    Situation, Step, StoreView, Trigger, next_step,
+};
 use renewal_policy::{
-    AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Decision,
-    DirectoryContents, Fingerprint, HostSeed, Policy, Schedule, Severity, check_candidate,
-    days_left, decide, next_check_after_failure, renewal_window_start, schedule,
+    AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Fingerprint,
+    HostSeed, Policy, Severity, check_candidate, days_left, next_check_after_failure,
+    renewal_window_start,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -46,17 +52,139 @@ fn renewed() -> CandidateCertificate {
     }
 }
 
-fn with(change: impl FnOnce(&mut CandidateCertificate)) -> DirectoryContents {
+fn with(change: impl FnOnce(&mut CandidateCertificate)) -> FolderView {
     let mut candidate = renewed();
     change(&mut candidate);
-    DirectoryContents::Candidate(candidate)
+    FolderView::Set(candidate)
 }
 
-fn no_candidate(reason: CandidateProblem, severity: Severity, next_check: SystemTime) -> Decision {
-    Decision::NoUsableCandidate {
-        reason,
-        severity,
-        next_check,
+fn generation(number: u64, fingerprint: Fingerprint, not_after: SystemTime) -> GenerationView {
+    GenerationView {
+        number,
+        fingerprint,
+        not_after,
+    }
+}
+
+/// What one check reports, run as the agent runs it: every step `next_step` names is carried
+/// out on a simulated store, folder and manager (which answers every login with `login`, every
+/// renewal with "accepted"). Also says whether the folder was looked at.
+fn check_with(
+    policy: &Policy,
+    host: &HostSeed,
+    trigger: Trigger,
+    now: SystemTime,
+    folder: &FolderView,
+    login: &Answer,
+) -> (Report, bool) {
+    let mut store = StoreView {
+        current: generation(1, Fingerprint([1; 32]), expiry()),
+        common_name: COMMON_NAME.to_owned(),
+        previous: None,
+        staged: Vec::new(),
+    };
+    let mut seen = FolderView::NotLooked;
+    let mut journal = None;
+    let mut events = Vec::new();
+    for _ in 0..32 {
+        let step = next_step(&Situation {
+            policy,
+            host,
+            trigger,
+            dry_run: false,
+            now,
+            journal,
+            store: &store,
+            folder: &seen,
+            events: &events,
+            out_of_time: false,
+            consecutive_failures: 0,
+        });
+        match step {
+            Step::Finish(report) => return (report, seen != FolderView::NotLooked),
+            Step::LookInFolder => seen = folder.clone(),
+            Step::Login { generation, .. } => {
+                events.push(Event::Answered(
+                    Exchange::Login { generation },
+                    login.clone(),
+                ));
+            }
+            Step::Stage => {
+                let FolderView::Set(candidate) = &seen else {
+                    panic!("staged without a set")
+                };
+                store
+                    .staged
+                    .push(generation(2, candidate.fingerprint, candidate.not_after));
+                journal = Some(JournalPhase::Staged { generation: 2 });
+            }
+            Step::Push { generation } => {
+                journal = Some(JournalPhase::Pushing { generation });
+                events.push(Event::Answered(
+                    Exchange::Renew { generation },
+                    Answer::Accepted,
+                ));
+            }
+            Step::Activate {
+                generation,
+                adopted,
+            } => {
+                let replaced = store.current;
+                let position = store
+                    .staged
+                    .iter()
+                    .position(|staged| staged.number == generation)
+                    .expect("activating a staged generation");
+                store.current = store.staged.remove(position);
+                store.previous = Some(replaced);
+                journal = Some(JournalPhase::Confirming {
+                    generation,
+                    adopted,
+                });
+                events.push(Event::Activated {
+                    generation,
+                    replaced,
+                    adopted,
+                });
+            }
+            Step::ClearJournal => journal = None,
+            Step::Discard { .. } => panic!("nothing is refused here: {step:?}"),
+        }
+    }
+    panic!("the check did not finish")
+}
+
+/// A scheduled check with the default policy; the manager accepts the current certificate, and
+/// refuses it once it has expired.
+fn scheduled(now: SystemTime, folder: &FolderView) -> (Report, bool) {
+    let login = if now >= expiry() {
+        Answer::Refused {
+            reason: "certificate expired".to_owned(),
+        }
+    } else {
+        Answer::Accepted
+    };
+    check_with(
+        &Policy::default(),
+        &host(),
+        Trigger::Scheduled,
+        now,
+        folder,
+        &login,
+    )
+}
+
+fn no_candidate(problem: CandidateProblem, refused_locally: bool) -> Outcome {
+    Outcome::NoUsableCandidate {
+        problem,
+        refused_locally,
+    }
+}
+
+fn renewal() -> Outcome {
+    Outcome::Renewed {
+        old: generation(1, Fingerprint([1; 32]), expiry()),
+        new: generation(2, renewed().fingerprint, renewed().not_after),
     }
 }
 
@@ -70,78 +198,95 @@ fn host_window_is_staggered_inside_the_first_48_hours() {
     assert!(start < expiry() - 58 * DAY);
 }
 
+/// The crate documentation's table, row by row, as `next_step` reports it for a scheduled
+/// check: outcome, level, next check, and whether the folder was looked at.
 #[test]
-fn every_point_of_the_timeline_decides_as_documented() {
-    let policy = Policy::default();
+fn the_documented_table_is_what_next_step_reports() {
     let window = window_start();
     let expiry = expiry();
     let in_window = expiry - 40 * DAY;
+    let renewed_window = renewal_window_start(&Policy::default(), &host(), renewed().not_after);
+    let empty = FolderView::Empty;
 
-    // (what, now, directory contents, expected decision)
-    let table: Vec<(&str, SystemTime, DirectoryContents, Decision)> = vec![
+    // (what, now, folder, outcome, level, next check)
+    let table: Vec<(
+        &str,
+        SystemTime,
+        FolderView,
+        Outcome,
+        Severity,
+        Option<SystemTime>,
+    )> = vec![
         (
             "90 days before expiry",
             expiry - 90 * DAY,
-            DirectoryContents::Empty,
-            Decision::NotDue { next_check: window },
+            empty.clone(),
+            Outcome::NotDue,
+            Severity::Info,
+            Some(window),
         ),
         (
             "a valid candidate before the window is not looked at",
             expiry - 90 * DAY,
-            DirectoryContents::Candidate(renewed()),
-            Decision::NotDue { next_check: window },
+            FolderView::Set(renewed()),
+            Outcome::NotDue,
+            Severity::Info,
+            Some(window),
         ),
         (
             "60 days before expiry, before this host's staggered start",
             expiry - 60 * DAY,
-            DirectoryContents::Empty,
-            Decision::NotDue { next_check: window },
+            empty.clone(),
+            Outcome::NotDue,
+            Severity::Info,
+            Some(window),
         ),
         (
             "one second before the window",
             window - SECOND,
-            DirectoryContents::Empty,
-            Decision::NotDue { next_check: window },
+            empty.clone(),
+            Outcome::NotDue,
+            Severity::Info,
+            Some(window),
         ),
         (
             "window start, empty directory",
             window,
-            DirectoryContents::Empty,
-            no_candidate(CandidateProblem::NoNewSet, Severity::Warning, window + DAY),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Warning,
+            Some(window + DAY),
         ),
         (
-            "window start, renewed set",
+            "window start, renewed set: renewed at INFO",
             window,
-            DirectoryContents::Candidate(renewed()),
-            Decision::Renew {
-                candidate: renewed(),
-                severity: Severity::Info,
-                next_check_if_failed: window + DAY,
-            },
+            FolderView::Set(renewed()),
+            renewal(),
+            Severity::Info,
+            Some(renewed_window),
         ),
         (
             "in window, directory missing",
             in_window,
-            DirectoryContents::Missing,
-            no_candidate(
-                CandidateProblem::DirectoryMissing,
-                Severity::Warning,
-                in_window + DAY,
-            ),
+            FolderView::Missing,
+            no_candidate(CandidateProblem::DirectoryMissing, false),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, cert-loading refused the set",
             in_window,
-            DirectoryContents::Invalid {
+            FolderView::Invalid {
                 reason: "key does not match certificate".to_owned(),
             },
             no_candidate(
                 CandidateProblem::Invalid {
                     reason: "key does not match certificate".to_owned(),
                 },
-                Severity::Warning,
-                in_window + DAY,
+                true,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, the directory holds the current certificate",
@@ -151,9 +296,10 @@ fn every_point_of_the_timeline_decides_as_documented() {
                 CandidateProblem::SameAsCurrent {
                     fingerprint: Fingerprint([1; 32]),
                 },
-                Severity::Warning,
-                in_window + DAY,
+                false,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, common name changed",
@@ -164,9 +310,10 @@ fn every_point_of_the_timeline_decides_as_documented() {
                     current: COMMON_NAME.to_owned(),
                     candidate: "host-17.example.org".to_owned(),
                 },
-                Severity::Warning,
-                in_window + DAY,
+                true,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, common name differs only in case",
@@ -177,12 +324,13 @@ fn every_point_of_the_timeline_decides_as_documented() {
                     current: COMMON_NAME.to_owned(),
                     candidate: "HOST-17.example.com".to_owned(),
                 },
-                Severity::Warning,
-                in_window + DAY,
+                true,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
-            "in window, candidate expires earlier",
+            "in window, candidate expires earlier: an older set, nothing to act on",
             in_window,
             with(|candidate| candidate.not_after = expiry - DAY),
             no_candidate(
@@ -190,9 +338,10 @@ fn every_point_of_the_timeline_decides_as_documented() {
                     current_not_after: expiry,
                     candidate_not_after: expiry - DAY,
                 },
-                Severity::Warning,
-                in_window + DAY,
+                false,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, candidate expires at the same moment",
@@ -203,24 +352,27 @@ fn every_point_of_the_timeline_decides_as_documented() {
                     current_not_after: expiry,
                     candidate_not_after: expiry,
                 },
-                Severity::Warning,
-                in_window + DAY,
+                false,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
-            "in window, candidate already expired",
+            "in window, candidate already expired (so also older)",
             in_window,
             with(|candidate| {
                 candidate.not_before = in_window - 400 * DAY;
                 candidate.not_after = in_window - SECOND;
             }),
             no_candidate(
-                CandidateProblem::Expired {
-                    not_after: in_window - SECOND,
+                CandidateProblem::NotLater {
+                    current_not_after: expiry,
+                    candidate_not_after: in_window - SECOND,
                 },
-                Severity::Warning,
-                in_window + DAY,
+                false,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, candidate valid from in two days: regular check first",
@@ -230,9 +382,10 @@ fn every_point_of_the_timeline_decides_as_documented() {
                 CandidateProblem::NotYetValid {
                     not_before: in_window + 2 * DAY,
                 },
-                Severity::Warning,
-                in_window + DAY,
+                true,
             ),
+            Severity::Warning,
+            Some(in_window + DAY),
         ),
         (
             "in window, candidate valid from in two hours: check again then",
@@ -242,82 +395,66 @@ fn every_point_of_the_timeline_decides_as_documented() {
                 CandidateProblem::NotYetValid {
                     not_before: in_window + 2 * HOUR,
                 },
-                Severity::Warning,
-                in_window + 2 * HOUR,
+                true,
             ),
+            Severity::Warning,
+            Some(in_window + 2 * HOUR),
         ),
         (
             "in window, candidate valid from exactly now",
             in_window,
             with(|candidate| candidate.not_before = in_window),
-            Decision::Renew {
-                candidate: CandidateCertificate {
-                    not_before: in_window,
-                    ..renewed()
-                },
-                severity: Severity::Info,
-                next_check_if_failed: in_window + DAY,
-            },
+            renewal(),
+            Severity::Info,
+            Some(renewed_window),
         ),
         (
             "15 days before expiry: still WARNING, next check lands on the 14-day mark",
             expiry - 15 * DAY,
-            DirectoryContents::Empty,
-            no_candidate(
-                CandidateProblem::NoNewSet,
-                Severity::Warning,
-                expiry - 14 * DAY,
-            ),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Warning,
+            Some(expiry - 14 * DAY),
         ),
         (
             "one second before the 14-day mark",
             expiry - 14 * DAY - SECOND,
-            DirectoryContents::Empty,
-            no_candidate(
-                CandidateProblem::NoNewSet,
-                Severity::Warning,
-                expiry - 13 * DAY - SECOND,
-            ),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Warning,
+            Some(expiry - 13 * DAY - SECOND),
         ),
         (
             "14 days before expiry: ERROR, every 6 hours",
             expiry - 14 * DAY,
-            DirectoryContents::Empty,
-            no_candidate(
-                CandidateProblem::NoNewSet,
-                Severity::Error,
-                expiry - 14 * DAY + 6 * HOUR,
-            ),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Error,
+            Some(expiry - 14 * DAY + 6 * HOUR),
         ),
         (
-            "14 days before expiry, renewed set: renewal logged at WARNING",
+            "14 days before expiry, renewed set: renewed, logged at WARNING (it came late)",
             expiry - 14 * DAY,
-            DirectoryContents::Candidate(renewed()),
-            Decision::Renew {
-                candidate: renewed(),
-                severity: Severity::Warning,
-                next_check_if_failed: expiry - 14 * DAY + 6 * HOUR,
-            },
+            FolderView::Set(renewed()),
+            renewal(),
+            Severity::Warning,
+            Some(renewed_window),
         ),
         (
             "one second before the 3-day mark",
             expiry - 3 * DAY - SECOND,
-            DirectoryContents::Empty,
-            no_candidate(
-                CandidateProblem::NoNewSet,
-                Severity::Error,
-                expiry - 3 * DAY - SECOND + 6 * HOUR,
-            ),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Error,
+            Some(expiry - 3 * DAY - SECOND + 6 * HOUR),
         ),
         (
             "3 days before expiry: CRITICAL, every hour",
             expiry - 3 * DAY,
-            DirectoryContents::Empty,
-            no_candidate(
-                CandidateProblem::NoNewSet,
-                Severity::Critical,
-                expiry - 3 * DAY + HOUR,
-            ),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Critical,
+            Some(expiry - 3 * DAY + HOUR),
         ),
         (
             "3 days before expiry, common name changed: CRITICAL too",
@@ -328,127 +465,97 @@ fn every_point_of_the_timeline_decides_as_documented() {
                     current: COMMON_NAME.to_owned(),
                     candidate: "other".to_owned(),
                 },
-                Severity::Critical,
-                expiry - 3 * DAY + HOUR,
+                true,
             ),
+            Severity::Critical,
+            Some(expiry - 3 * DAY + HOUR),
         ),
         (
             "one hour before expiry: next check is expiry itself",
             expiry - HOUR,
-            DirectoryContents::Empty,
-            no_candidate(CandidateProblem::NoNewSet, Severity::Critical, expiry),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Critical,
+            Some(expiry),
         ),
         (
             "20 minutes before expiry: next check capped at expiry",
             expiry - 20 * MINUTE,
-            DirectoryContents::Empty,
-            no_candidate(CandidateProblem::NoNewSet, Severity::Critical, expiry),
+            empty.clone(),
+            no_candidate(CandidateProblem::NoNewSet, false),
+            Severity::Critical,
+            Some(expiry),
         ),
         (
-            "one second before expiry, renewed set: still attempted",
+            "one second before expiry, renewed set: still renewed",
             expiry - SECOND,
-            DirectoryContents::Candidate(renewed()),
-            Decision::Renew {
-                candidate: renewed(),
-                severity: Severity::Warning,
-                next_check_if_failed: expiry,
-            },
+            FolderView::Set(renewed()),
+            renewal(),
+            Severity::Warning,
+            Some(renewed_window),
         ),
         (
-            "exactly at expiry",
+            "exactly at expiry, refused by the manager: register again",
             expiry,
-            DirectoryContents::Empty,
-            Decision::Expired { since: expiry },
+            empty.clone(),
+            Outcome::Expired,
+            Severity::Critical,
+            None,
         ),
         (
             "exactly at expiry, renewed set: no attempt, re-register",
             expiry,
-            DirectoryContents::Candidate(renewed()),
-            Decision::Expired { since: expiry },
+            FolderView::Set(renewed()),
+            Outcome::Expired,
+            Severity::Critical,
+            None,
         ),
         (
             "a day after expiry",
             expiry + DAY,
-            DirectoryContents::Candidate(renewed()),
-            Decision::Expired { since: expiry },
+            FolderView::Set(renewed()),
+            Outcome::Expired,
+            Severity::Critical,
+            None,
         ),
     ];
 
-    for (what, now, contents, expected) in table {
-        let decision = decide(&policy, &host(), &current(), contents, now);
-        assert_eq!(decision, expected, "{what}");
-        // `schedule` agrees with `decide` on everything that does not need the directory.
-        let schedule = schedule(&policy, &host(), &current(), now);
-        match (&decision, &schedule) {
-            (
-                Decision::NotDue { next_check },
-                Schedule::NotDue {
-                    next_check: scheduled,
-                },
-            ) => {
-                assert_eq!(next_check, scheduled, "{what}")
-            }
-            (
-                Decision::NoUsableCandidate { severity, .. },
-                Schedule::Due {
-                    severity: scheduled,
-                    ..
-                },
-            ) => assert_eq!(severity, scheduled, "{what}"),
-            (Decision::Renew { .. }, Schedule::Due { .. }) => {}
-            (Decision::Expired { since }, Schedule::Expired { since: scheduled }) => {
-                assert_eq!(since, scheduled, "{what}")
-            }
-            _ => panic!("{what}: decide said {decision:?} but schedule said {schedule:?}"),
-        }
+    for (what, now, folder, outcome, severity, next_check) in table {
+        let (report, looked) = scheduled(now, &folder);
+        assert_eq!(report.outcome, outcome, "{what}");
+        assert_eq!(report.severity, severity, "{what}");
+        assert_eq!(report.next_check, next_check, "{what}");
+        // The folder is looked at only once the window is open and the identity holds.
+        let due = now >= window && now < expiry;
+        assert_eq!(looked, due, "{what}: folder looked at");
+        // Healthy while renewal is not overdue and nothing was refused; the exit class follows.
+        let healthy = severity <= Severity::Warning && outcome != Outcome::Expired;
+        assert_eq!(report.healthy, healthy, "{what}: health");
+        let exit = match (&outcome, healthy) {
+            (_, true) => ExitClass::Ok,
+            (Outcome::Expired | Outcome::NoUsableCandidate { .. }, false) => ExitClass::LocalInput,
+            (other, false) => panic!("{what}: unexpected unhealthy {other:?}"),
+        };
+        assert_eq!(report.exit, exit, "{what}: exit class");
     }
 }
 
-#[test]
-fn decision_severity_summarises_each_kind() {
-    let policy = Policy::default();
-    let at = |now, contents| decide(&policy, &host(), &current(), contents, now).severity();
-    assert_eq!(
-        at(expiry() - 90 * DAY, DirectoryContents::Empty),
-        Severity::Info
-    );
-    assert_eq!(
-        at(expiry() - 40 * DAY, DirectoryContents::Empty),
-        Severity::Warning
-    );
-    assert_eq!(
-        at(expiry() - 10 * DAY, DirectoryContents::Empty),
-        Severity::Error
-    );
-    assert_eq!(
-        at(expiry() - DAY, DirectoryContents::Empty),
-        Severity::Critical
-    );
-    assert_eq!(at(expiry(), DirectoryContents::Empty), Severity::Critical);
-}
-
-/// Follows the chain of next checks an agent would make with an empty directory from 90 days
+/// Follows the chain of next checks a daemon would make with an empty directory from 90 days
 /// out, and checks the whole run: it reaches expiry exactly, every step moves forward, no step
 /// passes expiry, and severity only ever rises.
 #[test]
 fn following_next_checks_walks_the_schedule_to_expiry() {
-    let policy = Policy::default();
     let mut now = expiry() - 90 * DAY;
     let mut previous_severity = Severity::Info;
     let mut checks_per_severity = [0_u32; 4];
     loop {
-        let decision = decide(&policy, &host(), &current(), DirectoryContents::Empty, now);
-        let next_check = match decision {
-            Decision::NotDue { next_check } => next_check,
-            Decision::NoUsableCandidate { next_check, .. } => next_check,
-            Decision::Expired { since } => {
-                assert_eq!(since, expiry());
-                assert_eq!(now, expiry(), "the last check lands exactly on expiry");
-                break;
-            }
-            Decision::Renew { .. } => panic!("nothing to renew with"),
+        let (report, _) = scheduled(now, &FolderView::Empty);
+        let Some(next_check) = report.next_check else {
+            assert_eq!(report.outcome, Outcome::Expired);
+            assert_eq!(now, expiry(), "the last check lands exactly on expiry");
+            break;
         };
-        let severity = decision.severity();
+        let severity = report.severity;
         assert!(severity >= previous_severity, "severity fell at {now:?}");
         previous_severity = severity;
         checks_per_severity[severity as usize] += 1;
@@ -468,30 +575,31 @@ fn following_next_checks_walks_the_schedule_to_expiry() {
 #[test]
 fn next_check_is_never_after_expiry_while_valid() {
     let policy = Policy::default();
-    let contents = [
-        DirectoryContents::Empty,
-        DirectoryContents::Missing,
+    let folders = [
+        FolderView::Empty,
+        FolderView::Missing,
         with(|candidate| candidate.not_before = expiry() + DAY),
         with(|candidate| candidate.common_name = "other".to_owned()),
-        DirectoryContents::Candidate(renewed()),
+        FolderView::Set(renewed()),
     ];
     for seed in 0..20 {
         let host = HostSeed::from_client_id(&format!("host-{seed}"));
         // Every 7 hours 13 minutes from 100 days out, so the samples fall at varied offsets.
         let mut now = expiry() - 100 * DAY;
         while now < expiry() {
-            for directory in &contents {
-                let decision = decide(&policy, &host, &current(), directory.clone(), now);
-                let next = match decision {
-                    Decision::NotDue { next_check } => next_check,
-                    Decision::NoUsableCandidate { next_check, .. } => next_check,
-                    Decision::Renew {
-                        next_check_if_failed,
-                        ..
-                    } => next_check_if_failed,
-                    Decision::Expired { .. } => panic!("expired early at {now:?}"),
-                };
-                assert!(next > now && next <= expiry(), "{decision:?} at {now:?}");
+            for folder in &folders {
+                for trigger in [Trigger::Scheduled, Trigger::Once] {
+                    let (report, _) =
+                        check_with(&policy, &host, trigger, now, folder, &Answer::Accepted);
+                    let next = report.next_check.expect("expired early");
+                    // A renewal schedules the new certificate's window; every other check
+                    // stays within the current certificate's life.
+                    let end = match report.outcome {
+                        Outcome::Renewed { new, .. } => new.not_after,
+                        _ => expiry(),
+                    };
+                    assert!(next > now && next <= end, "{report:?} at {now:?}");
+                }
                 for failure in [
                     AttemptFailure::Refused,
                     AttemptFailure::Unreachable {
@@ -565,17 +673,15 @@ fn unreachable_manager_backs_off_exponentially_up_to_the_stage_interval() {
 }
 
 #[test]
-fn failures_after_expiry_defer_to_decide() {
+fn failures_after_expiry_defer_to_the_next_check() {
     let policy = Policy::default();
     let now = expiry() + HOUR;
     assert_eq!(
         next_check_after_failure(&policy, &current(), now, AttemptFailure::Refused),
         now
     );
-    assert!(matches!(
-        decide(&policy, &host(), &current(), DirectoryContents::Empty, now),
-        Decision::Expired { .. }
-    ));
+    let (report, _) = scheduled(now, &FolderView::Empty);
+    assert_eq!(report.outcome, Outcome::Expired);
 }
 
 #[test]

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use renewal_policy::plan::{
     Answer, Event, Exchange, FolderView, Outcome, Report, Situation, Step, StoreView,
 };
-use renewal_policy::{CurrentCertificate, HostSeed, Policy, Severity};
+use renewal_policy::{CurrentCertificate, HostSeed, Policy};
 use serde::{Deserialize, Serialize};
 
 pub use renewal_policy::plan::Trigger;
@@ -63,8 +63,9 @@ pub struct CheckRequest {
     pub directory_override: Option<PathBuf>,
     /// Validate locally and stop before contacting the manager; changes nothing.
     pub dry_run: bool,
-    /// Consecutive earlier failures to reach the manager (for the retry backoff).
-    pub consecutive_unreachable: u32,
+    /// Checks in a row before this one that ended with the manager unreachable (the plan's
+    /// retry backs off with it).
+    pub consecutive_failures: u32,
     /// How long to wait for another check holding the lock.
     pub lock_wait: Duration,
     /// How long the check may run once it holds the lock: no manager call starts after that,
@@ -86,7 +87,7 @@ impl CheckRequest {
             trigger,
             directory_override: None,
             dry_run: false,
-            consecutive_unreachable: 0,
+            consecutive_failures: 0,
             lock_wait: crate::lock::DEFAULT_WAIT,
             deadline: DEFAULT_CHECK_DEADLINE,
         }
@@ -132,32 +133,10 @@ pub struct CheckOutcome {
 }
 
 impl CheckOutcome {
-    /// The process exit status for `vmd --once` / `updatecerts`: health for the automatic
-    /// triggers, the request's success for a manual update.
-    pub fn exit_status(&self, trigger: Trigger) -> crate::ExitStatus {
-        use crate::ExitStatus;
-        let failed = match &self.report.outcome {
-            Outcome::Expired | Outcome::NoUsableCandidate { .. } | Outcome::UnusableSet { .. } => {
-                ExitStatus::LocalInput
-            }
-            Outcome::RefusedByManager { .. } | Outcome::NoIdentityAccepted { .. } => {
-                ExitStatus::Refused
-            }
-            Outcome::Unreachable { .. } | Outcome::OutcomeUnknown { .. } => ExitStatus::Unreachable,
-            // The clock is wrong: a local system failure, though the manager accepts the host.
-            Outcome::ClockSkew { .. } => ExitStatus::LocalSystem,
-            Outcome::NotDue
-            | Outcome::Healthy
-            | Outcome::AlreadyInUse
-            | Outcome::CandidateReady { .. }
-            | Outcome::Renewed { .. }
-            | Outcome::Adopted { .. } => ExitStatus::Ok,
-        };
-        match trigger {
-            Trigger::Manual => failed,
-            _ if self.report.healthy => ExitStatus::Ok,
-            _ => failed,
-        }
+    /// The process exit status for `vmd --once` / `updatecerts`: the plan's exit class (health
+    /// for the automatic triggers, the request's success for a manual update).
+    pub fn exit_status(&self) -> crate::ExitStatus {
+        crate::ExitStatus::from(self.report.exit)
     }
 
     /// Whether the identity changed in this check (renewed or adopted): a running daemon should
@@ -307,10 +286,11 @@ pub fn run_check_with(
             folder: &check.folder,
             events: &check.events,
             out_of_time: std::time::Instant::now() >= deadline,
+            consecutive_failures: request.consecutive_failures,
         };
         let step = renewal_policy::plan::next_step(&situation);
         if let Step::Finish(report) = step {
-            return check.finish(report, &view, &policy);
+            return check.finish(report, &view);
         }
         check.execute(step, &view)?;
     }
@@ -694,46 +674,14 @@ impl Check<'_> {
         }
     }
 
-    fn finish(
-        self,
-        report: Report,
-        view: &StoreView,
-        policy: &Policy,
-    ) -> Result<CheckOutcome, AgentError> {
+    fn finish(self, report: Report, view: &StoreView) -> Result<CheckOutcome, AgentError> {
         let message = self.message_of(&report, view);
-        let level = level_of(report.severity).max(match self.request.trigger {
-            // An administrator's request that did not do what was asked is an error for them.
-            Trigger::Manual
-                if !matches!(
-                    report.outcome,
-                    Outcome::Renewed { .. }
-                        | Outcome::AlreadyInUse
-                        | Outcome::CandidateReady { .. }
-                        | Outcome::Adopted { .. }
-                ) =>
-            {
-                Level::Error
-            }
-            _ => Level::Info,
-        });
+        let level = Level::from(report.severity);
         self.logger.message(level, &message);
-        // The next check after an unreachable manager backs off with consecutive failures.
-        let next_check = match &report.outcome {
-            Outcome::Unreachable { .. } | Outcome::OutcomeUnknown { .. } => {
-                Some(renewal_policy::next_check_after_failure(
-                    policy,
-                    &view.current_certificate(),
-                    self.now,
-                    renewal_policy::AttemptFailure::Unreachable {
-                        consecutive_failures: self.request.consecutive_unreachable + 1,
-                    },
-                ))
-            }
-            _ => report.next_check,
-        };
+        let next_check = report.next_check;
         let status = CheckStatus {
             last_check: cert_loading::format_rfc3339(self.now),
-            result: report.outcome.kind().to_string(),
+            result: report.outcome.kind().label().to_string(),
             message: message.text(),
             level: level.to_string(),
             next_check: next_check
@@ -758,7 +706,13 @@ impl Check<'_> {
                     .unwrap_or_default()
                     .as_bytes(),
             )?;
-            crate::metrics::after_check(self.root, self.logger, &status, next_check, self.now);
+            crate::metrics::after_check(
+                self.root,
+                self.logger,
+                &report,
+                self.manager_reached,
+                self.now,
+            );
         }
         if !self.request.dry_run && (level >= Level::Warning || self.manager_reached) {
             upload_pending_with(self.settings, self.store, self.logger, self.connector);
@@ -768,15 +722,6 @@ impl Check<'_> {
             next_check,
             status,
         })
-    }
-}
-
-fn level_of(severity: Severity) -> Level {
-    match severity {
-        Severity::Info => Level::Info,
-        Severity::Warning => Level::Warning,
-        Severity::Error => Level::Error,
-        Severity::Critical => Level::Critical,
     }
 }
 

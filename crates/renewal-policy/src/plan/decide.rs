@@ -3,13 +3,13 @@
 use std::time::SystemTime;
 
 use super::{
-    Answer, Event, Exchange, FolderView, GenerationView, JournalPhase, Outcome, Report, Situation,
-    Step, StoreView, Trigger,
+    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, JournalPhase, Outcome, Report,
+    Situation, Step, StoreView, Trigger,
 };
 use crate::Policy;
-use crate::decision::{
+use crate::timeline::{
     CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, Severity,
-    check_candidate, days_left, schedule,
+    check_candidate, is_overdue, renewal_severity, schedule,
 };
 
 /// How the folder's set relates to the store.
@@ -95,6 +95,7 @@ fn login_answer(events: &[Event], generation: u64) -> Option<&Answer> {
     answer_to(events, Exchange::Login { generation })
 }
 
+/// A finished check as the timeline judges it; [`complete`] adds what depends on the trigger.
 fn finish(
     outcome: Outcome,
     severity: Severity,
@@ -102,11 +103,22 @@ fn finish(
     healthy: bool,
 ) -> Step {
     Step::Finish(Report {
+        exit: ExitClass::of(&outcome, Trigger::Scheduled, healthy),
         outcome,
         severity,
         next_check,
         healthy,
     })
+}
+
+/// The report as the trigger makes it: the exit class, and for an administrator's request
+/// (`updatecerts`) that did not do what was asked, at least ERROR.
+fn complete(mut report: Report, trigger: Trigger) -> Report {
+    report.exit = ExitClass::of(&report.outcome, trigger, report.healthy);
+    if trigger == Trigger::Manual && !report.outcome.kind().does_what_was_asked() {
+        report.severity = report.severity.max(Severity::Error);
+    }
+    report
 }
 
 /// An unknown outcome is never healthy: health means the check ended with the host's identity
@@ -129,14 +141,15 @@ struct Context<'s, 'a> {
 }
 
 impl Context<'_, '_> {
-    /// The next check after an indefinite answer: the short unreachable retry.
+    /// The next check after an indefinite answer: the short unreachable retry, backing off
+    /// with the checks that already failed so.
     fn soon(&self) -> Option<SystemTime> {
         Some(crate::next_check_after_failure(
             self.policy,
             &self.current_certificate,
             self.now,
             crate::AttemptFailure::Unreachable {
-                consecutive_failures: 1,
+                consecutive_failures: self.situation.consecutive_failures.saturating_add(1),
             },
         ))
     }
@@ -157,14 +170,14 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
         current: store.current,
         policy: situation.policy,
         now: situation.now,
-        overdue: days_overdue(situation.policy, &current_certificate, situation.now),
+        overdue: is_overdue(situation.policy, &current_certificate, situation.now),
         current_certificate,
     };
     let step = settle_journal(&context)
         .or_else(|| identity_question(&context))
         .or_else(|| what_this_check_did(&context))
         .unwrap_or_else(|| timeline_and_folder(&context));
-    match step {
+    let step = match step {
         Step::Login { .. } | Step::Push { .. } if situation.out_of_time => finish(
             Outcome::Unreachable {
                 reason: OUT_OF_TIME.to_string(),
@@ -173,6 +186,10 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
             context.soon(),
             false,
         ),
+        step => step,
+    };
+    match step {
+        Step::Finish(report) => Step::Finish(complete(report, situation.trigger)),
         step => step,
     }
 }
@@ -323,7 +340,6 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
 /// 2. When the current certificate is refused as not this client's, adopt another.
 fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
     let Context {
-        situation,
         events,
         store,
         current,
@@ -378,17 +394,13 @@ fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
         Some(Answer::Refused { reason } | Answer::Indefinite { reason })
             if context.now < context.current_certificate.not_after =>
         {
-            // Nothing that could change the manager's state was sent.
-            let severity = if situation.trigger == Trigger::Manual {
-                Severity::Error
-            } else {
-                Severity::Warning
-            };
+            // Nothing that could change the manager's state was sent (a manual update makes it
+            // an ERROR in `complete`).
             return Some(finish(
                 Outcome::Unreachable {
                     reason: reason.clone(),
                 },
-                severity,
+                Severity::Warning,
                 soon(),
                 false,
             ));
@@ -434,7 +446,7 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                 let severity = if *adopted {
                     Severity::Warning
                 } else {
-                    Severity::Info
+                    renewal_severity(policy, replaced.not_after, now)
                 };
                 let next = match schedule(policy, situation.host, current_certificate, now) {
                     Schedule::NotDue { next_check } | Schedule::Due { next_check, .. } => {
@@ -685,12 +697,4 @@ fn not_yet_valid_retry(
         CandidateProblem::NotYetValid { not_before } => next_check.min(*not_before),
         _ => next_check,
     }
-}
-
-/// Renewal is overdue once the ERROR threshold has passed.
-fn days_overdue(policy: &Policy, current: &CurrentCertificate, now: SystemTime) -> bool {
-    let threshold_days =
-        i64::try_from(policy.error_threshold.as_secs() / crate::time::SECONDS_PER_DAY)
-            .unwrap_or(i64::MAX);
-    days_left(current, now) < threshold_days
 }

@@ -26,8 +26,8 @@ use std::time::SystemTime;
 
 use crate::Fingerprint;
 use crate::Policy;
-use crate::decision::{CandidateCertificate, CandidateProblem, CurrentCertificate, Severity};
 use crate::stagger::HostSeed;
+use crate::timeline::{CandidateCertificate, CandidateProblem, CurrentCertificate, Severity};
 
 mod decide;
 
@@ -233,6 +233,9 @@ pub struct Situation<'a> {
     /// as unreachable with everything kept (journal, staged generations); the next check, soon,
     /// carries on from there. So a check holds the renewal lock for a bounded time.
     pub out_of_time: bool,
+    /// How many checks in a row before this one ended with the manager unreachable or an
+    /// outcome unknown ([`OutcomeKind::is_manager_unreachable`]): the retry backs off with it.
+    pub consecutive_failures: u32,
 }
 
 /// The next thing to do.
@@ -288,6 +291,83 @@ pub struct Report {
     /// Whether the host is healthy: it holds an identity the manager accepts (or was not asked
     /// and has no reason to doubt it) and renewal is not overdue.
     pub healthy: bool,
+    /// How the process that ran the check exits (`vmd --once`, `updatecerts`).
+    pub exit: ExitClass,
+}
+
+/// What kept the daemon from a check's report or a heartbeat's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setback {
+    /// The check reported [`Outcome::Expired`] (no next check of its own).
+    Expired,
+    /// Another check held the renewal lock.
+    Busy,
+    /// A local problem stopped the check before it could report.
+    LocalFailure,
+    /// The heartbeat failed; `heartbeat_interval` is the configured one.
+    HeartbeatFailed {
+        /// agent.conf's `STATUS_INTERVAL`.
+        heartbeat_interval: std::time::Duration,
+    },
+}
+
+/// How long the daemon waits after `setback` before trying again: the policy's pauses, so the
+/// daemon holds no schedule of its own.
+pub fn pause_after(policy: &Policy, setback: Setback) -> std::time::Duration {
+    match setback {
+        Setback::Expired => policy.expired_recheck,
+        Setback::Busy => policy.busy_retry,
+        Setback::LocalFailure => policy.local_failure_retry,
+        Setback::HeartbeatFailed { heartbeat_interval } => {
+            heartbeat_interval.min(policy.heartbeat_failure_retry)
+        }
+    }
+}
+
+/// How a finished check ends the process that ran it: the automatic triggers answer with the
+/// host's health, `updatecerts` with whether the administrator's request was done. The agent
+/// maps each class to its exit code (README, "Exit codes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitClass {
+    /// Healthy (automatic triggers) or done (a manual update).
+    Ok,
+    /// The local input is the problem: the folder's set, or an expired certificate that only
+    /// re-registration fixes.
+    LocalInput,
+    /// The manager refused.
+    Refused,
+    /// The manager could not be reached, or a renewal's outcome is unknown.
+    Unreachable,
+    /// The host itself is wrong (its clock).
+    LocalSystem,
+}
+
+impl ExitClass {
+    /// The class of a finished check: for the automatic triggers a healthy host is
+    /// [`ExitClass::Ok`] whatever the outcome; a manual update is judged by its outcome only.
+    pub fn of(outcome: &Outcome, trigger: Trigger, healthy: bool) -> Self {
+        let by_outcome = match outcome.kind() {
+            OutcomeKind::Expired
+            | OutcomeKind::NoCandidate
+            | OutcomeKind::CandidateRefused
+            | OutcomeKind::UnusableSet => Self::LocalInput,
+            OutcomeKind::RefusedByManager | OutcomeKind::NoIdentityAccepted => Self::Refused,
+            OutcomeKind::Unreachable | OutcomeKind::OutcomeUnknown => Self::Unreachable,
+            // The clock is wrong: a local system failure, though the manager accepts the host.
+            OutcomeKind::ClockSkew => Self::LocalSystem,
+            OutcomeKind::NotDue
+            | OutcomeKind::Healthy
+            | OutcomeKind::AlreadyInUse
+            | OutcomeKind::CandidateReady
+            | OutcomeKind::Renewed
+            | OutcomeKind::Adopted => Self::Ok,
+        };
+        match trigger {
+            Trigger::Manual => by_outcome,
+            Trigger::Scheduled | Trigger::Once | Trigger::Recovery if healthy => Self::Ok,
+            Trigger::Scheduled | Trigger::Once | Trigger::Recovery => by_outcome,
+        }
+    }
 }
 
 /// What a check found or did. Each variant has exactly one message in the agent's catalogue.
@@ -367,27 +447,179 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// A short stable name (`status.json`'s `result`).
-    pub fn kind(&self) -> &'static str {
+    /// Its kind: the label in `status.json` and the metrics, and the class of the outcome.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Self::NotDue => OutcomeKind::NotDue,
+            Self::Healthy => OutcomeKind::Healthy,
+            Self::AlreadyInUse => OutcomeKind::AlreadyInUse,
+            Self::CandidateReady { .. } => OutcomeKind::CandidateReady,
+            Self::Renewed { .. } => OutcomeKind::Renewed,
+            Self::Adopted { .. } => OutcomeKind::Adopted,
+            Self::UnusableSet { .. } => OutcomeKind::UnusableSet,
+            Self::NoUsableCandidate {
+                refused_locally: true,
+                ..
+            } => OutcomeKind::CandidateRefused,
+            Self::NoUsableCandidate { .. } => OutcomeKind::NoCandidate,
+            Self::RefusedByManager { .. } => OutcomeKind::RefusedByManager,
+            Self::Unreachable { .. } => OutcomeKind::Unreachable,
+            Self::OutcomeUnknown { .. } => OutcomeKind::OutcomeUnknown,
+            Self::NoIdentityAccepted { .. } => OutcomeKind::NoIdentityAccepted,
+            Self::Expired => OutcomeKind::Expired,
+            Self::ClockSkew { .. } => OutcomeKind::ClockSkew,
+        }
+    }
+}
+
+/// The kinds of [`Outcome`], without their details: one vocabulary for `status.json`'s
+/// `result`, the metrics' `result` label, failure counting and the exit class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    /// [`Outcome::NotDue`].
+    NotDue,
+    /// [`Outcome::Healthy`].
+    Healthy,
+    /// [`Outcome::AlreadyInUse`].
+    AlreadyInUse,
+    /// [`Outcome::CandidateReady`].
+    CandidateReady,
+    /// [`Outcome::Renewed`].
+    Renewed,
+    /// [`Outcome::Adopted`].
+    Adopted,
+    /// [`Outcome::UnusableSet`].
+    UnusableSet,
+    /// [`Outcome::NoUsableCandidate`] with a set refused locally.
+    CandidateRefused,
+    /// [`Outcome::NoUsableCandidate`] with no set.
+    NoCandidate,
+    /// [`Outcome::RefusedByManager`].
+    RefusedByManager,
+    /// [`Outcome::Unreachable`].
+    Unreachable,
+    /// [`Outcome::OutcomeUnknown`].
+    OutcomeUnknown,
+    /// [`Outcome::NoIdentityAccepted`].
+    NoIdentityAccepted,
+    /// [`Outcome::Expired`].
+    Expired,
+    /// [`Outcome::ClockSkew`].
+    ClockSkew,
+}
+
+impl OutcomeKind {
+    /// Every kind, in the order the metrics list them.
+    pub const ALL: [Self; 15] = [
+        Self::NotDue,
+        Self::Healthy,
+        Self::AlreadyInUse,
+        Self::CandidateReady,
+        Self::Renewed,
+        Self::Adopted,
+        Self::UnusableSet,
+        Self::CandidateRefused,
+        Self::NoCandidate,
+        Self::RefusedByManager,
+        Self::Unreachable,
+        Self::OutcomeUnknown,
+        Self::NoIdentityAccepted,
+        Self::Expired,
+        Self::ClockSkew,
+    ];
+
+    /// A short stable name (`status.json`'s `result`, the metrics' `result` label).
+    pub fn label(self) -> &'static str {
         match self {
             Self::NotDue => "not_due",
             Self::Healthy => "healthy",
             Self::AlreadyInUse => "already_in_use",
-            Self::CandidateReady { .. } => "candidate_ready",
-            Self::Renewed { .. } => "renewed",
-            Self::Adopted { .. } => "adopted",
-            Self::UnusableSet { .. } => "unusable_set",
-            Self::NoUsableCandidate {
-                refused_locally: true,
-                ..
-            } => "candidate_refused",
-            Self::NoUsableCandidate { .. } => "no_candidate",
-            Self::RefusedByManager { .. } => "refused_by_manager",
-            Self::Unreachable { .. } => "unreachable",
-            Self::OutcomeUnknown { .. } => "outcome_unknown",
-            Self::NoIdentityAccepted { .. } => "no_identity_accepted",
+            Self::CandidateReady => "candidate_ready",
+            Self::Renewed => "renewed",
+            Self::Adopted => "adopted",
+            Self::UnusableSet => "unusable_set",
+            Self::CandidateRefused => "candidate_refused",
+            Self::NoCandidate => "no_candidate",
+            Self::RefusedByManager => "refused_by_manager",
+            Self::Unreachable => "unreachable",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::NoIdentityAccepted => "no_identity_accepted",
             Self::Expired => "expired",
-            Self::ClockSkew { .. } => "clock_skew",
+            Self::ClockSkew => "clock_skew",
         }
+    }
+
+    /// The kind with this label.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.label() == label)
+    }
+
+    /// Whether a check that ended so counts as a failed renewal check (the metrics'
+    /// `cte_agent_renewal_failures_total`; a check that leaves the host unhealthy counts too).
+    pub fn is_failure(self) -> bool {
+        match self {
+            Self::CandidateRefused
+            | Self::RefusedByManager
+            | Self::Unreachable
+            | Self::OutcomeUnknown
+            | Self::NoIdentityAccepted
+            | Self::Expired
+            | Self::ClockSkew => true,
+            Self::NotDue
+            | Self::Healthy
+            | Self::AlreadyInUse
+            | Self::CandidateReady
+            | Self::Renewed
+            | Self::Adopted
+            | Self::UnusableSet
+            | Self::NoCandidate => false,
+        }
+    }
+
+    /// Whether the manager could not be reached (or did not say how a renewal ended): the
+    /// retry backs off ([`Situation::consecutive_failures`]) and `cte_agent_manager_reachable`
+    /// is 0.
+    pub fn is_manager_unreachable(self) -> bool {
+        match self {
+            Self::Unreachable | Self::OutcomeUnknown => true,
+            Self::NotDue
+            | Self::Healthy
+            | Self::AlreadyInUse
+            | Self::CandidateReady
+            | Self::Renewed
+            | Self::Adopted
+            | Self::UnusableSet
+            | Self::CandidateRefused
+            | Self::NoCandidate
+            | Self::RefusedByManager
+            | Self::NoIdentityAccepted
+            | Self::Expired
+            | Self::ClockSkew => false,
+        }
+    }
+
+    /// Whether an administrator who asked for an update (`updatecerts`) got what was asked:
+    /// any other outcome is an ERROR for them.
+    pub fn does_what_was_asked(self) -> bool {
+        match self {
+            Self::Renewed | Self::AlreadyInUse | Self::CandidateReady | Self::Adopted => true,
+            Self::NotDue
+            | Self::Healthy
+            | Self::UnusableSet
+            | Self::CandidateRefused
+            | Self::NoCandidate
+            | Self::RefusedByManager
+            | Self::Unreachable
+            | Self::OutcomeUnknown
+            | Self::NoIdentityAccepted
+            | Self::Expired
+            | Self::ClockSkew => false,
+        }
+    }
+}
+
+impl std::fmt::Display for OutcomeKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.label())
     }
 }

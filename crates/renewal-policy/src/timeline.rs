@@ -1,4 +1,6 @@
-//! The inputs, the decision, and the functions that compute it.
+//! The timeline primitives: where a certificate stands (window, escalation, expiry), when to
+//! look again, and whether a candidate can replace it. [`crate::plan::next_step`], the one
+//! decider, is built on them.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -25,8 +27,9 @@ pub struct CurrentCertificate {
     pub not_after: SystemTime,
 }
 
-/// A certificate set found in the external certificate directory that `cert-loading` accepted
-/// (PEM, accepted signature algorithm, key matches and decrypts, chain, and so on).
+/// The certificate of a set found in the external certificate directory, which `cert-loading`
+/// accepted (PEM, accepted signature algorithm, the certificate rules). The set's key is checked
+/// when the set is staged, and a key that fails makes the folder's set invalid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CandidateCertificate {
     /// The subject's common name.
@@ -37,22 +40,6 @@ pub struct CandidateCertificate {
     pub not_before: SystemTime,
     /// The last moment of validity (inclusive, as in RFC 5280).
     pub not_after: SystemTime,
-}
-
-/// What the caller found in the external certificate directory, after running `cert-loading`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DirectoryContents {
-    /// The directory does not exist.
-    Missing,
-    /// The directory exists but holds no certificate set.
-    Empty,
-    /// A set is there but `cert-loading` refused it; `reason` is its error message.
-    Invalid {
-        /// `cert-loading`'s error, printed with its causes.
-        reason: String,
-    },
-    /// A set is there and `cert-loading` accepted it.
-    Candidate(CandidateCertificate),
 }
 
 /// How loudly to log, with the product's level names.
@@ -189,8 +176,7 @@ impl StdError for CandidateProblem {}
 
 /// Where the host stands in the renewal timeline, without looking at the directory.
 ///
-/// Use it to skip reading the directory when renewal is not due; [`decide`] gives the same
-/// times.
+/// [`crate::plan::next_step`] uses it to skip the folder when renewal is not due.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Schedule {
     /// The host's renewal window has not opened.
@@ -210,53 +196,6 @@ pub enum Schedule {
         /// The current certificate's `not_after`.
         since: SystemTime,
     },
-}
-
-/// What the agent should do now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Renewal is not due. Do not look in the directory. (Log at INFO, if at all.)
-    NotDue {
-        /// When to call [`decide`] again.
-        next_check: SystemTime,
-    },
-    /// Send `candidate` to the manager.
-    Renew {
-        /// The certificate that passed every check.
-        candidate: CandidateCertificate,
-        /// The level at which to log the attempt: INFO in the renewal window, WARNING once
-        /// the ERROR threshold has passed (the renewal came late).
-        severity: Severity,
-        /// When to call [`decide`] again if the manager refuses. For an unreachable manager,
-        /// use [`next_check_after_failure`], which retries sooner.
-        next_check_if_failed: SystemTime,
-    },
-    /// Renewal is due but nothing usable is in the directory. Log `reason` at `severity`.
-    NoUsableCandidate {
-        /// What is wrong and what to do about it.
-        reason: CandidateProblem,
-        /// WARNING, ERROR or CRITICAL depending on the time left.
-        severity: Severity,
-        /// When to call [`decide`] again.
-        next_check: SystemTime,
-    },
-    /// The current certificate has expired. Do not attempt renewal: the client must be
-    /// registered again (log at CRITICAL).
-    Expired {
-        /// The current certificate's `not_after`.
-        since: SystemTime,
-    },
-}
-
-impl Decision {
-    /// The level at which to log this decision.
-    pub fn severity(&self) -> Severity {
-        match self {
-            Self::NotDue { .. } => Severity::Info,
-            Self::Renew { severity, .. } | Self::NoUsableCandidate { severity, .. } => *severity,
-            Self::Expired { .. } => Severity::Critical,
-        }
-    }
 }
 
 /// What went wrong when the agent last sent a candidate to the manager.
@@ -311,13 +250,6 @@ impl Stage {
             Self::Window => Severity::Warning,
             Self::LastWeeks => Severity::Error,
             Self::LastDays => Severity::Critical,
-        }
-    }
-
-    fn severity_of_renewal(self) -> Severity {
-        match self {
-            Self::Window => Severity::Info,
-            Self::LastWeeks | Self::LastDays => Severity::Warning,
         }
     }
 }
@@ -377,55 +309,26 @@ pub fn schedule(
     }
 }
 
-/// Decides what to do at `now`. Pure: the same inputs always give the same decision.
-///
-/// `directory` is only looked at when renewal is due (see [`schedule`] to avoid reading the
-/// directory otherwise). Every `next_check` is after `now` and no later than the current
-/// certificate's `not_after`.
-pub fn decide(
+/// Whether renewal is overdue at `now`: the ERROR threshold has passed (or the certificate has
+/// expired). A refusal is then unhealthy.
+pub fn is_overdue(policy: &Policy, current: &CurrentCertificate, now: SystemTime) -> bool {
+    time_left(current, now).is_none_or(|left| Stage::by_time_left(policy, left).is_some())
+}
+
+/// The level of a renewal that replaced a certificate ending at `replaced_not_after`, at `now`:
+/// INFO in the window, WARNING once the ERROR threshold has passed (the renewal came late).
+pub fn renewal_severity(
     policy: &Policy,
-    host: &HostSeed,
-    current: &CurrentCertificate,
-    directory: DirectoryContents,
+    replaced_not_after: SystemTime,
     now: SystemTime,
-) -> Decision {
-    let stage = match stage(policy, host, current, now) {
-        Err(since) => return Decision::Expired { since },
-        Ok(None) => {
-            return Decision::NotDue {
-                next_check: window_opens(policy, host, current),
-            };
-        }
-        Ok(Some(stage)) => stage,
-    };
-    let next_check = add_capped(now, stage.check_interval(policy), current.not_after);
-    let severity = stage.severity_without_candidate();
-    let candidate = match directory {
-        DirectoryContents::Missing => CandidateProblem::DirectoryMissing,
-        DirectoryContents::Empty => CandidateProblem::NoNewSet,
-        DirectoryContents::Invalid { reason } => CandidateProblem::Invalid { reason },
-        DirectoryContents::Candidate(candidate) => {
-            match check_candidate(current, &candidate, now) {
-                Ok(()) => {
-                    return Decision::Renew {
-                        candidate,
-                        severity: stage.severity_of_renewal(),
-                        next_check_if_failed: next_check,
-                    };
-                }
-                Err(problem) => problem,
-            }
-        }
-    };
-    // A candidate that is merely early becomes usable by itself: look again right then.
-    let next_check = match &candidate {
-        CandidateProblem::NotYetValid { not_before } => next_check.min(*not_before),
-        _ => next_check,
-    };
-    Decision::NoUsableCandidate {
-        reason: candidate,
-        severity,
-        next_check,
+) -> Severity {
+    let late = replaced_not_after
+        .duration_since(now)
+        .map_or(true, |left| Stage::by_time_left(policy, left).is_some());
+    if late {
+        Severity::Warning
+    } else {
+        Severity::Info
     }
 }
 
@@ -476,7 +379,7 @@ pub fn check_candidate(
     Ok(())
 }
 
-/// When to call [`decide`] again after a renewal attempt at `now` failed.
+/// When to check again after a renewal attempt at `now` failed.
 ///
 /// * [`AttemptFailure::Refused`]: after the check interval of the current stage (24 hours in
 ///   the window, 6 hours in the last 14 days, 1 hour in the last 3 days).
@@ -484,7 +387,7 @@ pub fn check_candidate(
 ///   consecutive failure (5, 10, 20, 40 minutes, ...), capped at that same check interval.
 ///
 /// Never later than the current certificate's `not_after`; `now` itself once it has expired
-/// (the next [`decide`] then says [`Decision::Expired`]).
+/// (the next check then settles the expiry with the manager).
 pub fn next_check_after_failure(
     policy: &Policy,
     current: &CurrentCertificate,
