@@ -89,14 +89,18 @@ fn renewal_policy_depends_on_no_io_crate_and_forbids_the_clock() {
     let policy = &packages["renewal-policy"];
     assert_eq!(
         policy.normal,
-        vec!["cert-vocabulary".to_string(), "sha2".to_string()],
-        "renewal-policy must stay pure"
+        vec![
+            "cert-vocabulary".to_string(),
+            "serde".to_string(),
+            "sha2".to_string()
+        ],
+        "renewal-policy must stay pure (serde: derives for the journal's shape, no I/O)"
     );
     let clippy = std::fs::read_to_string(policy.folder.join("clippy.toml")).unwrap();
     assert!(clippy.contains("std::time::SystemTime::now"));
     // The vocabulary under it is as pure: hashing, hex and der's calendar, no clock.
     let vocabulary = &packages["cert-vocabulary"];
-    assert_eq!(vocabulary.normal, vec!["base16ct", "der", "sha2"]);
+    assert_eq!(vocabulary.normal, vec!["base16ct", "der", "serde", "sha2"]);
     let clippy = std::fs::read_to_string(vocabulary.folder.join("clippy.toml")).unwrap();
     assert!(clippy.contains("std::time::SystemTime::now"));
 }
@@ -357,4 +361,133 @@ fn no_function_over_150_lines_without_a_reason_above_it() {
         long.is_empty(),
         "split these functions, or say why in the comment above (\"{LENGTH_REASON} ...\"): {long:#?}"
     );
+}
+
+/// The modules of `agent` a module names with `crate::` in its code (comments and its tests
+/// left out). `crate::AgentError` and `crate::ExitStatus` are `error`'s, re-exported at the root.
+fn agent_module_uses(text: &str) -> std::collections::BTreeSet<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let code: String = code
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut uses = std::collections::BTreeSet::new();
+    let root_items = |name: &str| match name {
+        "AgentError" | "ExitStatus" => Some("error".to_string()),
+        "Fingerprint" => None,
+        _ => Some(name.to_string()),
+    };
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let first = item.trim().split("::").next().unwrap_or_default().trim();
+                if let Some(module) = root_items(first).filter(|module| !module.is_empty()) {
+                    uses.insert(module);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if let Some(module) = root_items(&name).filter(|module| !module.is_empty()) {
+                uses.insert(module);
+            }
+        }
+    }
+    uses
+}
+
+/// `agent`'s modules use each other one way: docs/ARCHITECTURE.md draws the map (a fenced block
+/// after "Module map of `agent`", one `module -> uses, ...` line each), every `crate::` path in a
+/// module's code is on its line, and the map has no cycle. Adding a use that closes a cycle, or
+/// one the map does not show, fails here with the module and the use.
+#[test]
+fn agent_modules_follow_the_documented_map_and_have_no_cycle() {
+    let architecture =
+        std::fs::read_to_string(project_root().join("docs/ARCHITECTURE.md")).unwrap();
+    let after = architecture
+        .split("Module map of `agent`")
+        .nth(1)
+        .expect("docs/ARCHITECTURE.md has the module map of `agent`");
+    let block = after
+        .split("```")
+        .nth(1)
+        .expect("the module map is a fenced block");
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in block.lines().filter(|line| line.contains("->")) {
+        let (module, uses) = line.split_once("->").unwrap();
+        let uses = uses
+            .split(',')
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty() && name != "(nothing)")
+            .collect();
+        map.insert(module.trim().to_string(), uses);
+    }
+    let source = project_root().join("crates/agent/src");
+    let mut modules = Vec::new();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        if name == "lib" {
+            continue;
+        }
+        let files: Vec<PathBuf> = if path.is_dir() {
+            std::fs::read_dir(&path)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .filter(|file| file.extension().is_some_and(|ext| ext == "rs"))
+                .collect()
+        } else {
+            vec![path.clone()]
+        };
+        let mut uses = std::collections::BTreeSet::new();
+        for file in files {
+            uses.extend(agent_module_uses(&std::fs::read_to_string(file).unwrap()));
+        }
+        uses.remove(&name);
+        modules.push((name, uses));
+    }
+    modules.sort();
+    for (module, uses) in &modules {
+        let allowed = map.get(module).unwrap_or_else(|| {
+            panic!("agent module `{module}` is missing from the module map in docs/ARCHITECTURE.md")
+        });
+        for used in uses {
+            assert!(
+                allowed.contains(used),
+                "agent module `{module}` uses `crate::{used}`, which the module map in docs/ARCHITECTURE.md does not show (a cycle, or a map to update)"
+            );
+        }
+    }
+    // The map itself is one-way: a depth-first walk finds no module on its own path.
+    fn visit<'a>(
+        module: &'a str,
+        map: &'a BTreeMap<String, Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) {
+        if done.contains(module) {
+            return;
+        }
+        assert!(
+            !path.contains(&module),
+            "the module map of `agent` has a cycle: {} -> {module}",
+            path.join(" -> ")
+        );
+        path.push(module);
+        for used in map.get(module).into_iter().flatten() {
+            visit(used, map, path, done);
+        }
+        path.pop();
+        done.insert(module);
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for module in map.keys() {
+        visit(module, &map, &mut Vec::new(), &mut done);
+    }
 }

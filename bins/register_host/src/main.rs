@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use agent::register::{RegistrationOptions, TrustChoice};
+use agent::register::{ManagerTrust, RegistrationOptions};
 use agent::{AgentError, ExitStatus};
 use clap::Parser;
 use register_host::{Cli, normalize_product_spellings};
@@ -189,9 +189,9 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
             )
         })?;
     let trust = match (cli.cm_ca, cli.cm_fingerprint) {
-        (Some(ca), _) => TrustChoice::CaFile(ca),
+        (Some(ca), _) => ManagerTrust::CaFile(ca),
         (None, Some(text)) => match text.parse::<agent::Fingerprint>() {
-            Ok(fingerprint) => TrustChoice::Fingerprint(fingerprint),
+            Ok(fingerprint) => ManagerTrust::Fingerprint(fingerprint),
             Err(error) => {
                 return Err(AgentError::Usage(format!(
                     "--cm-fingerprint \"{text}\": {error}"
@@ -199,8 +199,8 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
             }
         },
         (None, None) => match (&silent.cm_ca_file, &silent.cm_fingerprint) {
-            (Some(ca), _) => TrustChoice::CaFile(ca.clone()),
-            (None, Some(fingerprint)) => TrustChoice::Fingerprint(*fingerprint),
+            (Some(ca), _) => ManagerTrust::CaFile(ca.clone()),
+            (None, Some(fingerprint)) => ManagerTrust::Fingerprint(*fingerprint),
             (None, None) => {
                 return Err(AgentError::Usage(
                     "say how to verify the manager: --cm-ca FILE or --cm-fingerprint SHA256 (the manager's web certificate fingerprint)"

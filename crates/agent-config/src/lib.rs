@@ -24,7 +24,7 @@
 
 use std::path::PathBuf;
 
-pub use cert_vocabulary::Fingerprint;
+pub use cert_vocabulary::{Fingerprint, Severity};
 
 /// The keys of `agent.conf`.
 pub mod keys {
@@ -347,21 +347,6 @@ impl std::fmt::Debug for ProxyConfig {
     }
 }
 
-/// The lowest level uploaded to the manager.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum UploadLevel {
-    /// Upload INFO and above.
-    Info,
-    /// Upload WARNING and above (default).
-    Warning,
-    /// Upload ERROR and above.
-    Error,
-    /// Upload CRITICAL only.
-    Critical,
-    /// Upload nothing.
-    None,
-}
-
 /// The typed settings of a registered agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentSettings {
@@ -382,8 +367,8 @@ pub struct AgentSettings {
     pub renew_retry_hours: u32,
     /// Largest stagger in hours.
     pub renew_stagger_hours: u32,
-    /// Upload threshold.
-    pub log_upload_level: UploadLevel,
+    /// The lowest level uploaded to the manager (`LOG_UPLOAD_LEVEL`); `None`: upload nothing.
+    pub log_upload_level: Option<Severity>,
     /// Heartbeat interval in minutes.
     pub status_interval_minutes: u32,
     /// The proxy to the manager (`PROXY`).
@@ -467,11 +452,11 @@ impl AgentSettings {
             .map(|value| value.to_ascii_uppercase())
             .as_deref()
         {
-            None | Some("") | Some("WARNING") | Some("WARN") => UploadLevel::Warning,
-            Some("INFO") => UploadLevel::Info,
-            Some("ERROR") => UploadLevel::Error,
-            Some("CRITICAL") => UploadLevel::Critical,
-            Some("NONE") | Some("OFF") => UploadLevel::None,
+            None | Some("") | Some("WARNING") | Some("WARN") => Some(Severity::Warning),
+            Some("INFO") => Some(Severity::Info),
+            Some("ERROR") => Some(Severity::Error),
+            Some("CRITICAL") => Some(Severity::Critical),
+            Some("NONE") | Some("OFF") => None,
             Some(_) => {
                 return Err(invalid(
                     keys::LOG_UPLOAD_LEVEL,
@@ -664,7 +649,7 @@ mod tests {
         assert_eq!(settings.renew_days_before_expiry, 60);
         assert_eq!(settings.renew_retry_hours, 24);
         assert_eq!(settings.renew_stagger_hours, 48);
-        assert_eq!(settings.log_upload_level, UploadLevel::Warning);
+        assert_eq!(settings.log_upload_level, Some(Severity::Warning));
         assert_eq!(
             settings.manager_trust,
             ManagerTrust::CaFile("/etc/cm ca.pem".into())

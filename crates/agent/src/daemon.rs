@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::AgentError;
 use crate::lock::DaemonLock;
-use crate::logging::{Level, Logger};
+use crate::logging::{Logger, Severity};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
 use crate::renewal::{self, CheckRequest, Trigger};
@@ -49,7 +49,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
     let (sender, receiver) = mpsc::channel();
     install_signals(sender)?;
     logger.message(
-        Level::Info,
+        Severity::Info,
         &Message::DaemonStarted {
             client_id: settings.client_id.clone(),
             url: settings.url.clone(),
@@ -90,7 +90,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                 }
                 Err(error) => {
                     logger.message(
-                        Level::Error,
+                        Severity::Error,
                         &Message::CheckFailed {
                             error: error.to_string(),
                         },
@@ -111,7 +111,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                 Ok(_) => Deadline::after(heartbeat_interval),
                 Err(error) => {
                     logger.message(
-                        Level::Warning,
+                        Severity::Warning,
                         &Message::HeartbeatFailed {
                             error: error.to_string(),
                         },
@@ -142,14 +142,14 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             .min(heartbeat_interval);
         match receiver.recv_timeout(wait) {
             Ok(Wake::Reload) => {
-                logger.message(Level::Info, &Message::Reload);
+                logger.message(Severity::Info, &Message::Reload);
                 next_check = Deadline::now();
             }
             Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
-    logger.message(Level::Info, &Message::DaemonStopping);
+    logger.message(Severity::Info, &Message::DaemonStopping);
     Ok(())
 }
 

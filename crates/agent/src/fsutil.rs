@@ -66,7 +66,7 @@ pub fn check_own_folders(root: &crate::paths::AgentRoot, logger: &crate::logging
             && let Some(repair) = opened.repaired()
         {
             logger.message(
-                crate::logging::Level::Warning,
+                crate::logging::Severity::Warning,
                 &crate::messages::Message::FolderRepaired {
                     repair: repair.to_string(),
                 },

@@ -13,7 +13,6 @@
 //! copy drops the timestamp, which journald adds itself, and starts with the syslog priority
 //! (`<4>` for WARNING) so `journalctl -p warning` filters it; elsewhere stderr gets the full line.
 
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -90,74 +89,13 @@ pub fn log_file(root: &AgentRoot, flag: Option<&Path>) -> LogFile {
     }
 }
 
-/// A log level, as the product names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Routine progress.
-    Info,
-    /// Needs attention soon.
-    Warning,
-    /// Needs attention now.
-    Error,
-    /// The host is about to lose (or has lost) its identity.
-    Critical,
-}
+/// A log level: the product's one level scale (`INFO`, `WARNING`, `ERROR`, `CRITICAL`), the
+/// same type the renewal plan decides with and agent.conf's upload threshold names.
+pub use agent_config::Severity;
 
-impl fmt::Display for Level {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Level::Info => "INFO",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-            Level::Critical => "CRITICAL",
-        })
-    }
-}
-
-impl From<renewal_policy::Severity> for Level {
-    fn from(severity: renewal_policy::Severity) -> Self {
-        match severity {
-            renewal_policy::Severity::Info => Level::Info,
-            renewal_policy::Severity::Warning => Level::Warning,
-            renewal_policy::Severity::Error => Level::Error,
-            renewal_policy::Severity::Critical => Level::Critical,
-        }
-    }
-}
-
-impl Level {
-    /// The upload threshold of `agent.conf` allows this level.
-    pub fn is_uploaded(self, threshold: agent_config::UploadLevel) -> bool {
-        use agent_config::UploadLevel;
-        let rank = match threshold {
-            UploadLevel::Info => Level::Info,
-            UploadLevel::Warning => Level::Warning,
-            UploadLevel::Error => Level::Error,
-            UploadLevel::Critical => Level::Critical,
-            UploadLevel::None => return false,
-        };
-        self >= rank
-    }
-
-    /// The syslog priority journald reads from a `<N>` prefix.
-    fn syslog_priority(self) -> u8 {
-        match self {
-            Level::Info => 6,
-            Level::Warning => 4,
-            Level::Error => 3,
-            Level::Critical => 2,
-        }
-    }
-
-    /// The letter the product puts at the end of message ids.
-    fn suffix(self) -> char {
-        match self {
-            Level::Info => 'I',
-            Level::Warning => 'W',
-            Level::Error => 'E',
-            Level::Critical => 'C',
-        }
-    }
+/// Whether agent.conf's upload threshold (`None`: upload nothing) lets `level` through.
+fn is_uploaded(level: Severity, threshold: Option<Severity>) -> bool {
+    threshold.is_some_and(|threshold| level >= threshold)
 }
 
 /// Writes log lines; keeps the lines worth uploading until [`Logger::take_uploads`].
@@ -169,7 +107,7 @@ pub struct Logger {
     stderr_is_journal: bool,
     max_bytes: u64,
     kept_files: u32,
-    upload_threshold: Mutex<agent_config::UploadLevel>,
+    upload_threshold: Mutex<Option<Severity>>,
     pending: Mutex<Vec<cm_client::LogRecord>>,
 }
 
@@ -184,7 +122,7 @@ impl Logger {
             stderr_is_journal: to_stderr && stderr_is_journal(),
             max_bytes: DEFAULT_MAX_BYTES,
             kept_files: DEFAULT_KEPT_FILES,
-            upload_threshold: Mutex::new(agent_config::UploadLevel::None),
+            upload_threshold: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
         }
     }
@@ -198,7 +136,7 @@ impl Logger {
     }
 
     /// Sets which levels are kept for upload.
-    pub fn set_upload_threshold(&self, threshold: agent_config::UploadLevel) {
+    pub fn set_upload_threshold(&self, threshold: Option<Severity>) {
         *self
             .upload_threshold
             .lock()
@@ -207,13 +145,13 @@ impl Logger {
 
     /// Logs `text` with the message number `number` (e.g. 3001 gives `CGP3001W` at WARNING).
     /// Never pass secrets here.
-    pub fn log(&self, level: Level, number: u32, text: &str) {
+    pub fn log(&self, level: Severity, number: u32, text: &str) {
         // Text can carry what others chose (a certificate's common name, a folder name, the
         // manager's message): control and bidi characters are escaped so one call is one line
         // that reads as it is stored.
         let escaped = escape_for_terminal(text);
         let text = escaped.as_str();
-        let message_id = format!("CGP{number:04}{}", level.suffix());
+        let message_id = format!("CGP{number:04}{}", level.id_suffix());
         let now = SystemTime::now();
         let body = format!(
             "[{}] [{}] [{}] [{}] {}\n",
@@ -267,7 +205,7 @@ impl Logger {
             .upload_threshold
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if level.is_uploaded(threshold) {
+        if is_uploaded(level, threshold) {
             self.pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -282,7 +220,7 @@ impl Logger {
     }
 
     /// Logs a catalogue message at `level` (its id comes from the catalogue).
-    pub fn message(&self, level: Level, message: &crate::messages::Message) {
+    pub fn message(&self, level: Severity, message: &crate::messages::Message) {
         self.log(level, message.id(), &message.text());
     }
 
@@ -403,9 +341,9 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("log/vmd.log");
         let logger = Logger::new("VMD", Some(path.clone().into()), false);
-        logger.set_upload_threshold(agent_config::UploadLevel::Warning);
-        logger.log(Level::Info, 2001, "started");
-        logger.log(Level::Warning, 3001, "no new certificate");
+        logger.set_upload_threshold(Some(Severity::Warning));
+        logger.log(Severity::Info, 2001, "started");
+        logger.log(Severity::Warning, 3001, "no new certificate");
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -429,7 +367,7 @@ mod tests {
         let path = folder.path().join("vmd.log");
         let logger = Logger::new("VMD", Some(path.clone().into()), false);
         logger.log(
-            Level::Error,
+            Severity::Error,
             3003,
             "refused: no\n2026-01-01 00:00:00.000 [VMD] [INFO] [1] [CGP2003I] renewed\u{1b}[2J",
         );
@@ -445,7 +383,7 @@ mod tests {
         let path = folder.path().join(LOG_FILE_NAME);
         let logger = Logger::new("VMD", Some(path.clone().into()), false).with_rotation(400, 50);
         for number in 0..40 {
-            logger.log(Level::Info, 2001, &format!("line {number:02}"));
+            logger.log(Severity::Info, 2001, &format!("line {number:02}"));
         }
         // Oldest first: .N … .1, then the file itself.
         let mut files: Vec<PathBuf> = (1..=50)
@@ -478,7 +416,7 @@ mod tests {
         let path = folder.path().join(LOG_FILE_NAME);
         let logger = Logger::new("VMD", Some(path.clone().into()), false).with_rotation(400, 2);
         for number in 0..40 {
-            logger.log(Level::Warning, 3001, &format!("line {number:02}"));
+            logger.log(Severity::Warning, 3001, &format!("line {number:02}"));
         }
         assert!(folder.path().join(format!("{LOG_FILE_NAME}.2")).exists());
         assert!(!folder.path().join(format!("{LOG_FILE_NAME}.3")).exists());

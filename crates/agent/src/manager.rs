@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use crate::AgentError;
-use crate::register::TrustChoice;
+use agent_config::ManagerTrust;
 
 /// The `--proxy` flag of this process, if it had one.
 pub use cm_client::ProxySetting;
@@ -103,10 +103,10 @@ pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientId
 /// [`AgentError::Io`] when the CA file cannot be read, [`AgentError::InvalidFile`] for a CA file
 /// without certificates. (A fingerprint was parsed where it was written.)
 pub fn trust_from_choice(
-    choice: &TrustChoice,
+    choice: &ManagerTrust,
 ) -> Result<(cm_client::ServerTrust, Option<Vec<u8>>), AgentError> {
     match choice {
-        TrustChoice::CaFile(path) => {
+        ManagerTrust::CaFile(path) => {
             // Operator-controlled: no links, a regular file, bounded (not secret: no mode warning).
             let (pem, _) = crate::secrets::read_operator_file(
                 path,
@@ -124,7 +124,7 @@ pub fn trust_from_choice(
             })?;
             Ok((trust, Some(pem)))
         }
-        TrustChoice::Fingerprint(fingerprint) => Ok((
+        ManagerTrust::Fingerprint(fingerprint) => Ok((
             cm_client::ServerTrust::Sha256Fingerprint(*fingerprint),
             None,
         )),
@@ -138,18 +138,12 @@ pub fn trust_from_choice(
 pub fn trust_from_settings(
     settings: &agent_config::AgentSettings,
 ) -> Result<cm_client::ServerTrust, AgentError> {
-    let (choice, key) = match &settings.manager_trust {
-        agent_config::ManagerTrust::CaFile(path) => (
-            TrustChoice::CaFile(path.clone()),
-            agent_config::keys::CM_CA_FILE,
-        ),
-        agent_config::ManagerTrust::Fingerprint(fingerprint) => (
-            TrustChoice::Fingerprint(*fingerprint),
-            agent_config::keys::CM_FINGERPRINT,
-        ),
+    let key = match &settings.manager_trust {
+        ManagerTrust::CaFile(_) => agent_config::keys::CM_CA_FILE,
+        ManagerTrust::Fingerprint(_) => agent_config::keys::CM_FINGERPRINT,
     };
     // A bad value here is a bad agent.conf (exit 3), not a command-line mistake (exit 2).
-    match trust_from_choice(&choice) {
+    match trust_from_choice(&settings.manager_trust) {
         Ok((trust, _)) => Ok(trust),
         Err(AgentError::Usage(reason)) => Err(AgentError::Config(agent_config::Error::Invalid {
             file: "agent.conf".to_string(),

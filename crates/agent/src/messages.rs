@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::logging::Level;
+use crate::logging::Severity;
 
 /// One log message with its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -249,12 +249,12 @@ impl Message {
     }
 
     /// The level it is logged at unless the renewal timeline raises it.
-    pub fn default_level(&self) -> Level {
+    pub fn default_level(&self) -> Severity {
         match self.id() {
-            2000..=2999 => Level::Info,
-            3005 | 3010 => Level::Critical,
-            3002 | 3003 | 3007 => Level::Error,
-            _ => Level::Warning,
+            2000..=2999 => Severity::Info,
+            3005 | 3010 => Severity::Critical,
+            3002 | 3003 | 3007 => Severity::Error,
+            _ => Severity::Warning,
         }
     }
 

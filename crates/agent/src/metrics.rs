@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AgentError;
 use crate::fsutil;
-use crate::logging::{Level, Logger};
+use crate::logging::{Logger, Severity};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
 use crate::renewal;
@@ -263,7 +263,7 @@ pub fn after_heartbeat<T>(
 
 fn report_problem(logger: &Logger, path: &Path, error: &AgentError) {
     logger.message(
-        Level::Warning,
+        Severity::Warning,
         &Message::MetricsNotWritten {
             path: path.display().to_string(),
             error: error.to_string(),

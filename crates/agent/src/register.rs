@@ -16,14 +16,9 @@ pub use crate::fsutil::{NotShredded, ShredReport};
 use crate::paths::AgentRoot;
 use crate::{AgentError, manager};
 
-/// How the manager's TLS certificate is verified.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TrustChoice {
-    /// A PEM file of CA certificates (copied to `vmd/etc/cm-ca.pem`).
-    CaFile(PathBuf),
-    /// The SHA-256 of the manager's web certificate.
-    Fingerprint(cert_loading::Fingerprint),
-}
+/// How the manager's TLS certificate is verified: agent.conf's own type (a CA file is copied
+/// to `vmd/etc/cm-ca.pem` at registration).
+pub use agent_config::ManagerTrust;
 
 /// What `register_host` was asked to do.
 #[derive(Clone)]
@@ -39,7 +34,7 @@ pub struct RegistrationOptions {
     /// The external certificate directory.
     pub external_cert_dir: PathBuf,
     /// How to verify the manager.
-    pub trust: TrustChoice,
+    pub trust: ManagerTrust,
     /// Overwrite and remove the three input files after success.
     pub shred_input: bool,
     /// Replace an existing registration.
@@ -320,7 +315,7 @@ fn new_configuration(
     existing: Option<&agent_config::ConfigFile>,
     root: &AgentRoot,
     identity: &[(&str, &str)],
-    trust: &TrustChoice,
+    trust: &ManagerTrust,
 ) -> agent_config::ConfigFile {
     let mut conf = existing.cloned().unwrap_or_default();
     if existing.is_none() {
@@ -331,14 +326,14 @@ fn new_configuration(
         conf.set(key, value);
     }
     match trust {
-        TrustChoice::CaFile(_) => {
+        ManagerTrust::CaFile(_) => {
             conf.set(
                 agent_config::keys::CM_CA_FILE,
                 &root.manager_ca_copy().display().to_string(),
             );
             conf.remove(agent_config::keys::CM_FINGERPRINT);
         }
-        TrustChoice::Fingerprint(fingerprint) => {
+        ManagerTrust::Fingerprint(fingerprint) => {
             conf.set(
                 agent_config::keys::CM_FINGERPRINT,
                 &fingerprint.to_colon_hex(),

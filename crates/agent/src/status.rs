@@ -154,7 +154,7 @@ impl AgentStatus {
         if let Some(journal) = &self.pending_update {
             text.push_str(&format!(
                 "pending update:      {} (new fingerprint {}) from {}\n",
-                journal.phase, journal.candidate_fingerprint, journal.directory
+                journal.phase, journal.candidate, journal.directory
             ));
         }
         for generation in &self.generations {

@@ -1,5 +1,7 @@
 //! The words every crate of the agent shares, defined once: a certificate's SHA-256
-//! [`Fingerprint`] and RFC 3339 times ([`format_rfc3339`]).
+//! [`Fingerprint`], RFC 3339 times ([`format_rfc3339`]) and the product's one level scale
+//! ([`Severity`]: what the renewal plan decides, what the log writes, what agent.conf's upload
+//! threshold names).
 //!
 //! A fingerprint is parsed once, at the edge (command line, `agent.conf`, the manager's
 //! answers), into a [`Fingerprint`]; everything inside compares and prints that value. No I/O and
@@ -57,6 +59,63 @@ impl Fingerprint {
     }
 }
 
+/// How loudly something is said, with the product's level names (`INFO`, `WARNING`, `ERROR`,
+/// `CRITICAL`): the renewal plan's severity, the log line's level and the upload threshold.
+///
+/// Ordered from least to most severe, so `severity >= Severity::Warning` works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// `INFO`: routine progress, nothing to do.
+    Info,
+    /// `WARNING`: needs attention soon (an administrator should place a new certificate set).
+    Warning,
+    /// `ERROR`: needs attention now (two weeks or less remain).
+    Error,
+    /// `CRITICAL`: the host is about to lose (or has lost) its identity.
+    Critical,
+}
+
+impl Severity {
+    /// Every level, from least to most severe.
+    pub const ALL: [Self; 4] = [Self::Info, Self::Warning, Self::Error, Self::Critical];
+
+    /// The product's name: `INFO`, `WARNING`, `ERROR`, `CRITICAL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Info => "INFO",
+            Self::Warning => "WARNING",
+            Self::Error => "ERROR",
+            Self::Critical => "CRITICAL",
+        }
+    }
+
+    /// The letter the product puts at the end of message ids (`CGP3001W`).
+    pub fn id_suffix(self) -> char {
+        match self {
+            Self::Info => 'I',
+            Self::Warning => 'W',
+            Self::Error => 'E',
+            Self::Critical => 'C',
+        }
+    }
+
+    /// The syslog priority journald reads from a `<N>` prefix.
+    pub fn syslog_priority(self) -> u8 {
+        match self {
+            Self::Info => 6,
+            Self::Warning => 4,
+            Self::Error => 3,
+            Self::Critical => 2,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
 /// Why a text is not a SHA-256 fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FingerprintSyntaxError;
@@ -87,6 +146,23 @@ impl fmt::Display for Fingerprint {
     /// Lower-case hex without separators.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&base16ct::lower::encode_string(&self.0))
+    }
+}
+
+/// With the `serde` feature, a fingerprint is its hex text (lower case, no separators); any
+/// form [`FromStr`] reads is accepted back.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

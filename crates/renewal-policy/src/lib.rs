@@ -145,10 +145,10 @@ mod time;
 mod timeline;
 
 /// The shared vocabulary: a certificate's SHA-256 and RFC 3339 times (`cert-vocabulary`).
-pub use cert_vocabulary::{Fingerprint, format_rfc3339};
+pub use cert_vocabulary::{Fingerprint, Severity, format_rfc3339};
 pub use policy::{Policy, PolicyError};
 pub use stagger::{HostSeed, peak_per_clock_hour, renewal_window_start, stagger_offset};
 pub use timeline::{
-    AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, Severity,
+    AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule,
     check_candidate, days_left, is_overdue, next_check_after_failure, renewal_severity, schedule,
 };

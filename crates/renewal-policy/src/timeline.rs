@@ -6,11 +6,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::Fingerprint;
 use crate::Policy;
 use crate::format_rfc3339;
 use crate::stagger::{HostSeed, renewal_window_start};
 use crate::time::{SECONDS_PER_DAY, add_capped, subtract_saturating};
+use crate::{Fingerprint, Severity};
 
 /// No check interval is ever shorter than this, whatever the policy says, so that a zero in
 /// the settings cannot make the agent spin.
@@ -40,32 +40,6 @@ pub struct CandidateCertificate {
     pub not_before: SystemTime,
     /// The last moment of validity (inclusive, as in RFC 5280).
     pub not_after: SystemTime,
-}
-
-/// How loudly to log, with the product's level names.
-///
-/// Ordered from least to most severe, so `severity >= Severity::Warning` works.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// `INFO`: nothing to do.
-    Info,
-    /// `WARNING`: an administrator should place a new certificate set.
-    Warning,
-    /// `ERROR`: two weeks or less remain.
-    Error,
-    /// `CRITICAL`: three days or less remain.
-    Critical,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Self::Info => "INFO",
-            Self::Warning => "WARNING",
-            Self::Error => "ERROR",
-            Self::Critical => "CRITICAL",
-        })
-    }
 }
 
 /// Why the directory's contents cannot be sent to the manager. Each message says what to do.

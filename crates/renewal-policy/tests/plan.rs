@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use renewal_policy::plan::{
-    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, JournalPhase, Outcome,
+    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, Journal, JournalPhase, Outcome,
     OutcomeKind, Situation, Step, StoreView, Trigger, next_step,
 };
 use renewal_policy::{
@@ -50,7 +50,7 @@ fn set(byte: u8, common_name: &str, days_left: u64) -> FolderView {
 struct Case {
     trigger: Trigger,
     dry_run: bool,
-    journal: Option<JournalPhase>,
+    journal: Option<Journal>,
     store: StoreView,
     folder: FolderView,
     events: Vec<Event>,
@@ -83,7 +83,13 @@ impl Case {
     }
 
     fn journal(mut self, phase: JournalPhase) -> Case {
-        self.journal = Some(phase);
+        // The candidate's fingerprint matters only for `Staging`: the staged one is byte 3.
+        self.journal = Some(Journal {
+            phase,
+            candidate: Fingerprint([3; 32]),
+            previous: Fingerprint([2; 32]),
+            directory: "/certs".to_string(),
+        });
         self
     }
 
@@ -106,7 +112,7 @@ impl Case {
             trigger: self.trigger,
             dry_run: self.dry_run,
             now: now(),
-            journal: self.journal,
+            journal: self.journal.as_ref(),
             store: &self.store,
             folder: &self.folder,
             events: &self.events,

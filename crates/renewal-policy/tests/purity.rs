@@ -1,5 +1,6 @@
-//! The crate stays pure: clippy forbids reading the clock, and it depends on nothing but sha2
-//! and the shared vocabulary (itself pure: no I/O, no clock).
+//! The crate stays pure: clippy forbids reading the clock, and it depends on nothing but sha2,
+//! the shared vocabulary (itself pure: no I/O, no clock) and serde's derives (the journal's
+//! shape; serde does no I/O of its own).
 
 #[test]
 fn clippy_forbids_reading_the_clock() {
@@ -10,7 +11,7 @@ fn clippy_forbids_reading_the_clock() {
 }
 
 #[test]
-fn only_dependencies_are_sha2_and_the_vocabulary() {
+fn only_dependencies_are_sha2_serde_and_the_vocabulary() {
     let manifest = include_str!("../Cargo.toml");
     let dependencies: Vec<&str> = manifest
         .split("[dependencies]")
@@ -23,6 +24,10 @@ fn only_dependencies_are_sha2_and_the_vocabulary() {
         .collect();
     assert_eq!(
         dependencies,
-        ["cert-vocabulary.workspace = true", "sha2.workspace = true"]
+        [
+            r#"cert-vocabulary = { workspace = true, features = ["serde"] }"#,
+            "serde.workspace = true",
+            "sha2.workspace = true"
+        ]
     );
 }

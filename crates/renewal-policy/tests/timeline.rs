@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use renewal_policy::plan::{
-    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, JournalPhase, Outcome, Report,
-    Situation, Step, StoreView, Trigger, next_step,
+    Answer, Event, Exchange, ExitClass, FolderView, GenerationView, Journal, JournalPhase, Outcome,
+    Report, Situation, Step, StoreView, Trigger, next_step,
 };
 use renewal_policy::{
     AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Fingerprint,
@@ -93,7 +93,7 @@ fn check_with(
             trigger,
             dry_run: false,
             now,
-            journal,
+            journal: journal.as_ref(),
             store: &store,
             folder: &seen,
             events: &events,
@@ -116,10 +116,10 @@ fn check_with(
                 store
                     .staged
                     .push(generation(2, candidate.fingerprint, candidate.not_after));
-                journal = Some(JournalPhase::Staged { generation: 2 });
+                journal = Some(journal_at(JournalPhase::Staged { generation: 2 }));
             }
             Step::Push { generation } => {
-                journal = Some(JournalPhase::Pushing { generation });
+                journal = Some(journal_at(JournalPhase::Pushing { generation }));
                 events.push(Event::Answered(
                     Exchange::Renew { generation },
                     Answer::Accepted,
@@ -137,10 +137,10 @@ fn check_with(
                     .expect("activating a staged generation");
                 store.current = store.staged.remove(position);
                 store.previous = Some(replaced);
-                journal = Some(JournalPhase::Confirming {
+                journal = Some(journal_at(JournalPhase::Confirming {
                     generation,
                     adopted,
-                });
+                }));
                 events.push(Event::Activated {
                     generation,
                     replaced,
@@ -152,6 +152,15 @@ fn check_with(
         }
     }
     panic!("the check did not finish")
+}
+
+fn journal_at(phase: JournalPhase) -> Journal {
+    Journal {
+        phase,
+        candidate: renewed().fingerprint,
+        previous: Fingerprint([1; 32]),
+        directory: "/certs".to_owned(),
+    }
 }
 
 /// A scheduled check with the default policy; the manager accepts the current certificate, and

@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use agent::paths::AgentRoot;
-use agent::register::{RegistrationOptions, TrustChoice};
+use agent::register::{ManagerTrust, RegistrationOptions};
 use test_pki::{IssuedCertificate, KeyType};
 use test_support::Manager;
 
@@ -65,7 +65,7 @@ pub fn register(manager: &Manager, token: &str, name: &str, cert_dir: &Path, roo
         agent_name: Some(name.to_string()),
         description: String::new(),
         external_cert_dir: cert_dir.to_path_buf(),
-        trust: TrustChoice::CaFile(manager.web_ca_path()),
+        trust: ManagerTrust::CaFile(manager.web_ca_path()),
         shred_input: false,
         force: false,
     };

@@ -4,7 +4,7 @@
 //! A pipeline, `inspect → decide → execute → record`, repeated until the decision is to finish:
 //! the whole decision is `renewal_policy::plan::next_step` (pure; no caller overrides it), and
 //! this module only carries out the one step it names and records what happened. The state of an
-//! update in flight is the journal (`vmd/run/renewal-journal.json`, a serde-tagged [`Phase`]),
+//! update in flight is the journal (`vmd/run/renewal-journal.json`, the plan's own [`Journal`]),
 //! written before each side effect:
 //!
 //! ```text
@@ -38,7 +38,7 @@ use crate::AgentError;
 use crate::fault::crash_point;
 use crate::fsutil;
 use crate::lock::RenewalLock;
-use crate::logging::{Level, Logger};
+use crate::logging::{Logger, Severity};
 use crate::manager::{Connector, TlsConnector};
 use crate::messages::Message;
 use crate::paths::{AgentRoot, JOURNAL_ASIDE_NAME, JOURNAL_NAME};
@@ -47,7 +47,7 @@ mod inspect;
 mod journal;
 
 use inspect::{FolderSet, inspect_directory, store_view};
-pub use journal::{Journal, Phase};
+pub use journal::{Journal, JournalPhase};
 
 /// The most steps one check takes (a renewal with a probe and one retry takes about a dozen);
 /// a guard against a decision loop, never reached in the explored schedules.
@@ -274,14 +274,13 @@ pub fn run_check_with(
     let host = HostSeed::from_client_id(&settings.client_id);
     for _ in 0..MAX_STEPS {
         let view = store_view(&store)?;
-        let journal_phase = check.journal.as_ref().and_then(Journal::policy_phase);
         let situation = Situation {
             policy: &policy,
             host: &host,
             trigger: request.trigger,
             dry_run: request.dry_run,
             now,
-            journal: journal_phase,
+            journal: check.journal.as_ref(),
             store: &view,
             folder: &check.folder,
             events: &check.events,
@@ -335,8 +334,8 @@ impl Check<'_> {
             return Ok(None);
         };
         match serde_json::from_slice::<Journal>(&bytes) {
-            Ok(journal) if journal.policy_phase().is_some() => Ok(Some(journal)),
-            _ => {
+            Ok(journal) => Ok(Some(journal)),
+            Err(_) => {
                 // Keep it for a person to read; the staged generations stay in the store and
                 // the identity question is settled by logins (adoption), not by guessing.
                 let aside = path.with_extension("json.unreadable");
@@ -344,7 +343,7 @@ impl Check<'_> {
                     .rename(JOURNAL_NAME, JOURNAL_ASIDE_NAME)
                     .map_err(|error| fsutil::fs_error(error, "moving aside"))?;
                 self.logger.message(
-                    Level::Warning,
+                    Severity::Warning,
                     &Message::JournalUnreadable {
                         moved_to: aside.display().to_string(),
                     },
@@ -354,19 +353,19 @@ impl Check<'_> {
         }
     }
 
-    fn write_journal(&mut self, phase: Phase, candidate: String) -> Result<(), AgentError> {
-        let previous = self
-            .journal
-            .as_ref()
-            .map(|journal| journal.previous_fingerprint.clone());
-        let current = match previous {
-            Some(previous) => previous,
-            None => store_view(self.store)?.current.fingerprint.to_string(),
+    fn write_journal(
+        &mut self,
+        phase: JournalPhase,
+        candidate: cert_loading::Fingerprint,
+    ) -> Result<(), AgentError> {
+        let previous = match &self.journal {
+            Some(journal) => journal.previous,
+            None => store_view(self.store)?.current.fingerprint,
         };
         let journal = Journal {
             phase,
-            candidate_fingerprint: candidate,
-            previous_fingerprint: current,
+            candidate,
+            previous,
             directory: self
                 .directory
                 .as_ref()
@@ -479,21 +478,21 @@ impl Check<'_> {
                         return Ok(());
                     }
                 };
-                let fingerprint = set.identity.certificate().fingerprint.to_string();
-                self.write_journal(Phase::Staging, fingerprint.clone())?;
+                let fingerprint = set.identity.certificate().fingerprint;
+                self.write_journal(JournalPhase::Staging, fingerprint)?;
                 crash_point("journal-staging");
                 let generation = self.store.stage(&set.identity, self.now)?.number();
                 crash_point("staged");
-                self.write_journal(Phase::Staged { generation }, fingerprint)?;
+                self.write_journal(JournalPhase::Staged { generation }, fingerprint)?;
                 self.loaded = Some(FolderSet::Decrypted(set));
             }
             Step::Push { generation } => {
                 // Build the client first: a local problem must not leave "pushing" behind.
                 self.ensure_client(generation)?;
                 let (identity, _) = &self.clients[&generation];
-                let fingerprint = identity.certificate().fingerprint.to_string();
+                let fingerprint = identity.certificate().fingerprint;
                 let chain_pem = identity.chain_pem();
-                self.write_journal(Phase::Pushing { generation }, fingerprint)?;
+                self.write_journal(JournalPhase::Pushing { generation }, fingerprint)?;
                 crash_point("journal-pushing");
                 let (_, client) = &self.clients[&generation];
                 let renewed = self
@@ -519,17 +518,13 @@ impl Check<'_> {
                 adopted,
             } => {
                 self.ensure_client(generation)?;
-                let fingerprint = self.clients[&generation]
-                    .0
-                    .certificate()
-                    .fingerprint
-                    .to_string();
+                let fingerprint = self.clients[&generation].0.certificate().fingerprint;
                 self.write_journal(
-                    Phase::Activating {
+                    JournalPhase::Activating {
                         generation,
                         adopted,
                     },
-                    fingerprint.clone(),
+                    fingerprint,
                 )?;
                 crash_point("journal-activating");
                 let replaced = view.current;
@@ -537,7 +532,7 @@ impl Check<'_> {
                     .activate(keystore::GenerationId::new(generation))?;
                 crash_point("activated");
                 self.write_journal(
-                    Phase::Confirming {
+                    JournalPhase::Confirming {
                         generation,
                         adopted,
                     },
@@ -562,7 +557,7 @@ impl Check<'_> {
                     self.store
                         .discard_staged(keystore::GenerationId::new(generation))?;
                     self.logger.message(
-                        Level::Info,
+                        Severity::Info,
                         &Message::StagedDiscarded {
                             fingerprint: staged.fingerprint.to_string(),
                             why: "the manager does not hold it (nothing was sent, it refused it, or the renewal did not take)",
@@ -676,7 +671,7 @@ impl Check<'_> {
 
     fn finish(self, report: Report, view: &StoreView) -> Result<CheckOutcome, AgentError> {
         let message = self.message_of(&report, view);
-        let level = Level::from(report.severity);
+        let level = report.severity;
         self.logger.message(level, &message);
         let next_check = report.next_check;
         let status = CheckStatus {
@@ -694,7 +689,7 @@ impl Check<'_> {
         };
         if self.read_only {
             self.logger.message(
-                Level::Warning,
+                Severity::Warning,
                 &Message::RootReadOnly {
                     path: self.root.run_dir().display().to_string(),
                 },
@@ -714,7 +709,7 @@ impl Check<'_> {
                 self.now,
             );
         }
-        if !self.request.dry_run && (level >= Level::Warning || self.manager_reached) {
+        if !self.request.dry_run && (level >= Severity::Warning || self.manager_reached) {
             upload_pending_with(self.settings, self.store, self.logger, self.connector);
         }
         Ok(CheckOutcome {

@@ -6,11 +6,11 @@ use super::{
     Answer, Event, Exchange, ExitClass, FolderView, GenerationView, JournalPhase, Outcome, Report,
     Situation, Step, StoreView, Trigger,
 };
-use crate::Policy;
 use crate::timeline::{
-    CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, Severity,
-    check_candidate, is_overdue, renewal_severity, schedule,
+    CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, check_candidate,
+    is_overdue, renewal_severity, schedule,
 };
+use crate::{Policy, Severity};
 
 /// How the folder's set relates to the store.
 enum SetClass<'a> {
@@ -210,10 +210,11 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
 
     // 1. An update in flight is settled first.
     if !situation.dry_run
-        && let Some(phase) = situation.journal
+        && let Some(journal) = situation.journal
     {
-        match phase {
-            JournalPhase::Staging { candidate } => {
+        match journal.phase {
+            JournalPhase::Staging => {
+                let candidate = journal.candidate;
                 // Nothing was sent: whatever was staged goes.
                 return Some(
                     match store

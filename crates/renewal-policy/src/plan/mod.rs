@@ -26,8 +26,9 @@ use std::time::SystemTime;
 
 use crate::Fingerprint;
 use crate::Policy;
+use crate::Severity;
 use crate::stagger::HostSeed;
-use crate::timeline::{CandidateCertificate, CandidateProblem, CurrentCertificate, Severity};
+use crate::timeline::{CandidateCertificate, CandidateProblem, CurrentCertificate};
 
 mod decide;
 
@@ -94,15 +95,30 @@ impl StoreView {
     }
 }
 
-/// The journal of an update in flight: its state. Each phase is written before the side effect
-/// it names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The journal of an update in flight (`vmd/run/renewal-journal.json`): its phase, written
+/// before the side effect it names, and the certificates concerned. The agent stores this very
+/// type; its JSON is `{"phase": "pushing", "generation": 3, "candidate_fingerprint": ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Journal {
+    /// The phase.
+    #[serde(flatten)]
+    pub phase: JournalPhase,
+    /// The candidate's fingerprint (the generation being staged, pushed or adopted).
+    #[serde(rename = "candidate_fingerprint")]
+    pub candidate: Fingerprint,
+    /// The fingerprint that was current when the update started.
+    #[serde(rename = "previous_fingerprint")]
+    pub previous: Fingerprint,
+    /// The folder the candidate came from (empty for an adoption); for people reading it.
+    pub directory: String,
+}
+
+/// The state of an update in flight. Each phase is written before the side effect it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
 pub enum JournalPhase {
-    /// About to stage the candidate with this fingerprint. Nothing was sent.
-    Staging {
-        /// The candidate.
-        candidate: Fingerprint,
-    },
+    /// About to stage the candidate ([`Journal::candidate`]). Nothing was sent.
+    Staging,
     /// The candidate is staged as this generation. Nothing was sent yet.
     Staged {
         /// The staged generation.
@@ -128,6 +144,24 @@ pub enum JournalPhase {
         /// As in [`JournalPhase::Activating`].
         adopted: bool,
     },
+}
+
+impl std::fmt::Display for JournalPhase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Staging => formatter.write_str("staging"),
+            Self::Staged { generation } => write!(formatter, "staged as generation {generation}"),
+            Self::Pushing { generation } => {
+                write!(formatter, "sent to the manager (generation {generation})")
+            }
+            Self::Activating { generation, .. } => {
+                write!(formatter, "activating generation {generation}")
+            }
+            Self::Confirming { generation, .. } => {
+                write!(formatter, "confirming generation {generation}")
+            }
+        }
+    }
 }
 
 /// What the external certificate folder holds, once looked at.
@@ -222,7 +256,7 @@ pub struct Situation<'a> {
     /// Now.
     pub now: SystemTime,
     /// The journal of an update in flight (ignored in a dry run).
-    pub journal: Option<JournalPhase>,
+    pub journal: Option<&'a Journal>,
     /// The store.
     pub store: &'a StoreView,
     /// The folder.
