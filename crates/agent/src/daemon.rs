@@ -42,7 +42,7 @@ pub enum Wake {
 /// # Errors
 /// When the agent is not registered or its files are unusable at start.
 pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
-    let settings = renewal::load_settings(root)?;
+    let settings = crate::settings::load_settings(root)?;
     // One daemon per agent root: the pid file is written under its lock, held until we stop.
     let _daemon_lock = DaemonLock::acquire(root)?;
     root.open_store()?.verify()?;
@@ -55,14 +55,14 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             url: settings.url.clone(),
         },
     );
-    crate::fsutil::check_own_folders(root, logger);
+    crate::logging::check_own_folders(root, logger);
     let mut next_check = Deadline::now();
     let mut next_heartbeat = Deadline::now();
     let mut consecutive_failures = 0;
     let mut heartbeat_interval = Duration::from_secs(3600);
     let mut trigger = Trigger::Scheduled;
     // Every wait below is the policy's: the daemon holds no schedule of its own.
-    let policy = renewal::policy_from(&settings);
+    let policy = crate::settings::policy_from(&settings);
     loop {
         let now = SystemTime::now();
         if next_check.reached(now) {
@@ -101,7 +101,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             }
         }
         if next_heartbeat.reached(now) {
-            let interval = renewal::load_settings(root)
+            let interval = crate::settings::load_settings(root)
                 .map(|settings| u64::from(settings.status_interval_minutes) * 60)
                 .unwrap_or(3600);
             let beat = renewal::heartbeat(root);
@@ -131,7 +131,9 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                     ))
                 }
             };
-            if let (Ok(settings), Ok(store)) = (renewal::load_settings(root), root.open_store()) {
+            if let (Ok(settings), Ok(store)) =
+                (crate::settings::load_settings(root), root.open_store())
+            {
                 renewal::upload_pending(&settings, &store, logger);
             }
         }

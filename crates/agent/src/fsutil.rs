@@ -50,31 +50,6 @@ pub fn own_folder(path: &Path) -> Result<Folder, AgentError> {
     Folder::open(path, Trust::Own).map_err(|error| fs_error(error, "opening the folder"))
 }
 
-/// Opens each of the agent's own folders that exists (`vmd/etc`, `vmd/run`, `vmd/log`, and
-/// `/var/log/vormetric` for the product's root) as [`Trust::Own`] and logs each repair of a mode
-/// (CGP3015W). A refusal is left to the operation that needs the folder, which reports it.
-pub fn check_own_folders(root: &crate::paths::AgentRoot, logger: &crate::logging::Logger) {
-    let mut folders = vec![root.etc_dir(), root.run_dir(), root.log_dir()];
-    if root.path() == Path::new(crate::paths::DEFAULT_AGENT_ROOT) {
-        folders.push(crate::logging::DEFAULT_LOG_DIR.into());
-    }
-    for folder in folders {
-        if fs::symlink_metadata(&folder).is_err() {
-            continue;
-        }
-        if let Ok(opened) = Folder::open(&folder, Trust::Own)
-            && let Some(repair) = opened.repaired()
-        {
-            logger.message(
-                crate::logging::Severity::Warning,
-                &crate::messages::Message::FolderRepaired {
-                    repair: repair.to_string(),
-                },
-            );
-        }
-    }
-}
-
 /// Creates `path` and its missing parents; folders this creates get mode 0700 on Unix.
 pub fn create_private_dir(path: &Path) -> Result<(), AgentError> {
     durable_fs::create_private_dir_all(path)

@@ -50,6 +50,7 @@ pub mod paths;
 pub mod register;
 pub mod renewal;
 pub mod secrets;
+pub mod settings;
 pub mod status;
 pub mod terminal;
 

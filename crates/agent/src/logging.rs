@@ -22,13 +22,7 @@ use cert_loading::escape_for_terminal;
 use durable_fs::Trust;
 
 use crate::AgentError;
-use crate::paths::AgentRoot;
-
-/// The log file's name, as the product names it.
-pub const LOG_FILE_NAME: &str = "vorvmd_root.log";
-
-/// The product's log folder, used for the product's agent root.
-pub const DEFAULT_LOG_DIR: &str = "/var/log/vormetric";
+use crate::paths::{AgentRoot, DEFAULT_LOG_DIR, LOG_FILE_NAME};
 
 /// The size past which the log file is rotated.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -96,6 +90,31 @@ pub use agent_config::Severity;
 /// Whether agent.conf's upload threshold (`None`: upload nothing) lets `level` through.
 fn is_uploaded(level: Severity, threshold: Option<Severity>) -> bool {
     threshold.is_some_and(|threshold| level >= threshold)
+}
+
+/// Opens each of the agent's own folders that exists (`vmd/etc`, `vmd/run`, `vmd/log`, and
+/// `/var/log/vormetric` for the product's root) as `Trust::Own` and logs each repair of a mode
+/// (CGP3015W). A refusal is left to the operation that needs the folder, which reports it.
+pub fn check_own_folders(root: &crate::paths::AgentRoot, logger: &Logger) {
+    let mut folders = vec![root.etc_dir(), root.run_dir(), root.log_dir()];
+    if root.path() == std::path::Path::new(crate::paths::DEFAULT_AGENT_ROOT) {
+        folders.push(DEFAULT_LOG_DIR.into());
+    }
+    for folder in folders {
+        if std::fs::symlink_metadata(&folder).is_err() {
+            continue;
+        }
+        if let Ok(opened) = durable_fs::Folder::open(&folder, durable_fs::Trust::Own)
+            && let Some(repair) = opened.repaired()
+        {
+            logger.message(
+                Severity::Warning,
+                &crate::messages::Message::FolderRepaired {
+                    repair: repair.to_string(),
+                },
+            );
+        }
+    }
 }
 
 /// Writes log lines; keeps the lines worth uploading until [`Logger::take_uploads`].

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::logging::Severity;
+use agent_config::Severity;
 
 /// One log message with its data.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,7 +39,6 @@ use crate::fsutil;
 use crate::logging::{Logger, Severity};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
-use crate::renewal;
 use renewal_policy::plan::{OutcomeKind, Report};
 
 /// The file name node_exporter's packages suggest for this agent in their textfile folder.
@@ -273,7 +272,7 @@ fn report_problem(logger: &Logger, path: &Path, error: &AgentError) {
 
 /// Rewrites `METRICS_FILE` when agent.conf sets it; logs CGP3013W when it cannot.
 pub fn publish(root: &AgentRoot, logger: &Logger, now: SystemTime) {
-    let Ok(settings) = renewal::load_settings(root) else {
+    let Ok(settings) = crate::settings::load_settings(root) else {
         return;
     };
     let Some(path) = settings.metrics_file.clone() else {
@@ -303,11 +302,11 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
 /// # Errors
 /// When agent.conf or the pem store cannot be read.
 pub fn render(root: &AgentRoot, now: SystemTime) -> Result<String, AgentError> {
-    let settings = renewal::load_settings(root)?;
+    let settings = crate::settings::load_settings(root)?;
     let store = root.open_store()?;
     let identity = store.current()?;
     let certificate = identity.certificate();
-    let policy = renewal::policy_from(&settings);
+    let policy = crate::settings::policy_from(&settings);
     let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
     let window = renewal_policy::renewal_window_start(&policy, &host, certificate.not_after);
     let checks = read_json::<CheckState>(&check_state_file(root));

@@ -2,6 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+/// The log file's name, as the product names it.
+pub const LOG_FILE_NAME: &str = "vorvmd_root.log";
+
+/// The product's log folder, used for the product's agent root.
+pub const DEFAULT_LOG_DIR: &str = "/var/log/vormetric";
+
 /// The product's install root on Linux.
 pub const DEFAULT_AGENT_ROOT: &str = "/opt/vormetric/DataSecurityExpert/agent";
 
@@ -63,9 +69,9 @@ impl AgentRoot {
     }
 
     /// `vmd/log/vorvmd_root.log`: the log file when agent.conf has no `LOG_DIR` and the root
-    /// is not the product's (see [`crate::logging::log_file`]).
+    /// is not the product's (see `logging::log_file`).
     pub fn vmd_log(&self) -> PathBuf {
-        self.log_dir().join(crate::logging::LOG_FILE_NAME)
+        self.log_dir().join(LOG_FILE_NAME)
     }
 
     /// `vmd/run`: status, journal and pid files.

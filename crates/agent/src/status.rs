@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::AgentError;
 use crate::checkcerts::{CertificateReport, days_between};
 use crate::paths::AgentRoot;
-use crate::renewal::{self, CheckStatus, Journal};
+use crate::renewal::{CheckStatus, Journal};
 
 /// One generation of the pem store.
 #[derive(Clone, Debug, Serialize)]
@@ -53,10 +53,10 @@ pub struct AgentStatus {
 /// # Errors
 /// [`AgentError::NotRegistered`] and the errors of reading agent.conf and the store.
 pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentError> {
-    let settings = renewal::load_settings(root)?;
+    let settings = crate::settings::load_settings(root)?;
     let store = root.open_store()?;
     let identity = store.current()?;
-    let policy = renewal::policy_from(&settings);
+    let policy = crate::settings::policy_from(&settings);
     let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
     let window =
         renewal_policy::renewal_window_start(&policy, &host, identity.certificate().not_after);

@@ -26,10 +26,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use renewal_policy::HostSeed;
 use renewal_policy::plan::{
     Answer, Event, Exchange, FolderView, Outcome, Report, Situation, Step, StoreView,
 };
-use renewal_policy::{CurrentCertificate, HostSeed, Policy};
 use serde::{Deserialize, Serialize};
 
 pub use renewal_policy::plan::Trigger;
@@ -149,44 +149,6 @@ impl CheckOutcome {
     }
 }
 
-/// Reads the settings of a registered agent.
-///
-/// # Errors
-/// [`AgentError::NotRegistered`] when agent.conf is missing, [`AgentError::Config`] when it is
-/// wrong.
-pub fn load_settings(root: &AgentRoot) -> Result<agent_config::AgentSettings, AgentError> {
-    let path = root.agent_conf();
-    if !path.exists() {
-        return Err(AgentError::NotRegistered { path });
-    }
-    let file = agent_config::ConfigFile::read(&path)?;
-    Ok(agent_config::AgentSettings::from_file(
-        &file,
-        &path.display().to_string(),
-    )?)
-}
-
-/// The renewal policy configured in agent.conf.
-pub fn policy_from(settings: &agent_config::AgentSettings) -> Policy {
-    const HOUR: u64 = 3600;
-    Policy {
-        renew_before: Duration::from_secs(u64::from(settings.renew_days_before_expiry) * 24 * HOUR),
-        retry_interval: Duration::from_secs(u64::from(settings.renew_retry_hours) * HOUR),
-        max_stagger: Duration::from_secs(u64::from(settings.renew_stagger_hours) * HOUR),
-        ..Policy::default()
-    }
-}
-
-/// The policy's view of a certificate.
-pub fn current_certificate(identity: &cert_loading::Identity) -> CurrentCertificate {
-    let certificate = identity.certificate();
-    CurrentCertificate {
-        common_name: certificate.common_name.clone(),
-        fingerprint: certificate.fingerprint,
-        not_after: certificate.not_after,
-    }
-}
-
 /// Runs one check against the manager of agent.conf. `now` decides everything about time.
 ///
 /// # Errors
@@ -214,7 +176,7 @@ pub fn run_check_with(
     now: SystemTime,
     connector: &dyn Connector,
 ) -> Result<CheckOutcome, AgentError> {
-    let settings = load_settings(root)?;
+    let settings = crate::settings::load_settings(root)?;
     logger.set_upload_threshold(settings.log_upload_level);
     // A bad agent.conf is refused before anything under the agent root is locked or written.
     if !request.dry_run {
@@ -239,7 +201,7 @@ pub fn run_check_with(
     // Measured on the monotonic clock from when the lock is held (the wall clock can jump).
     let deadline = std::time::Instant::now() + request.deadline;
     if !request.dry_run && !read_only {
-        fsutil::check_own_folders(root, logger);
+        crate::logging::check_own_folders(root, logger);
     }
     let store = root.open_store()?;
     let directory = request
@@ -270,7 +232,7 @@ pub fn run_check_with(
     if check.directory.is_none() {
         check.folder = FolderView::NotConfigured;
     }
-    let policy = policy_from(&settings);
+    let policy = crate::settings::policy_from(&settings);
     let host = HostSeed::from_client_id(&settings.client_id);
     for _ in 0..MAX_STEPS {
         let view = store_view(&store)?;
@@ -757,10 +719,67 @@ pub fn upload_pending_with(
 /// # Errors
 /// [`AgentError::Manager`] when the manager cannot be reached or refuses.
 pub fn heartbeat(root: &AgentRoot) -> Result<cm_client::ClientRecord, AgentError> {
-    let settings = load_settings(root)?;
+    let settings = crate::settings::load_settings(root)?;
     let store = root.open_store()?;
     let identity = store.current()?;
     let client = TlsConnector.client_for(&settings, &identity)?;
     let session = client.login(&settings.client_id)?;
     Ok(client.status(&session)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use renewal_policy::plan::{ExitClass, OutcomeKind};
+
+    use super::Trigger;
+    use crate::ExitStatus;
+
+    /// Walks every result a check can end with and compares its exit code and failure count
+    /// with the table in docs/operations.md ("Check results and their exit codes"); a healthy
+    /// automatic check exits 0 whatever the result.
+    #[test]
+    fn every_check_result_is_documented_with_its_exit_code() {
+        let operations = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+        )
+        .unwrap();
+        let table = operations
+            .split("### Check results and their exit codes")
+            .nth(1)
+            .expect("docs/operations.md has the check results table");
+        let rows: Vec<Vec<String>> = table
+            .lines()
+            .skip_while(|line| !line.starts_with("| result"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                line.trim_matches('|')
+                    .split('|')
+                    .map(|cell| cell.trim().trim_matches('`').to_string())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), OutcomeKind::ALL.len(), "one row per result");
+        for kind in OutcomeKind::ALL {
+            let row = rows
+                .iter()
+                .find(|row| row[0] == kind.label())
+                .unwrap_or_else(|| panic!("{kind} is not in the table"));
+            let code = ExitStatus::from(ExitClass::of_kind(kind, Trigger::Manual, false)).code();
+            assert_eq!(row[2], code.to_string(), "{kind}: exit code");
+            for trigger in [Trigger::Manual, Trigger::Once, Trigger::Scheduled] {
+                let unhealthy = ExitStatus::from(ExitClass::of_kind(kind, trigger, false));
+                assert_eq!(unhealthy.code(), code, "{kind}: unhealthy {trigger:?}");
+            }
+            for trigger in [Trigger::Once, Trigger::Scheduled, Trigger::Recovery] {
+                let healthy = ExitClass::of_kind(kind, trigger, true);
+                assert_eq!(healthy, ExitClass::Ok, "{kind}: healthy {trigger:?}");
+            }
+            assert_eq!(
+                row[3].starts_with("yes"),
+                kind.is_failure(),
+                "{kind}: counts as a failure"
+            );
+        }
+    }
 }

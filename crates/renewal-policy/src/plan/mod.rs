@@ -380,7 +380,12 @@ impl ExitClass {
     /// The class of a finished check: for the automatic triggers a healthy host is
     /// [`ExitClass::Ok`] whatever the outcome; a manual update is judged by its outcome only.
     pub fn of(outcome: &Outcome, trigger: Trigger, healthy: bool) -> Self {
-        let by_outcome = match outcome.kind() {
+        Self::of_kind(outcome.kind(), trigger, healthy)
+    }
+
+    /// [`ExitClass::of`] for an outcome of this kind.
+    pub fn of_kind(kind: OutcomeKind, trigger: Trigger, healthy: bool) -> Self {
+        let by_outcome = match kind {
             OutcomeKind::Expired
             | OutcomeKind::NoCandidate
             | OutcomeKind::CandidateRefused
