@@ -207,6 +207,16 @@ fn host_window_is_staggered_inside_the_first_48_hours() {
     assert!(start < expiry() - 58 * DAY);
 }
 
+/// A row of the table: what, now, folder, outcome, level, next check.
+type Row = (
+    &'static str,
+    SystemTime,
+    FolderView,
+    Outcome,
+    Severity,
+    Option<SystemTime>,
+);
+
 /// The crate documentation's table, row by row, as `next_step` reports it for a scheduled
 /// check: outcome, level, next check, and whether the folder was looked at.
 #[test]
@@ -218,14 +228,7 @@ fn the_documented_table_is_what_next_step_reports() {
     let empty = FolderView::Empty;
 
     // (what, now, folder, outcome, level, next check)
-    let table: Vec<(
-        &str,
-        SystemTime,
-        FolderView,
-        Outcome,
-        Severity,
-        Option<SystemTime>,
-    )> = vec![
+    let table: Vec<Row> = vec![
         (
             "90 days before expiry",
             expiry - 90 * DAY,
