@@ -94,6 +94,10 @@ pub enum AgentError {
     /// The command line does not make sense.
     #[error("{0}")]
     Usage(String),
+    /// A bug in the agent: a state its own logic should never reach. Exit 1 (internal); the
+    /// message says what to report.
+    #[error("internal error (a bug, please report it): {0}")]
+    Bug(String),
     /// The external certificate set was refused.
     #[error(transparent)]
     CertificateSet(#[from] cert_loading::Error),
@@ -202,6 +206,7 @@ impl AgentError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             AgentError::Usage(_) => ExitStatus::Usage,
+            AgentError::Bug(_) => ExitStatus::Internal,
             AgentError::Busy { .. } => ExitStatus::Busy,
             AgentError::Manager(error) => match error {
                 cm_client::Error::Refused { .. } => ExitStatus::Refused,
@@ -246,6 +251,19 @@ impl AgentError {
 #[cfg(test)]
 mod tests {
     use super::ExitStatus;
+
+    /// Every code of the table is produced by some error or check: a bug is exit 1, no longer
+    /// reported as a usage error (exit 2).
+    #[test]
+    fn a_bug_is_an_internal_error_not_a_usage_error() {
+        let bug = AgentError::Bug("the renewal check did not settle".to_string());
+        assert_eq!(bug.exit_status(), ExitStatus::Internal);
+        assert!(bug.to_string().contains("please report it"));
+        assert_eq!(
+            AgentError::Usage("-d needs a folder".to_string()).exit_status(),
+            ExitStatus::Usage
+        );
+    }
 
     #[test]
     fn one_exit_code_table_in_the_code_the_readme_and_help() {

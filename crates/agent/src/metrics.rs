@@ -393,7 +393,7 @@ pub fn render(root: &AgentRoot, now: SystemTime) -> Result<String, AgentError> {
     register_x509(&mut registry, &store.agent_pem_path(), certificate, now);
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
-        .map_err(|_| AgentError::Usage("encoding the metrics failed; this is a bug".to_string()))?;
+        .map_err(|_| AgentError::Bug("encoding the metrics failed".to_string()))?;
     Ok(text)
 }
 

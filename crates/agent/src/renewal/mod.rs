@@ -255,9 +255,8 @@ pub fn run_check_with(
         }
         check.execute(step, &view)?;
     }
-    Err(AgentError::Usage(
-        "the renewal check did not settle; this is a bug, please report it with vmd/run/renewal-journal.json"
-            .to_string(),
+    Err(AgentError::Bug(
+        "the renewal check did not settle; report it with vmd/run/renewal-journal.json".to_string(),
     ))
 }
 
@@ -426,9 +425,8 @@ impl Check<'_> {
             }
             Step::Stage => {
                 let Some(set) = self.loaded.take() else {
-                    return Err(AgentError::Usage(
-                        "the renewal decision asked to stage a set that was not loaded; this is a bug"
-                            .to_string(),
+                    return Err(AgentError::Bug(
+                        "the renewal decision asked to stage a set that was not loaded".to_string(),
                     ));
                 };
                 // The key is decrypted here, when the decision needs it; a key that does not
@@ -449,7 +447,14 @@ impl Check<'_> {
                 self.loaded = Some(FolderSet::Decrypted(set));
             }
             Step::Push { generation } => {
-                // Build the client first: a local problem must not leave "pushing" behind.
+                // Build the client first: a local problem must not leave "pushing" behind. The
+                // plan pushes only after the current certificate's login was accepted.
+                if !self.sessions.contains_key(&view.current.number) {
+                    return Err(AgentError::Bug(
+                        "the renewal decision asked to push without a session of the current certificate"
+                            .to_string(),
+                    ));
+                }
                 self.ensure_client(generation)?;
                 let (identity, _) = &self.clients[&generation];
                 let fingerprint = identity.certificate().fingerprint;
@@ -457,19 +462,13 @@ impl Check<'_> {
                 self.write_journal(JournalPhase::Pushing { generation }, fingerprint)?;
                 crash_point("journal-pushing");
                 let (_, client) = &self.clients[&generation];
-                let renewed = self
-                    .sessions
-                    .get(&view.current.number)
-                    .map(|session| client.renew(session, &chain_pem).map(drop));
-                let answer = match renewed {
-                    Some(Ok(())) => {
+                let session = &self.sessions[&view.current.number];
+                let answer = match client.renew(session, &chain_pem) {
+                    Ok(_) => {
                         self.manager_reached = true;
                         Answer::Accepted
                     }
-                    Some(Err(error)) => self.answer_of(error, false)?,
-                    None => Answer::Refused {
-                        reason: "no session with the current certificate".to_string(),
-                    },
+                    Err(error) => self.answer_of(error, false)?,
                 };
                 crash_point("pushed");
                 self.events
