@@ -250,7 +250,7 @@ impl AgentError {
 
 #[cfg(test)]
 mod tests {
-    use super::ExitStatus;
+    use super::{AgentError, ExitStatus};
 
     /// Every code of the table is produced by some error or check: a bug is exit 1, no longer
     /// reported as a usage error (exit 2).
