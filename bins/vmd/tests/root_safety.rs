@@ -587,6 +587,179 @@ fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to
     );
 }
 
+// ---- races run by a real unprivileged user ------------------------------------------------------
+
+/// A user made with `useradd` for one test, removed (with its loops stopped) on drop.
+struct Attacker {
+    name: String,
+    uid: u32,
+    gid: u32,
+    loops: Vec<std::process::Child>,
+}
+
+impl Attacker {
+    /// `None` when this is not root or `useradd` is missing (the caller says SKIPPED).
+    fn create() -> Option<Attacker> {
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let name = format!("cterace{}", std::process::id());
+        let made = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(&name)
+            .output()
+            .ok()?;
+        if !made.status.success() {
+            return None;
+        }
+        let id = |flag: &str| -> Option<u32> {
+            let output = Command::new("id").args([flag, &name]).output().ok()?;
+            String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+        };
+        let (uid, gid) = (id("-u")?, id("-g")?);
+        Some(Attacker {
+            name,
+            uid,
+            gid,
+            loops: Vec::new(),
+        })
+    }
+
+    /// Runs, as this user, a loop that replaces every entry of `folder` with a symbolic link to
+    /// `victim` and keeps links to it at each name in `planted`: the inotify-free version of the
+    /// race (it simply never stops), aimed at every temporary and final name the agent uses.
+    fn swap_links(&mut self, folder: &Path, victim: &Path, planted: &[&str]) {
+        let script = r#"while :; do
+  for f in "$0"/* "$0"/.[!.]*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    [ -L "$f" ] || { rm -f "$f"; ln -s "$1" "$f"; } 2>/dev/null
+  done
+  for n in $2; do ln -sfn "$1" "$0/$n" 2>/dev/null; done
+done"#;
+        let child = Command::new("setpriv")
+            .args(["--reuid", &self.uid.to_string()])
+            .args(["--regid", &self.gid.to_string()])
+            .args(["--clear-groups", "--", "sh", "-c", script])
+            .arg(folder)
+            .arg(victim)
+            .arg(planted.join(" "))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("setpriv runs");
+        self.loops.push(child);
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        for child in &mut self.loops {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// Issue 20, findings 1 and 2, with a real unprivileged user (made with `useradd`) racing the
+/// agent: it owns the metrics folder and a custom `LOG_DIR`, and replaces every entry in them
+/// with a link to a root-only file, without pause, while `vmd --once` runs again and again; then
+/// it is given the agent's own run folder made writable by all (0777) and does the same there.
+/// The root-only file stays byte- and mode-identical, no run hangs, the folders the user controls
+/// are refused with the fix (the checks go on, exit 0), and the run folder is repaired to 0700.
+#[test]
+fn a_real_unprivileged_user_racing_links_changes_nothing_of_roots() {
+    let Some(mut attacker) = Attacker::create() else {
+        eprintln!("SKIPPED: races as an unprivileged user: needs root and useradd");
+        return;
+    };
+    let host = Host::registered();
+    let root = host.root.path();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = victim(outside.path());
+    let logs = tempfile::tempdir().unwrap();
+    for folder in [host.metrics_dir.path(), logs.path()] {
+        std::os::unix::fs::chown(folder, Some(attacker.uid), Some(attacker.gid)).unwrap();
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    set_conf(root, "LOG_DIR", logs.path().to_str().unwrap());
+    attacker.swap_links(host.metrics_dir.path(), &victim, &["cte_agent.prom"]);
+    attacker.swap_links(
+        logs.path(),
+        &victim,
+        &[
+            "vorvmd_root.log",
+            "vorvmd_root.log.1",
+            ".vorvmd_root.log.lock",
+        ],
+    );
+    // The user's loop is live: its links are in place before the agent runs.
+    let planted = host.metrics_dir.path().join("cte_agent.prom");
+    let started = Instant::now();
+    while std::fs::symlink_metadata(&planted).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the race loop did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    for _ in 0..5 {
+        let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{all}");
+        assert!(all.contains("CGP3013W"), "{all}");
+        assert!(all.contains("CGP3014E"), "{all}");
+        assert_untouched(&victim);
+    }
+    // The agent's own run folder, writable by all: the user can reach it and races there too.
+    for folder in [root, &root.join("vmd")] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    std::fs::set_permissions(root.join("vmd/run"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    attacker.swap_links(
+        &root.join("vmd/run"),
+        &victim,
+        &[
+            "status.json",
+            "metrics-state.json",
+            "renewal.lock",
+            "renewal-journal.json",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let output = run_bounded(vmd(root, &["--once"]), Duration::from_secs(60));
+        let all = text(&output);
+        // Refused (a link where the lock or a state file belongs: exit 7, the path named) or,
+        // once the folder is repaired and nothing is planted, a normal check.
+        assert!(matches!(output.status.code(), Some(0 | 7)), "{all}");
+        assert_untouched(&victim);
+    }
+    assert_eq!(
+        std::fs::metadata(root.join("vmd/run"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700,
+        "the run folder was repaired"
+    );
+    drop(attacker);
+    assert_untouched(&victim);
+}
+
 // ---- a read-only agent root ---------------------------------------------------------------------
 
 /// `vmd ARGS` with the agent root bind-mounted read-only in a private mount namespace
