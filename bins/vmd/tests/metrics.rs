@@ -629,3 +629,45 @@ fn the_daemon_writes_the_heartbeat_into_the_metrics() {
     assert_eq!(metrics.result("not_due"), 1.0);
     assert_eq!(metrics.value("cte_agent_checks_total", &[]), 1.0);
 }
+
+/// Issue 21, "one context": `status`, `status --prometheus` and `certexpiry` show the store's
+/// public data and never decrypt the key. Proved by taking the random key away: they still
+/// answer (the key type is read from the certificate), while a check, which presents the
+/// identity, needs it.
+#[test]
+fn status_metrics_and_expiry_never_decrypt_the_key() {
+    let host = Host::registered(SystemTime::now() + 200 * DAY);
+    let root = host.root.path();
+    let keys = root.join("vmd/keys");
+    let moved = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&keys).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::rename(&path, moved.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let vmutil = test_support::sibling_binary(Path::new(env!("CARGO_BIN_EXE_vmd")), "vmutil");
+    let run = |arguments: &[&str]| {
+        Command::new(&vmutil)
+            .arg("--agent-root")
+            .arg(root)
+            .args(["-a", "vmd"])
+            .args(arguments)
+            .output()
+            .unwrap()
+    };
+    let status = run(&["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(text(&status).contains("EC P-384"), "{}", text(&status));
+    let prometheus = vmutil_prometheus(root);
+    assert_eq!(prometheus.status.code(), Some(0), "{}", text(&prometheus));
+    assert!(text(&prometheus).contains("cte_agent_certificate_not_after_seconds"));
+    let expiry = run(&["certexpiry"]);
+    assert_eq!(expiry.status.code(), Some(0), "{}", text(&expiry));
+    // Presenting the identity does need the key.
+    let once = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_ne!(once.status.code(), Some(0), "{}", text(&once));
+}

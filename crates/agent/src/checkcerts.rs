@@ -44,7 +44,26 @@ impl CertificateReport {
         warnings: Vec<String>,
         now: SystemTime,
     ) -> Self {
-        let certificate = identity.certificate();
+        Self::of_certificate(
+            identity.certificate(),
+            Some(identity.key_algorithm()),
+            identity.chain().len(),
+            key_format,
+            warnings,
+            now,
+        )
+    }
+
+    /// Describes a certificate at `now` from what it shows (its key type read from its public
+    /// key): nothing is decrypted.
+    pub fn of_certificate(
+        certificate: &cert_loading::CertificateSummary,
+        key: Option<cert_loading::KeyAlgorithm>,
+        chain_length: usize,
+        key_format: String,
+        warnings: Vec<String>,
+        now: SystemTime,
+    ) -> Self {
         Self {
             common_name: certificate.common_name.clone(),
             subject: certificate.subject.clone(),
@@ -53,10 +72,10 @@ impl CertificateReport {
             not_after: cert_loading::format_rfc3339(certificate.not_after),
             days_left: days_between(now, certificate.not_after),
             signature_algorithm: certificate.signature_algorithm.to_string(),
-            key: identity.key_algorithm().to_string(),
+            key: key.map_or_else(|| "unknown".to_string(), |key| key.to_string()),
             key_format,
             sha256_fingerprint: certificate.fingerprint.to_string(),
-            chain_length: identity.chain().len(),
+            chain_length,
             warnings,
         }
     }

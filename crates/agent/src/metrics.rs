@@ -304,8 +304,9 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
 pub fn render(root: &AgentRoot, now: SystemTime) -> Result<String, AgentError> {
     let settings = crate::settings::load_settings(root)?;
     let store = root.open_store()?;
-    let identity = store.current()?;
-    let certificate = identity.certificate();
+    // The certificate only: the metrics never decrypt the key.
+    let (chain, _) = store.current_certificate()?;
+    let certificate = &cert_loading::summarize_certificate(&store.agent_pem_path(), &chain)?;
     let policy = crate::settings::policy_from(&settings);
     let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
     let window = renewal_policy::renewal_window_start(&policy, &host, certificate.not_after);

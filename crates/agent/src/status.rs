@@ -55,11 +55,14 @@ pub struct AgentStatus {
 pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentError> {
     let settings = crate::settings::load_settings(root)?;
     let store = root.open_store()?;
-    let identity = store.current()?;
+    // The certificate only: status never decrypts the key.
+    let (chain, _) = store.current_certificate()?;
+    let source = store.agent_pem_path();
+    let certificate = cert_loading::summarize_certificate(&source, &chain)?;
+    let key = cert_loading::public_key_algorithm(&source, &chain)?;
     let policy = crate::settings::policy_from(&settings);
     let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
-    let window =
-        renewal_policy::renewal_window_start(&policy, &host, identity.certificate().not_after);
+    let window = renewal_policy::renewal_window_start(&policy, &host, certificate.not_after);
     let last_check = crate::fsutil::read_own(&root.status_file())?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let pending_update = crate::fsutil::read_own(&root.journal_file())?
@@ -91,8 +94,10 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
             .as_ref()
             .map(|path| path.display().to_string())
             .unwrap_or_default(),
-        certificate: Some(CertificateReport::of(
-            &identity,
+        certificate: Some(CertificateReport::of_certificate(
+            &certificate,
+            key,
+            chain.len(),
             "pem store (AES-256-GCM under a random key)".to_string(),
             Vec::new(),
             now,
@@ -173,6 +178,6 @@ impl AgentStatus {
 /// As [`status`].
 pub fn days_left(root: &AgentRoot, now: SystemTime) -> Result<i64, AgentError> {
     let store = root.open_store()?;
-    let identity = store.current()?;
-    Ok(days_between(now, identity.certificate().not_after))
+    let (_, info) = store.current_certificate()?;
+    Ok(days_between(now, info.not_after))
 }

@@ -442,6 +442,22 @@ pub(crate) fn public_key_info_der(leaf: &Certificate) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The type of the leaf's public key, which the private key must match: read from the
+/// certificate alone, so nothing is decrypted to show it. `None` for a type this crate refuses.
+pub(crate) fn public_key_algorithm(leaf: &Certificate) -> Option<crate::KeyAlgorithm> {
+    use rsa::traits::PublicKeyParts;
+    use spki::DecodePublicKey;
+    let der = public_key_info_der(leaf);
+    if let Ok(key) = rsa::PublicKey::from_public_key_der(&der) {
+        return Some(crate::KeyAlgorithm::Rsa {
+            bits: key.size() * 8,
+        });
+    }
+    p384::PublicKey::from_public_key_der(&der)
+        .ok()
+        .map(|_| crate::KeyAlgorithm::EcP384)
+}
+
 /// Verifies the chain against trusted CA certificates with rustls-webpki.
 pub(crate) fn verify_chain(
     path: &Path,

@@ -262,6 +262,20 @@ pub fn summarize_certificate(
     certificate::summarize(source, &leaf, &chain[0])
 }
 
+/// The type of a chain's leaf public key (RSA and its size, or EC P-384), read from the
+/// certificate alone: what a status display shows without decrypting the private key.
+///
+/// # Errors
+/// The certificate errors of [`summarize_certificate`]; `Ok(None)` for a key type this crate
+/// refuses.
+pub fn public_key_algorithm(
+    source: &Path,
+    chain: &[CertificateDer<'_>],
+) -> Result<Option<KeyAlgorithm>, Error> {
+    let leaf = certificate::decode_chain(source, chain)?;
+    Ok(certificate::public_key_algorithm(&leaf))
+}
+
 /// A loaded and validated external certificate set.
 #[derive(Debug)]
 pub struct LoadedSet {

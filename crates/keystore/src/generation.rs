@@ -250,6 +250,19 @@ pub(crate) fn read_checked_chain_pem(
     Ok((chain_pem, info))
 }
 
+/// Reads `chain.pem` and checks it against `metadata.json` (without decrypting anything):
+/// returns the parsed chain and the generation's info.
+pub(crate) fn read_checked_chain(
+    folder: &Path,
+    id: GenerationId,
+) -> Result<(Vec<CertificateDer<'static>>, GenerationInfo), Error> {
+    let metadata_path = folder.join(METADATA_FILE);
+    let metadata_json = crate::files::read(&metadata_path)?;
+    let (info, chain_pem_sha256) = parse_metadata(&metadata_path, id, &metadata_json)?;
+    let (chain, _) = read_chain(folder, &info, &chain_pem_sha256)?;
+    Ok((chain, info))
+}
+
 /// Reads `chain.pem`, checks its hash and leaf fingerprint, and parses it.
 fn read_chain(
     folder: &Path,
