@@ -129,15 +129,18 @@ fn registration_token(
 }
 
 fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
-    if let Some(proxy) = &cli.proxy {
-        if let Some(note) = agent::manager::proxy_flag_note(proxy) {
-            agent::say_err!("register_host: {note}");
+    let proxy = match &cli.proxy {
+        Some(proxy) => {
+            if let Some(note) = agent::manager::proxy_flag_note(proxy) {
+                agent::say_err!("register_host: {note}");
+            }
+            Some(
+                agent::manager::ProxySetting::parse(proxy)
+                    .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
+            )
         }
-        agent::manager::set_proxy_override(
-            agent::manager::ProxySetting::parse(proxy)
-                .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
-        );
-    }
+        None => None,
+    };
     let silent = match cli.target.as_slice() {
         [word, file] if word == "silent" => {
             // It may hold REG_TOKEN: read like any secret file (no links, bounded, mode warned).
@@ -221,6 +224,7 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
         trust,
         shred_input: cli.shred_input,
         force: cli.force,
+        proxy,
     };
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
     agent::register::register(&root, &options, SystemTime::now())

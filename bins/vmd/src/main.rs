@@ -22,25 +22,28 @@ fn main() -> ExitCode {
             });
         }
     };
-    if let Some(proxy) = &cli.proxy {
-        if let Some(note) = agent::manager::proxy_flag_note(proxy) {
+    let mut proxy = None;
+    if let Some(flag) = &cli.proxy {
+        if let Some(note) = agent::manager::proxy_flag_note(flag) {
             agent::say_err!("vmd: {note}");
         }
-        match agent::manager::ProxySetting::parse(proxy) {
-            Ok(setting) => agent::manager::set_proxy_override(setting),
+        match agent::manager::ProxySetting::parse(flag) {
+            Ok(setting) => proxy = Some(setting),
             Err(error) => {
                 agent::say_err!("vmd: error: --proxy: {error}");
                 return ExitCode::from(ExitStatus::Usage.code());
             }
         }
     }
+    // The proxy of the command line travels in the connector: no process-global state.
+    let connector = agent::manager::TlsConnector::with_proxy(proxy);
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
     let log_file = agent::logging::log_file(&root, cli.log_dir.as_deref());
     let logger = agent::logging::Logger::new("VMD", Some(log_file), true);
     let result = if cli.once {
-        once(&root, &logger)
+        once(&root, &logger, &connector)
     } else {
-        agent::daemon::run(&root, &logger).map(|()| ExitStatus::Ok)
+        agent::daemon::run(&root, &logger, &connector).map(|()| ExitStatus::Ok)
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),
@@ -54,10 +57,11 @@ fn main() -> ExitCode {
 fn once(
     root: &agent::paths::AgentRoot,
     logger: &agent::logging::Logger,
+    connector: &agent::manager::TlsConnector,
 ) -> Result<ExitStatus, agent::AgentError> {
     // The check itself logs in and reads the client's record (the heartbeat), so its exit
     // status says whether the manager accepts this host's identity.
     let request = agent::renewal::CheckRequest::new(agent::renewal::Trigger::Once);
-    let outcome = agent::renewal::run_check(root, logger, &request, SystemTime::now())?;
+    let outcome = agent::renewal::run_check(root, logger, &request, SystemTime::now(), connector)?;
     Ok(outcome.exit_status())
 }

@@ -747,3 +747,30 @@ fn the_daemon_follows_a_changed_folder_after_sighup_and_stops_on_sigterm() {
     assert!(!pid_file.exists(), "the pid file was left behind");
     assert!(host.log().contains("vmd stopping"));
 }
+
+/// The command line's `--proxy` travels in the connector the binary builds (no process-global
+/// state): `--proxy none` wins over an environment proxy that does not exist, and a `--proxy`
+/// URL wins over a direct connection, for the whole check.
+#[test]
+fn the_proxy_flag_travels_with_the_check() {
+    let host = Host::registered("ca-p384", KeyType::P384, 300);
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = format!("http://127.0.0.1:{closed}");
+    let output = host.vmd(
+        &["--once", "--proxy", "none"],
+        &[("HTTPS_PROXY", &nowhere), ("https_proxy", &nowhere)],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = host.vmd(&["--once", "--proxy", &nowhere], &[]);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        text(&output)
+    );
+}

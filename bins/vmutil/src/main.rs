@@ -38,15 +38,18 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             cli.agent
         )));
     }
-    if let Some(proxy) = &cli.proxy {
-        if let Some(note) = agent::manager::proxy_flag_note(proxy) {
+    let mut proxy = None;
+    if let Some(flag) = &cli.proxy {
+        if let Some(note) = agent::manager::proxy_flag_note(flag) {
             agent::say_err!("vmutil: {note}");
         }
-        agent::manager::set_proxy_override(
-            agent::manager::ProxySetting::parse(proxy)
+        proxy = Some(
+            agent::manager::ProxySetting::parse(flag)
                 .map_err(|error| AgentError::Usage(format!("--proxy: {error}")))?,
         );
     }
+    // The proxy of the command line travels in the connector: no process-global state.
+    let connector = agent::manager::TlsConnector::with_proxy(proxy);
     let now = SystemTime::now();
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
     let need_directory = || {
@@ -99,7 +102,7 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
                 dry_run: cli.dry_run,
                 ..agent::renewal::CheckRequest::new(agent::renewal::Trigger::Manual)
             };
-            let outcome = agent::renewal::run_check(&root, &logger, &request, now)?;
+            let outcome = agent::renewal::run_check(&root, &logger, &request, now, &connector)?;
             // The outcome was logged to stderr in the product's line shape; JSON goes to stdout.
             if cli.json {
                 agent::say!(

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::AgentError;
 use crate::lock::DaemonLock;
 use crate::logging::{Logger, Severity};
+use crate::manager::Connector;
 use crate::messages::Message;
 use crate::paths::AgentRoot;
 use crate::renewal::{self, CheckRequest, Trigger};
@@ -41,7 +42,7 @@ pub enum Wake {
 ///
 /// # Errors
 /// When the agent is not registered or its files are unusable at start.
-pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
+pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Result<(), AgentError> {
     let settings = crate::settings::load_settings(root)?;
     // One daemon per agent root: the pid file is written under its lock, held until we stop.
     let _daemon_lock = DaemonLock::acquire(root)?;
@@ -71,7 +72,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
                 ..CheckRequest::new(trigger)
             };
             trigger = Trigger::Scheduled;
-            match renewal::run_check(root, logger, &request, now) {
+            match renewal::run_check(root, logger, &request, now, connector) {
                 Ok(outcome) => {
                     consecutive_failures = if outcome.report.outcome.kind().is_manager_unreachable()
                     {
@@ -104,7 +105,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             let interval = crate::settings::load_settings(root)
                 .map(|settings| u64::from(settings.status_interval_minutes) * 60)
                 .unwrap_or(3600);
-            let beat = renewal::heartbeat(root);
+            let beat = renewal::heartbeat(root, connector);
             crate::metrics::after_heartbeat(root, logger, &beat, now);
             heartbeat_interval = Duration::from_secs(interval);
             next_heartbeat = match beat {
@@ -134,7 +135,7 @@ pub fn run(root: &AgentRoot, logger: &Logger) -> Result<(), AgentError> {
             if let (Ok(settings), Ok(store)) =
                 (crate::settings::load_settings(root), root.open_store())
             {
-                renewal::upload_pending(&settings, &store, logger);
+                renewal::upload_pending(&settings, &store, logger, connector);
             }
         }
         // Monotonic: the earlier deadline, and never past the heartbeat interval.

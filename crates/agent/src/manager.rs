@@ -2,20 +2,17 @@
 //!
 //! # The proxy
 //! Which HTTP proxy carries the connection to the manager is decided by, first to last:
-//! 1. `--proxy URL|none` on the command line ([`set_proxy_override`], for the process),
+//! 1. `--proxy URL|none` on the command line, carried by the connector the binary builds
+//!    ([`TlsConnector::with_proxy`]; no process-global state),
 //! 2. `PROXY=URL|none` in agent.conf,
 //! 3. the environment (`https_proxy`, `HTTPS_PROXY`, `all_proxy`, `ALL_PROXY`, with
 //!    `no_proxy`/`NO_PROXY`, as curl reads them for an https URL; see `cm_client::proxy`).
 
-use std::sync::OnceLock;
-
 use crate::AgentError;
 use agent_config::ManagerTrust;
 
-/// The `--proxy` flag of this process, if it had one.
+/// A `--proxy` flag's value, parsed.
 pub use cm_client::ProxySetting;
-
-static PROXY_OVERRIDE: OnceLock<cm_client::ProxySetting> = OnceLock::new();
 
 /// The note for a `--proxy` value with a password in it (`http://user:password@proxy:3128`):
 /// like a token, it is visible to other local users while the command runs.
@@ -26,14 +23,6 @@ pub fn proxy_flag_note(value: &str) -> Option<&'static str> {
     userinfo.contains(':').then_some(
         "note: a proxy password on the command line is visible to other local users while this runs; prefer PROXY= in agent.conf (0600) or the HTTPS_PROXY environment variable",
     )
-}
-
-/// Applies a proxy override (a binary's `--proxy URL|none`, parsed with
-/// [`cm_client::ProxySetting::parse`]) for the rest of the process: it wins over agent.conf's
-/// `PROXY` and the environment. Meant to be called once, by a binary, right after parsing its
-/// flags; a later call is ignored.
-pub fn set_proxy_override(setting: ProxySetting) {
-    let _ = PROXY_OVERRIDE.set(setting);
 }
 
 /// The proxy setting with the precedence of this module: `flag` > agent.conf > environment.
@@ -62,14 +51,17 @@ pub fn choose_proxy(
     }
 }
 
-/// The client options for a manager call, with the proxy chosen from this process's `--proxy`,
-/// then `conf` (agent.conf's `PROXY`), then the environment.
+/// The client options for a manager call, with the proxy chosen from the command line's
+/// `--proxy` (`flag`), then `conf` (agent.conf's `PROXY`), then the environment.
 ///
 /// # Errors
 /// As [`choose_proxy`].
-pub fn client_options(conf: &agent_config::ProxyConfig) -> Result<cm_client::Options, AgentError> {
+pub fn client_options(
+    flag: Option<&ProxySetting>,
+    conf: &agent_config::ProxyConfig,
+) -> Result<cm_client::Options, AgentError> {
     Ok(cm_client::Options {
-        proxy: choose_proxy(PROXY_OVERRIDE.get(), conf)?,
+        proxy: choose_proxy(flag, conf)?,
         ..cm_client::Options::default()
     })
 }
@@ -80,9 +72,11 @@ pub fn client_options(conf: &agent_config::ProxyConfig) -> Result<cm_client::Opt
 /// # Errors
 /// As [`choose_proxy`].
 pub fn registration_options(
+    flag: Option<&ProxySetting>,
     existing: Option<&agent_config::ConfigFile>,
 ) -> Result<cm_client::Options, AgentError> {
     client_options(
+        flag,
         &existing
             .map(agent_config::ProxyConfig::from_file)
             .unwrap_or_default(),
@@ -161,22 +155,6 @@ pub fn trust_from_settings(
     }
 }
 
-/// A client for the manager in agent.conf, presenting `identity`.
-///
-/// # Errors
-/// As [`trust_from_choice`], and [`AgentError::Manager`] when the identity is unusable for TLS.
-pub fn client_for(
-    settings: &agent_config::AgentSettings,
-    identity: &cert_loading::Identity,
-) -> Result<cm_client::ManagerClient, AgentError> {
-    Ok(cm_client::ManagerClient::new(
-        cm_client::ManagerUrl::parse(&settings.url)?,
-        trust_from_settings(settings)?,
-        Some(&client_identity(identity)),
-        client_options(&settings.proxy)?,
-    )?)
-}
-
 /// Makes the manager clients the agent's operations use, one per identity. The production
 /// connector ([`TlsConnector`]) speaks HTTPS to the manager named in agent.conf; a simulation
 /// supplies one over an in-process manager (see `cm_client::Transport`).
@@ -201,9 +179,26 @@ pub trait Connector: Send + Sync {
     }
 }
 
-/// HTTPS to the manager of agent.conf, verified as agent.conf says ([`client_for`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TlsConnector;
+/// HTTPS to the manager of agent.conf, verified as agent.conf says, through the proxy of the
+/// command line's `--proxy` if the binary was given one, else agent.conf's, else the
+/// environment's.
+#[derive(Clone, Debug, Default)]
+pub struct TlsConnector {
+    proxy: Option<ProxySetting>,
+}
+
+impl TlsConnector {
+    /// A connector with the command line's `--proxy` (`None`: agent.conf and the environment
+    /// decide).
+    pub fn with_proxy(proxy: Option<ProxySetting>) -> Self {
+        Self { proxy }
+    }
+
+    /// The command line's proxy, if any (registration uses it too).
+    pub fn proxy(&self) -> Option<&ProxySetting> {
+        self.proxy.as_ref()
+    }
+}
 
 impl Connector for TlsConnector {
     fn client_for(
@@ -211,7 +206,12 @@ impl Connector for TlsConnector {
         settings: &agent_config::AgentSettings,
         identity: &cert_loading::Identity,
     ) -> Result<cm_client::ManagerClient, AgentError> {
-        client_for(settings, identity)
+        Ok(cm_client::ManagerClient::new(
+            cm_client::ManagerUrl::parse(&settings.url)?,
+            trust_from_settings(settings)?,
+            Some(&client_identity(identity)),
+            client_options(self.proxy.as_ref(), &settings.proxy)?,
+        )?)
     }
 
     fn validate(&self, settings: &agent_config::AgentSettings) -> Result<(), AgentError> {
@@ -222,7 +222,7 @@ impl Connector for TlsConnector {
                 reason: error.to_string(),
             })
         })?;
-        choose_proxy(PROXY_OVERRIDE.get(), &settings.proxy)?;
+        choose_proxy(self.proxy.as_ref(), &settings.proxy)?;
         trust_from_settings(settings).map(drop)
     }
 }

@@ -39,6 +39,9 @@ pub struct RegistrationOptions {
     pub shred_input: bool,
     /// Replace an existing registration.
     pub force: bool,
+    /// The command line's `--proxy`, if given (it wins over agent.conf's `PROXY` and the
+    /// environment).
+    pub proxy: Option<manager::ProxySetting>,
 }
 
 impl std::fmt::Debug for RegistrationOptions {
@@ -121,7 +124,7 @@ pub fn register(
         url.clone(),
         trust.clone(),
         Some(&manager::client_identity(&set.identity)),
-        manager::registration_options(existing_conf.as_ref())?,
+        manager::registration_options(options.proxy.as_ref(), existing_conf.as_ref())?,
     )?;
     let record = client.register(&cm_client::RegisterRequest {
         reg_token: options.token.to_string(),

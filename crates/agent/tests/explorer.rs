@@ -1,6 +1,6 @@
 //! The fault-schedule explorer: deterministic, exhaustive over single faults and ordered pairs.
 //!
-//! The agent's real renewal code (`agent::renewal::run_check_with`) runs in-process against the
+//! The agent's real renewal code (`agent::renewal::run_check`) runs in-process against the
 //! real emulator's request handling (`cm_emulator::InProcessHandle`, the same code path as over
 //! HTTPS), through `cm_client`'s transport seam. A fault-free run of each trigger (a daemon
 //! check with the new set in `EXTERNAL_CERT_DIR`; a manual `updatecerts -d NEW`) is traced as a
@@ -534,13 +534,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
                                     lock_wait: Duration::ZERO,
                                     ..CheckRequest::new(Trigger::Once)
                                 };
-                                agent::renewal::run_check_with(
-                                    &root,
-                                    &logger,
-                                    &request,
-                                    now(),
-                                    &second,
-                                )
+                                agent::renewal::run_check(&root, &logger, &request, now(), &second)
                             })
                             .join()
                     });
@@ -563,7 +557,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
     for _ in 0..3 {
         crashing.store(false, Ordering::SeqCst);
         let result = catch_unwind(AssertUnwindSafe(|| {
-            agent::renewal::run_check_with(&root, &logger, &request(trigger, world), now(), &faulty)
+            agent::renewal::run_check(&root, &logger, &request(trigger, world), now(), &faulty)
         }));
         match result {
             Ok(Ok(outcome)) => outcomes.push(outcome.status.result.clone()),
@@ -585,7 +579,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
         let log_before = std::fs::read_to_string(root.vmd_log())
             .unwrap_or_default()
             .len();
-        let outcome = agent::renewal::run_check_with(
+        let outcome = agent::renewal::run_check(
             &root,
             &logger,
             &CheckRequest::new(Trigger::Once),
@@ -824,7 +818,7 @@ fn a_check_out_of_time_sends_nothing_and_the_next_check_carries_on() {
         ..request(Trigger::Scheduled, &world)
     };
     let outcome =
-        agent::renewal::run_check_with(&root, &logger, &out_of_time, now(), &connector).unwrap();
+        agent::renewal::run_check(&root, &logger, &out_of_time, now(), &connector).unwrap();
     assert_eq!(
         outcome.report.outcome,
         Outcome::Unreachable {
@@ -839,7 +833,7 @@ fn a_check_out_of_time_sends_nothing_and_the_next_check_carries_on() {
         lock_wait: Duration::ZERO,
         ..request(Trigger::Scheduled, &world)
     };
-    let outcome = agent::renewal::run_check_with(&root, &logger, &next, now(), &connector).unwrap();
+    let outcome = agent::renewal::run_check(&root, &logger, &next, now(), &connector).unwrap();
     assert!(
         matches!(outcome.report.outcome, Outcome::Renewed { .. }),
         "{:?}",

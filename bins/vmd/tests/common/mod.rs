@@ -68,6 +68,7 @@ pub fn register(manager: &Manager, token: &str, name: &str, cert_dir: &Path, roo
         trust: ManagerTrust::CaFile(manager.web_ca_path()),
         shred_input: false,
         force: false,
+        proxy: None,
     };
     agent::register::register(&AgentRoot::new(root), &options, SystemTime::now()).unwrap();
 }

@@ -39,7 +39,7 @@ use crate::fault::crash_point;
 use crate::fsutil;
 use crate::lock::RenewalLock;
 use crate::logging::{Logger, Severity};
-use crate::manager::{Connector, TlsConnector};
+use crate::manager::Connector;
 use crate::messages::Message;
 use crate::paths::{AgentRoot, JOURNAL_ASIDE_NAME, JOURNAL_NAME};
 
@@ -149,27 +149,15 @@ impl CheckOutcome {
     }
 }
 
-/// Runs one check against the manager of agent.conf. `now` decides everything about time.
+/// Runs one check against the manager of agent.conf, reached through `connector` (the binary's
+/// [`crate::manager::TlsConnector`]; a simulation passes an in-process manager). `now` decides
+/// everything about time.
 ///
 /// # Errors
 /// Only for problems with the agent itself (not registered, agent.conf or pem store unusable,
 /// another check holding the lock: [`AgentError::Busy`]); every outcome of the check, refusals
 /// included, is a [`CheckOutcome`].
 pub fn run_check(
-    root: &AgentRoot,
-    logger: &Logger,
-    request: &CheckRequest,
-    now: SystemTime,
-) -> Result<CheckOutcome, AgentError> {
-    run_check_with(root, logger, request, now, &TlsConnector)
-}
-
-/// [`run_check`] with the manager reached through `connector` (a simulation passes an
-/// in-process manager).
-///
-/// # Errors
-/// As [`run_check`].
-pub fn run_check_with(
     root: &AgentRoot,
     logger: &Logger,
     request: &CheckRequest,
@@ -671,7 +659,7 @@ impl Check<'_> {
             );
         }
         if !self.request.dry_run && (level >= Severity::Warning || self.manager_reached) {
-            upload_pending_with(self.settings, self.store, self.logger, self.connector);
+            upload_pending(self.settings, self.store, self.logger, self.connector);
         }
         Ok(CheckOutcome {
             report,
@@ -681,17 +669,9 @@ impl Check<'_> {
     }
 }
 
-/// Uploads log records waiting in the logger, with the current identity. Failures put them back.
+/// Uploads log records waiting in the logger, with the current identity, through `connector`.
+/// Failures put them back.
 pub fn upload_pending(
-    settings: &agent_config::AgentSettings,
-    store: &keystore::Keystore,
-    logger: &Logger,
-) {
-    upload_pending_with(settings, store, logger, &TlsConnector);
-}
-
-/// [`upload_pending`] through `connector`.
-pub fn upload_pending_with(
     settings: &agent_config::AgentSettings,
     store: &keystore::Keystore,
     logger: &Logger,
@@ -717,11 +697,14 @@ pub fn upload_pending_with(
 ///
 /// # Errors
 /// [`AgentError::Manager`] when the manager cannot be reached or refuses.
-pub fn heartbeat(root: &AgentRoot) -> Result<cm_client::ClientRecord, AgentError> {
+pub fn heartbeat(
+    root: &AgentRoot,
+    connector: &dyn Connector,
+) -> Result<cm_client::ClientRecord, AgentError> {
     let settings = crate::settings::load_settings(root)?;
     let store = root.open_store()?;
     let identity = store.current()?;
-    let client = TlsConnector.client_for(&settings, &identity)?;
+    let client = connector.client_for(&settings, &identity)?;
     let session = client.login(&settings.client_id)?;
     Ok(client.status(&session)?)
 }
