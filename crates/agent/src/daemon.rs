@@ -117,8 +117,8 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                             error: error.to_string(),
                         },
                     );
-                    if let AgentError::Manager(cm_client::Error::Refused { status: 401, .. }) =
-                        error
+                    if let AgentError::Manager(refused) = &error
+                        && refused.is_identity_refused()
                     {
                         // The identity was refused: settle it now (adopt another generation).
                         trigger = Trigger::Recovery;

@@ -242,10 +242,10 @@ pub fn after_heartbeat<T>(
 ) {
     let manager_reachable = match result {
         Ok(_) => Some(true),
-        Err(AgentError::Manager(error)) => match error.outcome() {
-            cm_client::Outcome::Definite => Some(true),
-            cm_client::Outcome::Indefinite => Some(false),
-            cm_client::Outcome::Local => None,
+        Err(AgentError::Manager(error)) => match error.certainty() {
+            cm_client::Certainty::Definite => Some(true),
+            cm_client::Certainty::Indefinite => Some(false),
+            cm_client::Certainty::Local => None,
         },
         Err(_) => None,
     };

@@ -1,6 +1,6 @@
 //! Parses manager and proxy addresses, then talks to an in-process manager emulator on
 //! 127.0.0.1: reads its web certificate fingerprint, gets a login refused, and shows how each
-//! failure is classified ([`cm_client::Outcome`]).
+//! failure is classified ([`cm_client::Certainty`]).
 //!
 //! Run with `cargo run --example talk_to_emulator -p cm-client`.
 
@@ -10,7 +10,7 @@ use cm_emulator::{Emulator, EmulatorConfig};
 fn show(call: &str, error: &Error) {
     println!(
         "{call}: {:?} (codeDesc: {:?}): {error}",
-        error.outcome(),
+        error.certainty(),
         error.code_desc()
     );
 }

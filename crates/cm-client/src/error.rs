@@ -1,10 +1,10 @@
-//! The one error type of the client, and the one classification of failures ([`Outcome`]).
+//! The one error type of the client, and the one classification of failures ([`Certainty`]).
 
 /// The error underneath an [`Error::Connect`] or [`Error::Tls`]: downcast it
 /// (`std::error::Error::downcast_ref`) to `std::io::Error` or `rustls::Error` to match on causes.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why a call to the manager failed. [`Error::outcome`] is the one classification a caller
+/// Why a call to the manager failed. [`Error::certainty`] is the one classification a caller
 /// needs: refused (definite), indefinite, or local.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -76,7 +76,7 @@ pub enum Error {
     },
     /// An attempt whose outcome is unknown (a lost reply, a timeout, a 5xx) was retried and the
     /// retry was refused. The refusal does not show that the first attempt was not carried out,
-    /// so the outcome stays unknown ([`Outcome::Indefinite`]).
+    /// so the outcome stays unknown ([`Certainty::Indefinite`]).
     #[error(
         "an earlier attempt may have been carried out ({first}); the retry was refused: {refusal}"
     )]
@@ -97,30 +97,38 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this answer to a client-certificate login (or a call made with its session)
+    /// means the manager does not take the presented certificate as this client's: its 401.
+    /// The one place that says what a 401 means; any other refusal (a rate limit, a bad
+    /// request) says nothing about the identity.
+    pub fn is_identity_refused(&self) -> bool {
+        matches!(self, Error::Refused { status: 401, .. })
+    }
+
     /// Whether the manager may have processed the request. A refusal (a 4xx answer) is
-    /// [`Outcome::Definite`]: the manager answered and did not act. A timeout, a connection lost
+    /// [`Certainty::Definite`]: the manager answered and did not act. A timeout, a connection lost
     /// after the request may have been sent, a TLS failure mid-request or a 5xx are
-    /// [`Outcome::Indefinite`]: the request may or may not have been carried out, and a caller
+    /// [`Certainty::Indefinite`]: the request may or may not have been carried out, and a caller
     /// must never act on it as if it were a refusal. A local configuration problem is
-    /// [`Outcome::Local`]: nothing was sent.
-    pub fn outcome(&self) -> Outcome {
+    /// [`Certainty::Local`]: nothing was sent.
+    pub fn certainty(&self) -> Certainty {
         match self {
-            Error::InvalidConfiguration { .. } => Outcome::Local,
-            Error::Refused { .. } => Outcome::Definite,
+            Error::InvalidConfiguration { .. } => Certainty::Local,
+            Error::Refused { .. } => Certainty::Definite,
             // The manager's TLS stack said our certificate has expired: it answered, and
             // nothing was carried out.
             Error::Tls { source, .. }
                 if alert_received(source.as_deref())
                     == Some(rustls::AlertDescription::CertificateExpired) =>
             {
-                Outcome::Definite
+                Certainty::Definite
             }
             Error::Connect { .. }
             | Error::Proxy { .. }
             | Error::Tls { .. }
             | Error::Timeout { .. }
             | Error::Unexpected { .. }
-            | Error::RefusedAfterUncertainAttempt { .. } => Outcome::Indefinite,
+            | Error::RefusedAfterUncertainAttempt { .. } => Certainty::Indefinite,
         }
     }
 
@@ -156,9 +164,9 @@ fn alert_received(
     None
 }
 
-/// What a failed call says about the manager's side. See [`Error::outcome`].
+/// What a failed call says about the manager's side. See [`Error::certainty`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Certainty {
     /// The manager answered: it refused, and did not carry the request out.
     Definite,
     /// The request may or may not have been carried out.

@@ -67,7 +67,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 pub use cert_vocabulary::Fingerprint;
-pub use error::{Cause, Error, Outcome};
+pub use error::{Cause, Certainty, Error};
 pub use proxy::{ProxySetting, ProxyUrl};
 pub use transport::{Request, Response, Transport, UreqTransport};
 pub use url::ManagerUrl;
@@ -245,7 +245,7 @@ impl ManagerClient {
     /// See [`Error`]; refusals carry the manager's `codeDesc` (e.g. `NCERRRegTokenExpired`).
     pub fn register(&self, request: &RegisterRequest) -> Result<ClientRecord, Error> {
         self.call_for_record(
-            "POST",
+            &http::Method::POST,
             "/api/v1/client-management/clients/",
             None,
             Some(request),
@@ -263,7 +263,7 @@ impl ManagerClient {
             client_id: client_id.to_string(),
         };
         let response: wire::TokenResponse = self.call(
-            "POST",
+            &http::Method::POST,
             "/api/v1/auth/tokens/",
             None,
             Some(&request),
@@ -282,7 +282,7 @@ impl ManagerClient {
     /// See [`Error`].
     pub fn status(&self, session: &Session) -> Result<ClientRecord, Error> {
         self.call_for_record::<()>(
-            "GET",
+            &http::Method::GET,
             "/api/v1/client-management/self/client",
             Some(session),
             None,
@@ -301,7 +301,7 @@ impl ManagerClient {
             ext_cert: new_chain_pem.to_string(),
         };
         self.call_for_record(
-            "POST",
+            &http::Method::POST,
             "/api/v1/client-management/self/client/renew",
             Some(session),
             Some(&request),
@@ -319,7 +319,7 @@ impl ManagerClient {
             records: records.to_vec(),
         };
         let response: wire::LogUploadResponse = self.call(
-            "POST",
+            &http::Method::POST,
             "/api/v1/audit/client-records",
             Some(session),
             Some(&upload),
@@ -334,7 +334,7 @@ impl ManagerClient {
     /// See [`Error`].
     pub fn webcert_fingerprint(&self) -> Result<String, Error> {
         let response: wire::FingerprintResponse = self.call::<(), _>(
-            "GET",
+            &http::Method::GET,
             "/api/v1/client-management/webcert-fingerprint/",
             None,
             None,
@@ -347,7 +347,7 @@ impl ManagerClient {
     /// field is an unexpected answer (exit 5) naming the field.
     fn call_for_record<B: Serialize>(
         &self,
-        method: &str,
+        method: &http::Method,
         path: &str,
         session: Option<&Session>,
         body: Option<&B>,
@@ -367,7 +367,7 @@ impl ManagerClient {
 
     fn call<B: Serialize, T: DeserializeOwned>(
         &self,
-        method: &str,
+        method: &http::Method,
         path: &str,
         session: Option<&Session>,
         body: Option<&B>,
@@ -384,7 +384,7 @@ impl ManagerClient {
         loop {
             match self.call_once(method, path, session, body) {
                 Err(error) if attempt < attempts && is_transient(&error) => {
-                    if uncertain.is_none() && error.outcome() == Outcome::Indefinite {
+                    if uncertain.is_none() && error.certainty() == Certainty::Indefinite {
                         uncertain = Some(error);
                     }
                     std::thread::sleep(backoff);
@@ -407,7 +407,7 @@ impl ManagerClient {
 
     fn call_once<B: Serialize, T: DeserializeOwned>(
         &self,
-        method: &str,
+        method: &http::Method,
         path: &str,
         session: Option<&Session>,
         body: Option<&B>,
@@ -572,7 +572,7 @@ mod tests {
         };
         let body = serde_json::to_vec(&request).unwrap();
         let wire = transport::Request {
-            method: "POST",
+            method: &http::Method::POST,
             path: "/api/v1/client-management/clients/",
             bearer: Some("SECRET-BEARER-4711"),
             json_body: Some(&body),

@@ -19,8 +19,8 @@ use crate::{ClientIdentity, Error, ManagerUrl, Options, ServerTrust, tls};
 /// One request to the manager.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
-    /// `GET` or `POST`.
-    pub method: &'a str,
+    /// `GET` or `POST` (the manager's client API uses no other).
+    pub method: &'a http::Method,
     /// The path, starting with `/api/`.
     pub path: &'a str,
     /// The bearer token, without the `Bearer ` prefix.
@@ -53,7 +53,7 @@ pub struct Response {
 
 /// Moves one request to the manager and its answer back. Implementations map their failures to
 /// [`Error`]: `Connect`, `Tls` and `Timeout` for transport failures (which
-/// [`Error::outcome`] counts as indefinite), never `Refused` (only an answer can refuse).
+/// [`Error::certainty`] counts as indefinite), never `Refused` (only an answer can refuse).
 pub trait Transport: Send + Sync {
     /// Sends `request` and returns the manager's answer, whatever its status.
     ///
@@ -260,20 +260,25 @@ impl Transport for UreqTransport {
             .bearer
             .map(|bearer| Zeroizing::new(format!("Bearer {bearer}")));
         let result = match (request.method, request.json_body) {
-            ("GET", _) => {
+            (&http::Method::GET, _) => {
                 let mut call = self.agent.get(&url).header("Accept", "application/json");
                 if let Some(bearer) = &bearer {
                     call = call.header("Authorization", bearer.as_str());
                 }
                 call.call()
             }
-            (_, body) => {
+            (&http::Method::POST, body) => {
                 let mut call = self.agent.post(&url).header("Accept", "application/json");
                 if let Some(bearer) = &bearer {
                     call = call.header("Authorization", bearer.as_str());
                 }
                 call.header("Content-Type", "application/json")
                     .send(body.unwrap_or(b"null"))
+            }
+            (method, _) => {
+                return Err(Error::InvalidConfiguration {
+                    reason: format!("the manager's client API uses GET and POST, not {method}"),
+                });
             }
         };
         let mut response = result.map_err(|error| self.transport_error(error))?;

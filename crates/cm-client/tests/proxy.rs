@@ -525,7 +525,7 @@ fn a_refused_connect_names_the_proxy_and_the_status() {
         text.contains("HTTP 403") && text.contains("Forbidden"),
         "{text}"
     );
-    assert_eq!(error.outcome(), cm_client::Outcome::Indefinite);
+    assert_eq!(error.certainty(), cm_client::Certainty::Indefinite);
 }
 
 #[test]

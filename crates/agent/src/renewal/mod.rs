@@ -378,16 +378,15 @@ impl Check<'_> {
 
     fn answer_of(&mut self, error: cm_client::Error, login: bool) -> Result<Answer, AgentError> {
         let reason = error.to_string();
-        Ok(match error.outcome() {
-            cm_client::Outcome::Local => return Err(error.into()),
-            cm_client::Outcome::Indefinite => Answer::Indefinite { reason },
-            cm_client::Outcome::Definite => {
+        Ok(match error.certainty() {
+            cm_client::Certainty::Local => return Err(error.into()),
+            cm_client::Certainty::Indefinite => Answer::Indefinite { reason },
+            cm_client::Certainty::Definite => {
                 self.manager_reached = true;
-                match error {
-                    cm_client::Error::Refused { status: 401, .. } if login => {
-                        Answer::NotThisClient { reason }
-                    }
-                    _ => Answer::Refused { reason },
+                if login && error.is_identity_refused() {
+                    Answer::NotThisClient { reason }
+                } else {
+                    Answer::Refused { reason }
                 }
             }
         })
