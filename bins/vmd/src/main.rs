@@ -38,12 +38,16 @@ fn main() -> ExitCode {
     // The proxy of the command line travels in the connector: no process-global state.
     let connector = agent::manager::TlsConnector::with_proxy(proxy);
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
-    let log_file = agent::logging::log_file(&root, cli.log_dir.as_deref());
+    // `--once` is one check: agent.conf is read once, for the log file and the check.
+    let loaded = cli.once.then(|| agent::settings::Agent::load(&root));
+    let log_file = match &loaded {
+        Some(Ok(agent)) => agent::logging::log_file_for(agent, cli.log_dir.as_deref()),
+        _ => agent::logging::log_file(&root, cli.log_dir.as_deref()),
+    };
     let logger = agent::logging::Logger::new("VMD", Some(log_file), true);
-    let result = if cli.once {
-        once(&root, &logger, &connector)
-    } else {
-        agent::daemon::run(&root, &logger, &connector).map(|()| ExitStatus::Ok)
+    let result = match loaded {
+        Some(agent) => agent.and_then(|agent| once(&agent, &logger, &connector)),
+        None => agent::daemon::run(&root, &logger, &connector).map(|()| ExitStatus::Ok),
     };
     match result {
         Ok(status) => ExitCode::from(status.code()),
@@ -55,13 +59,13 @@ fn main() -> ExitCode {
 }
 
 fn once(
-    root: &agent::paths::AgentRoot,
+    agent: &agent::settings::Agent,
     logger: &agent::logging::Logger,
     connector: &agent::manager::TlsConnector,
 ) -> Result<ExitStatus, agent::AgentError> {
     // The check itself logs in and reads the client's record (the heartbeat), so its exit
     // status says whether the manager accepts this host's identity.
     let request = agent::renewal::CheckRequest::new(agent::renewal::Trigger::Once);
-    let outcome = agent::renewal::run_check(root, logger, &request, SystemTime::now(), connector)?;
+    let outcome = agent::renewal::run_check(agent, logger, &request, SystemTime::now(), connector)?;
     Ok(outcome.exit_status())
 }

@@ -167,11 +167,15 @@ fn assert_identity_kept(
     }
     let proxy_conf = std::fs::read(host.conf_path()).unwrap();
     point_at_emulator(host);
-    agent::renewal::heartbeat(
-        &AgentRoot::new(host.root.path()),
-        &agent::manager::TlsConnector::default(),
-    )
-    .unwrap_or_else(|error| panic!("{scenario}: the kept identity cannot log in: {error}"));
+    agent::settings::Agent::load(&AgentRoot::new(host.root.path()))
+        .and_then(|agent| {
+            agent::renewal::heartbeat(
+                &agent,
+                &agent::logging::Logger::new("VMD", None, false),
+                &agent::manager::TlsConnector::default(),
+            )
+        })
+        .unwrap_or_else(|error| panic!("{scenario}: the kept identity cannot log in: {error}"));
     write_private(&host.conf_path(), &proxy_conf);
     assert_hygiene(
         scenario,

@@ -587,6 +587,97 @@ fn a_log_folder_others_can_write_or_a_link_at_the_log_is_refused_and_lines_go_to
     );
 }
 
+// ---- the work of one check and one heartbeat, counted ---------------------------------------------
+
+/// How many times a trace opens agent.conf and a pem store key (each key open is one decryption
+/// of a generation's private key).
+fn count_conf_and_key_opens(trace: &str) -> (usize, usize) {
+    let opens = calls(trace)
+        .into_iter()
+        .filter(|call| call.name.starts_with("open") && !call.line.contains("= -1"))
+        .collect::<Vec<_>>();
+    let conf = opens
+        .iter()
+        .filter(|call| call.line.contains("agent.conf\""))
+        .count();
+    let keys = opens
+        .iter()
+        .filter(|call| call.line.contains("vmd/keys/") && call.line.contains(".key\""))
+        .count();
+    (conf, keys)
+}
+
+/// Issue 21, "one context per check": agent.conf is parsed once per check and once per
+/// heartbeat, and the current key is decrypted at most once for each, counted with strace on the
+/// real binaries. Before: `vmd --once` opened agent.conf 4 times and a key twice; a daemon's
+/// start, first check and first heartbeat opened agent.conf 10 times and a key 3 times.
+#[test]
+fn a_check_and_a_heartbeat_read_agent_conf_and_the_key_once_each() {
+    let Some(strace) = strace() else {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        return;
+    };
+    let host = Host::registered();
+    let root = host.root.path();
+    let work = tempfile::tempdir().unwrap();
+    // vmd --once: one check (a health check: a login with the current identity).
+    let trace = work.path().join("once.txt");
+    let output = traced(
+        &strace,
+        &trace,
+        &vmd(root, &["--once"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let (conf, keys) = count_conf_and_key_opens(&std::fs::read_to_string(&trace).unwrap());
+    eprintln!("vmd --once: agent.conf opened {conf} times, a key {keys} times");
+    assert_eq!((conf, keys), (1, 1), "vmd --once: agent.conf and key opens");
+    // The daemon: its first check and heartbeat, then SIGTERM.
+    let trace = work.path().join("daemon.txt");
+    let mut daemon = Command::new(&strace);
+    daemon
+        .args(["-f", "-qq", "-y", "-e", TRACED, "-A", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root)
+        .env_remove("CTE_AGENT_ROOT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = daemon.spawn().unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if root.join("vmd/run/heartbeat.json").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = std::fs::read_to_string(root.join("vmd/run/vmd.pid")).unwrap_or_default();
+    let _ = Command::new("kill").arg("-TERM").arg(pid.trim()).status();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
+            panic!("the traced daemon did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (daemon_conf, daemon_keys) =
+        count_conf_and_key_opens(&std::fs::read_to_string(&trace).unwrap());
+    eprintln!(
+        "vmd daemon (start, first check, first heartbeat): agent.conf opened {daemon_conf} times, a key {daemon_keys} times"
+    );
+    // At start: the log file's LOG_DIR and the daemon's own settings (2), the store verified
+    // (one key); then one of each per check and per heartbeat.
+    assert!(
+        daemon_conf <= 4 && daemon_keys <= 3,
+        "daemon: agent.conf opened {daemon_conf} times, a key {daemon_keys} times"
+    );
+}
+
 // ---- races run by a real unprivileged user ------------------------------------------------------
 
 /// A user made with `useradd` for one test, removed (with its loops stopped) on drop.

@@ -75,7 +75,10 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             Ok(ExitStatus::Ok)
         }
         Command::Status if cli.prometheus => {
-            agent::terminal::out(&agent::metrics::render(&root, now)?);
+            agent::terminal::out(&agent::metrics::render(
+                &agent::settings::Agent::load(&root)?,
+                now,
+            )?);
             Ok(ExitStatus::Ok)
         }
         Command::Status => {
@@ -94,15 +97,17 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         }
         Command::Updatecerts => {
             let directory = need_directory()?;
+            // One context for the whole update: agent.conf read once.
+            let agent = agent::settings::Agent::load(&root)?;
             // A dry run changes nothing under the agent root, not even the log.
-            let log_file = (!cli.dry_run).then(|| agent::logging::log_file(&root, None));
+            let log_file = (!cli.dry_run).then(|| agent::logging::log_file_for(&agent, None));
             let logger = agent::logging::Logger::new("VMUTIL", log_file, true);
             let request = agent::renewal::CheckRequest {
                 directory_override: Some(directory),
                 dry_run: cli.dry_run,
                 ..agent::renewal::CheckRequest::new(agent::renewal::Trigger::Manual)
             };
-            let outcome = agent::renewal::run_check(&root, &logger, &request, now, &connector)?;
+            let outcome = agent::renewal::run_check(&agent, &logger, &request, now, &connector)?;
             // The outcome was logged to stderr in the product's line shape; JSON goes to stdout.
             if cli.json {
                 agent::say!(

@@ -26,6 +26,7 @@ use crate::manager::Connector;
 use crate::messages::Message;
 use crate::paths::AgentRoot;
 use crate::renewal::{self, CheckRequest, Trigger};
+use crate::settings::Agent;
 use renewal_policy::plan::{Setback, pause_after};
 
 /// What woke the daemon.
@@ -72,7 +73,10 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                 ..CheckRequest::new(trigger)
             };
             trigger = Trigger::Scheduled;
-            match renewal::run_check(root, logger, &request, now, connector) {
+            // One context per check: agent.conf parsed once (a SIGHUP's change is read here).
+            let checked = Agent::load(root)
+                .and_then(|agent| renewal::run_check(&agent, logger, &request, now, connector));
+            match checked {
                 Ok(outcome) => {
                     consecutive_failures = if outcome.report.outcome.kind().is_manager_unreachable()
                     {
@@ -102,11 +106,15 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
             }
         }
         if next_heartbeat.reached(now) {
-            let interval = crate::settings::load_settings(root)
-                .map(|settings| u64::from(settings.status_interval_minutes) * 60)
-                .unwrap_or(3600);
-            let beat = renewal::heartbeat(root, connector);
-            crate::metrics::after_heartbeat(root, logger, &beat, now);
+            // One context per heartbeat: agent.conf parsed once, the key decrypted once (the
+            // waiting log records go up in the heartbeat's own session).
+            let mut interval = u64::from(agent_config::DEFAULT_STATUS_MINUTES) * 60;
+            let beat = Agent::load(root).and_then(|agent| {
+                interval = u64::from(agent.settings.status_interval_minutes) * 60;
+                let beat = renewal::heartbeat(&agent, logger, connector);
+                crate::metrics::after_heartbeat(&agent, logger, &beat, now);
+                beat
+            });
             heartbeat_interval = Duration::from_secs(interval);
             next_heartbeat = match beat {
                 Ok(_) => Deadline::after(heartbeat_interval),
@@ -132,11 +140,6 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                     ))
                 }
             };
-            if let (Ok(settings), Ok(store)) =
-                (crate::settings::load_settings(root), root.open_store())
-            {
-                renewal::upload_pending(&settings, &store, logger, connector);
-            }
         }
         // Monotonic: the earlier deadline, and never past the heartbeat interval.
         let wait = next_check

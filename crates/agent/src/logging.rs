@@ -41,8 +41,17 @@ pub fn log_dir(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
     let configured = agent_config::ConfigFile::read(&root.agent_conf())
         .ok()
         .and_then(|file| agent_config::path_setting(&file, agent_config::keys::LOG_DIR));
+    log_dir_with(root, flag, configured.as_deref())
+}
+
+/// [`log_dir`] with agent.conf's `LOG_DIR` already read (`configured`), so a caller that has the
+/// settings does not parse agent.conf again.
+pub fn log_dir_with(root: &AgentRoot, flag: Option<&Path>, configured: Option<&Path>) -> PathBuf {
+    if let Some(flag) = flag.filter(|flag| !flag.as_os_str().is_empty()) {
+        return flag.to_path_buf();
+    }
     if let Some(configured) = configured {
-        return configured;
+        return configured.to_path_buf();
     }
     // Windows has no /var/log: its logs stay under the agent root unless LOG_DIR says otherwise.
     if cfg!(unix) && root.path() == Path::new(crate::paths::DEFAULT_AGENT_ROOT) {
@@ -75,7 +84,18 @@ impl From<PathBuf> for LogFile {
 
 /// The log file: [`LOG_FILE_NAME`] in [`log_dir`].
 pub fn log_file(root: &AgentRoot, flag: Option<&Path>) -> LogFile {
-    let folder = log_dir(root, flag);
+    log_file_in(root, log_dir(root, flag))
+}
+
+/// The log file for an agent whose settings are read: [`LOG_FILE_NAME`] in [`log_dir_with`].
+pub fn log_file_for(agent: &crate::settings::Agent, flag: Option<&Path>) -> LogFile {
+    log_file_in(
+        &agent.root,
+        log_dir_with(&agent.root, flag, agent.settings.log_dir.as_deref()),
+    )
+}
+
+fn log_file_in(root: &AgentRoot, folder: PathBuf) -> LogFile {
     let own = folder == Path::new(DEFAULT_LOG_DIR) || folder == root.log_dir();
     LogFile {
         path: folder.join(LOG_FILE_NAME),
@@ -247,6 +267,14 @@ impl Logger {
     pub fn write_failures(&self) -> u64 {
         self.write_failures
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether no record is waiting for upload.
+    pub fn has_no_uploads(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
     }
 
     /// Takes the records waiting for upload.

@@ -39,6 +39,7 @@ use crate::fsutil;
 use crate::logging::{Logger, Severity};
 use crate::messages::Message;
 use crate::paths::AgentRoot;
+use crate::settings::Agent;
 use renewal_policy::plan::{OutcomeKind, Report};
 
 /// The file name node_exporter's packages suggest for this agent in their textfile folder.
@@ -193,13 +194,13 @@ impl CheckState {
 /// Records a finished check (called by the check itself, under the renewal lock) and rewrites
 /// the metrics file. Never fails the check: a problem is logged (CGP3013W).
 pub fn after_check(
-    root: &AgentRoot,
+    agent: &Agent,
     logger: &Logger,
     report: &Report,
     manager_reached: bool,
     now: SystemTime,
 ) {
-    let path = check_state_file(root);
+    let path = check_state_file(&agent.root);
     let state = read_json::<CheckState>(&path).after_check(
         CheckResult::Finished(report.outcome.kind()),
         report.healthy,
@@ -210,7 +211,7 @@ pub fn after_check(
     if let Err(error) = write_json(&path, &state) {
         report_problem(logger, &path, &error);
     }
-    publish(root, logger, now);
+    publish(agent, logger, now);
 }
 
 /// Records a check that a local problem stopped (the daemon's CGP3007E) and rewrites the
@@ -230,12 +231,15 @@ pub fn after_failed_check(root: &AgentRoot, logger: &Logger, now: SystemTime) {
             report_problem(logger, &path, &error);
         }
     }
-    publish(root, logger, now);
+    // The metrics show the store and agent.conf; a check that failed may have failed on them.
+    if let Ok(agent) = Agent::load(root) {
+        publish(&agent, logger, now);
+    }
 }
 
 /// Records a daemon heartbeat's result and rewrites the metrics file.
 pub fn after_heartbeat<T>(
-    root: &AgentRoot,
+    agent: &Agent,
     logger: &Logger,
     result: &Result<T, AgentError>,
     now: SystemTime,
@@ -253,11 +257,11 @@ pub fn after_heartbeat<T>(
         at: Some(unix_seconds(now)),
         manager_reachable,
     };
-    let path = heartbeat_state_file(root);
+    let path = heartbeat_state_file(&agent.root);
     if let Err(error) = write_json(&path, &state) {
         report_problem(logger, &path, &error);
     }
-    publish(root, logger, now);
+    publish(agent, logger, now);
 }
 
 fn report_problem(logger: &Logger, path: &Path, error: &AgentError) {
@@ -271,14 +275,11 @@ fn report_problem(logger: &Logger, path: &Path, error: &AgentError) {
 }
 
 /// Rewrites `METRICS_FILE` when agent.conf sets it; logs CGP3013W when it cannot.
-pub fn publish(root: &AgentRoot, logger: &Logger, now: SystemTime) {
-    let Ok(settings) = crate::settings::load_settings(root) else {
+pub fn publish(agent: &Agent, logger: &Logger, now: SystemTime) {
+    let Some(path) = agent.settings.metrics_file.clone() else {
         return;
     };
-    let Some(path) = settings.metrics_file.clone() else {
-        return;
-    };
-    let written = render(root, now).and_then(|text| write_public(&path, text.as_bytes()));
+    let written = render(agent, now).and_then(|text| write_public(&path, text.as_bytes()));
     if let Err(error) = written {
         report_problem(logger, &path, &error);
     }
@@ -301,15 +302,13 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
 ///
 /// # Errors
 /// When agent.conf or the pem store cannot be read.
-pub fn render(root: &AgentRoot, now: SystemTime) -> Result<String, AgentError> {
-    let settings = crate::settings::load_settings(root)?;
-    let store = root.open_store()?;
+pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
+    let (root, settings, store) = (&agent.root, &agent.settings, &agent.store);
     // The certificate only: the metrics never decrypt the key.
     let (chain, _) = store.current_certificate()?;
     let certificate = &cert_loading::summarize_certificate(&store.agent_pem_path(), &chain)?;
-    let policy = crate::settings::policy_from(&settings);
-    let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
-    let window = renewal_policy::renewal_window_start(&policy, &host, certificate.not_after);
+    let window =
+        renewal_policy::renewal_window_start(&agent.policy, &agent.host, certificate.not_after);
     let checks = read_json::<CheckState>(&check_state_file(root));
     let heartbeat = read_json::<HeartbeatState>(&heartbeat_state_file(root));
 

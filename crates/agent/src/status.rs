@@ -53,16 +53,15 @@ pub struct AgentStatus {
 /// # Errors
 /// [`AgentError::NotRegistered`] and the errors of reading agent.conf and the store.
 pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentError> {
-    let settings = crate::settings::load_settings(root)?;
-    let store = root.open_store()?;
+    let agent = crate::settings::Agent::load(root)?;
+    let (settings, store) = (&agent.settings, &agent.store);
     // The certificate only: status never decrypts the key.
     let (chain, _) = store.current_certificate()?;
     let source = store.agent_pem_path();
     let certificate = cert_loading::summarize_certificate(&source, &chain)?;
     let key = cert_loading::public_key_algorithm(&source, &chain)?;
-    let policy = crate::settings::policy_from(&settings);
-    let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
-    let window = renewal_policy::renewal_window_start(&policy, &host, certificate.not_after);
+    let window =
+        renewal_policy::renewal_window_start(&agent.policy, &agent.host, certificate.not_after);
     let last_check = crate::fsutil::read_own(&root.status_file())?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let pending_update = crate::fsutil::read_own(&root.journal_file())?

@@ -33,6 +33,7 @@ use agent::AgentError;
 use agent::logging::Logger;
 use agent::paths::AgentRoot;
 use agent::renewal::{CheckRequest, Trigger};
+use agent::settings::Agent;
 use cm_emulator::{InProcessHandle, InProcessRequest, RetireOldCertificate};
 use renewal_policy::plan::Outcome;
 use serde_json::{Value, json};
@@ -468,6 +469,18 @@ struct ScheduleResult {
     outcomes: Vec<String>,
 }
 
+/// One check as the binaries run it: the agent's context read once, then the check.
+fn check(
+    root: &AgentRoot,
+    logger: &Logger,
+    request: &CheckRequest,
+    now: SystemTime,
+    connector: &dyn agent::manager::Connector,
+) -> Result<agent::renewal::CheckOutcome, AgentError> {
+    Agent::load(root)
+        .and_then(|agent| agent::renewal::run_check(&agent, logger, request, now, connector))
+}
+
 fn request(trigger: Trigger, world: &World) -> CheckRequest {
     CheckRequest {
         directory_override: (trigger == Trigger::Manual)
@@ -534,7 +547,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
                                     lock_wait: Duration::ZERO,
                                     ..CheckRequest::new(Trigger::Once)
                                 };
-                                agent::renewal::run_check(&root, &logger, &request, now(), &second)
+                                check(&root, &logger, &request, now(), &second)
                             })
                             .join()
                     });
@@ -557,7 +570,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
     for _ in 0..3 {
         crashing.store(false, Ordering::SeqCst);
         let result = catch_unwind(AssertUnwindSafe(|| {
-            agent::renewal::run_check(&root, &logger, &request(trigger, world), now(), &faulty)
+            check(&root, &logger, &request(trigger, world), now(), &faulty)
         }));
         match result {
             Ok(Ok(outcome)) => outcomes.push(outcome.status.result.clone()),
@@ -579,7 +592,7 @@ fn run_schedule(world: &Arc<World>, trigger: Trigger, armed: Vec<(usize, Kind)>)
         let log_before = std::fs::read_to_string(root.vmd_log())
             .unwrap_or_default()
             .len();
-        let outcome = agent::renewal::run_check(
+        let outcome = check(
             &root,
             &logger,
             &CheckRequest::new(Trigger::Once),
@@ -817,8 +830,7 @@ fn a_check_out_of_time_sends_nothing_and_the_next_check_carries_on() {
         deadline: Duration::ZERO,
         ..request(Trigger::Scheduled, &world)
     };
-    let outcome =
-        agent::renewal::run_check(&root, &logger, &out_of_time, now(), &connector).unwrap();
+    let outcome = check(&root, &logger, &out_of_time, now(), &connector).unwrap();
     assert_eq!(
         outcome.report.outcome,
         Outcome::Unreachable {
@@ -833,7 +845,7 @@ fn a_check_out_of_time_sends_nothing_and_the_next_check_carries_on() {
         lock_wait: Duration::ZERO,
         ..request(Trigger::Scheduled, &world)
     };
-    let outcome = agent::renewal::run_check(&root, &logger, &next, now(), &connector).unwrap();
+    let outcome = check(&root, &logger, &next, now(), &connector).unwrap();
     assert!(
         matches!(outcome.report.outcome, Outcome::Renewed { .. }),
         "{:?}",

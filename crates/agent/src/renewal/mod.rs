@@ -26,7 +26,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use renewal_policy::HostSeed;
 use renewal_policy::plan::{
     Answer, Event, Exchange, FolderView, Outcome, Report, Situation, Step, StoreView,
 };
@@ -41,7 +40,8 @@ use crate::lock::RenewalLock;
 use crate::logging::{Logger, Severity};
 use crate::manager::Connector;
 use crate::messages::Message;
-use crate::paths::{AgentRoot, JOURNAL_ASIDE_NAME, JOURNAL_NAME};
+use crate::paths::{JOURNAL_ASIDE_NAME, JOURNAL_NAME};
+use crate::settings::Agent;
 
 mod inspect;
 mod journal;
@@ -158,17 +158,18 @@ impl CheckOutcome {
 /// another check holding the lock: [`AgentError::Busy`]); every outcome of the check, refusals
 /// included, is a [`CheckOutcome`].
 pub fn run_check(
-    root: &AgentRoot,
+    agent: &Agent,
     logger: &Logger,
     request: &CheckRequest,
     now: SystemTime,
     connector: &dyn Connector,
 ) -> Result<CheckOutcome, AgentError> {
-    let settings = crate::settings::load_settings(root)?;
+    let root = &agent.root;
+    let settings = &agent.settings;
     logger.set_upload_threshold(settings.log_upload_level);
     // A bad agent.conf is refused before anything under the agent root is locked or written.
     if !request.dry_run {
-        connector.validate(&settings)?;
+        connector.validate(settings)?;
     }
     // On a read-only root nothing can be written, by this check or any other: it takes no lock
     // and records nothing, so the health check still works; a step that must write fails
@@ -191,16 +192,14 @@ pub fn run_check(
     if !request.dry_run && !read_only {
         crate::logging::check_own_folders(root, logger);
     }
-    let store = root.open_store()?;
+    let store = &agent.store;
     let directory = request
         .directory_override
         .clone()
         .or(settings.external_cert_dir.clone());
     let mut check = Check {
-        root,
+        agent,
         logger,
-        settings: &settings,
-        store: &store,
         connector,
         request,
         now,
@@ -220,13 +219,11 @@ pub fn run_check(
     if check.directory.is_none() {
         check.folder = FolderView::NotConfigured;
     }
-    let policy = crate::settings::policy_from(&settings);
-    let host = HostSeed::from_client_id(&settings.client_id);
     for _ in 0..MAX_STEPS {
-        let view = store_view(&store)?;
+        let view = store_view(store)?;
         let situation = Situation {
-            policy: &policy,
-            host: &host,
+            policy: &agent.policy,
+            host: &agent.host,
             trigger: request.trigger,
             dry_run: request.dry_run,
             now,
@@ -250,10 +247,8 @@ pub fn run_check(
 
 /// One check in progress: what it has seen and done.
 struct Check<'a> {
-    root: &'a AgentRoot,
+    agent: &'a Agent,
     logger: &'a Logger,
-    settings: &'a agent_config::AgentSettings,
-    store: &'a keystore::Keystore,
     connector: &'a dyn Connector,
     request: &'a CheckRequest,
     now: SystemTime,
@@ -278,7 +273,7 @@ impl Check<'_> {
     }
 
     fn read_journal(&self) -> Result<Option<Journal>, AgentError> {
-        let path = self.root.journal_file();
+        let path = self.agent.root.journal_file();
         let Some(bytes) = fsutil::read_own(&path)? else {
             return Ok(None);
         };
@@ -288,7 +283,7 @@ impl Check<'_> {
                 // Keep it for a person to read; the staged generations stay in the store and
                 // the identity question is settled by logins (adoption), not by guessing.
                 let aside = path.with_extension("json.unreadable");
-                fsutil::own_folder(&self.root.run_dir())?
+                fsutil::own_folder(&self.agent.root.run_dir())?
                     .rename(JOURNAL_NAME, JOURNAL_ASIDE_NAME)
                     .map_err(|error| fsutil::fs_error(error, "moving aside"))?;
                 self.logger.message(
@@ -309,7 +304,7 @@ impl Check<'_> {
     ) -> Result<(), AgentError> {
         let previous = match &self.journal {
             Some(journal) => journal.previous,
-            None => store_view(self.store)?.current.fingerprint,
+            None => store_view(&self.agent.store)?.current.fingerprint,
         };
         let journal = Journal {
             phase,
@@ -322,7 +317,7 @@ impl Check<'_> {
                 .unwrap_or_default(),
         };
         fsutil::write_atomically(
-            &self.root.journal_file(),
+            &self.agent.root.journal_file(),
             serde_json::to_string_pretty(&journal)
                 .unwrap_or_default()
                 .as_bytes(),
@@ -332,13 +327,14 @@ impl Check<'_> {
     }
 
     fn clear_journal(&mut self) -> Result<(), AgentError> {
-        fsutil::remove_if_present(&self.root.journal_file())?;
+        fsutil::remove_if_present(&self.agent.root.journal_file())?;
         self.journal = None;
         Ok(())
     }
 
     fn identity(&self, generation: u64) -> Result<cert_loading::Identity, AgentError> {
         Ok(self
+            .agent
             .store
             .identity(keystore::GenerationId::new(generation))?
             .0)
@@ -350,7 +346,7 @@ impl Check<'_> {
     fn ensure_client(&mut self, generation: u64) -> Result<(), AgentError> {
         if !self.clients.contains_key(&generation) {
             let identity = self.identity(generation)?;
-            let client = self.connector.client_for(self.settings, &identity)?;
+            let client = self.connector.client_for(&self.agent.settings, &identity)?;
             self.clients.insert(generation, (identity, client));
         }
         Ok(())
@@ -360,12 +356,14 @@ impl Check<'_> {
     fn login(&mut self, generation: u64, with_status: bool) -> Result<Answer, AgentError> {
         self.ensure_client(generation)?;
         let (_, client) = &self.clients[&generation];
-        let result = client.login(&self.settings.client_id).and_then(|session| {
-            if with_status {
-                client.status(&session)?;
-            }
-            Ok(session)
-        });
+        let result = client
+            .login(&self.agent.settings.client_id)
+            .and_then(|session| {
+                if with_status {
+                    client.status(&session)?;
+                }
+                Ok(session)
+            });
         Ok(match result {
             Ok(session) => {
                 self.manager_reached = true;
@@ -428,7 +426,7 @@ impl Check<'_> {
                 let fingerprint = set.identity.certificate().fingerprint;
                 self.write_journal(JournalPhase::Staging, fingerprint)?;
                 crash_point("journal-staging");
-                let generation = self.store.stage(&set.identity, self.now)?.number();
+                let generation = self.agent.store.stage(&set.identity, self.now)?.number();
                 crash_point("staged");
                 self.write_journal(JournalPhase::Staged { generation }, fingerprint)?;
                 self.loaded = Some(FolderSet::Decrypted(set));
@@ -476,7 +474,8 @@ impl Check<'_> {
                 )?;
                 crash_point("journal-activating");
                 let replaced = view.current;
-                self.store
+                self.agent
+                    .store
                     .activate(keystore::GenerationId::new(generation))?;
                 crash_point("activated");
                 self.write_journal(
@@ -502,7 +501,8 @@ impl Check<'_> {
                 self.clients.remove(&generation);
                 self.sessions.remove(&generation);
                 if let Some(staged) = staged {
-                    self.store
+                    self.agent
+                        .store
                         .discard_staged(keystore::GenerationId::new(generation))?;
                     self.logger.message(
                         Severity::Info,
@@ -639,18 +639,18 @@ impl Check<'_> {
             self.logger.message(
                 Severity::Warning,
                 &Message::RootReadOnly {
-                    path: self.root.run_dir().display().to_string(),
+                    path: self.agent.root.run_dir().display().to_string(),
                 },
             );
         } else if !self.request.dry_run {
             fsutil::write_atomically(
-                &self.root.status_file(),
+                &self.agent.root.status_file(),
                 serde_json::to_string_pretty(&status)
                     .unwrap_or_default()
                     .as_bytes(),
             )?;
             crate::metrics::after_check(
-                self.root,
+                self.agent,
                 self.logger,
                 &report,
                 self.manager_reached,
@@ -658,7 +658,15 @@ impl Check<'_> {
             );
         }
         if !self.request.dry_run && (level >= Severity::Warning || self.manager_reached) {
-            upload_pending(self.settings, self.store, self.logger, self.connector);
+            // With the client (and session) of the current identity this check already has:
+            // its key is not decrypted a second time.
+            let current = view.current.number;
+            match (self.clients.get(&current), self.sessions.get(&current)) {
+                (Some((_, client)), Some(session)) => {
+                    upload_records(self.logger, client, session);
+                }
+                _ => upload_pending(self.agent, self.logger, self.connector),
+            }
         }
         Ok(CheckOutcome {
             report,
@@ -670,42 +678,54 @@ impl Check<'_> {
 
 /// Uploads log records waiting in the logger, with the current identity, through `connector`.
 /// Failures put them back.
-pub fn upload_pending(
-    settings: &agent_config::AgentSettings,
-    store: &keystore::Keystore,
+pub fn upload_pending(agent: &Agent, logger: &Logger, connector: &dyn Connector) {
+    if logger.has_no_uploads() {
+        return;
+    }
+    let connected = (|| -> Result<_, AgentError> {
+        let identity = agent.store.current()?;
+        let client = connector.client_for(&agent.settings, &identity)?;
+        let session = client.login(&agent.settings.client_id)?;
+        Ok((client, session))
+    })();
+    // Without a session the records are kept for the next contact.
+    if let Ok((client, session)) = connected {
+        upload_records(logger, &client, &session);
+    }
+}
+
+/// Uploads the records waiting in the logger with an established session; failures put them
+/// back.
+fn upload_records(
     logger: &Logger,
-    connector: &dyn Connector,
+    client: &cm_client::ManagerClient,
+    session: &cm_client::Session,
 ) {
     let records = logger.take_uploads();
     if records.is_empty() {
         return;
     }
-    let uploaded = (|| -> Result<(), AgentError> {
-        let identity = store.current()?;
-        let client = connector.client_for(settings, &identity)?;
-        let session = client.login(&settings.client_id)?;
-        client.upload_records(&session, &records)?;
-        Ok(())
-    })();
-    if uploaded.is_err() {
+    if client.upload_records(session, &records).is_err() {
         logger.requeue_uploads(records);
     }
 }
 
-/// A heartbeat: client-certificate login and status call with the current identity.
+/// A heartbeat: client-certificate login and status call with the current identity (its key
+/// decrypted once), then the upload of the log records waiting, in the same session.
 ///
 /// # Errors
 /// [`AgentError::Manager`] when the manager cannot be reached or refuses.
 pub fn heartbeat(
-    root: &AgentRoot,
+    agent: &Agent,
+    logger: &Logger,
     connector: &dyn Connector,
 ) -> Result<cm_client::ClientRecord, AgentError> {
-    let settings = crate::settings::load_settings(root)?;
-    let store = root.open_store()?;
-    let identity = store.current()?;
-    let client = connector.client_for(&settings, &identity)?;
-    let session = client.login(&settings.client_id)?;
-    Ok(client.status(&session)?)
+    let identity = agent.store.current()?;
+    let client = connector.client_for(&agent.settings, &identity)?;
+    let session = client.login(&agent.settings.client_id)?;
+    let record = client.status(&session)?;
+    upload_records(logger, &client, &session);
+    Ok(record)
 }
 
 #[cfg(test)]
