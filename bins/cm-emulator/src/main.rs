@@ -40,6 +40,7 @@ fn run(arguments: Arguments) -> anyhow::Result<()> {
         extra_hostnames: arguments.hostnames,
         retire_old_certificate: arguments.retire_old_certificate,
         trusted_ca_changes: arguments.trusted_ca_changes,
+        throttle: arguments.throttle_agents,
         ..EmulatorConfig::new(arguments.state_dir)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

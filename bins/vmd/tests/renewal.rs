@@ -774,3 +774,71 @@ fn the_proxy_flag_travels_with_the_check() {
         text(&output)
     );
 }
+
+/// Back-pressure end to end (issue 21): the real emulator, restarted on the same state with
+/// `throttle`, answers every agent request with 429 or 503 and `Retry-After`; the real
+/// `vmd --once` reports the manager unreachable (exit 5, nothing changed) and schedules its next
+/// check no earlier than the header said (and, for a 503, no earlier than its own backoff).
+#[test]
+fn a_throttling_managers_retry_after_is_honoured() {
+    for (status, seconds) in [(429, 7200), (503, 90)] {
+        let state = tempfile::tempdir().unwrap();
+        let manager = Manager::start_in(state.path()).unwrap();
+        let (token, ca) = crate::common::trust_test_ca(&manager, "ca-p384");
+        let cert_dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        issue(
+            &ca,
+            KeyType::P384,
+            "host1.example",
+            now - DAY,
+            now + DAY * 300,
+            cert_dir.path(),
+        );
+        let root = tempfile::tempdir().unwrap();
+        common::register(&manager, &token, "host1", cert_dir.path(), root.path());
+        let before = common::current_fingerprint(root.path());
+        manager.stop();
+        let throttled = Manager::start_with(cm_emulator::EmulatorConfig {
+            throttle: Some(cm_emulator::Throttle {
+                status,
+                every: 1,
+                retry_after: Some(seconds),
+            }),
+            ..cm_emulator::EmulatorConfig::new(state.path())
+        })
+        .unwrap();
+        let conf_path = root.path().join("vmd/etc/agent.conf");
+        let mut conf = agent_config::ConfigFile::read(&conf_path).unwrap();
+        conf.set(agent_config::keys::URL, &throttled.url());
+        std::fs::write(&conf_path, conf.render()).unwrap();
+        let started = SystemTime::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_vmd"))
+            .arg("--agent-root")
+            .arg(root.path())
+            .arg("--once")
+            .output()
+            .unwrap();
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(5), "{status}: {all}");
+        assert!(all.contains("come back later"), "{status}: {all}");
+        let status_json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root.path().join("vmd/run/status.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(status_json["result"], "unreachable", "{status_json}");
+        let next = status_json["next_check"].as_str().unwrap().to_string();
+        let earliest = cert_loading::format_rfc3339(started + Duration::from_secs(seconds));
+        // RFC 3339 in UTC with whole seconds compares as text.
+        eprintln!("{status}: next check {next}, earliest {earliest}");
+        assert!(
+            next >= earliest,
+            "{status}: next check {next} before {earliest}"
+        );
+        let latest = cert_loading::format_rfc3339(
+            SystemTime::now() + Duration::from_secs(seconds.max(600)) + Duration::from_secs(5),
+        );
+        assert!(next <= latest, "{status}: next check {next} after {latest}");
+        assert_eq!(common::current_fingerprint(root.path()), before);
+    }
+}

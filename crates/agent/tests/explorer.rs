@@ -63,15 +63,19 @@ enum Kind {
     TimeoutAfterCommit,
     ServerError,
     Refusal,
+    /// The manager asks to come back later: 429 with `Retry-After` (a 503 with it on the
+    /// renewal, where a 5xx leaves the outcome unknown).
+    Throttled,
 }
 
 const CRASH_KINDS: [Kind; 2] = [Kind::Crash, Kind::Concurrent];
-const EXCHANGE_KINDS: [Kind; 5] = [
+const EXCHANGE_KINDS: [Kind; 6] = [
     Kind::RequestLost,
     Kind::ReplyLost,
     Kind::TimeoutAfterCommit,
     Kind::ServerError,
     Kind::Refusal,
+    Kind::Throttled,
 ];
 
 /// The panic payload of a simulated crash.
@@ -169,6 +173,13 @@ impl cm_client::Transport for FaultyTransport {
                 status: 503,
                 body: br#"{"code":503,"codeDesc":"NCERRServiceUnavailable","message":"try later"}"#
                     .to_vec(),
+                retry_after: None,
+            }),
+            Some(Kind::Throttled) => Ok(cm_client::Response {
+                status: if name == "renew" { 503 } else { 429 },
+                body: br#"{"code":429,"codeDesc":"NCERRTooManyRequests","message":"slow down (simulated)"}"#
+                    .to_vec(),
+                retry_after: Some(cm_client::RetryAfter::Seconds(600)),
             }),
             Some(Kind::Refusal) => {
                 let (status, body) = if name == "renew" {
@@ -185,6 +196,7 @@ impl cm_client::Transport for FaultyTransport {
                 Ok(cm_client::Response {
                     status,
                     body: body.as_bytes().to_vec(),
+                    retry_after: None,
                 })
             }
         }

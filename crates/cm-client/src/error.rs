@@ -1,5 +1,7 @@
 //! The one error type of the client, and the one classification of failures ([`Certainty`]).
 
+use std::fmt;
+
 /// The error underneath an [`Error::Connect`] or [`Error::Tls`]: downcast it
 /// (`std::error::Error::downcast_ref`) to `std::io::Error` or `rustls::Error` to match on causes.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -86,6 +88,19 @@ pub enum Error {
         /// The retry's refusal.
         refusal: Box<Error>,
     },
+    /// The manager asked this client to come back later: a 429 (too many requests: it did not
+    /// act, [`Certainty::Definite`]) or a 503 with `Retry-After` (unavailable: a 5xx, so
+    /// [`Certainty::Indefinite`], as every 5xx). Not retried inside this client: the caller
+    /// schedules the next attempt no earlier than `retry_after` says.
+    #[error("the manager asks to come back later (HTTP {status}{}): {message}", retry_after.map(|after| format!(", {after}")).unwrap_or_default())]
+    Throttled {
+        /// 429 or 503.
+        status: u16,
+        /// When it said to come back, if it did.
+        retry_after: Option<RetryAfter>,
+        /// The manager's message, or an excerpt of its body.
+        message: String,
+    },
     /// The manager answered something this client does not understand.
     #[error("unexpected answer from the manager (HTTP {status}): {body_excerpt}")]
     Unexpected {
@@ -115,6 +130,7 @@ impl Error {
         match self {
             Error::InvalidConfiguration { .. } => Certainty::Local,
             Error::Refused { .. } => Certainty::Definite,
+            Error::Throttled { status, .. } if *status < 500 => Certainty::Definite,
             // The manager's TLS stack said our certificate has expired: it answered, and
             // nothing was carried out.
             Error::Tls { source, .. }
@@ -128,6 +144,7 @@ impl Error {
             | Error::Tls { .. }
             | Error::Timeout { .. }
             | Error::Unexpected { .. }
+            | Error::Throttled { .. }
             | Error::RefusedAfterUncertainAttempt { .. } => Certainty::Indefinite,
         }
     }
@@ -164,6 +181,47 @@ fn alert_received(
     None
 }
 
+/// A manager's `Retry-After` (RFC 9110 §10.2.3): a number of seconds, or an HTTP date. Read
+/// from the answer as sent; the caller turns it into a time with its own "now" (this crate never
+/// reads the clock for a decision).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Come back after this many seconds.
+    Seconds(u64),
+    /// Come back at this time.
+    At(std::time::SystemTime),
+}
+
+impl RetryAfter {
+    /// Parses a `Retry-After` header value; `None` when it is neither form.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Self::Seconds(seconds));
+        }
+        httpdate::parse_http_date(value).ok().map(Self::At)
+    }
+
+    /// The time it names, seen from `now`.
+    pub fn after(self, now: std::time::SystemTime) -> std::time::SystemTime {
+        match self {
+            Self::Seconds(seconds) => now
+                .checked_add(std::time::Duration::from_secs(seconds))
+                .unwrap_or(now),
+            Self::At(at) => at,
+        }
+    }
+}
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Seconds(seconds) => write!(formatter, "retry after {seconds} s"),
+            Self::At(at) => write!(formatter, "retry after {}", httpdate::fmt_http_date(*at)),
+        }
+    }
+}
+
 /// What a failed call says about the manager's side. See [`Error::certainty`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Certainty {
@@ -173,4 +231,52 @@ pub enum Certainty {
     Indefinite,
     /// Nothing was sent: the local settings are unusable.
     Local,
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{Certainty, Error, RetryAfter};
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_and_nothing_else() {
+        assert_eq!(RetryAfter::parse("120"), Some(RetryAfter::Seconds(120)));
+        assert_eq!(RetryAfter::parse(" 0 "), Some(RetryAfter::Seconds(0)));
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        // RFC 9110's example, and its two obsolete forms.
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                RetryAfter::parse(text),
+                Some(RetryAfter::At(date)),
+                "{text}"
+            );
+        }
+        for garbage in ["", "-5", "soon", "1.5", "Sun, 99 Nov 1994 08:49:37 GMT"] {
+            assert_eq!(RetryAfter::parse(garbage), None, "{garbage:?}");
+        }
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(
+            RetryAfter::Seconds(30).after(now),
+            now + Duration::from_secs(30)
+        );
+        assert_eq!(RetryAfter::At(date).after(now), date);
+    }
+
+    #[test]
+    fn a_429_is_definite_and_a_503_indefinite() {
+        let throttled = |status| Error::Throttled {
+            status,
+            retry_after: Some(RetryAfter::Seconds(60)),
+            message: "slow down".to_string(),
+        };
+        assert_eq!(throttled(429).certainty(), Certainty::Definite);
+        assert_eq!(throttled(503).certainty(), Certainty::Indefinite);
+        assert!(throttled(429).to_string().contains("retry after 60 s"));
+        assert!(!throttled(429).is_identity_refused());
+    }
 }

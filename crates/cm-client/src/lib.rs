@@ -67,7 +67,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 pub use cert_vocabulary::Fingerprint;
-pub use error::{Cause, Certainty, Error};
+pub use error::{Cause, Certainty, Error, RetryAfter};
 pub use proxy::{ProxySetting, ProxyUrl};
 pub use transport::{Request, Response, Transport, UreqTransport};
 pub use url::ManagerUrl;
@@ -427,6 +427,7 @@ impl ManagerClient {
             json_body: json.as_deref().map(Vec::as_slice),
         };
         let response = self.transport.send(&request)?;
+        throttled(&response)?;
         decode_answer(response.status, &response.body)
     }
 }
@@ -434,6 +435,26 @@ impl ManagerClient {
 /// Turns a status and a body (already bounded by the size limit) into the typed answer or an
 /// [`Error`]: a 2xx body must decode as `T`; any other status is a refusal when the body has the
 /// manager's error shape, else (5xx included) an unexpected answer with an excerpt.
+/// A 429, or a 503 with `Retry-After`: the manager asks to come back later
+/// ([`Error::Throttled`]). A 503 without the header stays a plain 5xx (retried here if the call
+/// is idempotent).
+fn throttled(response: &transport::Response) -> Result<(), Error> {
+    let asks_to_wait =
+        response.status == 429 || (response.status == 503 && response.retry_after.is_some());
+    if !asks_to_wait {
+        return Ok(());
+    }
+    let message = match serde_json::from_slice::<wire::ErrorBody>(&response.body) {
+        Ok(body) => printable(&body.message, MESSAGE_LIMIT),
+        Err(_) => excerpt(&response.body),
+    };
+    Err(Error::Throttled {
+        status: response.status,
+        retry_after: response.retry_after,
+        message,
+    })
+}
+
 fn decode_answer<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, Error> {
     if (200..300).contains(&status) {
         return serde_json::from_slice(bytes).map_err(|error| Error::Unexpected {

@@ -43,12 +43,14 @@ impl fmt::Debug for Request<'_> {
 }
 
 /// The manager's answer: any HTTP status with its body (already bounded by the transport).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
     /// The HTTP status.
     pub status: u16,
     /// The body bytes.
     pub body: Vec<u8>,
+    /// Its `Retry-After` header, when it sent one that parses.
+    pub retry_after: Option<crate::RetryAfter>,
 }
 
 /// Moves one request to the manager and its answer back. Implementations map their failures to
@@ -283,6 +285,11 @@ impl Transport for UreqTransport {
         };
         let mut response = result.map_err(|error| self.transport_error(error))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(crate::RetryAfter::parse);
         let body = response
             .body_mut()
             .with_config()
@@ -295,7 +302,11 @@ impl Transport for UreqTransport {
                 },
                 other => self.transport_error(other),
             })?;
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            body,
+            retry_after,
+        })
     }
 }
 

@@ -63,6 +63,8 @@ pub struct InProcessResponse {
     /// The body bytes: JSON, or empty (for example 204, where the server sends no body and no
     /// `Content-Type`).
     pub body: Vec<u8>,
+    /// The `Retry-After` header's seconds, when the answer has one.
+    pub retry_after: Option<u64>,
 }
 
 /// Sends requests straight to a running emulator's API, sharing its state, clock and TLS
@@ -97,10 +99,11 @@ impl InProcessHandle {
     /// with a `delay` is scheduled on the emulator's runtime; once the emulator has been shut
     /// down such a delayed restart no longer happens (`"delay": 0` still applies at once).
     pub fn handle(&self, request: InProcessRequest) -> InProcessResponse {
-        let (status, body) = encode(self.answer(request));
+        let (status, body, retry_after) = encode(self.answer(request));
         InProcessResponse {
             status: status.as_u16(),
             body: body.map(|body| body.to_vec()).unwrap_or_default(),
+            retry_after,
         }
     }
 
@@ -144,6 +147,7 @@ fn unparsable() -> ApiResponse {
     ApiResponse {
         status: 400,
         body: None,
+        retry_after: None,
     }
 }
 

@@ -119,7 +119,9 @@ use tokio::sync::watch;
 
 pub use error::Error;
 pub use in_process::{InProcessHandle, InProcessRequest, InProcessResponse};
-pub use settings::{ParseRetireOldCertificateError, RetireOldCertificate, TrustedCaChanges};
+pub use settings::{
+    ParseRetireOldCertificateError, RetireOldCertificate, Throttle, TrustedCaChanges,
+};
 pub use tls::UnjudgedClientCertificates;
 
 /// The source of "now" for the API's checks. Tests can shift it; the default is
@@ -174,6 +176,8 @@ pub struct EmulatorConfig {
     /// Refuse (409) to register or renew to a certificate that is already another client's
     /// current or previous certificate: one certificate is at most one client (invented).
     pub one_client_per_certificate: bool,
+    /// Answer a share of agent requests with 429/503 and `Retry-After` ([`Throttle`]).
+    pub throttle: Option<Throttle>,
 }
 
 impl EmulatorConfig {
@@ -194,6 +198,7 @@ impl EmulatorConfig {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             one_client_per_certificate: true,
+            throttle: None,
         }
     }
 }
@@ -221,6 +226,7 @@ impl fmt::Debug for EmulatorConfig {
                 "one_client_per_certificate",
                 &self.one_client_per_certificate,
             )
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -367,6 +373,7 @@ impl Emulator {
                 retire_old_certificate: config.retire_old_certificate,
                 trusted_ca_changes: config.trusted_ca_changes,
                 one_client_per_certificate: config.one_client_per_certificate,
+                throttle: config.throttle,
             },
             Arc::clone(&tls),
             tokio::runtime::Handle::current(),

@@ -294,18 +294,23 @@ async fn drain(body: &mut Incoming) -> bool {
         .unwrap_or(false)
 }
 
-/// The status and body bytes sent for an answer; `None`: no body (and no content type).
-pub(crate) fn encode(response: ApiResponse) -> (StatusCode, Option<Bytes>) {
+/// The status, body bytes and `Retry-After` seconds sent for an answer; `None`: no body (and
+/// no content type), no header.
+pub(crate) fn encode(response: ApiResponse) -> (StatusCode, Option<Bytes>, Option<u64>) {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
         response.body.map(|body| Bytes::from(body.to_string())),
+        response.retry_after,
     )
 }
 
 fn to_hyper(response: ApiResponse, close: bool) -> Response<Full<Bytes>> {
-    let (status, body) = encode(response);
+    let (status, body, retry_after) = encode(response);
     let mut builder = Response::builder().status(status);
+    if let Some(seconds) = retry_after {
+        builder = builder.header(hyper::header::RETRY_AFTER, seconds);
+    }
     if close {
         builder = builder.header(CONNECTION, HeaderValue::from_static("close"));
     }

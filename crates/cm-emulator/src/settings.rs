@@ -133,3 +133,59 @@ impl FromStr for TrustedCaChanges {
         .ok_or_else(|| format!("{text:?} is not one of at-web-restart, immediately"))
     }
 }
+
+/// Back-pressure to agents: the emulator answers one of every `every` agent requests (a request
+/// that presents a client certificate to the agent endpoints: login, the client's own record,
+/// its renewal, its log upload) with `status` (429 or 503) and, when `retry_after` is set, a
+/// `Retry-After` header of that many seconds. Counted over the emulator's life, so the share is
+/// exact and reproducible. An invented test knob; a real manager throttles by its own rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    /// 429 (Too Many Requests) or 503 (Service Unavailable).
+    pub status: u16,
+    /// One request in this many is answered so (1: every one).
+    pub every: u32,
+    /// The `Retry-After` seconds sent with it, if any.
+    pub retry_after: Option<u64>,
+}
+
+impl Throttle {
+    /// Parses `STATUS:EVERY[:SECONDS]`, e.g. `429:3:120` (one agent request in three gets 429
+    /// with `Retry-After: 120`).
+    ///
+    /// # Errors
+    /// The text says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(':');
+        let status = match parts.next().map(str::trim) {
+            Some("429") => 429,
+            Some("503") => 503,
+            other => {
+                return Err(format!(
+                    "throttle status must be 429 or 503, not {:?}",
+                    other.unwrap_or_default()
+                ));
+            }
+        };
+        let every = parts
+            .next()
+            .and_then(|every| every.trim().parse::<u32>().ok())
+            .filter(|every| *every >= 1)
+            .ok_or("throttle share must be a whole number of requests, at least 1 (STATUS:EVERY[:SECONDS])")?;
+        let retry_after =
+            match parts.next() {
+                None => None,
+                Some(seconds) => Some(seconds.trim().parse::<u64>().map_err(|_| {
+                    format!("throttle Retry-After must be seconds, not {seconds:?}")
+                })?),
+            };
+        if parts.next().is_some() {
+            return Err("throttle is STATUS:EVERY[:SECONDS]".to_string());
+        }
+        Ok(Self {
+            status,
+            every,
+            retry_after,
+        })
+    }
+}

@@ -150,5 +150,6 @@ pub use policy::{Policy, PolicyError};
 pub use stagger::{HostSeed, peak_per_clock_hour, renewal_window_start, stagger_offset};
 pub use timeline::{
     AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule,
-    check_candidate, days_left, is_overdue, next_check_after_failure, renewal_severity, schedule,
+    check_candidate, days_left, is_overdue, next_check_after_back_pressure,
+    next_check_after_failure, renewal_severity, schedule,
 };

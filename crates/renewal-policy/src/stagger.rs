@@ -57,6 +57,22 @@ impl fmt::Debug for HostSeed {
     }
 }
 
+/// This host's jitter for the `attempt`-th retry after back-pressure: `delay` scaled by a
+/// fraction in `[0, 1)` drawn from the seed and the attempt (SHA-256), so a throttled fleet does
+/// not come back in step, and one host's successive retries differ.
+pub(crate) fn jitter(host: &HostSeed, attempt: u32, delay: Duration) -> Duration {
+    let mut hasher = Sha256::new();
+    hasher.update(b"cte-agent back-pressure jitter v1");
+    hasher.update(host.digest);
+    hasher.update(attempt.to_be_bytes());
+    let digest: [u8; 32] = hasher.finalize().into();
+    let mut first_eight = [0_u8; 8];
+    first_eight.copy_from_slice(&digest[..8]);
+    let fraction = u128::from(u64::from_be_bytes(first_eight));
+    let scaled = (fraction * delay.as_nanos()) >> 64;
+    Duration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
+}
+
 /// This host's stagger: whole seconds in `[0, policy.effective_max_stagger())`.
 ///
 /// The first 64 bits of the seed's hash, read as a fraction of 2^64, scale the range

@@ -394,6 +394,52 @@ pub fn next_check_after_failure(
     add_capped(now, delay, current.not_after)
 }
 
+/// When to check again after the manager asked to come back later (a 429, or a 503 with
+/// `Retry-After`) at `now`:
+///
+/// * with a time (`until`): no earlier than it and no earlier than the unreachable backoff;
+/// * without one: the unreachable backoff stretched by this host's jitter (up to twice as
+///   long), so a throttled fleet does not come back in step;
+/// * within the policy's bounds either way: no later than the current stage's check interval
+///   from now, and, while renewal is not yet overdue, never past the moment it would be (the
+///   ERROR threshold), nor past `not_after`.
+pub fn next_check_after_back_pressure(
+    policy: &Policy,
+    host: &HostSeed,
+    current: &CurrentCertificate,
+    now: SystemTime,
+    until: Option<SystemTime>,
+    consecutive_failures: u32,
+) -> SystemTime {
+    let backoff = next_check_after_failure(
+        policy,
+        current,
+        now,
+        AttemptFailure::Unreachable {
+            consecutive_failures,
+        },
+    );
+    let Some(left) = time_left(current, now) else {
+        return now;
+    };
+    let interval = Stage::by_time_left(policy, left)
+        .unwrap_or(Stage::Window)
+        .check_interval(policy);
+    let mut latest = add_capped(now, interval, current.not_after);
+    let overdue_at = subtract_saturating(current.not_after, policy.error_threshold);
+    if overdue_at > now {
+        latest = latest.min(overdue_at);
+    }
+    let wanted = match until {
+        Some(until) => until.max(backoff),
+        None => {
+            let delay = backoff.duration_since(now).unwrap_or(Duration::ZERO);
+            backoff + crate::stagger::jitter(host, consecutive_failures, delay)
+        }
+    };
+    wanted.min(latest)
+}
+
 /// Whole days left before the current certificate's `not_after`, rounded towards the past:
 /// 59 with 59.9 days left, 0 in the last day, -1 in the first day after expiry.
 pub fn days_left(current: &CurrentCertificate, now: SystemTime) -> i64 {

@@ -517,3 +517,83 @@ fn outcome_kinds_are_one_vocabulary() {
     labels.dedup();
     assert_eq!(labels.len(), OutcomeKind::ALL.len());
 }
+
+/// Back-pressure (issue 21): a manager that asks to come back later (429, or 503 with
+/// `Retry-After`) is honoured: the next check is no earlier than it said, within the policy's
+/// bounds (the stage interval; never past the point where renewal would be overdue); without
+/// a time, the backoff gets this host's jitter. A renewal turned away for load is not a refusal
+/// of the certificate.
+#[test]
+fn the_managers_back_pressure_is_honoured_within_the_policys_bounds() {
+    let hour = Duration::from_secs(3600);
+    let minute = Duration::from_secs(60);
+    let wait = |days_left: u64, until: Option<SystemTime>| {
+        let Step::Finish(report) =
+            Case::new(Trigger::Once, store(days_left), FolderView::NotLooked)
+                .event(Event::ManagerAsksToWait { until })
+                .answered(
+                    login(2),
+                    Answer::Refused {
+                        reason: "429 slow down".to_string(),
+                    },
+                )
+                .step()
+        else {
+            panic!("not finished")
+        };
+        assert_eq!(report.outcome.kind(), OutcomeKind::Unreachable);
+        report.next_check.unwrap()
+    };
+    // Two hours, in the window (30 days left, the 24-hour interval): exactly then.
+    assert_eq!(wait(30, Some(now() + 2 * hour)), now() + 2 * hour);
+    // Sooner than the backoff (5 minutes): the backoff.
+    assert_eq!(wait(30, Some(now() + minute)), now() + 5 * minute);
+    // Two days, past the 24-hour interval: the interval bounds it.
+    assert_eq!(wait(30, Some(now() + 48 * hour)), now() + 24 * hour);
+    // 14 days and 12 hours left: never past the moment renewal would be overdue (14 days
+    // before expiry), though the 24-hour interval would allow more.
+    let mut near = store(15);
+    near.current.not_after = now() + DAY * 14 + 12 * hour;
+    let Step::Finish(report) = Case::new(Trigger::Once, near, FolderView::NotLooked)
+        .event(Event::ManagerAsksToWait {
+            until: Some(now() + 20 * hour),
+        })
+        .answered(
+            login(2),
+            Answer::Refused {
+                reason: "429".to_string(),
+            },
+        )
+        .step()
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(report.next_check, Some(now() + 12 * hour));
+    // No time given: the backoff and up to as much again of this host's jitter.
+    let jittered = wait(30, None);
+    assert!(
+        jittered >= now() + 5 * minute && jittered < now() + 10 * minute,
+        "{:?}",
+        jittered.duration_since(now())
+    );
+    // A renewal turned away for load: not "refused by the manager".
+    let mut staged = store(20);
+    staged.staged.push(generation(3, 3, 400));
+    let (outcome, severity, healthy) = finished(
+        Case::new(Trigger::Scheduled, staged, set(3, NAME, 400))
+            .answered(login(2), Answer::Accepted)
+            .event(Event::ManagerAsksToWait {
+                until: Some(now() + 3 * hour),
+            })
+            .answered(
+                renew(3),
+                Answer::Refused {
+                    reason: "429".to_string(),
+                },
+            )
+            .event(Event::Discarded { generation: 3 })
+            .step(),
+    );
+    assert_eq!(outcome.kind(), OutcomeKind::Unreachable);
+    assert_eq!((severity, healthy), (Severity::Warning, false));
+}

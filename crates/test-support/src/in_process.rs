@@ -37,6 +37,7 @@ impl cm_client::Transport for EmulatorTransport {
         Ok(cm_client::Response {
             status: response.status,
             body: response.body,
+            retry_after: response.retry_after.map(cm_client::RetryAfter::Seconds),
         })
     }
 }

@@ -376,6 +376,12 @@ impl Check<'_> {
 
     fn answer_of(&mut self, error: cm_client::Error, login: bool) -> Result<Answer, AgentError> {
         let reason = error.to_string();
+        // Back-pressure: the plan schedules the next attempt no earlier than the manager said.
+        if let cm_client::Error::Throttled { retry_after, .. } = &error {
+            self.events.push(Event::ManagerAsksToWait {
+                until: retry_after.map(|after| after.after(self.now)),
+            });
+        }
         Ok(match error.certainty() {
             cm_client::Certainty::Local => return Err(error.into()),
             cm_client::Certainty::Indefinite => Answer::Indefinite { reason },

@@ -202,6 +202,7 @@ impl ApiError {
                 "message": self.message,
                 "requestID": uuid_v4(),
             })),
+            retry_after: None,
         }
     }
 }

@@ -87,17 +87,19 @@ impl ApiRequest {
     }
 }
 
-/// One response: a status and an optional JSON body.
+/// One response: a status, an optional JSON body, and an optional `Retry-After` (seconds).
 #[derive(Debug)]
 pub(crate) struct ApiResponse {
     pub(crate) status: u16,
     pub(crate) body: Option<Value>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 fn respond(status: u16, body: Value) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse {
         status,
         body: Some(body),
+        retry_after: None,
     })
 }
 
@@ -111,6 +113,7 @@ fn no_content() -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse {
         status: 204,
         body: None,
+        retry_after: None,
     })
 }
 
@@ -327,6 +330,9 @@ pub(crate) struct Api {
     retire_old_certificate: RetireOldCertificate,
     trusted_ca_changes: TrustedCaChanges,
     one_client_per_certificate: bool,
+    throttle: Option<crate::Throttle>,
+    /// Agent requests seen, for [`crate::Throttle::every`].
+    agent_requests: std::sync::atomic::AtomicU64,
     jwt_key: jwt::JwtKey,
     /// The `client_id` of password-grant answers (CM's id of the calling application).
     auth_client_id: String,
@@ -343,6 +349,7 @@ pub(crate) struct ApiSettings {
     pub(crate) retire_old_certificate: RetireOldCertificate,
     pub(crate) trusted_ca_changes: TrustedCaChanges,
     pub(crate) one_client_per_certificate: bool,
+    pub(crate) throttle: Option<crate::Throttle>,
 }
 
 impl Api {
@@ -360,6 +367,7 @@ impl Api {
             retire_old_certificate,
             trusted_ca_changes,
             one_client_per_certificate,
+            throttle,
         } = settings;
         Api {
             store: state.store.clone(),
@@ -372,6 +380,8 @@ impl Api {
             retire_old_certificate,
             trusted_ca_changes,
             one_client_per_certificate,
+            throttle,
+            agent_requests: std::sync::atomic::AtomicU64::new(0),
             jwt_key: jwt::JwtKey::generate(),
             auth_client_id: crate::util::uuid_v4(),
             tls,
@@ -416,7 +426,43 @@ impl Api {
 
     /// Answers one request.
     pub(crate) fn handle(self: &Arc<Self>, request: &ApiRequest) -> ApiResponse {
+        if let Some(answer) = self.throttled(request) {
+            return answer;
+        }
         self.route(request).unwrap_or_else(ApiError::into_response)
+    }
+
+    /// The back-pressure answer for this request, when [`crate::Throttle`] picks it: agent
+    /// requests only (a client certificate presented to the agent endpoints).
+    fn throttled(&self, request: &ApiRequest) -> Option<ApiResponse> {
+        let throttle = self.throttle?;
+        let agent_endpoint = [
+            "/api/v1/auth/tokens",
+            "/api/v1/client-management/self/",
+            "/api/v1/audit/client-records",
+        ]
+        .iter()
+        .any(|prefix| request.path.starts_with(prefix));
+        if request.peer_certificates.is_none() || !agent_endpoint {
+            return None;
+        }
+        let seen = self
+            .agent_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if seen % u64::from(throttle.every) != 0 {
+            return None;
+        }
+        let (code_desc, message) = if throttle.status == 429 {
+            ("NCERRTooManyRequests", "too many requests; slow down")
+        } else {
+            (
+                "NCERRServiceUnavailable",
+                "the service is unavailable; try later",
+            )
+        };
+        let mut answer = ApiError::new(throttle.status, code_desc, message).into_response();
+        answer.retry_after = throttle.retry_after;
+        Some(answer)
     }
 
     fn route(self: &Arc<Self>, request: &ApiRequest) -> Result<ApiResponse, ApiError> {

@@ -144,14 +144,37 @@ impl Context<'_, '_> {
     /// The next check after an indefinite answer: the short unreachable retry, backing off
     /// with the checks that already failed so.
     fn soon(&self) -> Option<SystemTime> {
-        Some(crate::next_check_after_failure(
-            self.policy,
-            &self.current_certificate,
-            self.now,
-            crate::AttemptFailure::Unreachable {
-                consecutive_failures: self.situation.consecutive_failures.saturating_add(1),
-            },
-        ))
+        let consecutive_failures = self.situation.consecutive_failures.saturating_add(1);
+        Some(match self.manager_wait() {
+            Some(until) => crate::next_check_after_back_pressure(
+                self.policy,
+                self.situation.host,
+                &self.current_certificate,
+                self.now,
+                until,
+                consecutive_failures,
+            ),
+            None => crate::next_check_after_failure(
+                self.policy,
+                &self.current_certificate,
+                self.now,
+                crate::AttemptFailure::Unreachable {
+                    consecutive_failures,
+                },
+            ),
+        })
+    }
+
+    /// Whether the manager asked, in this check, to come back later: `Some(until)` (the latest
+    /// time it named, if any).
+    fn manager_wait(&self) -> Option<Option<SystemTime>> {
+        self.events
+            .iter()
+            .filter_map(|event| match event {
+                Event::ManagerAsksToWait { until } => Some(*until),
+                Event::Answered(..) | Event::Activated { .. } | Event::Discarded { .. } => None,
+            })
+            .reduce(|latest, until| latest.max(until))
     }
 }
 
@@ -458,6 +481,20 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                 // An adoption is followed by the rest of the check only when nothing more is
                 // needed; report it now (the next check continues normally).
                 return Some(finish(outcome, severity, next, true));
+            }
+            // Turned away for load (a 429): not a refusal of the certificate; come back when
+            // the manager said.
+            Event::Answered(Exchange::Renew { .. }, Answer::Refused { reason })
+                if context.manager_wait().is_some() =>
+            {
+                return Some(finish(
+                    Outcome::Unreachable {
+                        reason: reason.clone(),
+                    },
+                    Severity::Warning,
+                    context.soon(),
+                    false,
+                ));
             }
             Event::Answered(Exchange::Renew { .. }, Answer::Refused { reason })
             | Event::Answered(Exchange::Renew { .. }, Answer::NotThisClient { reason }) => {

@@ -240,6 +240,13 @@ pub enum Event {
         /// The generation.
         generation: u64,
     },
+    /// The manager asked to come back later (a 429, or a 503 with `Retry-After`): the check's
+    /// next attempt honours it ([`crate::next_check_after_back_pressure`]), and a renewal it
+    /// turned away is not a refusal of the certificate.
+    ManagerAsksToWait {
+        /// When it said to come back (its `Retry-After`), if it did.
+        until: Option<SystemTime>,
+    },
 }
 
 /// Everything [`next_step`] looks at.
