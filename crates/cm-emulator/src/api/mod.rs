@@ -449,7 +449,7 @@ impl Api {
         let seen = self
             .agent_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if seen % u64::from(throttle.every) != 0 {
+        if !seen.is_multiple_of(u64::from(throttle.every)) {
             return None;
         }
         let (code_desc, message) = if throttle.status == 429 {
