@@ -56,7 +56,7 @@ impl CertificateReport {
 
     /// Describes a certificate at `now` from what it shows (its key type read from its public
     /// key): nothing is decrypted.
-    pub fn of_certificate(
+    pub(crate) fn of_certificate(
         certificate: &cert_loading::CertificateSummary,
         key: Option<cert_loading::KeyAlgorithm>,
         chain_length: usize,
@@ -105,7 +105,7 @@ impl CertificateReport {
 
 /// Whole days from `now` to `then`: full days left while ahead, and from the first second past
 /// `then` on a negative count (-1 during the first day after), so "expired" never reads as 0.
-pub fn days_between(now: SystemTime, then: SystemTime) -> i64 {
+pub(crate) fn days_between(now: SystemTime, then: SystemTime) -> i64 {
     match then.duration_since(now) {
         Ok(ahead) => (ahead.as_secs() / 86_400) as i64,
         Err(behind) => -(behind.duration().as_secs().div_ceil(86_400).max(1) as i64),

@@ -31,7 +31,7 @@ use renewal_policy::plan::{Setback, pause_after};
 
 /// What woke the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wake {
+pub(crate) enum Wake {
     /// SIGHUP: reread agent.conf, check now.
     Reload,
     /// SIGTERM or SIGINT: stop.

@@ -3,7 +3,7 @@
 //!
 //! Compiled in only with the `fault-injection` feature, which only the integration tests of the
 //! binaries enable (through a dev-dependency); release builds of the binaries never have it, and
-//! [`crash_point`] is then an empty function.
+//! `crash_point` is then an empty function.
 
 /// The environment variable naming the crash point to die at.
 pub const CRASH_AT_VARIABLE: &str = "CTE_FAULT_CRASH_AT";
@@ -51,7 +51,7 @@ pub const CRASH_POINTS: &[&str] = &[
 /// itself with SIGKILL (no destructors, no flush), as a power loss or `kill -9` would.
 /// A thread hook ([`set_thread_hook`]) is called first.
 #[cfg(feature = "fault-injection")]
-pub fn crash_point(point: &str) {
+pub(crate) fn crash_point(point: &str) {
     if let Some(hook) = HOOK.with(|slot| slot.borrow().clone()) {
         hook(point);
     }
@@ -71,4 +71,4 @@ pub fn crash_point(point: &str) {
 /// Without the `fault-injection` feature: nothing.
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub fn crash_point(_point: &str) {}
+pub(crate) fn crash_point(_point: &str) {}

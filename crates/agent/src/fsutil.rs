@@ -16,12 +16,12 @@ use crate::AgentError;
 
 /// The largest state file the agent reads back (agent.conf, status, journal, metrics state, pid
 /// and lock files are a few kilobytes).
-pub const MAX_STATE_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_STATE_FILE_BYTES: u64 = 1024 * 1024;
 
 /// An error of [`durable_fs`] as the agent reports it: a refusal of what was found (a link, a
 /// FIFO, a folder others can write) is [`AgentError::UnsafeFile`]; anything else is the system's
 /// failure ([`AgentError::Io`]: disk full, read-only, permission).
-pub fn fs_error(error: durable_fs::Error, action: &'static str) -> AgentError {
+pub(crate) fn fs_error(error: durable_fs::Error, action: &'static str) -> AgentError {
     if error.is_refusal() {
         let (path, _, source) = error.into_parts();
         AgentError::UnsafeFile {
@@ -40,7 +40,7 @@ pub fn fs_error(error: durable_fs::Error, action: &'static str) -> AgentError {
 ///
 /// # Errors
 /// [`AgentError::UnsafeFile`] for a refusal, [`AgentError::Io`] otherwise.
-pub fn own_folder(path: &Path) -> Result<Folder, AgentError> {
+pub(crate) fn own_folder(path: &Path) -> Result<Folder, AgentError> {
     if let Some(parent) = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -68,7 +68,7 @@ pub(crate) fn split(path: &Path) -> Result<(&Path, &str), AgentError> {
 ///
 /// # Errors
 /// As [`own_folder`], and the failed write.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
     let (folder, name) = split(path)?;
     own_folder(folder)?
         .replace(name, contents, 0o600, &mut |_| {})
@@ -81,7 +81,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), AgentError> 
 ///
 /// # Errors
 /// As [`own_folder`], and the failed read.
-pub fn read_own(path: &Path) -> Result<Option<Vec<u8>>, AgentError> {
+pub(crate) fn read_own(path: &Path) -> Result<Option<Vec<u8>>, AgentError> {
     let (folder, name) = split(path)?;
     match fs::symlink_metadata(folder) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -96,7 +96,7 @@ pub fn read_own(path: &Path) -> Result<Option<Vec<u8>>, AgentError> {
 ///
 /// # Errors
 /// As [`read_own`]; text that is not UTF-8 is [`AgentError::InvalidFile`].
-pub fn read_own_text(path: &Path) -> Result<Option<String>, AgentError> {
+pub(crate) fn read_own_text(path: &Path) -> Result<Option<String>, AgentError> {
     read_own(path)?
         .map(|bytes| {
             String::from_utf8(bytes).map_err(|_| AgentError::InvalidFile {
@@ -108,7 +108,7 @@ pub fn read_own_text(path: &Path) -> Result<Option<String>, AgentError> {
 }
 
 /// Removes one of the agent's files if it exists, relative to its own folder.
-pub fn remove_if_present(path: &Path) -> Result<(), AgentError> {
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), AgentError> {
     let (folder, name) = split(path)?;
     match fs::symlink_metadata(folder) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -139,7 +139,7 @@ pub struct NotShredded {
 
 /// Shreds the very files a set was read from ([`cert_loading::LoadedSet::files`]); a file that
 /// is no longer the one read is left alone and reported.
-pub fn shred_loaded(set: &cert_loading::LoadedSet) -> ShredReport {
+pub(crate) fn shred_loaded(set: &cert_loading::LoadedSet) -> ShredReport {
     let mut report = ShredReport::default();
     for file in &set.files {
         match shred_input_file(file) {
@@ -170,7 +170,7 @@ pub fn shred_loaded(set: &cert_loading::LoadedSet) -> ShredReport {
 /// # Errors
 /// The reason the file was not shredded and the state it is in, as text for the administrator:
 /// nothing was written to a file that is not the one read.
-pub fn shred_input_file(file: &cert_loading::InputFile) -> Result<(), String> {
+pub(crate) fn shred_input_file(file: &cert_loading::InputFile) -> Result<(), String> {
     imp::shred_input_file(file)
 }
 
@@ -333,7 +333,7 @@ mod imp {
 
 /// A snapshot of a file's bytes (or its absence), to put it back exactly after a failure.
 #[derive(Clone, Debug)]
-pub struct FileSnapshot {
+pub(crate) struct FileSnapshot {
     path: std::path::PathBuf,
     contents: Option<Vec<u8>>,
 }
@@ -349,7 +349,7 @@ impl FileSnapshot {
     }
 
     /// Writes the snapshot back (or removes the file if it did not exist).
-    pub fn restore(&self) -> Result<(), AgentError> {
+    pub(crate) fn restore(&self) -> Result<(), AgentError> {
         match &self.contents {
             Some(contents) => write_atomically(&self.path, contents),
             None => remove_if_present(&self.path),

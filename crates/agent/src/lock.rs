@@ -1,10 +1,10 @@
 //! One renewal at a time per agent root, and one daemon.
 //!
-//! [`RenewalLock`] is an exclusive advisory lock on `vmd/run/renewal.lock`, held for a whole
+//! `RenewalLock` is an exclusive advisory lock on `vmd/run/renewal.lock`, held for a whole
 //! renewal check by the daemon's checks, `vmd --once` and `vmutil updatecerts` (a dry run takes
 //! none: it changes nothing). A second caller waits up to its bound, then fails with
 //! [`AgentError::Busy`] naming the holder's pid (written into the file under the lock). The
-//! daemon holds [`DaemonLock`] on its pid file for its whole life, so a second daemon refuses to
+//! daemon holds `DaemonLock` on its pid file for its whole life, so a second daemon refuses to
 //! start instead of overwriting the pid file.
 //!
 //! The locks are `std::fs::File::try_lock`: `flock(2)` on Unix, `LockFileEx` on Windows; both
@@ -21,11 +21,11 @@ use crate::fsutil;
 use crate::paths::AgentRoot;
 
 /// How long a renewal check waits for another one by default.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 /// The renewal lock; released on drop.
 #[derive(Debug)]
-pub struct RenewalLock {
+pub(crate) struct RenewalLock {
     _file: File,
 }
 
@@ -35,7 +35,7 @@ impl RenewalLock {
     /// # Errors
     /// [`AgentError::Busy`] when another process (or thread) holds it after `wait`;
     /// [`AgentError::Io`] when the file cannot be opened.
-    pub fn acquire(root: &AgentRoot, wait: Duration) -> Result<Self, AgentError> {
+    pub(crate) fn acquire(root: &AgentRoot, wait: Duration) -> Result<Self, AgentError> {
         let path = root.renewal_lock();
         let file = lock_file(&path, wait, "a renewal check")?;
         Ok(Self { _file: file })
@@ -44,7 +44,7 @@ impl RenewalLock {
 
 /// The daemon's pid-file lock; the pid file is removed and the lock released on drop.
 #[derive(Debug)]
-pub struct DaemonLock {
+pub(crate) struct DaemonLock {
     file: Option<File>,
     path: PathBuf,
 }
@@ -54,7 +54,7 @@ impl DaemonLock {
     ///
     /// # Errors
     /// [`AgentError::Busy`] when another vmd holds it.
-    pub fn acquire(root: &AgentRoot) -> Result<Self, AgentError> {
+    pub(crate) fn acquire(root: &AgentRoot) -> Result<Self, AgentError> {
         let path = root.pid_file();
         let file = lock_file(&path, Duration::ZERO, "the vmd daemon")?;
         Ok(Self {

@@ -6,7 +6,7 @@
 //! (`CGP`, the number from [`crate::messages`], the level's letter) and the text.
 //!
 //! The file is `vorvmd_root.log` in [`log_dir`] (`/var/log/vormetric` for the product's agent
-//! root). Before a line would take it past [`DEFAULT_MAX_BYTES`] it is rotated by size
+//! root). Before a line would take it past `DEFAULT_MAX_BYTES` it is rotated by size
 //! (`vorvmd_root.log.1` … `.5`, oldest dropped) and the line goes to the new file: a line is never
 //! lost to a rotation (if renaming fails the line is appended to the full file anyway). When
 //! stderr is the systemd journal (`JOURNAL_STREAM` names stderr's device and inode) the stderr
@@ -25,13 +25,13 @@ use crate::AgentError;
 use crate::paths::{AgentRoot, DEFAULT_LOG_DIR, LOG_FILE_NAME};
 
 /// The size past which the log file is rotated.
-pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// How many rotated files are kept (`.1` newest to `.5` oldest).
-pub const DEFAULT_KEPT_FILES: u32 = 5;
+pub(crate) const DEFAULT_KEPT_FILES: u32 = 5;
 
 /// The log folder: `flag` (`--log-dir`) if given, else agent.conf's `LOG_DIR`, else
-/// [`DEFAULT_LOG_DIR`] for the product's agent root on Unix, and `<root>/vmd/log` for any other
+/// `DEFAULT_LOG_DIR` for the product's agent root on Unix, and `<root>/vmd/log` for any other
 /// root (so a test or second agent keeps its logs to itself) and on Windows. agent.conf is read
 /// leniently here: a broken file is reported by the operation itself, into the default log.
 pub fn log_dir(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
@@ -46,7 +46,11 @@ pub fn log_dir(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
 
 /// [`log_dir`] with agent.conf's `LOG_DIR` already read (`configured`), so a caller that has the
 /// settings does not parse agent.conf again.
-pub fn log_dir_with(root: &AgentRoot, flag: Option<&Path>, configured: Option<&Path>) -> PathBuf {
+pub(crate) fn log_dir_with(
+    root: &AgentRoot,
+    flag: Option<&Path>,
+    configured: Option<&Path>,
+) -> PathBuf {
     if let Some(flag) = flag.filter(|flag| !flag.as_os_str().is_empty()) {
         return flag.to_path_buf();
     }
@@ -66,7 +70,7 @@ pub fn log_dir_with(root: &AgentRoot, flag: Option<&Path>, configured: Option<&P
 pub struct LogFile {
     /// The file.
     pub path: PathBuf,
-    /// [`Trust::Own`] for the agent's own log folders ([`DEFAULT_LOG_DIR`], `vmd/log`): created
+    /// [`Trust::Own`] for the agent's own log folders (`DEFAULT_LOG_DIR`, `vmd/log`): created
     /// 0700, mode repaired, refused when a link or another user's. [`Trust::Shared`] for a folder
     /// named by `--log-dir` or `LOG_DIR`: refused when anyone but root can replace entries in it.
     pub trust: Trust,
@@ -82,12 +86,12 @@ impl From<PathBuf> for LogFile {
     }
 }
 
-/// The log file: [`LOG_FILE_NAME`] in [`log_dir`].
+/// The log file: `LOG_FILE_NAME` in [`log_dir`].
 pub fn log_file(root: &AgentRoot, flag: Option<&Path>) -> LogFile {
     log_file_in(root, log_dir(root, flag))
 }
 
-/// The log file for an agent whose settings are read: [`LOG_FILE_NAME`] in [`log_dir_with`].
+/// The log file for an agent whose settings are read: `LOG_FILE_NAME` in `log_dir_with`.
 pub fn log_file_for(agent: &crate::settings::Agent, flag: Option<&Path>) -> LogFile {
     log_file_in(
         &agent.root,
@@ -115,7 +119,7 @@ fn is_uploaded(level: Severity, threshold: Option<Severity>) -> bool {
 /// Opens each of the agent's own folders that exists (`vmd/etc`, `vmd/run`, `vmd/log`, and
 /// `/var/log/vormetric` for the product's root) as `Trust::Own` and logs each repair of a mode
 /// (CGP3015W). A refusal is left to the operation that needs the folder, which reports it.
-pub fn check_own_folders(root: &crate::paths::AgentRoot, logger: &Logger) {
+pub(crate) fn check_own_folders(root: &crate::paths::AgentRoot, logger: &Logger) {
     let mut folders = vec![root.etc_dir(), root.run_dir(), root.log_dir()];
     if root.path() == std::path::Path::new(crate::paths::DEFAULT_AGENT_ROOT) {
         folders.push(DEFAULT_LOG_DIR.into());
@@ -137,7 +141,7 @@ pub fn check_own_folders(root: &crate::paths::AgentRoot, logger: &Logger) {
     }
 }
 
-/// Writes log lines; keeps the lines worth uploading until [`Logger::take_uploads`].
+/// Writes log lines; keeps the lines worth uploading until `Logger::take_uploads`.
 pub struct Logger {
     component: &'static str,
     file: Option<LogFile>,
@@ -167,15 +171,16 @@ impl Logger {
     }
 
     /// Rotates the file before it would exceed `max_bytes`, keeping `kept_files` old files
-    /// (at least one).
-    pub fn with_rotation(mut self, max_bytes: u64, kept_files: u32) -> Self {
+    /// (at least one). (The product's sizes are the defaults; tests use small ones.)
+    #[cfg(test)]
+    fn with_rotation(mut self, max_bytes: u64, kept_files: u32) -> Self {
         self.max_bytes = max_bytes;
         self.kept_files = kept_files.max(1);
         self
     }
 
     /// Sets which levels are kept for upload.
-    pub fn set_upload_threshold(&self, threshold: Option<Severity>) {
+    pub(crate) fn set_upload_threshold(&self, threshold: Option<Severity>) {
         *self
             .upload_threshold
             .lock()
@@ -264,13 +269,13 @@ impl Logger {
     }
 
     /// How many lines could not be written to the log file since this logger started.
-    pub fn write_failures(&self) -> u64 {
+    pub(crate) fn write_failures(&self) -> u64 {
         self.write_failures
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether no record is waiting for upload.
-    pub fn has_no_uploads(&self) -> bool {
+    pub(crate) fn has_no_uploads(&self) -> bool {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -278,12 +283,12 @@ impl Logger {
     }
 
     /// Takes the records waiting for upload.
-    pub fn take_uploads(&self) -> Vec<cm_client::LogRecord> {
+    pub(crate) fn take_uploads(&self) -> Vec<cm_client::LogRecord> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Puts records back after a failed upload (bounded, oldest dropped first).
-    pub fn requeue_uploads(&self, mut records: Vec<cm_client::LogRecord>) {
+    pub(crate) fn requeue_uploads(&self, mut records: Vec<cm_client::LogRecord>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         records.append(&mut pending);
         let excess = records.len().saturating_sub(1000);
@@ -313,7 +318,7 @@ fn stderr_is_journal() -> bool {
 
 /// The lock file that serialises rotation and appends between processes (vmd and vmutil), in
 /// the log folder.
-pub const ROTATION_LOCK_NAME: &str = ".vorvmd_root.log.lock";
+pub(crate) const ROTATION_LOCK_NAME: &str = ".vorvmd_root.log.lock";
 
 /// Appends `bytes` to the log file, first rotating it when they would take it past `max_bytes`.
 /// Everything goes through the folder's checked handle ([`durable_fs::Folder`]): the file is

@@ -29,7 +29,7 @@ pub fn proxy_flag_note(value: &str) -> Option<&'static str> {
 ///
 /// # Errors
 /// [`AgentError::Config`] naming `PROXY` when agent.conf's value is unusable.
-pub fn choose_proxy(
+pub(crate) fn choose_proxy(
     flag: Option<&cm_client::ProxySetting>,
     conf: &agent_config::ProxyConfig,
 ) -> Result<cm_client::ProxySetting, AgentError> {
@@ -56,7 +56,7 @@ pub fn choose_proxy(
 ///
 /// # Errors
 /// As [`choose_proxy`].
-pub fn client_options(
+pub(crate) fn client_options(
     flag: Option<&ProxySetting>,
     conf: &agent_config::ProxyConfig,
 ) -> Result<cm_client::Options, AgentError> {
@@ -71,7 +71,7 @@ pub fn client_options(
 ///
 /// # Errors
 /// As [`choose_proxy`].
-pub fn registration_options(
+pub(crate) fn registration_options(
     flag: Option<&ProxySetting>,
     existing: Option<&agent_config::ConfigFile>,
 ) -> Result<cm_client::Options, AgentError> {
@@ -84,7 +84,7 @@ pub fn registration_options(
 }
 
 /// The cm-client view of a cert-loading identity (chain and key bytes, in memory).
-pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientIdentity {
+pub(crate) fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientIdentity {
     cm_client::ClientIdentity {
         chain: identity.chain().to_vec(),
         key_pkcs8_der: zeroize::Zeroizing::new(identity.key().pkcs8_der().to_vec()),
@@ -96,7 +96,7 @@ pub fn client_identity(identity: &cert_loading::Identity) -> cm_client::ClientId
 /// # Errors
 /// [`AgentError::Io`] when the CA file cannot be read, [`AgentError::InvalidFile`] for a CA file
 /// without certificates. (A fingerprint was parsed where it was written.)
-pub fn trust_from_choice(
+pub(crate) fn trust_from_choice(
     choice: &ManagerTrust,
 ) -> Result<(cm_client::ServerTrust, Option<Vec<u8>>), AgentError> {
     match choice {
@@ -129,7 +129,7 @@ pub fn trust_from_choice(
 ///
 /// # Errors
 /// As [`trust_from_choice`].
-pub fn trust_from_settings(
+pub(crate) fn trust_from_settings(
     settings: &agent_config::AgentSettings,
 ) -> Result<cm_client::ServerTrust, AgentError> {
     let key = match &settings.manager_trust {

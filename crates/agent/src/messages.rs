@@ -4,8 +4,6 @@
 
 use std::time::SystemTime;
 
-use agent_config::Severity;
-
 /// One log message with its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -245,16 +243,6 @@ impl Message {
             Self::FolderRepaired { .. } => 3015,
             Self::ClockSkew { .. } => 3016,
             Self::RootReadOnly { .. } => 3017,
-        }
-    }
-
-    /// The level it is logged at unless the renewal timeline raises it.
-    pub fn default_level(&self) -> Severity {
-        match self.id() {
-            2000..=2999 => Severity::Info,
-            3005 | 3010 => Severity::Critical,
-            3002 | 3003 | 3007 => Severity::Error,
-            _ => Severity::Warning,
         }
     }
 

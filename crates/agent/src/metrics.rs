@@ -43,16 +43,16 @@ use crate::settings::Agent;
 use renewal_policy::plan::{OutcomeKind, Report};
 
 /// The file name node_exporter's packages suggest for this agent in their textfile folder.
-pub const DEFAULT_FILE_NAME: &str = "cte-agent.prom";
+pub(crate) const DEFAULT_FILE_NAME: &str = "cte-agent.prom";
 
 /// Debian's `prometheus-node-exporter` textfile folder, the packages' default `METRICS_FILE`
 /// folder.
-pub const NODE_EXPORTER_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+pub(crate) const NODE_EXPORTER_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 
 /// What a check ended with, for the metrics: the plan's report, or a local problem that
 /// stopped it before it could report (the daemon's CGP3007E).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CheckResult {
+pub(crate) enum CheckResult {
     /// The check reported this kind of outcome.
     Finished(OutcomeKind),
     /// A local problem stopped the check.
@@ -93,7 +93,7 @@ impl CheckResult {
 /// What the checks left behind: `vmd/run/metrics-state.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct CheckState {
+pub(crate) struct CheckState {
     /// Checks recorded since the state file was created.
     pub checks: u64,
     /// Checks that renewed the certificate.
@@ -118,7 +118,7 @@ pub struct CheckState {
 /// The daemon's last heartbeat: `vmd/run/heartbeat.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct HeartbeatState {
+pub(crate) struct HeartbeatState {
     /// When (Unix seconds).
     pub at: Option<i64>,
     /// The manager answered (even with a refusal); `None`: a local problem, nothing learned.
@@ -126,12 +126,12 @@ pub struct HeartbeatState {
 }
 
 /// `vmd/run/metrics-state.json`.
-pub fn check_state_file(root: &AgentRoot) -> PathBuf {
+pub(crate) fn check_state_file(root: &AgentRoot) -> PathBuf {
     root.run_dir().join("metrics-state.json")
 }
 
 /// `vmd/run/heartbeat.json`.
-pub fn heartbeat_state_file(root: &AgentRoot) -> PathBuf {
+pub(crate) fn heartbeat_state_file(root: &AgentRoot) -> PathBuf {
     root.run_dir().join("heartbeat.json")
 }
 
@@ -159,7 +159,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), AgentError> {
 
 impl CheckState {
     /// The state after a check that ended with `result` at `now`.
-    pub fn after_check(
+    pub(crate) fn after_check(
         mut self,
         result: CheckResult,
         healthy: bool,
@@ -193,7 +193,7 @@ impl CheckState {
 
 /// Records a finished check (called by the check itself, under the renewal lock) and rewrites
 /// the metrics file. Never fails the check: a problem is logged (CGP3013W).
-pub fn after_check(
+pub(crate) fn after_check(
     agent: &Agent,
     logger: &Logger,
     report: &Report,
@@ -217,7 +217,7 @@ pub fn after_check(
 /// Records a check that a local problem stopped (the daemon's CGP3007E) and rewrites the
 /// metrics file. Takes the renewal lock briefly so it does not race a running check; when
 /// another check holds it, that check records itself.
-pub fn after_failed_check(root: &AgentRoot, logger: &Logger, now: SystemTime) {
+pub(crate) fn after_failed_check(root: &AgentRoot, logger: &Logger, now: SystemTime) {
     if let Ok(_lock) = crate::lock::RenewalLock::acquire(root, std::time::Duration::ZERO) {
         let path = check_state_file(root);
         let state = read_json::<CheckState>(&path).after_check(
@@ -238,7 +238,7 @@ pub fn after_failed_check(root: &AgentRoot, logger: &Logger, now: SystemTime) {
 }
 
 /// Records a daemon heartbeat's result and rewrites the metrics file.
-pub fn after_heartbeat<T>(
+pub(crate) fn after_heartbeat<T>(
     agent: &Agent,
     logger: &Logger,
     result: &Result<T, AgentError>,
@@ -275,7 +275,7 @@ fn report_problem(logger: &Logger, path: &Path, error: &AgentError) {
 }
 
 /// Rewrites `METRICS_FILE` when agent.conf sets it; logs CGP3013W when it cannot.
-pub fn publish(agent: &Agent, logger: &Logger, now: SystemTime) {
+pub(crate) fn publish(agent: &Agent, logger: &Logger, now: SystemTime) {
     let Some(path) = agent.settings.metrics_file.clone() else {
         return;
     };

@@ -3,22 +3,22 @@
 use std::path::{Path, PathBuf};
 
 /// The log file's name, as the product names it.
-pub const LOG_FILE_NAME: &str = "vorvmd_root.log";
+pub(crate) const LOG_FILE_NAME: &str = "vorvmd_root.log";
 
 /// The product's log folder, used for the product's agent root.
-pub const DEFAULT_LOG_DIR: &str = "/var/log/vormetric";
+pub(crate) const DEFAULT_LOG_DIR: &str = "/var/log/vormetric";
 
 /// The product's install root on Linux.
-pub const DEFAULT_AGENT_ROOT: &str = "/opt/vormetric/DataSecurityExpert/agent";
+pub(crate) const DEFAULT_AGENT_ROOT: &str = "/opt/vormetric/DataSecurityExpert/agent";
 
 /// The environment variable that overrides the agent root.
-pub const AGENT_ROOT_VARIABLE: &str = "CTE_AGENT_ROOT";
+pub(crate) const AGENT_ROOT_VARIABLE: &str = "CTE_AGENT_ROOT";
 
 /// The journal's file name in [`AgentRoot::run_dir`].
-pub const JOURNAL_NAME: &str = "renewal-journal.json";
+pub(crate) const JOURNAL_NAME: &str = "renewal-journal.json";
 
 /// Where an unreadable journal is moved, for a person to read.
-pub const JOURNAL_ASIDE_NAME: &str = "renewal-journal.json.unreadable";
+pub(crate) const JOURNAL_ASIDE_NAME: &str = "renewal-journal.json.unreadable";
 
 /// The agent root and the files under it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl AgentRoot {
     }
 
     /// `vmd/etc`: configuration.
-    pub fn etc_dir(&self) -> PathBuf {
+    pub(crate) fn etc_dir(&self) -> PathBuf {
         self.root.join("vmd").join("etc")
     }
 
@@ -59,7 +59,7 @@ impl AgentRoot {
     }
 
     /// `vmd/etc/cm-ca.pem`: the copy of the manager CA given at registration.
-    pub fn manager_ca_copy(&self) -> PathBuf {
+    pub(crate) fn manager_ca_copy(&self) -> PathBuf {
         self.etc_dir().join("cm-ca.pem")
     }
 
@@ -75,12 +75,12 @@ impl AgentRoot {
     }
 
     /// `vmd/run`: status, journal and pid files.
-    pub fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         self.root.join("vmd").join("run")
     }
 
     /// `vmd/run/status.json`: the last renewal check.
-    pub fn status_file(&self) -> PathBuf {
+    pub(crate) fn status_file(&self) -> PathBuf {
         self.run_dir().join("status.json")
     }
 
@@ -95,23 +95,23 @@ impl AgentRoot {
     }
 
     /// `vmd/run/renewal.lock`: held for a whole renewal check; holds the holder's pid.
-    pub fn renewal_lock(&self) -> PathBuf {
+    pub(crate) fn renewal_lock(&self) -> PathBuf {
         self.run_dir().join("renewal.lock")
     }
 
     /// `vmd/pem`: the pem store folder.
-    pub fn pem_folder(&self) -> PathBuf {
+    pub(crate) fn pem_folder(&self) -> PathBuf {
         self.root.join("vmd").join("pem")
     }
 
     /// `vmd/keys`: the folder of the pem store's random keys (outside the store folder, so a
     /// copy of `vmd/pem` alone does not decrypt).
-    pub fn keys_folder(&self) -> PathBuf {
+    pub(crate) fn keys_folder(&self) -> PathBuf {
         self.root.join("vmd").join("keys")
     }
 
-    /// Opens the pem store with the agent's layout: [`AgentRoot::pem_folder`], random keys in
-    /// files under [`AgentRoot::keys_folder`].
+    /// Opens the pem store with the agent's layout: `AgentRoot::pem_folder`, random keys in
+    /// files under `AgentRoot::keys_folder`.
     ///
     /// # Errors
     /// As [`keystore::Keystore::open`].

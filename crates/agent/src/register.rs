@@ -425,7 +425,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// The system's host name, where it can be read without extra crates.
-pub fn system_host_name() -> Option<String> {
+pub(crate) fn system_host_name() -> Option<String> {
     let candidates = [
         std::fs::read_to_string("/proc/sys/kernel/hostname").ok(),
         std::fs::read_to_string("/etc/hostname").ok(),

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::AgentError;
 
 /// The largest secret file read (a token or a silent file is a few hundred bytes).
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// A secret file's text and what is worth telling about it.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub struct SecretText {
 ///
 /// # Errors
 /// [`AgentError::InvalidFile`] when it is a link, not a regular file, larger than
-/// [`MAX_SECRET_FILE_BYTES`], not UTF-8 or cannot be opened (the operator's input: exit 3).
+/// `MAX_SECRET_FILE_BYTES`, not UTF-8 or cannot be opened (the operator's input: exit 3).
 pub fn read_secret_file(
     path: &Path,
     what: &'static str,
@@ -48,7 +48,7 @@ pub fn read_secret_file(
 ///
 /// # Errors
 /// As [`read_secret_file`], without the UTF-8 rule.
-pub fn read_operator_file(
+pub(crate) fn read_operator_file(
     path: &Path,
     what: &'static str,
     reading: &'static str,

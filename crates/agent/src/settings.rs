@@ -12,7 +12,7 @@ use crate::paths::AgentRoot;
 /// # Errors
 /// [`AgentError::NotRegistered`] when agent.conf is missing, [`AgentError::Config`] when it is
 /// wrong.
-pub fn load_settings(root: &AgentRoot) -> Result<agent_config::AgentSettings, AgentError> {
+pub(crate) fn load_settings(root: &AgentRoot) -> Result<agent_config::AgentSettings, AgentError> {
     let path = root.agent_conf();
     if !path.exists() {
         return Err(AgentError::NotRegistered { path });
@@ -25,7 +25,7 @@ pub fn load_settings(root: &AgentRoot) -> Result<agent_config::AgentSettings, Ag
 }
 
 /// The renewal policy configured in agent.conf.
-pub fn policy_from(settings: &agent_config::AgentSettings) -> Policy {
+pub(crate) fn policy_from(settings: &agent_config::AgentSettings) -> Policy {
     const HOUR: u64 = 3600;
     Policy {
         renew_before: Duration::from_secs(u64::from(settings.renew_days_before_expiry) * 24 * HOUR),
@@ -66,7 +66,7 @@ impl Agent {
     /// Reads agent.conf and opens the store of a registered agent.
     ///
     /// # Errors
-    /// As [`load_settings`], and the store's error when it cannot be opened.
+    /// As `load_settings`, and the store's error when it cannot be opened.
     pub fn load(root: &AgentRoot) -> Result<Self, AgentError> {
         let settings = load_settings(root)?;
         let store = root.open_store()?;

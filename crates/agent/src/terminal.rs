@@ -6,7 +6,7 @@
 use std::io::Write;
 
 /// Escapes each line of `text` for a terminal, keeping the line breaks between lines.
-pub fn escape_lines(text: &str) -> String {
+pub(crate) fn escape_lines(text: &str) -> String {
     text.split_inclusive('\n')
         .map(|line| match line.strip_suffix('\n') {
             Some(body) => format!("{}\n", cert_loading::escape_for_terminal(body)),

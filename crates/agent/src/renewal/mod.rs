@@ -20,7 +20,7 @@
 //! Nothing is rolled back, discarded or forgotten on an indefinite manager outcome (timeout,
 //! connection lost after sending, 5xx). When the current identity is refused as not this
 //! client's, the other generations are tried and the accepted one is adopted. One check runs at
-//! a time per agent root ([`crate::lock::RenewalLock`]).
+//! a time per agent root (`crate::lock::RenewalLock`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -70,14 +70,14 @@ pub struct CheckRequest {
     pub lock_wait: Duration,
     /// How long the check may run once it holds the lock: no manager call starts after that,
     /// so the lock is held at most this long plus one call's timeout (and the bounded local
-    /// steps). See [`DEFAULT_CHECK_DEADLINE`].
+    /// steps). See `DEFAULT_CHECK_DEADLINE`.
     pub deadline: Duration,
 }
 
 /// A check's default deadline: a renewal takes about five manager calls, each bounded by
 /// cm-client's request timeout (20 s) and its retries; five minutes leave room for a slow
 /// manager and still free the lock for the next check.
-pub const DEFAULT_CHECK_DEADLINE: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_CHECK_DEADLINE: Duration = Duration::from_secs(300);
 
 impl CheckRequest {
     /// A request for `trigger` with the defaults: agent.conf's folder, not a dry run, the
@@ -684,7 +684,7 @@ impl Check<'_> {
 
 /// Uploads log records waiting in the logger, with the current identity, through `connector`.
 /// Failures put them back.
-pub fn upload_pending(agent: &Agent, logger: &Logger, connector: &dyn Connector) {
+pub(crate) fn upload_pending(agent: &Agent, logger: &Logger, connector: &dyn Connector) {
     if logger.has_no_uploads() {
         return;
     }
