@@ -50,7 +50,7 @@ pub struct Arguments {
             .try_map(|value| value.parse::<TrustedCaChanges>()),
     )]
     pub trusted_ca_changes: TrustedCaChanges,
-    /// Back-pressure to agents, for testing them: STATUS:EVERY[:SECONDS] answers one agent
+    /// Back-pressure to agents, for testing them: `STATUS:EVERY[:SECONDS]` answers one agent
     /// request in EVERY (login, the client's own record, renewal, log upload) with STATUS (429
     /// or 503) and, with SECONDS, a Retry-After header. An invented test setting.
     #[arg(long, value_name = "STATUS:EVERY[:SECONDS]", value_parser = cm_emulator::Throttle::parse)]

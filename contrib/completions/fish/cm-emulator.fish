@@ -7,6 +7,6 @@ on-first-login\t''
 at-expiry\t''"
 complete -c cm-emulator -l trusted-ca-changes -d 'When a change of the web interface\'s trusted CAs takes effect: at the next web restart (at-web-restart, as CM before 2.18 and the source document\'s procedure), or at once (immediately, as CM 2.18 and later, which also offer /api/v1/trusted-cas)' -r -f -a "at-web-restart\t''
 immediately\t''"
-complete -c cm-emulator -l throttle-agents -d 'Back-pressure to agents, for testing them: STATUS:EVERY[:SECONDS] answers one agent request in EVERY (login, the client\'s own record, renewal, log upload) with STATUS (429 or 503) and, with SECONDS, a Retry-After header. An invented test setting' -r
+complete -c cm-emulator -l throttle-agents -d 'Back-pressure to agents, for testing them: `STATUS:EVERY[:SECONDS]` answers one agent request in EVERY (login, the client\'s own record, renewal, log upload) with STATUS (429 or 503) and, with SECONDS, a Retry-After header. An invented test setting' -r
 complete -c cm-emulator -s h -l help -d 'Print help'
 complete -c cm-emulator -s V -l version -d 'Print version'

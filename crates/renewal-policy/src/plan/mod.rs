@@ -73,7 +73,7 @@ pub struct StoreView {
 }
 
 impl StoreView {
-    /// The current certificate as [`crate::decide`] sees it.
+    /// The current certificate as the timeline primitives see it.
     pub fn current_certificate(&self) -> CurrentCertificate {
         CurrentCertificate {
             common_name: self.common_name.clone(),
