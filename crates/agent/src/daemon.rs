@@ -31,6 +31,9 @@ use renewal_policy::plan::{Setback, pause_after};
 
 /// What woke the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Windows has no SIGHUP or SIGTERM: nothing sends these there (the service manager stops the
+// process), so the variants are only constructed on Unix.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) enum Wake {
     /// SIGHUP: reread agent.conf, check now.
     Reload,

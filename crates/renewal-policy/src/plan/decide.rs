@@ -85,7 +85,10 @@ fn answer_to(events: &[Event], exchange: Exchange) -> Option<&Answer> {
             } if *discarded == generation => {
                 return None;
             }
-            _ => {}
+            Event::Answered(..)
+            | Event::Discarded { .. }
+            | Event::Activated { .. }
+            | Event::ManagerAsksToWait { .. } => {}
         }
     }
     None
@@ -264,7 +267,11 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                     Some(Answer::Accepted) => Step::Push { generation },
                     // Nothing was sent for the candidate: drop it; the identity question (or
                     // the unreachable manager) is dealt with below.
-                    Some(_) => Step::Discard { generation },
+                    Some(
+                        Answer::Refused { .. }
+                        | Answer::NotThisClient { .. }
+                        | Answer::Indefinite { .. },
+                    ) => Step::Discard { generation },
                 });
             }
             JournalPhase::Pushing { generation } => {
@@ -513,7 +520,16 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                     !overdue && situation.trigger != Trigger::Manual,
                 ));
             }
-            _ => {}
+            // Logins, a renewal accepted or unknown, another generation made current, discards
+            // and waits say nothing about how this check ended.
+            Event::Answered(Exchange::Login { .. }, _)
+            | Event::Answered(
+                Exchange::Renew { .. },
+                Answer::Accepted | Answer::Indefinite { .. },
+            )
+            | Event::Activated { .. }
+            | Event::Discarded { .. }
+            | Event::ManagerAsksToWait { .. } => {}
         }
     }
 
@@ -546,7 +562,11 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
                     with_status: false,
                 },
                 Some(Answer::Accepted) => clock_skew(context),
-                Some(_) => finish(Outcome::Expired, Severity::Critical, None, false),
+                Some(
+                    Answer::Refused { .. }
+                    | Answer::NotThisClient { .. }
+                    | Answer::Indefinite { .. },
+                ) => finish(Outcome::Expired, Severity::Critical, None, false),
             };
         }
         Schedule::NotDue { next_check } => (None, next_check),
