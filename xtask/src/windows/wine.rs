@@ -53,9 +53,11 @@ pub(crate) fn run() -> Result<()> {
     );
 
     let first = register(&wine, &manager, &token, &fingerprint)?;
+    // Before the renewal: the broken set is then newer than the one in use, so the update needs
+    // its key (a set already in use is never decrypted: there is nothing to do with it).
+    refuse_wrong_passphrase(&wine)?;
     let renewed = renew(&wine, &manager, &first)?;
     refuse_changed_common_name(&wine, &manager, &renewed)?;
-    refuse_wrong_passphrase(&wine)?;
 
     println!(
         "\nThe Windows builds behaved as on Linux under Wine (register, status, renew, refusals)."
