@@ -185,6 +185,55 @@ pub(crate) fn open(
     id: GenerationId,
     data_key: &DataKey,
 ) -> Result<(Identity, GenerationInfo), Error> {
+    let (chain, key, info) = read_and_decrypt(folder, id, data_key)?;
+    let metadata_path = folder.join(METADATA_FILE);
+    let identity = Identity::from_parts(folder, chain, key).map_err(|source| match source {
+        cert_loading::Error::KeyCertificateMismatch { .. } => Error::KeyCertificateMismatch {
+            path: folder.to_path_buf(),
+        },
+        source => Error::Certificate {
+            path: folder.to_path_buf(),
+            source,
+        },
+    })?;
+    let summary = identity.certificate();
+    if summary.common_name != info.common_name
+        || to_unix_seconds(summary.not_after) != to_unix_seconds(info.not_after)
+    {
+        return Err(Error::tampered(
+            &metadata_path,
+            "the common name or validity differs from the certificate",
+        ));
+    }
+    Ok((identity, info))
+}
+
+/// Reads a generation back and checks that it holds exactly `expected` (the chain and the key
+/// bytes, after AES-GCM authenticated them), without deriving the public key again: `expected`
+/// was checked against its certificate when it was loaded, so equal bytes match as well. What an
+/// import confirms before it switches.
+pub(crate) fn verify_holds(
+    folder: &Path,
+    id: GenerationId,
+    data_key: &DataKey,
+    expected: &Identity,
+) -> Result<GenerationInfo, Error> {
+    let (chain, key, info) = read_and_decrypt(folder, id, data_key)?;
+    if chain.as_slice() != expected.chain() || key.pkcs8_der() != expected.key().pkcs8_der() {
+        return Err(Error::tampered(
+            folder,
+            "the generation read back differs from the identity that was stored",
+        ));
+    }
+    Ok(info)
+}
+
+/// The chain (checked against `metadata.json`), the decrypted key and the metadata.
+fn read_and_decrypt(
+    folder: &Path,
+    id: GenerationId,
+    data_key: &DataKey,
+) -> Result<(Vec<CertificateDer<'static>>, SecretKeyDer, GenerationInfo), Error> {
     let metadata_path = folder.join(METADATA_FILE);
     let metadata_json = crate::files::read(&metadata_path)?;
     let (info, chain_pem_sha256) = parse_metadata(&metadata_path, id, &metadata_json)?;
@@ -216,25 +265,7 @@ pub(crate) fn open(
             )
         })?;
     let key = SecretKeyDer::from_pkcs8_der(Zeroizing::new(plaintext));
-    let identity = Identity::from_parts(folder, chain, key).map_err(|source| match source {
-        cert_loading::Error::KeyCertificateMismatch { .. } => Error::KeyCertificateMismatch {
-            path: folder.to_path_buf(),
-        },
-        source => Error::Certificate {
-            path: folder.to_path_buf(),
-            source,
-        },
-    })?;
-    let summary = identity.certificate();
-    if summary.common_name != info.common_name
-        || to_unix_seconds(summary.not_after) != to_unix_seconds(info.not_after)
-    {
-        return Err(Error::tampered(
-            &metadata_path,
-            "the common name or validity differs from the certificate",
-        ));
-    }
-    Ok((identity, info))
+    Ok((chain, key, info))
 }
 
 /// Reads `chain.pem` and checks it against `metadata.json` (without decrypting anything):

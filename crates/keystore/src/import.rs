@@ -29,7 +29,7 @@ impl Keystore {
     pub fn import(&self, identity: &Identity, created_at: SystemTime) -> Result<Import<'_>, Error> {
         let previous = self.current_generation()?;
         let generation = self.stage(identity, created_at)?;
-        let info = match self.activate(generation) {
+        let info = match self.activate_holding(generation, Some(identity)) {
             Ok(info) => info,
             Err(error) => {
                 // Not switched: the generation is still only staged.

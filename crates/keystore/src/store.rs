@@ -321,13 +321,36 @@ impl Keystore {
     /// [`Error::Locked`]; [`Error::GenerationNotFound`]; the errors of [`Keystore::current`]
     /// for the generation to activate (nothing is switched then); [`Error::Io`].
     pub fn activate(&self, id: GenerationId) -> Result<GenerationInfo, Error> {
+        self.activate_holding(id, None)
+    }
+
+    /// [`Keystore::activate`]; with `expected`, the read-back checks that the generation holds
+    /// exactly that identity (byte for byte, after decryption) instead of deriving the key's
+    /// public key again (an import, or a renewal that already read the generation: the identity
+    /// was checked when it was loaded).
+    ///
+    /// # Errors
+    /// As [`Keystore::activate`]; [`Error::Tampered`] when the generation holds another identity.
+    pub fn activate_holding(
+        &self,
+        id: GenerationId,
+        expected: Option<&Identity>,
+    ) -> Result<GenerationInfo, Error> {
         let _lock = self.lock()?;
         self.remove_leftovers()?;
         let pointer = self.read_pointer()?;
         if !self.generation_folder(id).is_dir() {
             return Err(Error::GenerationNotFound { id });
         }
-        let (_, info) = self.open_generation(id)?;
+        let info = match expected {
+            Some(expected) => {
+                let folder = self.generation_folder(id);
+                generation::read_info(&folder, id)?;
+                let data_key = self.protector.load_key(id)?;
+                generation::verify_holds(&folder, id, &data_key, expected)?
+            }
+            None => self.open_generation(id)?.1,
+        };
         let new_pointer = match pointer {
             Some(pointer) if pointer.current.0 == id => pointer,
             Some(pointer) => Pointer {

@@ -669,3 +669,33 @@ fn keeping_an_import_keeps_it_current() {
     assert_eq!(status.current().unwrap().id, kept);
     assert_eq!(status.previous().unwrap().id, first);
 }
+
+/// An import confirms what it stored by comparing bytes with the identity it was given (checked
+/// when it was loaded) rather than deriving the key's public key a second time (issue 21,
+/// "registration does each costly step once"); a generation that holds anything else is
+/// refused as tampered and nothing is switched.
+#[test]
+fn activating_against_an_expected_identity_compares_bytes_and_refuses_another() {
+    let root = tempfile::tempdir().unwrap();
+    let store = common::open_or_create(root.path()).unwrap();
+    let first = identity(P384);
+    let import = store.import(&first, created_at()).unwrap();
+    let generation = import.keep();
+    assert_eq!(
+        store.current().unwrap().key().pkcs8_der(),
+        first.key().pkcs8_der()
+    );
+    let staged = store.stage(&identity(RENEWAL_P384), created_at()).unwrap();
+    let error = store.activate_holding(staged, Some(&first)).unwrap_err();
+    assert_eq!(error.kind(), "Tampered", "{error}");
+    let status = store.status().unwrap();
+    assert_eq!(
+        status.current().unwrap().id,
+        generation,
+        "nothing was switched"
+    );
+    store
+        .activate_holding(staged, Some(&identity(RENEWAL_P384)))
+        .unwrap();
+    assert_eq!(store.status().unwrap().current().unwrap().id, staged);
+}

@@ -480,9 +480,12 @@ impl Check<'_> {
                 )?;
                 crash_point("journal-activating");
                 let replaced = view.current;
-                self.agent
-                    .store
-                    .activate(keystore::GenerationId::new(generation))?;
+                // The identity this check read (and checked) is what the generation must hold:
+                // compared byte for byte, its public key not derived again.
+                self.agent.store.activate_holding(
+                    keystore::GenerationId::new(generation),
+                    Some(&self.clients[&generation].0),
+                )?;
                 crash_point("activated");
                 self.write_journal(
                     JournalPhase::Confirming {
