@@ -84,6 +84,7 @@ mod files;
 mod generation;
 mod import;
 mod protector;
+mod public;
 mod store;
 
 pub use cert_loading::{Fingerprint, Identity};

@@ -25,7 +25,7 @@ pub const LOCK_FILE: &str = ".lock";
 pub const GENERATIONS_FOLDER: &str = "generations";
 
 /// How many times a reader retries when a writer switched generations under it.
-const READ_ATTEMPTS: usize = 3;
+pub(crate) const READ_ATTEMPTS: usize = 3;
 
 /// The agent's pem store under one agent root. See the crate documentation.
 ///
@@ -129,8 +129,9 @@ struct PointerEntry {
 
 /// The parsed pointer file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Pointer {
-    current: (GenerationId, Fingerprint),
+pub(crate) struct Pointer {
+    /// The current generation and its certificate's fingerprint.
+    pub(crate) current: (GenerationId, Fingerprint),
     previous: Option<(GenerationId, Fingerprint)>,
 }
 
@@ -430,41 +431,6 @@ impl Keystore {
         self.read_current().map(|(identity, _)| identity)
     }
 
-    /// The current certificate chain and its metadata, checked against `metadata.json` and the
-    /// pointer, without touching the key: what a status display, the expiry check and the
-    /// metrics show. (The certificate alone proves nothing about the key; use
-    /// [`Keystore::current`] to present the identity.)
-    ///
-    /// # Errors
-    /// [`Error::NotRegistered`]; [`Error::Tampered`] when the chain differs from its metadata or
-    /// the pointer; [`Error::Certificate`]; [`Error::Io`].
-    pub fn current_certificate(
-        &self,
-    ) -> Result<(Vec<cert_loading::CertificateDer<'static>>, GenerationInfo), Error> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let pointer = self.read_pointer()?.ok_or_else(|| self.not_registered())?;
-            let id = pointer.current.0;
-            let folder = self.generation_folder(id);
-            let result = generation::read_checked_chain(&folder, id).and_then(|(chain, info)| {
-                if info.fingerprint == pointer.current.1 {
-                    Ok((chain, info))
-                } else {
-                    Err(self.pointer_mismatch(id))
-                }
-            });
-            match result {
-                Ok(found) => return Ok(found),
-                // A writer may have switched and pruned between the two reads: read again.
-                Err(error) if attempt < READ_ATTEMPTS && self.read_pointer()? != Some(pointer) => {
-                    drop(error);
-                }
-                Err(error) => return Err(error),
-            }
-        }
-    }
-
     /// Any generation's identity (current, previous or staged), decrypted and checked as
     /// [`Keystore::current`] does. The renewal state machine uses it to probe a staged or
     /// previous identity with the manager before adopting it.
@@ -704,7 +670,7 @@ impl Keystore {
         ))
     }
 
-    fn read_pointer(&self) -> Result<Option<Pointer>, Error> {
+    pub(crate) fn read_pointer(&self) -> Result<Option<Pointer>, Error> {
         let path = self.pointer_path();
         let Some(bytes) = files::read_if_present(&path)? else {
             return Ok(None);
@@ -793,13 +759,13 @@ impl Keystore {
         self.pem_folder.join(POINTER_FILE)
     }
 
-    fn not_registered(&self) -> Error {
+    pub(crate) fn not_registered(&self) -> Error {
         Error::NotRegistered {
             path: self.pointer_path(),
         }
     }
 
-    fn pointer_mismatch(&self, id: GenerationId) -> Error {
+    pub(crate) fn pointer_mismatch(&self, id: GenerationId) -> Error {
         Error::tampered(
             self.pointer_path(),
             format!("generation {id} does not hold the certificate the pointer names"),
