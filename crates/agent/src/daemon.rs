@@ -135,10 +135,20 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                         trigger = Trigger::Recovery;
                         next_check = Deadline::now();
                     }
+                    // A manager that asks to come back later (429, 503 with Retry-After) is
+                    // given that time, within the heartbeat interval.
+                    let retry_after = match &error {
+                        AgentError::Manager(cm_client::Error::Throttled {
+                            retry_after: Some(after),
+                            ..
+                        }) => Some(after.after(now).duration_since(now).unwrap_or_default()),
+                        _ => None,
+                    };
                     Deadline::after(pause_after(
                         &policy,
                         Setback::HeartbeatFailed {
                             heartbeat_interval: Duration::from_secs(interval),
+                            retry_after,
                         },
                     ))
                 }

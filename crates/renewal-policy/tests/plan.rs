@@ -597,3 +597,31 @@ fn the_managers_back_pressure_is_honoured_within_the_policys_bounds() {
     assert_eq!(outcome.kind(), OutcomeKind::Unreachable);
     assert_eq!((severity, healthy), (Severity::Warning, false));
 }
+
+/// The daemon's waits are the policy's (`pause_after`): none of them is a constant of the
+/// daemon, and a failed heartbeat honours the manager's `Retry-After` within the heartbeat
+/// interval.
+#[test]
+fn the_daemons_pauses_come_from_the_policy() {
+    use renewal_policy::plan::{Setback, pause_after};
+    let policy = Policy::default();
+    let minute = Duration::from_secs(60);
+    let hour = 60 * minute;
+    assert_eq!(pause_after(&policy, Setback::Expired), 24 * hour);
+    assert_eq!(pause_after(&policy, Setback::Busy), minute);
+    assert_eq!(pause_after(&policy, Setback::LocalFailure), hour);
+    let heartbeat = |interval, retry_after| {
+        pause_after(
+            &policy,
+            Setback::HeartbeatFailed {
+                heartbeat_interval: interval,
+                retry_after,
+            },
+        )
+    };
+    assert_eq!(heartbeat(hour, None), 5 * minute);
+    assert_eq!(heartbeat(2 * minute, None), 2 * minute);
+    assert_eq!(heartbeat(hour, Some(20 * minute)), 20 * minute);
+    assert_eq!(heartbeat(hour, Some(3 * hour)), hour);
+    assert_eq!(heartbeat(hour, Some(minute)), 5 * minute);
+}

@@ -349,6 +349,8 @@ pub enum Setback {
     HeartbeatFailed {
         /// agent.conf's `STATUS_INTERVAL`.
         heartbeat_interval: std::time::Duration,
+        /// How long the manager asked to wait (its `Retry-After`, seen from now), if it did.
+        retry_after: Option<std::time::Duration>,
     },
 }
 
@@ -359,9 +361,15 @@ pub fn pause_after(policy: &Policy, setback: Setback) -> std::time::Duration {
         Setback::Expired => policy.expired_recheck,
         Setback::Busy => policy.busy_retry,
         Setback::LocalFailure => policy.local_failure_retry,
-        Setback::HeartbeatFailed { heartbeat_interval } => {
-            heartbeat_interval.min(policy.heartbeat_failure_retry)
-        }
+        // The short retry, or later when the manager asked for it, but never past the
+        // heartbeat interval.
+        Setback::HeartbeatFailed {
+            heartbeat_interval,
+            retry_after,
+        } => heartbeat_interval
+            .min(policy.heartbeat_failure_retry)
+            .max(retry_after.unwrap_or_default())
+            .min(heartbeat_interval),
     }
 }
 
