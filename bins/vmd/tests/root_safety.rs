@@ -190,6 +190,41 @@ fn traced(strace: &Path, trace: &Path, command: &Command, limit: Duration) -> Ou
     run_bounded(wrapped, limit)
 }
 
+/// Runs the `vmd` daemon under `strace -f -y` (appending to `trace`) until `ready` (at most
+/// 60 s), then stops it with SIGTERM and waits for it (at most 30 s).
+fn traced_daemon_until(strace: &Path, trace: &Path, root: &Path, ready: impl Fn() -> bool) {
+    let mut daemon = Command::new(strace);
+    daemon
+        .args(["-f", "-qq", "-y", "-e", TRACED, "-A", "-o"])
+        .arg(trace)
+        .arg(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root)
+        .env_remove("CTE_AGENT_ROOT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = daemon.spawn().unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) && !ready() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGTERM to vmd itself (its pid file): strace blocks fatal signals when it runs a program
+    // with -o (its -I3 default), and exits when vmd does.
+    let pid = std::fs::read_to_string(root.join("vmd/run/vmd.pid")).unwrap_or_default();
+    let _ = Command::new("kill").arg("-TERM").arg(pid.trim()).status();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
+            panic!("the traced daemon did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// One traced system call: its name and its arguments and result as text.
 struct Call<'a> {
     name: &'a str,
@@ -362,42 +397,12 @@ fn every_agent_file_is_opened_without_following_links_and_no_mode_is_set_by_path
         );
     }
     // The daemon: a heartbeat at start, then SIGTERM.
-    let mut daemon = Command::new(&strace);
-    daemon
-        .args(["-f", "-qq", "-y", "-e", TRACED, "-A", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_vmd"))
-        .arg("--agent-root")
-        .arg(root)
-        .env_remove("CTE_AGENT_ROOT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = daemon.spawn().unwrap();
     let metrics = host.metrics_dir.path().join("cte_agent.prom");
     let before = std::fs::metadata(&metrics).and_then(|m| m.modified()).ok();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
+    traced_daemon_until(&strace, &trace, root, || {
         let now = std::fs::metadata(&metrics).and_then(|m| m.modified()).ok();
-        if now != before && common::log(root).contains("CGP2001I") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    // SIGTERM to vmd itself (its pid file): strace blocks fatal signals when it runs a program
-    // with -o (its -I3 default), and exits when vmd does.
-    let pid = std::fs::read_to_string(root.join("vmd/run/vmd.pid")).unwrap_or_default();
-    let _ = Command::new("kill").arg("-TERM").arg(pid.trim()).status();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
-            panic!("the traced daemon did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        now != before && common::log(root).contains("CGP2001I")
+    });
     let trace_text = std::fs::read_to_string(&trace).unwrap();
     assert!(
         trace_text.contains("heartbeat.json"),
@@ -634,37 +639,9 @@ fn a_check_and_a_heartbeat_read_agent_conf_and_the_key_once_each() {
     assert_eq!((conf, keys), (1, 1), "vmd --once: agent.conf and key opens");
     // The daemon: its first check and heartbeat, then SIGTERM.
     let trace = work.path().join("daemon.txt");
-    let mut daemon = Command::new(&strace);
-    daemon
-        .args(["-f", "-qq", "-y", "-e", TRACED, "-A", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_vmd"))
-        .arg("--agent-root")
-        .arg(root)
-        .env_remove("CTE_AGENT_ROOT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = daemon.spawn().unwrap();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        if root.join("vmd/run/heartbeat.json").exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = std::fs::read_to_string(root.join("vmd/run/vmd.pid")).unwrap_or_default();
-    let _ = Command::new("kill").arg("-TERM").arg(pid.trim()).status();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
-            panic!("the traced daemon did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    traced_daemon_until(&strace, &trace, root, || {
+        root.join("vmd/run/heartbeat.json").exists()
+    });
     let (daemon_conf, daemon_keys) =
         count_conf_and_key_opens(&std::fs::read_to_string(&trace).unwrap());
     eprintln!(
