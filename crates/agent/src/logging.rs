@@ -41,7 +41,7 @@ pub fn log_dir(root: &AgentRoot, flag: Option<&Path>) -> PathBuf {
     let configured = agent_config::ConfigFile::read(&root.agent_conf())
         .ok()
         .and_then(|file| agent_config::path_setting(&file, agent_config::keys::LOG_DIR));
-    log_dir_with(root, flag, configured.as_deref())
+    log_dir_with(root, None, configured.as_deref())
 }
 
 /// [`log_dir`] with agent.conf's `LOG_DIR` already read (`configured`), so a caller that has the
