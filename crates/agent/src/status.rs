@@ -13,8 +13,8 @@ use crate::renewal::{CheckStatus, Journal};
 /// One generation of the pem store.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenerationLine {
-    /// The generation number.
-    pub id: u64,
+    /// The generation (a number in JSON).
+    pub id: keystore::GenerationId,
     /// `current`, `previous` or `staged`.
     pub role: String,
     /// SHA-256 fingerprint (or the error reading it).
@@ -71,7 +71,7 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
         .generations
         .iter()
         .map(|generation| GenerationLine {
-            id: generation.id.number(),
+            id: generation.id,
             role: format!("{:?}", generation.role).to_lowercase(),
             fingerprint: match &generation.info {
                 Ok(info) => info.fingerprint.to_string(),

@@ -1,5 +1,6 @@
 //! The words every crate of the agent shares, defined once: a certificate's SHA-256
-//! [`Fingerprint`], RFC 3339 times ([`format_rfc3339`]) and the product's one level scale
+//! [`Fingerprint`], the pem store's [`GenerationId`], RFC 3339 times ([`format_rfc3339`]) and
+//! the product's one level scale
 //! ([`Severity`]: what the renewal plan decides, what the log writes, what agent.conf's upload
 //! threshold names).
 //!
@@ -25,6 +26,46 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
+
+/// Identifies a generation of the agent's pem store: the store names its folders by it, the
+/// renewal plan's steps and journal name it. Generations are numbered upwards from 1 in the
+/// order they are staged; the number of a generation that no longer exists (its staging crashed,
+/// or it was discarded while it was the newest) may be given to the next one, so what was said
+/// about a certificate is keyed by its [`Fingerprint`], never by this number.
+///
+/// In JSON (the `serde` feature) it is the plain number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct GenerationId(u64);
+
+impl GenerationId {
+    /// The generation with this number.
+    pub const fn new(number: u64) -> Self {
+        Self(number)
+    }
+
+    /// Its number.
+    pub const fn number(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GenerationId {
+    /// The plain number.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.0)
+    }
+}
+
+impl FromStr for GenerationId {
+    type Err = std::num::ParseIntError;
+
+    /// Parses the plain number (as printed by `Display`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.trim().parse().map(Self)
+    }
+}
 
 /// The SHA-256 of a certificate's DER.
 ///

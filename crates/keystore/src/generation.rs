@@ -7,9 +7,7 @@
 //! `chain.pem`: a change to any byte of any of the three files, or to the random key, makes
 //! opening fail.
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -35,51 +33,21 @@ const CIPHER_NAME: &str = "AES-256-GCM";
 /// Domain separation for the associated data, so these ciphertexts mean nothing elsewhere.
 const ASSOCIATED_DATA_LABEL: &[u8] = b"cte-agent pem store v1 private key\0";
 
-/// Identifies a generation of the store. Generations are numbered upwards from 1 in the order
-/// they are staged. The number of a generation that no longer exists (its staging crashed, or
-/// it was discarded while it was the newest) may be given to the next one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GenerationId(u64);
+/// Identifies a generation of the store: the one type the whole agent uses
+/// ([`cert_vocabulary::GenerationId`]).
+pub use cert_vocabulary::GenerationId;
 
-impl GenerationId {
-    /// The generation with this number.
-    pub fn new(number: u64) -> Self {
-        Self(number)
-    }
-
-    /// Its number.
-    pub fn number(self) -> u64 {
-        self.0
-    }
-
-    /// The name of its folder and key file: the number with at least six digits.
-    pub(crate) fn file_name(self) -> String {
-        format!("{:06}", self.0)
-    }
-
-    /// Reads a folder or key file name; `None` for anything else (temporary files included).
-    pub(crate) fn from_file_name(name: &str) -> Option<Self> {
-        if name.is_empty() || !name.bytes().all(|byte| byte.is_ascii_digit()) {
-            return None;
-        }
-        name.parse().ok().map(Self)
-    }
+/// The name of a generation's folder and key file: the number with at least six digits.
+pub(crate) fn file_name(id: GenerationId) -> String {
+    format!("{:06}", id.number())
 }
 
-impl fmt::Display for GenerationId {
-    /// The plain number.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}", self.0)
+/// Reads a folder or key file name; `None` for anything else (temporary files included).
+pub(crate) fn id_from_file_name(name: &str) -> Option<GenerationId> {
+    if name.is_empty() || !name.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
     }
-}
-
-impl FromStr for GenerationId {
-    type Err = std::num::ParseIntError;
-
-    /// Parses the plain number (as printed by `Display`).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.trim().parse().map(Self)
-    }
+    name.parse().ok().map(GenerationId::new)
 }
 
 /// What the store records about a generation, readable without decrypting it.

@@ -114,8 +114,10 @@ impl FileKeyProtector {
 
     /// The key file of `generation`.
     pub fn key_path(&self, generation: GenerationId) -> PathBuf {
-        self.folder
-            .join(format!("{}.{KEY_FILE_EXTENSION}", generation.file_name()))
+        self.folder.join(format!(
+            "{}.{KEY_FILE_EXTENSION}",
+            crate::generation::file_name(generation)
+        ))
     }
 }
 
@@ -178,7 +180,7 @@ impl KeyProtector for FileKeyProtector {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if let Some(stem) = name.strip_suffix(&format!(".{KEY_FILE_EXTENSION}"))
-                && let Some(generation) = GenerationId::from_file_name(stem)
+                && let Some(generation) = crate::generation::id_from_file_name(stem)
             {
                 generations.push(generation);
             }

@@ -224,7 +224,7 @@ impl Keystore {
 
     /// The folder of a generation.
     pub fn generation_folder(&self, id: GenerationId) -> PathBuf {
-        self.generations_folder.join(id.file_name())
+        self.generations_folder.join(generation::file_name(id))
     }
 
     /// The key protector in use.
@@ -263,9 +263,11 @@ impl Keystore {
         let sealed = generation::seal(id, identity, created_at, &data_key)?;
 
         self.protector.store_key(id, &data_key)?;
-        let temporary_folder =
-            self.generations_folder
-                .join(format!(".{}{}", id.file_name(), files::TEMPORARY_SUFFIX));
+        let temporary_folder = self.generations_folder.join(format!(
+            ".{}{}",
+            generation::file_name(id),
+            files::TEMPORARY_SUFFIX
+        ));
         let written = self.write_generation_folder(id, &temporary_folder, &sealed);
         if written.is_err() {
             // Best effort: the next writer removes these leftovers anyway.
@@ -587,7 +589,7 @@ impl Keystore {
         let folder = self.generation_folder(id);
         let trash = self
             .generations_folder
-            .join(format!(".{}.trash", id.file_name()));
+            .join(format!(".{}.trash", generation::file_name(id)));
         fs::rename(&folder, &trash).map_err(|source| Error::io(&folder, "move away", source))?;
         fault::point("prune.generation", "moved-away");
         files::sync_dir(&self.generations_folder)?;
@@ -650,7 +652,7 @@ impl Keystore {
             if let Some(id) = entry
                 .file_name()
                 .to_str()
-                .and_then(GenerationId::from_file_name)
+                .and_then(generation::id_from_file_name)
             {
                 ids.push(id);
             }

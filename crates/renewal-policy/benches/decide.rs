@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use renewal_policy::plan::{FolderView, GenerationView, Situation, StoreView, Trigger, next_step};
-use renewal_policy::{CandidateCertificate, Fingerprint, HostSeed, Policy};
+use renewal_policy::{CandidateCertificate, Fingerprint, GenerationId, HostSeed, Policy};
 
 const DAY: u64 = 86_400;
 
@@ -22,7 +22,7 @@ fn decisions(criterion: &mut Criterion) {
     let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600);
     let store = StoreView {
         current: GenerationView {
-            number: 1,
+            id: GenerationId::new(1),
             fingerprint: Fingerprint([1; 32]),
             not_after,
         },

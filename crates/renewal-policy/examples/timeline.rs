@@ -12,7 +12,8 @@ use renewal_policy::plan::{
     next_step,
 };
 use renewal_policy::{
-    CandidateCertificate, Fingerprint, HostSeed, Policy, format_rfc3339, renewal_window_start,
+    CandidateCertificate, Fingerprint, GenerationId, HostSeed, Policy, format_rfc3339,
+    renewal_window_start,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -22,7 +23,7 @@ fn main() {
     let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(2_082_758_400);
     let store = StoreView {
         current: GenerationView {
-            number: 1,
+            id: GenerationId::new(1),
             fingerprint: Fingerprint([1; 32]),
             not_after,
         },
@@ -59,7 +60,9 @@ fn main() {
             match step {
                 Step::LookInFolder => seen = folder.clone(),
                 Step::Login { generation, .. } => events.push(Event::Answered(
-                    Exchange::Login { generation },
+                    Exchange::Login {
+                        certificate: store.generation(generation).unwrap().fingerprint,
+                    },
                     Answer::Refused {
                         reason: "certificate expired".to_owned(),
                     },

@@ -97,12 +97,12 @@
 //! use renewal_policy::plan::{
 //!     FolderView, GenerationView, Outcome, Situation, Step, StoreView, Trigger, next_step,
 //! };
-//! use renewal_policy::{Fingerprint, HostSeed, Policy, Severity};
+//! use renewal_policy::{Fingerprint, GenerationId, HostSeed, Policy, Severity};
 //!
 //! const DAY: Duration = Duration::from_secs(86_400);
 //! let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600); // 2027-01-01
 //! let store = StoreView {
-//!     current: GenerationView { number: 1, fingerprint: Fingerprint([1; 32]), not_after: expiry },
+//!     current: GenerationView { id: GenerationId::new(1), fingerprint: Fingerprint([1; 32]), not_after: expiry },
 //!     common_name: "host-17.example.com".to_owned(),
 //!     previous: None,
 //!     staged: Vec::new(),
@@ -145,7 +145,7 @@ mod time;
 mod timeline;
 
 /// The shared vocabulary: a certificate's SHA-256 and RFC 3339 times (`cert-vocabulary`).
-pub use cert_vocabulary::{Fingerprint, Severity, format_rfc3339};
+pub use cert_vocabulary::{Fingerprint, GenerationId, Severity, format_rfc3339};
 pub use policy::{Policy, PolicyError};
 pub use stagger::{HostSeed, peak_per_clock_hour, renewal_window_start, stagger_offset};
 pub use timeline::{

@@ -9,7 +9,7 @@ use renewal_policy::plan::{
     OutcomeKind, Situation, Step, StoreView, Trigger, next_step,
 };
 use renewal_policy::{
-    CandidateCertificate, CandidateProblem, Fingerprint, HostSeed, Policy, Severity,
+    CandidateCertificate, CandidateProblem, Fingerprint, GenerationId, HostSeed, Policy, Severity,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -22,7 +22,7 @@ fn now() -> SystemTime {
 
 fn generation(number: u64, byte: u8, days_left: u64) -> GenerationView {
     GenerationView {
-        number,
+        id: GenerationId::new(number),
         fingerprint: Fingerprint([byte; 32]),
         not_after: now() + DAY * u32::try_from(days_left).unwrap(),
     }
@@ -122,12 +122,24 @@ impl Case {
     }
 }
 
-fn login(generation: u64) -> Exchange {
-    Exchange::Login { generation }
+/// A login presenting the certificate whose fingerprint is all `byte` (generation `n` of these
+/// cases holds certificate `n` unless a case says otherwise).
+fn login(byte: u8) -> Exchange {
+    Exchange::Login {
+        certificate: Fingerprint([byte; 32]),
+    }
 }
 
-fn renew(generation: u64) -> Exchange {
-    Exchange::Renew { generation }
+/// The renewal to the certificate whose fingerprint is all `byte`.
+fn renew(byte: u8) -> Exchange {
+    Exchange::Renew {
+        certificate: Fingerprint([byte; 32]),
+    }
+}
+
+/// Generation `number`.
+fn id(number: u64) -> GenerationId {
+    GenerationId::new(number)
 }
 
 fn not_this_client() -> Answer {
@@ -164,7 +176,7 @@ fn once_checks_the_identity_then_the_folder_and_stays_quiet_with_older_or_same_s
     assert_eq!(
         case.step(),
         Step::Login {
-            generation: 2,
+            generation: id(2),
             with_status: true
         }
     );
@@ -221,21 +233,21 @@ fn a_usable_set_is_staged_before_anything_is_sent_and_pushed_after_a_login() {
     let mut staged = store(20);
     staged.staged.push(generation(3, 3, 400));
     let case = Case::new(Trigger::Scheduled, staged.clone(), set(3, NAME, 400))
-        .journal(JournalPhase::Staged { generation: 3 });
+        .journal(JournalPhase::Staged { generation: id(3) });
     assert_eq!(
         case.step(),
         Step::Login {
-            generation: 2,
+            generation: id(2),
             with_status: false
         }
     );
     let case = case.answered(login(2), Answer::Accepted);
-    assert_eq!(case.step(), Step::Push { generation: 3 });
+    assert_eq!(case.step(), Step::Push { generation: id(3) });
     // Nothing was sent for the candidate when the login fails: it goes.
     let case = Case::new(Trigger::Scheduled, staged, set(3, NAME, 400))
-        .journal(JournalPhase::Staged { generation: 3 })
+        .journal(JournalPhase::Staged { generation: id(3) })
         .answered(login(2), indefinite());
-    assert_eq!(case.step(), Step::Discard { generation: 3 });
+    assert_eq!(case.step(), Step::Discard { generation: id(3) });
 }
 
 #[test]
@@ -244,13 +256,13 @@ fn an_unknown_push_keeps_everything_and_is_settled_by_a_probe() {
     staged.staged.push(generation(3, 3, 400));
     let pushing = || {
         Case::new(Trigger::Scheduled, staged.clone(), set(3, NAME, 400))
-            .journal(JournalPhase::Pushing { generation: 3 })
+            .journal(JournalPhase::Pushing { generation: id(3) })
     };
     // In the same check: the renewal's answer was lost.
     let (outcome, severity, healthy) = finished(pushing().answered(renew(3), indefinite()).step());
     assert!(matches!(
         outcome,
-        Outcome::OutcomeUnknown { generation: 3, .. }
+        Outcome::OutcomeUnknown { certificate, .. } if certificate == Fingerprint([3; 32])
     ));
     // Unsettled: a WARNING, and not healthy until the next check settles it (exit 5).
     assert_eq!((severity, healthy), (Severity::Warning, false));
@@ -258,20 +270,20 @@ fn an_unknown_push_keeps_everything_and_is_settled_by_a_probe() {
     assert_eq!(
         pushing().step(),
         Step::Login {
-            generation: 3,
+            generation: id(3),
             with_status: false
         }
     );
     assert_eq!(
         pushing().answered(login(3), Answer::Accepted).step(),
         Step::Activate {
-            generation: 3,
+            generation: id(3),
             adopted: false
         }
     );
     assert_eq!(
         pushing().answered(login(3), not_this_client()).step(),
-        Step::Discard { generation: 3 }
+        Step::Discard { generation: id(3) }
     );
     // A refusal that says nothing about the identity (a rate limit) keeps everything.
     let (outcome, _, _) = finished(
@@ -290,28 +302,59 @@ fn an_unknown_push_keeps_everything_and_is_settled_by_a_probe() {
 }
 
 #[test]
-fn answers_for_a_discarded_generation_do_not_carry_over_to_its_number_reused() {
-    // The probe of generation 3 said "not this client's"; it was discarded and the folder's set
-    // staged again as a new generation 3 and pushed: the old answer must not confirm or refuse
-    // the new one.
+fn answers_are_about_certificates_not_about_a_generation_number_given_again() {
+    // The probe of generation 3 (certificate 3) said "not this client's"; it was discarded and
+    // the folder's set (certificate 4) staged as a new generation 3 and pushed: the answer
+    // about certificate 3 says nothing about certificate 4.
     let mut current_is_new = store(400);
     current_is_new.current = generation(3, 4, 400);
     current_is_new.previous = Some(generation(2, 2, 20));
     let case = Case::new(Trigger::Scheduled, current_is_new, set(4, NAME, 400))
         .journal(JournalPhase::Confirming {
-            generation: 3,
+            generation: id(3),
             adopted: false,
         })
         .answered(login(3), not_this_client())
-        .event(Event::Discarded { generation: 3 })
+        .event(Event::Discarded { generation: id(3) })
+        .answered(login(2), Answer::Accepted)
+        .answered(renew(4), Answer::Accepted);
+    assert_eq!(
+        case.step(),
+        Step::Login {
+            generation: id(3),
+            with_status: false
+        }
+    );
+}
+
+#[test]
+fn a_login_answer_from_before_a_renewal_of_the_same_certificate_is_not_used() {
+    // An earlier push of certificate 3 did not take (its probe said "not this client's"); the
+    // same set was staged and pushed again, accepted, and made current: the old refusal of
+    // certificate 3 predates the manager's new record, so the switch is confirmed by a new login.
+    let mut renewed = store(400);
+    renewed.current = generation(3, 3, 400);
+    renewed.previous = Some(generation(2, 2, 20));
+    let case = Case::new(Trigger::Scheduled, renewed, set(3, NAME, 400))
+        .journal(JournalPhase::Confirming {
+            generation: id(3),
+            adopted: false,
+        })
+        .answered(login(3), not_this_client())
+        .event(Event::Discarded { generation: id(3) })
         .answered(login(2), Answer::Accepted)
         .answered(renew(3), Answer::Accepted);
     assert_eq!(
         case.step(),
         Step::Login {
-            generation: 3,
+            generation: id(3),
             with_status: false
         }
+    );
+    // Once confirmed, the journal goes.
+    assert_eq!(
+        case.answered(login(3), Answer::Accepted).step(),
+        Step::ClearJournal
     );
 }
 
@@ -322,7 +365,7 @@ fn a_refused_current_identity_adopts_a_generation_the_manager_accepts() {
     assert_eq!(
         case.step(),
         Step::Login {
-            generation: 1,
+            generation: id(1),
             with_status: false
         }
     );
@@ -330,7 +373,7 @@ fn a_refused_current_identity_adopts_a_generation_the_manager_accepts() {
     assert_eq!(
         adopted.step(),
         Step::Activate {
-            generation: 1,
+            generation: id(1),
             adopted: true
         }
     );
@@ -346,7 +389,7 @@ fn a_refused_current_identity_adopts_a_generation_the_manager_accepts() {
 fn an_expired_certificate_is_decided_with_the_manager_not_by_the_local_clock_alone() {
     let mut expired = store(0);
     expired.current.not_after = now() - DAY;
-    let current = expired.current.number;
+    let current = expired.current.id;
     // By the local clock it has expired: log in first (issue 20, finding 4).
     let case = || Case::new(Trigger::Once, expired.clone(), FolderView::NotLooked);
     assert_eq!(
@@ -364,14 +407,14 @@ fn an_expired_certificate_is_decided_with_the_manager_not_by_the_local_clock_alo
         },
         indefinite(),
     ] {
-        let (outcome, severity, healthy) = finished(case().answered(login(current), answer).step());
+        let (outcome, severity, healthy) = finished(case().answered(login(2), answer).step());
         assert_eq!(
             (outcome, severity, healthy),
             (Outcome::Expired, Severity::Critical, false)
         );
     }
     // Accepted: the clock is wrong. Look in the folder; renew with a usable set as normal...
-    let accepted = || case().answered(login(current), Answer::Accepted);
+    let accepted = || case().answered(login(2), Answer::Accepted);
     assert_eq!(accepted().step(), Step::LookInFolder);
     let with_set = Case {
         folder: set(3, NAME, 400),
@@ -425,11 +468,11 @@ fn a_check_out_of_time_sends_nothing_more_and_keeps_everything() {
     staged.staged.push(generation(3, 3, 400));
     let staged_case = || {
         Case::new(Trigger::Scheduled, staged.clone(), set(3, NAME, 400))
-            .journal(JournalPhase::Staged { generation: 3 })
+            .journal(JournalPhase::Staged { generation: id(3) })
     };
     assert_eq!(
         staged_case().answered(login(2), Answer::Accepted).step(),
-        Step::Push { generation: 3 }
+        Step::Push { generation: id(3) }
     );
     for case in [
         staged_case().answered(login(2), Answer::Accepted),
@@ -447,13 +490,13 @@ fn a_check_out_of_time_sends_nothing_more_and_keeps_everything() {
     }
     // A local step is still taken (activating a generation the manager accepted).
     let case = staged_case()
-        .journal(JournalPhase::Pushing { generation: 3 })
+        .journal(JournalPhase::Pushing { generation: id(3) })
         .answered(renew(3), Answer::Accepted)
         .out_of_time();
     assert_eq!(
         case.step(),
         Step::Activate {
-            generation: 3,
+            generation: id(3),
             adopted: false
         }
     );
@@ -591,7 +634,7 @@ fn the_managers_back_pressure_is_honoured_within_the_policys_bounds() {
                     reason: "429".to_string(),
                 },
             )
-            .event(Event::Discarded { generation: 3 })
+            .event(Event::Discarded { generation: id(3) })
             .step(),
     );
     assert_eq!(outcome.kind(), OutcomeKind::Unreachable);

@@ -10,7 +10,7 @@ use renewal_policy::plan::{
 };
 use renewal_policy::{
     AttemptFailure, CandidateCertificate, CandidateProblem, CurrentCertificate, Fingerprint,
-    HostSeed, Policy, Severity, check_candidate, days_left, next_check_after_failure,
+    GenerationId, HostSeed, Policy, Severity, check_candidate, days_left, next_check_after_failure,
     renewal_window_start,
 };
 
@@ -60,7 +60,7 @@ fn with(change: impl FnOnce(&mut CandidateCertificate)) -> FolderView {
 
 fn generation(number: u64, fingerprint: Fingerprint, not_after: SystemTime) -> GenerationView {
     GenerationView {
-        number,
+        id: GenerationId::new(number),
         fingerprint,
         not_after,
     }
@@ -104,8 +104,9 @@ fn check_with(
             Step::Finish(report) => return (report, seen != FolderView::NotLooked),
             Step::LookInFolder => seen = folder.clone(),
             Step::Login { generation, .. } => {
+                let certificate = store.generation(generation).unwrap().fingerprint;
                 events.push(Event::Answered(
-                    Exchange::Login { generation },
+                    Exchange::Login { certificate },
                     login.clone(),
                 ));
             }
@@ -116,12 +117,15 @@ fn check_with(
                 store
                     .staged
                     .push(generation(2, candidate.fingerprint, candidate.not_after));
-                journal = Some(journal_at(JournalPhase::Staged { generation: 2 }));
+                journal = Some(journal_at(JournalPhase::Staged {
+                    generation: GenerationId::new(2),
+                }));
             }
             Step::Push { generation } => {
                 journal = Some(journal_at(JournalPhase::Pushing { generation }));
+                let certificate = store.generation(generation).unwrap().fingerprint;
                 events.push(Event::Answered(
-                    Exchange::Renew { generation },
+                    Exchange::Renew { certificate },
                     Answer::Accepted,
                 ));
             }
@@ -133,7 +137,7 @@ fn check_with(
                 let position = store
                     .staged
                     .iter()
-                    .position(|staged| staged.number == generation)
+                    .position(|staged| staged.id == generation)
                     .expect("activating a staged generation");
                 store.current = store.staged.remove(position);
                 store.previous = Some(replaced);

@@ -87,7 +87,7 @@ pub(crate) fn inspect_directory(
 
 fn view_of(id: keystore::GenerationId, info: &keystore::GenerationInfo) -> GenerationView {
     GenerationView {
-        number: id.number(),
+        id,
         fingerprint: info.fingerprint,
         not_after: info.not_after,
     }

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use keystore::GenerationId;
 use renewal_policy::plan::{
     Answer, Event, Exchange, FolderView, Outcome, Report, Situation, Step, StoreView,
 };
@@ -257,8 +258,8 @@ struct Check<'a> {
     folder: FolderView,
     loaded: Option<FolderSet>,
     events: Vec<Event>,
-    sessions: HashMap<u64, cm_client::Session>,
-    clients: HashMap<u64, (cert_loading::Identity, cm_client::ManagerClient)>,
+    sessions: HashMap<GenerationId, cm_client::Session>,
+    clients: HashMap<GenerationId, (cert_loading::Identity, cm_client::ManagerClient)>,
     manager_reached: bool,
     /// The agent root is on a read-only file system: nothing is recorded.
     read_only: bool,
@@ -332,18 +333,14 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn identity(&self, generation: u64) -> Result<cert_loading::Identity, AgentError> {
-        Ok(self
-            .agent
-            .store
-            .identity(keystore::GenerationId::new(generation))?
-            .0)
+    fn identity(&self, generation: GenerationId) -> Result<cert_loading::Identity, AgentError> {
+        Ok(self.agent.store.identity(generation)?.0)
     }
 
     /// The identity of `generation` and a client presenting it, made once per check: the key is
     /// decrypted and rustls's signing key built once, not for every exchange. A discarded
     /// generation's entry goes with it (its number can be given again).
-    fn ensure_client(&mut self, generation: u64) -> Result<(), AgentError> {
+    fn ensure_client(&mut self, generation: GenerationId) -> Result<(), AgentError> {
         if !self.clients.contains_key(&generation) {
             let identity = self.identity(generation)?;
             let client = self.connector.client_for(&self.agent.settings, &identity)?;
@@ -353,7 +350,7 @@ impl Check<'_> {
     }
 
     /// A login (with the status call for health checks) presenting `generation`.
-    fn login(&mut self, generation: u64, with_status: bool) -> Result<Answer, AgentError> {
+    fn login(&mut self, generation: GenerationId, with_status: bool) -> Result<Answer, AgentError> {
         self.ensure_client(generation)?;
         let (_, client) = &self.clients[&generation];
         let result = client
@@ -411,8 +408,10 @@ impl Check<'_> {
                 with_status,
             } => {
                 let answer = self.login(generation, with_status)?;
+                // Keyed by the certificate presented, not by the generation's number.
+                let certificate = self.clients[&generation].0.certificate().fingerprint;
                 self.events
-                    .push(Event::Answered(Exchange::Login { generation }, answer));
+                    .push(Event::Answered(Exchange::Login { certificate }, answer));
             }
             Step::Stage => {
                 let Some(set) = self.loaded.take() else {
@@ -432,7 +431,7 @@ impl Check<'_> {
                 let fingerprint = set.identity.certificate().fingerprint;
                 self.write_journal(JournalPhase::Staging, fingerprint)?;
                 crash_point("journal-staging");
-                let generation = self.agent.store.stage(&set.identity, self.now)?.number();
+                let generation = self.agent.store.stage(&set.identity, self.now)?;
                 crash_point("staged");
                 self.write_journal(JournalPhase::Staged { generation }, fingerprint)?;
                 self.loaded = Some(FolderSet::Decrypted(set));
@@ -440,7 +439,7 @@ impl Check<'_> {
             Step::Push { generation } => {
                 // Build the client first: a local problem must not leave "pushing" behind. The
                 // plan pushes only after the current certificate's login was accepted.
-                if !self.sessions.contains_key(&view.current.number) {
+                if !self.sessions.contains_key(&view.current.id) {
                     return Err(AgentError::Bug(
                         "the renewal decision asked to push without a session of the current certificate"
                             .to_string(),
@@ -453,7 +452,7 @@ impl Check<'_> {
                 self.write_journal(JournalPhase::Pushing { generation }, fingerprint)?;
                 crash_point("journal-pushing");
                 let (_, client) = &self.clients[&generation];
-                let session = &self.sessions[&view.current.number];
+                let session = &self.sessions[&view.current.id];
                 let answer = match client.renew(session, &chain_pem) {
                     Ok(_) => {
                         self.manager_reached = true;
@@ -462,8 +461,12 @@ impl Check<'_> {
                     Err(error) => self.answer_of(error, false)?,
                 };
                 crash_point("pushed");
-                self.events
-                    .push(Event::Answered(Exchange::Renew { generation }, answer));
+                self.events.push(Event::Answered(
+                    Exchange::Renew {
+                        certificate: fingerprint,
+                    },
+                    answer,
+                ));
             }
             Step::Activate {
                 generation,
@@ -482,10 +485,9 @@ impl Check<'_> {
                 let replaced = view.current;
                 // The identity this check read (and checked) is what the generation must hold:
                 // compared byte for byte, its public key not derived again.
-                self.agent.store.activate_holding(
-                    keystore::GenerationId::new(generation),
-                    Some(&self.clients[&generation].0),
-                )?;
+                self.agent
+                    .store
+                    .activate_holding(generation, Some(&self.clients[&generation].0))?;
                 crash_point("activated");
                 self.write_journal(
                     JournalPhase::Confirming {
@@ -494,7 +496,7 @@ impl Check<'_> {
                     },
                     fingerprint,
                 )?;
-                if replaced.number != generation {
+                if replaced.id != generation {
                     self.events.push(Event::Activated {
                         generation,
                         replaced,
@@ -503,16 +505,11 @@ impl Check<'_> {
                 }
             }
             Step::Discard { generation } => {
-                let staged = view
-                    .staged
-                    .iter()
-                    .find(|staged| staged.number == generation);
+                let staged = view.staged.iter().find(|staged| staged.id == generation);
                 self.clients.remove(&generation);
                 self.sessions.remove(&generation);
                 if let Some(staged) = staged {
-                    self.agent
-                        .store
-                        .discard_staged(keystore::GenerationId::new(generation))?;
+                    self.agent.store.discard_staged(generation)?;
                     self.logger.message(
                         Severity::Info,
                         &Message::StagedDiscarded {
@@ -602,13 +599,11 @@ impl Check<'_> {
             Outcome::Unreachable { reason } => Message::Unreachable {
                 reason: reason.clone(),
             },
-            Outcome::OutcomeUnknown { reason, generation } => Message::OutcomeUnknown {
-                fingerprint: view
-                    .staged
-                    .iter()
-                    .find(|staged| staged.number == *generation)
-                    .map(|staged| staged.fingerprint.to_string())
-                    .unwrap_or_else(|| format!("of generation {generation}")),
+            Outcome::OutcomeUnknown {
+                reason,
+                certificate,
+            } => Message::OutcomeUnknown {
+                fingerprint: certificate.to_string(),
                 reason: reason.clone(),
             },
             Outcome::NoIdentityAccepted { reason } => Message::NoIdentityAccepted {
@@ -669,7 +664,7 @@ impl Check<'_> {
         if !self.request.dry_run && (level >= Severity::Warning || self.manager_reached) {
             // With the client (and session) of the current identity this check already has:
             // its key is not decrypted a second time.
-            let current = view.current.number;
+            let current = view.current.id;
             match (self.clients.get(&current), self.sessions.get(&current)) {
                 (Some((_, client)), Some(session)) => {
                     upload_records(self.logger, client, session);

@@ -10,7 +10,7 @@ use crate::timeline::{
     CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, check_candidate,
     is_overdue, renewal_severity, schedule,
 };
-use crate::{Policy, Severity};
+use crate::{Fingerprint, Policy, Severity};
 
 /// How the folder's set relates to the store.
 enum SetClass<'a> {
@@ -71,31 +71,36 @@ fn classify<'a>(situation: &Situation<'a>) -> SetClass<'a> {
     }
 }
 
+/// The newest answer to `exchange` in this check. A login answer given before a renewal of the
+/// same certificate no longer says anything (the manager's record changed since), so it is not
+/// returned.
 fn answer_to(events: &[Event], exchange: Exchange) -> Option<&Answer> {
-    let generation = match exchange {
-        Exchange::Login { generation } | Exchange::Renew { generation } => generation,
-    };
     for event in events.iter().rev() {
-        match event {
-            Event::Answered(seen, answer) if *seen == exchange => return Some(answer),
-            // A generation number can be given again after a discard (the store numbers from
-            // the highest one left): answers from before belong to another certificate.
-            Event::Discarded {
-                generation: discarded,
-            } if *discarded == generation => {
-                return None;
-            }
-            Event::Answered(..)
-            | Event::Discarded { .. }
-            | Event::Activated { .. }
-            | Event::ManagerAsksToWait { .. } => {}
+        match (event, exchange) {
+            (Event::Answered(seen, answer), _) if *seen == exchange => return Some(answer),
+            (
+                Event::Answered(
+                    Exchange::Renew {
+                        certificate: pushed,
+                    },
+                    _,
+                ),
+                Exchange::Login { certificate },
+            ) if *pushed == certificate => return None,
+            (
+                Event::Answered(..)
+                | Event::Discarded { .. }
+                | Event::Activated { .. }
+                | Event::ManagerAsksToWait { .. },
+                _,
+            ) => {}
         }
     }
     None
 }
 
-fn login_answer(events: &[Event], generation: u64) -> Option<&Answer> {
-    answer_to(events, Exchange::Login { generation })
+fn login_answer(events: &[Event], certificate: Fingerprint) -> Option<&Answer> {
+    answer_to(events, Exchange::Login { certificate })
 }
 
 /// A finished check as the timeline judges it; [`complete`] adds what depends on the trigger.
@@ -249,19 +254,19 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                         .find(|generation| generation.fingerprint == candidate)
                     {
                         Some(generation) => Step::Discard {
-                            generation: generation.number,
+                            generation: generation.id,
                         },
                         None => Step::ClearJournal,
                     },
                 );
             }
             JournalPhase::Staged { generation } => {
-                if store.generation(generation).is_none() || generation == current.number {
+                if store.generation(generation).is_none() || generation == current.id {
                     return Some(Step::ClearJournal);
                 }
-                return Some(match login_answer(events, current.number) {
+                return Some(match login_answer(events, current.fingerprint) {
                     None => Step::Login {
-                        generation: current.number,
+                        generation: current.id,
                         with_status: false,
                     },
                     Some(Answer::Accepted) => Step::Push { generation },
@@ -275,16 +280,17 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                 });
             }
             JournalPhase::Pushing { generation } => {
-                if generation == current.number {
+                if generation == current.id {
                     return Some(Step::Activate {
                         generation,
                         adopted: false,
                     });
                 }
-                if store.generation(generation).is_none() {
+                let Some(pushed) = store.generation(generation) else {
                     return Some(Step::ClearJournal);
-                }
-                return Some(match answer_to(events, Exchange::Renew { generation }) {
+                };
+                let certificate = pushed.fingerprint;
+                return Some(match answer_to(events, Exchange::Renew { certificate }) {
                     Some(Answer::Accepted) => Step::Activate {
                         generation,
                         adopted: false,
@@ -295,14 +301,14 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                     Some(Answer::Indefinite { reason }) => finish(
                         Outcome::OutcomeUnknown {
                             reason: reason.clone(),
-                            generation,
+                            certificate,
                         },
                         Severity::Warning,
                         soon(),
                         UNSETTLED,
                     ),
                     // An earlier check's push: probe with the candidate.
-                    None => match login_answer(events, generation) {
+                    None => match login_answer(events, certificate) {
                         None => Step::Login {
                             generation,
                             with_status: false,
@@ -317,7 +323,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                         Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
                             Outcome::OutcomeUnknown {
                                 reason: reason.clone(),
-                                generation,
+                                certificate,
                             },
                             Severity::Warning,
                             soon(),
@@ -339,10 +345,10 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                 });
             }
             JournalPhase::Confirming { generation, .. } => {
-                if generation != current.number {
+                if generation != current.id {
                     return Some(Step::ClearJournal);
                 }
-                return Some(match login_answer(events, generation) {
+                return Some(match login_answer(events, current.fingerprint) {
                     None => Step::Login {
                         generation,
                         with_status: false,
@@ -354,7 +360,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                     Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
                         Outcome::OutcomeUnknown {
                             reason: reason.clone(),
-                            generation,
+                            certificate: current.fingerprint,
                         },
                         Severity::Warning,
                         soon(),
@@ -379,20 +385,20 @@ fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
     let soon = || context.soon();
 
     // 2. The identity: when the current one is refused as not this client's, adopt another.
-    match login_answer(events, current.number) {
+    match login_answer(events, current.fingerprint) {
         Some(Answer::NotThisClient { reason }) => {
             let mut unknown = None;
             for other in store.others() {
-                match login_answer(events, other.number) {
+                match login_answer(events, other.fingerprint) {
                     None => {
                         return Some(Step::Login {
-                            generation: other.number,
+                            generation: other.id,
                             with_status: false,
                         });
                     }
                     Some(Answer::Accepted) => {
                         return Some(Step::Activate {
-                            generation: other.number,
+                            generation: other.id,
                             adopted: true,
                         });
                     }
@@ -462,7 +468,7 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                 generation,
                 replaced,
                 adopted,
-            } if *generation == current.number => {
+            } if *generation == current.id => {
                 let outcome = if *adopted {
                     Outcome::Adopted {
                         refused: *replaced,
@@ -556,9 +562,9 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
             if situation.dry_run {
                 return finish(Outcome::Expired, Severity::Critical, None, false);
             }
-            return match login_answer(events, current.number) {
+            return match login_answer(events, current.fingerprint) {
                 None => Step::Login {
-                    generation: current.number,
+                    generation: current.id,
                     with_status: false,
                 },
                 Some(Answer::Accepted) => clock_skew(context),
@@ -579,10 +585,10 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
     // 5. Health checks ask the manager whether it accepts the current identity.
     if matches!(situation.trigger, Trigger::Once | Trigger::Recovery)
         && !situation.dry_run
-        && login_answer(events, current.number).is_none()
+        && login_answer(events, current.fingerprint).is_none()
     {
         return Step::Login {
-            generation: current.number,
+            generation: current.id,
             with_status: true,
         };
     }
@@ -622,7 +628,7 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
                 true,
             );
         }
-        let outcome = if login_answer(events, current.number).is_some() {
+        let outcome = if login_answer(events, current.fingerprint).is_some() {
             Outcome::Healthy
         } else {
             Outcome::NotDue

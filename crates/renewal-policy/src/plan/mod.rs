@@ -24,11 +24,11 @@
 
 use std::time::SystemTime;
 
-use crate::Fingerprint;
 use crate::Policy;
 use crate::Severity;
 use crate::stagger::HostSeed;
 use crate::timeline::{CandidateCertificate, CandidateProblem, CurrentCertificate};
+use crate::{Fingerprint, GenerationId};
 
 mod decide;
 
@@ -51,8 +51,8 @@ pub enum Trigger {
 /// One generation of the pem store, as the decision needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GenerationView {
-    /// The generation number.
-    pub number: u64,
+    /// The generation.
+    pub id: GenerationId,
     /// SHA-256 of its certificate.
     pub fingerprint: Fingerprint,
     /// Its certificate's last moment of validity.
@@ -82,11 +82,12 @@ impl StoreView {
         }
     }
 
-    fn generation(&self, number: u64) -> Option<&GenerationView> {
+    /// The generation `id`, if the store holds it.
+    pub fn generation(&self, id: GenerationId) -> Option<&GenerationView> {
         std::iter::once(&self.current)
             .chain(self.previous.iter())
             .chain(self.staged.iter())
-            .find(|generation| generation.number == number)
+            .find(|generation| generation.id == id)
     }
 
     /// The other generations, most promising first: staged (newest first), then previous.
@@ -122,25 +123,25 @@ pub enum JournalPhase {
     /// The candidate is staged as this generation. Nothing was sent yet.
     Staged {
         /// The staged generation.
-        generation: u64,
+        generation: GenerationId,
     },
     /// The renewal of this generation was (or is about to be) sent; until an answer is seen the
     /// outcome is unknown.
     Pushing {
         /// The staged generation.
-        generation: u64,
+        generation: GenerationId,
     },
     /// The manager accepts this generation; it is being made current.
     Activating {
         /// The generation.
-        generation: u64,
+        generation: GenerationId,
         /// True when it is adopted after the current identity was refused (not a renewal).
         adopted: bool,
     },
     /// This generation is current; a login with it confirms the switch.
     Confirming {
         /// The generation.
-        generation: u64,
+        generation: GenerationId,
         /// As in [`JournalPhase::Activating`].
         adopted: bool,
     },
@@ -184,18 +185,20 @@ pub enum FolderView {
     Set(CandidateCertificate),
 }
 
-/// One exchange with the manager, by the generation whose identity it presented.
+/// One exchange with the manager, by the certificate it concerns. Keyed by fingerprint, not by
+/// generation: a generation's number can be given again after a discard, a certificate's
+/// fingerprint names that certificate only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Exchange {
     /// A client-certificate login (and, for the health check, the status call after it).
     Login {
-        /// The generation presented.
-        generation: u64,
+        /// The certificate presented.
+        certificate: Fingerprint,
     },
-    /// The renewal to this generation's certificate.
+    /// The renewal to this certificate.
     Renew {
-        /// The generation pushed.
-        generation: u64,
+        /// The certificate pushed.
+        certificate: Fingerprint,
     },
 }
 
@@ -229,7 +232,7 @@ pub enum Event {
     /// A generation was made current.
     Activated {
         /// The generation now current.
-        generation: u64,
+        generation: GenerationId,
         /// The generation it replaced.
         replaced: GenerationView,
         /// Adopted after a refusal, rather than renewed.
@@ -238,7 +241,7 @@ pub enum Event {
     /// A staged generation was removed.
     Discarded {
         /// The generation.
-        generation: u64,
+        generation: GenerationId,
     },
     /// The manager asked to come back later (a 429, or a 503 with `Retry-After`): the check's
     /// next attempt honours it ([`crate::next_check_after_back_pressure`]), and a renewal it
@@ -287,7 +290,7 @@ pub enum Step {
     /// Log in presenting this generation; record [`Exchange::Login`].
     Login {
         /// The generation to present.
-        generation: u64,
+        generation: GenerationId,
         /// Also read the client's own record (the heartbeat), for health checks.
         with_status: bool,
     },
@@ -298,13 +301,13 @@ pub enum Step {
     /// session of the accepted login of the current generation; record [`Exchange::Renew`].
     Push {
         /// The staged generation.
-        generation: u64,
+        generation: GenerationId,
     },
     /// Journal [`JournalPhase::Activating`], make this generation current, journal
     /// [`JournalPhase::Confirming`]; record [`Event::Activated`].
     Activate {
         /// The generation.
-        generation: u64,
+        generation: GenerationId,
         /// Adopted after a refusal.
         adopted: bool,
     },
@@ -312,7 +315,7 @@ pub enum Step {
     /// [`Event::Discarded`].
     Discard {
         /// The generation.
-        generation: u64,
+        generation: GenerationId,
     },
     /// Remove the journal: the update in flight is settled.
     ClearJournal,
@@ -480,8 +483,8 @@ pub enum Outcome {
     OutcomeUnknown {
         /// What happened.
         reason: String,
-        /// The generation whose fate is unknown.
-        generation: u64,
+        /// The certificate whose fate is unknown.
+        certificate: Fingerprint,
     },
     /// The manager accepts none of this host's certificates.
     NoIdentityAccepted {
