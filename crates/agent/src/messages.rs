@@ -4,6 +4,8 @@
 
 use std::time::SystemTime;
 
+use renewal_policy::plan::{Outcome, Report};
+
 /// One log message with its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -214,6 +216,97 @@ fn next(next_check: &Option<SystemTime>) -> String {
 }
 
 impl Message {
+    /// The catalogue message for a finished check: its outcome, the certificate in use and the
+    /// check's time all come from the report; `directory` is the folder's name as the operator
+    /// should read it.
+    pub(crate) fn of_report(report: &Report, directory: String) -> Self {
+        let current = &report.current;
+        let days_left = report.days_left();
+        let common_name = current.common_name.clone();
+        let not_after = current.not_after;
+        match &report.outcome {
+            Outcome::NotDue => Self::NotDue {
+                common_name,
+                not_after,
+                days_left,
+                next_check: report.next_check,
+            },
+            Outcome::Healthy => Self::Healthy {
+                common_name,
+                not_after,
+                days_left,
+            },
+            Outcome::AlreadyInUse => Self::AlreadyInUse {
+                directory,
+                fingerprint: current.fingerprint.to_string(),
+            },
+            Outcome::CandidateReady { candidate } => Self::CandidateReady {
+                directory,
+                common_name: candidate.common_name.clone(),
+                not_after: candidate.not_after,
+                fingerprint: candidate.fingerprint.to_string(),
+            },
+            Outcome::Renewed { old, new } => Self::Renewed {
+                common_name,
+                new_fingerprint: new.fingerprint.to_string(),
+                old_fingerprint: old.fingerprint.to_string(),
+                not_after: new.not_after,
+            },
+            Outcome::Adopted { refused, adopted } => Self::Adopted {
+                refused: refused.fingerprint.to_string(),
+                adopted: adopted.fingerprint.to_string(),
+            },
+            Outcome::UnusableSet { problem } => Self::UnusableSet {
+                directory,
+                problem: problem.to_string(),
+            },
+            Outcome::NoUsableCandidate {
+                problem,
+                refused_locally: true,
+            } => Self::CandidateRefused {
+                common_name,
+                days_left,
+                directory,
+                problem: problem.to_string(),
+            },
+            Outcome::NoUsableCandidate { problem, .. } => Self::NoUsableCandidate {
+                common_name,
+                not_after,
+                days_left,
+                directory,
+                problem: problem.to_string(),
+                next_check: report.next_check,
+            },
+            Outcome::RefusedByManager { reason } => Self::RefusedByManager {
+                directory,
+                reason: reason.clone(),
+                not_after,
+            },
+            Outcome::Unreachable { reason } => Self::Unreachable {
+                reason: reason.clone(),
+            },
+            Outcome::OutcomeUnknown {
+                reason,
+                certificate,
+            } => Self::OutcomeUnknown {
+                fingerprint: certificate.to_string(),
+                reason: reason.clone(),
+            },
+            Outcome::NoIdentityAccepted { reason } => Self::NoIdentityAccepted {
+                reason: reason.clone(),
+            },
+            Outcome::Expired => Self::Expired {
+                common_name,
+                not_after,
+            },
+            Outcome::ClockSkew { not_after } => Self::ClockSkew {
+                local: report.at,
+                not_after: *not_after,
+                manager: None,
+            },
+        }
+    }
+
     /// The number in the message id (`CGP3001W` has 3001). Unique per variant.
     pub fn id(&self) -> u32 {
         match self {

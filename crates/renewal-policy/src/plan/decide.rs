@@ -104,7 +104,10 @@ fn login_answer(events: &[Event], certificate: Fingerprint) -> Option<&Answer> {
 }
 
 /// A finished check as the timeline judges it; [`complete`] adds what depends on the trigger.
+/// The report names the certificate in use and the time of the check, so that the agent's
+/// message for it needs nothing but the folder's name.
 fn finish(
+    context: &Context<'_, '_>,
     outcome: Outcome,
     severity: Severity,
     next_check: Option<SystemTime>,
@@ -116,6 +119,8 @@ fn finish(
         severity,
         next_check,
         healthy,
+        current: context.current_certificate.clone(),
+        at: context.now,
     })
 }
 
@@ -210,6 +215,7 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
         .unwrap_or_else(|| timeline_and_folder(&context));
     let step = match step {
         Step::Login { .. } | Step::Push { .. } if situation.out_of_time => finish(
+            &context,
             Outcome::Unreachable {
                 reason: OUT_OF_TIME.to_string(),
             },
@@ -299,6 +305,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                         Step::Discard { generation }
                     }
                     Some(Answer::Indefinite { reason }) => finish(
+                        context,
                         Outcome::OutcomeUnknown {
                             reason: reason.clone(),
                             certificate,
@@ -321,6 +328,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                         Some(Answer::NotThisClient { .. }) => Step::Discard { generation },
                         // Any other refusal (a rate limit, ...) says nothing about the push.
                         Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
+                            context,
                             Outcome::OutcomeUnknown {
                                 reason: reason.clone(),
                                 certificate,
@@ -358,6 +366,7 @@ fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
                     // generation.
                     Some(Answer::NotThisClient { .. }) => Step::ClearJournal,
                     Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
+                        context,
                         Outcome::OutcomeUnknown {
                             reason: reason.clone(),
                             certificate: current.fingerprint,
@@ -410,12 +419,14 @@ fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
             }
             return Some(match unknown {
                 Some(reason) => finish(
+                    context,
                     Outcome::Unreachable { reason },
                     Severity::Error,
                     soon(),
                     false,
                 ),
                 None => finish(
+                    context,
                     Outcome::NoIdentityAccepted {
                         reason: reason.clone(),
                     },
@@ -434,6 +445,7 @@ fn identity_question(context: &Context<'_, '_>) -> Option<Step> {
             // Nothing that could change the manager's state was sent (a manual update makes it
             // an ERROR in `complete`).
             return Some(finish(
+                context,
                 Outcome::Unreachable {
                     reason: reason.clone(),
                 },
@@ -493,7 +505,7 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                 };
                 // An adoption is followed by the rest of the check only when nothing more is
                 // needed; report it now (the next check continues normally).
-                return Some(finish(outcome, severity, next, true));
+                return Some(finish(context, outcome, severity, next, true));
             }
             // Turned away for load (a 429): not a refusal of the certificate; come back when
             // the manager said.
@@ -501,6 +513,7 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                 if context.manager_wait().is_some() =>
             {
                 return Some(finish(
+                    context,
                     Outcome::Unreachable {
                         reason: reason.clone(),
                     },
@@ -518,6 +531,7 @@ fn what_this_check_did(context: &Context<'_, '_>) -> Option<Step> {
                     crate::AttemptFailure::Refused,
                 );
                 return Some(finish(
+                    context,
                     Outcome::RefusedByManager {
                         reason: reason.clone(),
                     },
@@ -560,7 +574,7 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
     let (due, next_check) = match schedule(policy, situation.host, current_certificate, now) {
         Schedule::Expired { .. } => {
             if situation.dry_run {
-                return finish(Outcome::Expired, Severity::Critical, None, false);
+                return finish(context, Outcome::Expired, Severity::Critical, None, false);
             }
             return match login_answer(events, current.fingerprint) {
                 None => Step::Login {
@@ -572,7 +586,7 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
                     Answer::Refused { .. }
                     | Answer::NotThisClient { .. }
                     | Answer::Indefinite { .. },
-                ) => finish(Outcome::Expired, Severity::Critical, None, false),
+                ) => finish(context, Outcome::Expired, Severity::Critical, None, false),
             };
         }
         Schedule::NotDue { next_check } => (None, next_check),
@@ -595,7 +609,13 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
 
     // 6. The folder.
     if situation.trigger == Trigger::Scheduled && due.is_none() {
-        return finish(Outcome::NotDue, Severity::Info, Some(next_check), true);
+        return finish(
+            context,
+            Outcome::NotDue,
+            Severity::Info,
+            Some(next_check),
+            true,
+        );
     }
     if *situation.folder == FolderView::NotLooked {
         return Step::LookInFolder;
@@ -622,6 +642,7 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
         // Outside the window: only a newer set that cannot be used is worth a WARNING.
         if refused_locally {
             return finish(
+                context,
                 Outcome::UnusableSet { problem },
                 Severity::Warning,
                 Some(next_check),
@@ -633,13 +654,14 @@ fn timeline_and_folder(context: &Context<'_, '_>) -> Step {
         } else {
             Outcome::NotDue
         };
-        return finish(outcome, Severity::Info, Some(next_check), true);
+        return finish(context, outcome, Severity::Info, Some(next_check), true);
     };
     let problem = match situation.folder {
         FolderView::NotConfigured => CandidateProblem::DirectoryMissing,
         _ => problem,
     };
     finish(
+        context,
         Outcome::NoUsableCandidate {
             problem,
             refused_locally,
@@ -664,6 +686,7 @@ fn clock_skew(context: &Context<'_, '_>) -> Step {
         return renew_step(context, candidate, soon.unwrap_or(context.now));
     }
     finish(
+        context,
         Outcome::ClockSkew {
             not_after: context.current_certificate.not_after,
         },
@@ -685,6 +708,7 @@ fn renew_step(
         .count();
     if context.situation.dry_run {
         finish(
+            context,
             Outcome::CandidateReady {
                 candidate: candidate.clone(),
             },
@@ -694,6 +718,7 @@ fn renew_step(
         )
     } else if pushes >= 2 {
         finish(
+            context,
             Outcome::Unreachable {
                 reason: "the renewal did not take after two attempts".to_string(),
             },
@@ -712,6 +737,7 @@ fn manual_decision(context: &Context<'_, '_>, class: SetClass<'_>, next_check: S
     match class {
         SetClass::Usable(candidate) => renew_step(context, candidate, next_check),
         SetClass::Same => finish(
+            context,
             Outcome::AlreadyInUse,
             Severity::Info,
             Some(next_check),
@@ -725,6 +751,7 @@ fn manual_decision(context: &Context<'_, '_>, class: SetClass<'_>, next_check: S
             renew_step(context, candidate, next_check)
         }
         SetClass::Unusable(problem, _) => finish(
+            context,
             Outcome::NoUsableCandidate {
                 problem,
                 refused_locally: true,
@@ -739,6 +766,7 @@ fn manual_decision(context: &Context<'_, '_>, class: SetClass<'_>, next_check: S
                 CandidateProblem::NotLater { .. } | CandidateProblem::Expired { .. }
             );
             finish(
+                context,
                 Outcome::NoUsableCandidate {
                     problem,
                     refused_locally,

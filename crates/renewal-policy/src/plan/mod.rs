@@ -284,6 +284,9 @@ pub struct Situation<'a> {
 
 /// The next thing to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// One step is returned per decision and consumed at once: boxing the report would allocate for
+// nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// Inspect the folder (load and validate the set once), then ask again.
     LookInFolder,
@@ -337,6 +340,17 @@ pub struct Report {
     pub healthy: bool,
     /// How the process that ran the check exits (`vmd --once`, `updatecerts`).
     pub exit: ExitClass,
+    /// The certificate in use when the check ended (the new one after a renewal).
+    pub current: CurrentCertificate,
+    /// When the check ran (its `now`).
+    pub at: SystemTime,
+}
+
+impl Report {
+    /// Whole days left on the certificate in use (negative once expired), at the check's time.
+    pub fn days_left(&self) -> i64 {
+        crate::days_left(&self.current, self.at)
+    }
 }
 
 /// What kept the daemon from a check's report or a heartbeat's answer.
