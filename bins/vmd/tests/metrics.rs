@@ -630,6 +630,58 @@ fn the_daemon_writes_the_heartbeat_into_the_metrics() {
     assert_eq!(metrics.value("cte_agent_checks_total", &[]), 1.0);
 }
 
+/// A heartbeat whose identity the manager refuses starts a recovery check at once (the plan's
+/// `after_heartbeat`), not at the next scheduled check months away: with the client deleted on
+/// the manager and no other generation to adopt, the daemon reports that no identity is
+/// accepted (CGP3010) right after the failed heartbeat (CGP3008).
+#[cfg(unix)]
+#[test]
+fn a_heartbeat_refused_as_not_this_client_starts_a_recovery_check_at_once() {
+    let host = Host::registered(SystemTime::now() + 200 * DAY);
+    let clients = host.manager.clients().unwrap();
+    assert_eq!(clients.len(), 1, "{clients:?}");
+    let id = clients[0]["id"].as_str().unwrap();
+    host.manager
+        .call(
+            "DELETE",
+            &format!("/api/v1/client-management/clients/{id}"),
+            None,
+            204,
+        )
+        .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(host.root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = common::log(host.root.path());
+        if log.contains("CGP3010") {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery check after the refused heartbeat:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(daemon.wait().unwrap().success());
+    let heartbeat = log
+        .find("CGP3008")
+        .expect("the heartbeat failure is logged");
+    assert!(heartbeat < log.find("CGP3010").unwrap(), "{log}");
+    // The scheduled check before the heartbeat was the quiet "not due"; the recovery check is a
+    // second one.
+    assert!(log.contains("CGP2002I"), "{log}");
+}
+
 /// Issue 21, "one context": `status`, `status --prometheus` and `certexpiry` show the store's
 /// public data and never decrypt the key. Proved by taking the random key away: they still
 /// answer (the key type is read from the certificate), while a check, which presents the

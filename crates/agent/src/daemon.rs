@@ -27,7 +27,7 @@ use crate::messages::Message;
 use crate::paths::AgentRoot;
 use crate::renewal::{self, CheckRequest, Trigger};
 use crate::settings::Agent;
-use renewal_policy::plan::{Setback, pause_after};
+use renewal_policy::plan::{CheckEnd, HeartbeatEnd, Wait, after_check, after_heartbeat};
 
 /// What woke the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,8 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
     let mut next_check = Deadline::now();
     let mut next_heartbeat = Deadline::now();
     let mut consecutive_failures = 0;
-    let mut heartbeat_interval = Duration::from_secs(3600);
+    let mut heartbeat_interval =
+        Duration::from_secs(u64::from(agent_config::DEFAULT_STATUS_MINUTES) * 60);
     let mut trigger = Trigger::Scheduled;
     // Every wait below is the policy's: the daemon holds no schedule of its own.
     let policy = crate::settings::policy_from(&settings);
@@ -79,23 +80,10 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
             // One context per check: agent.conf parsed once (a SIGHUP's change is read here).
             let checked = Agent::load(root)
                 .and_then(|agent| renewal::run_check(&agent, logger, &request, now, connector));
-            match checked {
-                Ok(outcome) => {
-                    consecutive_failures = if outcome.report.outcome.kind().is_manager_unreachable()
-                    {
-                        consecutive_failures + 1
-                    } else {
-                        0
-                    };
-                    next_check = match outcome.report.next_check {
-                        Some(wall) => Deadline::at(now, wall),
-                        None => Deadline::after(pause_after(&policy, Setback::Expired)),
-                    };
-                }
-                Err(AgentError::Busy { .. }) => {
-                    // `vmutil updatecerts` (or `vmd --once`) is checking: look again shortly.
-                    next_check = Deadline::after(pause_after(&policy, Setback::Busy));
-                }
+            let end = match &checked {
+                Ok(outcome) => CheckEnd::Reported(&outcome.report),
+                // `vmutil updatecerts` (or `vmd --once`) is checking: look again shortly.
+                Err(AgentError::Busy { .. }) => CheckEnd::Busy,
                 Err(error) => {
                     logger.message(
                         Severity::Error,
@@ -104,9 +92,15 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                         },
                     );
                     crate::metrics::after_failed_check(root, logger, now);
-                    next_check = Deadline::after(pause_after(&policy, Setback::LocalFailure));
+                    CheckEnd::LocalFailure
                 }
-            }
+            };
+            let after = after_check(&policy, consecutive_failures, end);
+            consecutive_failures = after.consecutive_failures;
+            next_check = match after.next_check {
+                Wait::Until(wall) => Deadline::at(now, wall),
+                Wait::For(pause) => Deadline::after(pause),
+            };
         }
         if next_heartbeat.reached(now) {
             // One context per heartbeat: agent.conf parsed once, the key decrypted once (the
@@ -119,8 +113,8 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                 beat
             });
             heartbeat_interval = Duration::from_secs(interval);
-            next_heartbeat = match beat {
-                Ok(_) => Deadline::after(heartbeat_interval),
+            let end = match &beat {
+                Ok(_) => HeartbeatEnd::Accepted,
                 Err(error) => {
                     logger.message(
                         Severity::Warning,
@@ -128,31 +122,28 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                             error: error.to_string(),
                         },
                     );
-                    if let AgentError::Manager(refused) = &error
-                        && refused.is_identity_refused()
-                    {
-                        // The identity was refused: settle it now (adopt another generation).
-                        trigger = Trigger::Recovery;
-                        next_check = Deadline::now();
-                    }
-                    // A manager that asks to come back later (429, 503 with Retry-After) is
-                    // given that time, within the heartbeat interval.
-                    let retry_after = match &error {
+                    match error {
+                        AgentError::Manager(refused) if refused.is_identity_refused() => {
+                            HeartbeatEnd::IdentityRefused
+                        }
                         AgentError::Manager(cm_client::Error::Throttled {
                             retry_after: Some(after),
                             ..
-                        }) => Some(after.after(now).duration_since(now).unwrap_or_default()),
-                        _ => None,
-                    };
-                    Deadline::after(pause_after(
-                        &policy,
-                        Setback::HeartbeatFailed {
-                            heartbeat_interval: Duration::from_secs(interval),
-                            retry_after,
+                        }) => HeartbeatEnd::Failed {
+                            retry_after: Some(
+                                after.after(now).duration_since(now).unwrap_or_default(),
+                            ),
                         },
-                    ))
+                        _ => HeartbeatEnd::Failed { retry_after: None },
+                    }
                 }
             };
+            let after = after_heartbeat(&policy, heartbeat_interval, end);
+            next_heartbeat = Deadline::after(after.next_heartbeat);
+            if let Some(now_trigger) = after.check_now {
+                trigger = now_trigger;
+                next_check = Deadline::now();
+            }
         }
         // Monotonic: the earlier deadline, and never past the heartbeat interval.
         let wait = next_check

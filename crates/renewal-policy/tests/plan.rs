@@ -668,3 +668,106 @@ fn the_daemons_pauses_come_from_the_policy() {
     assert_eq!(heartbeat(hour, Some(3 * hour)), hour);
     assert_eq!(heartbeat(hour, Some(minute)), 5 * minute);
 }
+
+/// What the daemon does after a check or a heartbeat is the plan's: the report's next check (the
+/// policy's pause when there is none or the check could not run), the failure count for the
+/// backoff, and a recovery check at once when a heartbeat's identity is refused.
+#[test]
+fn the_daemon_carries_out_what_the_plan_says_after_a_check_and_a_heartbeat() {
+    use renewal_policy::plan::{
+        AfterHeartbeat, CheckEnd, HeartbeatEnd, Wait, after_check, after_heartbeat,
+    };
+    let policy = Policy::default();
+    let minute = Duration::from_secs(60);
+    let hour = 60 * minute;
+    let report = |case: Case| match case.step() {
+        Step::Finish(report) => report,
+        step => panic!("not finished: {step:?}"),
+    };
+
+    let not_due = report(Case::new(
+        Trigger::Scheduled,
+        store(300),
+        FolderView::NotLooked,
+    ));
+    let after = after_check(&policy, 3, CheckEnd::Reported(&not_due));
+    assert_eq!(after.next_check, Wait::Until(not_due.next_check.unwrap()));
+    // A check that did not fail to reach the manager ends a run of failures.
+    assert_eq!(after.consecutive_failures, 0);
+
+    let unreachable = report(
+        Case::new(Trigger::Once, store(300), FolderView::NotLooked)
+            .answered(login(2), indefinite())
+            .after_failures(3),
+    );
+    assert_eq!(unreachable.outcome.kind(), OutcomeKind::Unreachable);
+    let after = after_check(&policy, 3, CheckEnd::Reported(&unreachable));
+    assert_eq!(after.consecutive_failures, 4);
+    assert_eq!(
+        after.next_check,
+        Wait::Until(unreachable.next_check.unwrap())
+    );
+
+    let expired_only = report(
+        Case::new(
+            Trigger::Once,
+            {
+                let mut view = store(0);
+                view.current.not_after = now() - DAY;
+                view
+            },
+            FolderView::NotLooked,
+        )
+        .answered(
+            login(2),
+            Answer::Refused {
+                reason: "expired".to_string(),
+            },
+        ),
+    );
+    assert_eq!(expired_only.outcome, Outcome::Expired);
+    assert_eq!(
+        after_check(&policy, 0, CheckEnd::Reported(&expired_only)).next_check,
+        Wait::For(24 * hour)
+    );
+    // A check that could not run keeps the count and pauses as the policy says.
+    assert_eq!(
+        after_check(&policy, 2, CheckEnd::Busy),
+        renewal_policy::plan::AfterCheck {
+            next_check: Wait::For(minute),
+            consecutive_failures: 2
+        }
+    );
+    assert_eq!(
+        after_check(&policy, 2, CheckEnd::LocalFailure).next_check,
+        Wait::For(hour)
+    );
+
+    assert_eq!(
+        after_heartbeat(&policy, hour, HeartbeatEnd::Accepted),
+        AfterHeartbeat {
+            next_heartbeat: hour,
+            check_now: None
+        }
+    );
+    assert_eq!(
+        after_heartbeat(&policy, hour, HeartbeatEnd::IdentityRefused),
+        AfterHeartbeat {
+            next_heartbeat: 5 * minute,
+            check_now: Some(Trigger::Recovery)
+        }
+    );
+    assert_eq!(
+        after_heartbeat(
+            &policy,
+            hour,
+            HeartbeatEnd::Failed {
+                retry_after: Some(20 * minute)
+            }
+        ),
+        AfterHeartbeat {
+            next_heartbeat: 20 * minute,
+            check_now: None
+        }
+    );
+}

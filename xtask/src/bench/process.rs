@@ -12,6 +12,10 @@ pub(super) struct Memory {
     pub(super) rss_kib: u64,
     pub(super) peak_kib: u64,
     pub(super) threads: u64,
+    /// The anonymous part of the RSS: heap, stacks, data written to (`RssAnon`).
+    pub(super) anonymous_kib: u64,
+    /// The part that maps files: the binary's and libraries' pages in use (`RssFile`).
+    pub(super) file_kib: u64,
 }
 
 impl Memory {
@@ -22,13 +26,17 @@ impl Memory {
             rss_kib: proc_field(&status, "VmRSS:"),
             peak_kib: proc_field(&status, "VmHWM:"),
             threads: proc_field(&status, "Threads:"),
+            anonymous_kib: proc_field(&status, "RssAnon:"),
+            file_kib: proc_field(&status, "RssFile:"),
         })
     }
 
     pub(super) fn text(&self) -> String {
         format!(
-            "{:.1} MiB (peak {:.1} MiB, {} threads)",
+            "{:.1} MiB ({:.1} MiB anonymous, {:.1} MiB file pages; peak {:.1} MiB, {} threads)",
             self.rss_kib as f64 / 1024.0,
+            self.anonymous_kib as f64 / 1024.0,
+            self.file_kib as f64 / 1024.0,
             self.peak_kib as f64 / 1024.0,
             self.threads
         )

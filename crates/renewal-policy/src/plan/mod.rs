@@ -30,8 +30,13 @@ use crate::stagger::HostSeed;
 use crate::timeline::{CandidateCertificate, CandidateProblem, CurrentCertificate};
 use crate::{Fingerprint, GenerationId};
 
+mod daemon;
 mod decide;
 
+pub use daemon::{
+    AfterCheck, AfterHeartbeat, CheckEnd, HeartbeatEnd, Setback, Wait, after_check,
+    after_heartbeat, pause_after,
+};
 pub use decide::{OUT_OF_TIME, next_step};
 
 /// Why a check runs.
@@ -350,43 +355,6 @@ impl Report {
     /// Whole days left on the certificate in use (negative once expired), at the check's time.
     pub fn days_left(&self) -> i64 {
         crate::days_left(&self.current, self.at)
-    }
-}
-
-/// What kept the daemon from a check's report or a heartbeat's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Setback {
-    /// The check reported [`Outcome::Expired`] (no next check of its own).
-    Expired,
-    /// Another check held the renewal lock.
-    Busy,
-    /// A local problem stopped the check before it could report.
-    LocalFailure,
-    /// The heartbeat failed; `heartbeat_interval` is the configured one.
-    HeartbeatFailed {
-        /// agent.conf's `STATUS_INTERVAL`.
-        heartbeat_interval: std::time::Duration,
-        /// How long the manager asked to wait (its `Retry-After`, seen from now), if it did.
-        retry_after: Option<std::time::Duration>,
-    },
-}
-
-/// How long the daemon waits after `setback` before trying again: the policy's pauses, so the
-/// daemon holds no schedule of its own.
-pub fn pause_after(policy: &Policy, setback: Setback) -> std::time::Duration {
-    match setback {
-        Setback::Expired => policy.expired_recheck,
-        Setback::Busy => policy.busy_retry,
-        Setback::LocalFailure => policy.local_failure_retry,
-        // The short retry, or later when the manager asked for it, but never past the
-        // heartbeat interval.
-        Setback::HeartbeatFailed {
-            heartbeat_interval,
-            retry_after,
-        } => heartbeat_interval
-            .min(policy.heartbeat_failure_retry)
-            .max(retry_after.unwrap_or_default())
-            .min(heartbeat_interval),
     }
 }
 
