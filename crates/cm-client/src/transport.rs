@@ -16,6 +16,10 @@ use zeroize::Zeroizing;
 use crate::proxy::{ProxyFailure, ProxyUrl};
 use crate::{ClientIdentity, Error, ManagerUrl, Options, ServerTrust, tls};
 
+/// The size of each connection's input and output buffer, and the largest header section an
+/// answer may have: one TLS record's worth.
+const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
+
 /// One request to the manager.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
@@ -122,6 +126,14 @@ impl UreqTransport {
             .timeout_global(Some(options.request_timeout))
             .max_redirects(0)
             .user_agent(concat!("cte-agent/", env!("CARGO_PKG_VERSION")))
+            // ureq's 128 KiB input and output buffers per connection were almost all of the
+            // daemon's heap peak (a dhat profile of `vmd`: a renewal check holds two
+            // connections, 1.0 of 1.1 MiB), and glibc kept those pages after the check. The
+            // manager's requests and answers are a few KiB; a header section must fit in the
+            // input buffer, so the header limit is the same size.
+            .input_buffer_size(CONNECTION_BUFFER_BYTES)
+            .output_buffer_size(CONNECTION_BUFFER_BYTES)
+            .max_response_header_size(CONNECTION_BUFFER_BYTES)
             .build();
         let agent = ureq::Agent::with_parts(
             agent_config,

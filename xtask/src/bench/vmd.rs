@@ -168,8 +168,20 @@ pub(super) fn measure_vmd(
     let log = root.join("vmd/log/vorvmd_root.log");
     let conf = root.join("vmd/etc/agent.conf");
 
+    // `XTASK_BENCH_VMD_UNDER="valgrind --tool=dhat --dhat-out-file=..."` runs the daemon under
+    // a heap profiler (the memory rows then describe the profiler, not the daemon).
+    let under = std::env::var("XTASK_BENCH_VMD_UNDER").unwrap_or_default();
+    let mut under = under.split_whitespace();
+    let mut command = match under.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(under).arg(release_binary("vmd"));
+            command
+        }
+        None => Command::new(release_binary("vmd")),
+    };
     let daemon = Started {
-        child: Command::new(release_binary("vmd"))
+        child: command
             .arg("--agent-root")
             .arg(&root)
             .env_remove("EXTERNAL_CERT_DIR")

@@ -10,7 +10,7 @@ use crate::timeline::{
     CandidateCertificate, CandidateProblem, CurrentCertificate, Schedule, check_candidate,
     is_overdue, renewal_severity, schedule,
 };
-use crate::{Fingerprint, Policy, Severity};
+use crate::{Fingerprint, GenerationId, Policy, Severity};
 
 /// How the folder's set relates to the store.
 enum SetClass<'a> {
@@ -234,153 +234,141 @@ pub fn next_step(situation: &Situation<'_>) -> Step {
 /// Why a check that ran out of time stopped.
 pub const OUT_OF_TIME: &str = "this check reached its deadline before its next call to the manager; nothing more was sent, everything is kept, and the next check carries on";
 
-/// 1. An update in flight is settled first; `None` when there is none.
+/// 1. An update in flight is settled first; `None` when there is none. One function per phase.
 fn settle_journal(context: &Context<'_, '_>) -> Option<Step> {
-    let Context {
-        situation,
-        events,
-        store,
-        current,
-        ..
-    } = *context;
-    let soon = || context.soon();
-
-    // 1. An update in flight is settled first.
-    if !situation.dry_run
-        && let Some(journal) = situation.journal
-    {
-        match journal.phase {
-            JournalPhase::Staging => {
-                let candidate = journal.candidate;
-                // Nothing was sent: whatever was staged goes.
-                return Some(
-                    match store
-                        .staged
-                        .iter()
-                        .find(|generation| generation.fingerprint == candidate)
-                    {
-                        Some(generation) => Step::Discard {
-                            generation: generation.id,
-                        },
-                        None => Step::ClearJournal,
-                    },
-                );
-            }
-            JournalPhase::Staged { generation } => {
-                if store.generation(generation).is_none() || generation == current.id {
-                    return Some(Step::ClearJournal);
-                }
-                return Some(match login_answer(events, current.fingerprint) {
-                    None => Step::Login {
-                        generation: current.id,
-                        with_status: false,
-                    },
-                    Some(Answer::Accepted) => Step::Push { generation },
-                    // Nothing was sent for the candidate: drop it; the identity question (or
-                    // the unreachable manager) is dealt with below.
-                    Some(
-                        Answer::Refused { .. }
-                        | Answer::NotThisClient { .. }
-                        | Answer::Indefinite { .. },
-                    ) => Step::Discard { generation },
-                });
-            }
-            JournalPhase::Pushing { generation } => {
-                if generation == current.id {
-                    return Some(Step::Activate {
-                        generation,
-                        adopted: false,
-                    });
-                }
-                let Some(pushed) = store.generation(generation) else {
-                    return Some(Step::ClearJournal);
-                };
-                let certificate = pushed.fingerprint;
-                return Some(match answer_to(events, Exchange::Renew { certificate }) {
-                    Some(Answer::Accepted) => Step::Activate {
-                        generation,
-                        adopted: false,
-                    },
-                    Some(Answer::Refused { .. } | Answer::NotThisClient { .. }) => {
-                        Step::Discard { generation }
-                    }
-                    Some(Answer::Indefinite { reason }) => finish(
-                        context,
-                        Outcome::OutcomeUnknown {
-                            reason: reason.clone(),
-                            certificate,
-                        },
-                        Severity::Warning,
-                        soon(),
-                        UNSETTLED,
-                    ),
-                    // An earlier check's push: probe with the candidate.
-                    None => match login_answer(events, certificate) {
-                        None => Step::Login {
-                            generation,
-                            with_status: false,
-                        },
-                        Some(Answer::Accepted) => Step::Activate {
-                            generation,
-                            adopted: false,
-                        },
-                        // The push did not take; the folder's set is pushed again if usable.
-                        Some(Answer::NotThisClient { .. }) => Step::Discard { generation },
-                        // Any other refusal (a rate limit, ...) says nothing about the push.
-                        Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
-                            context,
-                            Outcome::OutcomeUnknown {
-                                reason: reason.clone(),
-                                certificate,
-                            },
-                            Severity::Warning,
-                            soon(),
-                            UNSETTLED,
-                        ),
-                    },
-                });
-            }
-            JournalPhase::Activating {
+    let situation = context.situation;
+    if situation.dry_run {
+        return None;
+    }
+    let journal = situation.journal?;
+    Some(match journal.phase {
+        JournalPhase::Staging => settle_staging(context, journal.candidate),
+        JournalPhase::Staged { generation } => settle_staged(context, generation),
+        JournalPhase::Pushing { generation } => settle_pushing(context, generation),
+        JournalPhase::Activating {
+            generation,
+            adopted,
+        } => match context.store.generation(generation) {
+            None => Step::ClearJournal,
+            Some(_) => Step::Activate {
                 generation,
                 adopted,
-            } => {
-                if store.generation(generation).is_none() {
-                    return Some(Step::ClearJournal);
-                }
-                return Some(Step::Activate {
-                    generation,
-                    adopted,
-                });
-            }
-            JournalPhase::Confirming { generation, .. } => {
-                if generation != current.id {
-                    return Some(Step::ClearJournal);
-                }
-                return Some(match login_answer(events, current.fingerprint) {
-                    None => Step::Login {
-                        generation,
-                        with_status: false,
-                    },
-                    Some(Answer::Accepted) => Step::ClearJournal,
-                    // Refused as not this client's: the identity question below adopts another
-                    // generation.
-                    Some(Answer::NotThisClient { .. }) => Step::ClearJournal,
-                    Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
-                        context,
-                        Outcome::OutcomeUnknown {
-                            reason: reason.clone(),
-                            certificate: current.fingerprint,
-                        },
-                        Severity::Warning,
-                        soon(),
-                        UNSETTLED,
-                    ),
-                });
-            }
+            },
+        },
+        JournalPhase::Confirming { generation, .. } => settle_confirming(context, generation),
+    })
+}
+
+/// Staging: nothing was sent, whatever was staged of the candidate goes.
+fn settle_staging(context: &Context<'_, '_>, candidate: Fingerprint) -> Step {
+    match context
+        .store
+        .staged
+        .iter()
+        .find(|generation| generation.fingerprint == candidate)
+    {
+        Some(generation) => Step::Discard {
+            generation: generation.id,
+        },
+        None => Step::ClearJournal,
+    }
+}
+
+/// Staged, nothing sent yet: push it once the current identity's login is accepted.
+fn settle_staged(context: &Context<'_, '_>, generation: GenerationId) -> Step {
+    let current = context.current;
+    if context.store.generation(generation).is_none() || generation == current.id {
+        return Step::ClearJournal;
+    }
+    match login_answer(context.events, current.fingerprint) {
+        None => Step::Login {
+            generation: current.id,
+            with_status: false,
+        },
+        Some(Answer::Accepted) => Step::Push { generation },
+        // Nothing was sent for the candidate: drop it; the identity question (or the
+        // unreachable manager) is dealt with next.
+        Some(Answer::Refused { .. } | Answer::NotThisClient { .. } | Answer::Indefinite { .. }) => {
+            Step::Discard { generation }
         }
     }
+}
 
-    None
+/// Pushing: the renewal was (or may have been) sent. Its answer in this check decides; from an
+/// earlier check, a login with the candidate probes whether the manager took it.
+fn settle_pushing(context: &Context<'_, '_>, generation: GenerationId) -> Step {
+    if generation == context.current.id {
+        return Step::Activate {
+            generation,
+            adopted: false,
+        };
+    }
+    let Some(pushed) = context.store.generation(generation) else {
+        return Step::ClearJournal;
+    };
+    let certificate = pushed.fingerprint;
+    let unknown = |reason: &String| {
+        finish(
+            context,
+            Outcome::OutcomeUnknown {
+                reason: reason.clone(),
+                certificate,
+            },
+            Severity::Warning,
+            context.soon(),
+            UNSETTLED,
+        )
+    };
+    match answer_to(context.events, Exchange::Renew { certificate }) {
+        Some(Answer::Accepted) => Step::Activate {
+            generation,
+            adopted: false,
+        },
+        Some(Answer::Refused { .. } | Answer::NotThisClient { .. }) => Step::Discard { generation },
+        Some(Answer::Indefinite { reason }) => unknown(reason),
+        // An earlier check's push: probe with the candidate.
+        None => match login_answer(context.events, certificate) {
+            None => Step::Login {
+                generation,
+                with_status: false,
+            },
+            Some(Answer::Accepted) => Step::Activate {
+                generation,
+                adopted: false,
+            },
+            // The push did not take; the folder's set is pushed again if usable.
+            Some(Answer::NotThisClient { .. }) => Step::Discard { generation },
+            // Any other refusal (a rate limit, ...) says nothing about the push.
+            Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => unknown(reason),
+        },
+    }
+}
+
+/// Confirming: the generation is current; a login with it confirms the switch.
+fn settle_confirming(context: &Context<'_, '_>, generation: GenerationId) -> Step {
+    let current = context.current;
+    if generation != current.id {
+        return Step::ClearJournal;
+    }
+    match login_answer(context.events, current.fingerprint) {
+        None => Step::Login {
+            generation,
+            with_status: false,
+        },
+        Some(Answer::Accepted) => Step::ClearJournal,
+        // Refused as not this client's: the identity question adopts another generation.
+        Some(Answer::NotThisClient { .. }) => Step::ClearJournal,
+        Some(Answer::Indefinite { reason } | Answer::Refused { reason }) => finish(
+            context,
+            Outcome::OutcomeUnknown {
+                reason: reason.clone(),
+                certificate: current.fingerprint,
+            },
+            Severity::Warning,
+            context.soon(),
+            UNSETTLED,
+        ),
+    }
 }
 
 /// 2. When the current certificate is refused as not this client's, adopt another.
