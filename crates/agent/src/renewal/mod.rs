@@ -393,6 +393,7 @@ impl Check<'_> {
         })
     }
 
+    /// Carries out one step of the plan and records what happened. One method per step.
     fn execute(&mut self, step: Step, view: &StoreView) -> Result<(), AgentError> {
         match step {
             Step::LookInFolder => {
@@ -413,121 +414,145 @@ impl Check<'_> {
                 self.events
                     .push(Event::Answered(Exchange::Login { certificate }, answer));
             }
-            Step::Stage => {
-                let Some(set) = self.loaded.take() else {
-                    return Err(AgentError::Bug(
-                        "the renewal decision asked to stage a set that was not loaded".to_string(),
-                    ));
-                };
-                // The key is decrypted here, when the decision needs it; a key that does not
-                // decrypt makes the folder's set invalid, and the decision is taken again.
-                let set = match set.decrypted() {
-                    Ok(set) => set,
-                    Err(reason) => {
-                        self.folder = FolderView::Invalid { reason };
-                        return Ok(());
-                    }
-                };
-                let fingerprint = set.identity.certificate().fingerprint;
-                self.write_journal(JournalPhase::Staging, fingerprint)?;
-                crash_point("journal-staging");
-                let generation = self.agent.store.stage(&set.identity, self.now)?;
-                crash_point("staged");
-                self.write_journal(JournalPhase::Staged { generation }, fingerprint)?;
-                self.loaded = Some(FolderSet::Decrypted(set));
-            }
-            Step::Push { generation } => {
-                // Build the client first: a local problem must not leave "pushing" behind. The
-                // plan pushes only after the current certificate's login was accepted.
-                if !self.sessions.contains_key(&view.current.id) {
-                    return Err(AgentError::Bug(
-                        "the renewal decision asked to push without a session of the current certificate"
-                            .to_string(),
-                    ));
-                }
-                self.ensure_client(generation)?;
-                let (identity, _) = &self.clients[&generation];
-                let fingerprint = identity.certificate().fingerprint;
-                let chain_pem = identity.chain_pem();
-                self.write_journal(JournalPhase::Pushing { generation }, fingerprint)?;
-                crash_point("journal-pushing");
-                let (_, client) = &self.clients[&generation];
-                let session = &self.sessions[&view.current.id];
-                let answer = match client.renew(session, &chain_pem) {
-                    Ok(_) => {
-                        self.manager_reached = true;
-                        Answer::Accepted
-                    }
-                    Err(error) => self.answer_of(error, false)?,
-                };
-                crash_point("pushed");
-                self.events.push(Event::Answered(
-                    Exchange::Renew {
-                        certificate: fingerprint,
-                    },
-                    answer,
-                ));
-            }
+            Step::Stage => self.stage()?,
+            Step::Push { generation } => self.push(generation, view)?,
             Step::Activate {
                 generation,
                 adopted,
-            } => {
-                self.ensure_client(generation)?;
-                let fingerprint = self.clients[&generation].0.certificate().fingerprint;
-                self.write_journal(
-                    JournalPhase::Activating {
-                        generation,
-                        adopted,
-                    },
-                    fingerprint,
-                )?;
-                crash_point("journal-activating");
-                let replaced = view.current;
-                // The identity this check read (and checked) is what the generation must hold:
-                // compared byte for byte, its public key not derived again.
-                self.agent
-                    .store
-                    .activate_holding(generation, Some(&self.clients[&generation].0))?;
-                crash_point("activated");
-                self.write_journal(
-                    JournalPhase::Confirming {
-                        generation,
-                        adopted,
-                    },
-                    fingerprint,
-                )?;
-                if replaced.id != generation {
-                    self.events.push(Event::Activated {
-                        generation,
-                        replaced,
-                        adopted,
-                    });
-                }
-            }
-            Step::Discard { generation } => {
-                let staged = view.staged.iter().find(|staged| staged.id == generation);
-                self.clients.remove(&generation);
-                self.sessions.remove(&generation);
-                if let Some(staged) = staged {
-                    self.agent.store.discard_staged(generation)?;
-                    self.logger.message(
-                        Severity::Info,
-                        &Message::StagedDiscarded {
-                            fingerprint: staged.fingerprint.to_string(),
-                            why: "the manager does not hold it (nothing was sent, it refused it, or the renewal did not take)",
-                        },
-                    );
-                }
-                crash_point("discarded");
-                self.clear_journal()?;
-                self.events.push(Event::Discarded { generation });
-            }
+            } => self.activate(generation, adopted, view)?,
+            Step::Discard { generation } => self.discard(generation, view)?,
             Step::ClearJournal => {
                 self.clear_journal()?;
                 crash_point("confirmed");
             }
             Step::Finish(_) => {}
         }
+        Ok(())
+    }
+
+    /// Journals "staging", stages the folder's set (decrypting its key only now), journals
+    /// "staged".
+    fn stage(&mut self) -> Result<(), AgentError> {
+        let Some(set) = self.loaded.take() else {
+            return Err(AgentError::Bug(
+                "the renewal decision asked to stage a set that was not loaded".to_string(),
+            ));
+        };
+        // The key is decrypted here, when the decision needs it; a key that does not decrypt
+        // makes the folder's set invalid, and the decision is taken again.
+        let set = match set.decrypted() {
+            Ok(set) => set,
+            Err(reason) => {
+                self.folder = FolderView::Invalid { reason };
+                return Ok(());
+            }
+        };
+        let fingerprint = set.identity.certificate().fingerprint;
+        self.write_journal(JournalPhase::Staging, fingerprint)?;
+        crash_point("journal-staging");
+        let generation = self.agent.store.stage(&set.identity, self.now)?;
+        crash_point("staged");
+        self.write_journal(JournalPhase::Staged { generation }, fingerprint)?;
+        self.loaded = Some(FolderSet::Decrypted(set));
+        Ok(())
+    }
+
+    /// Journals "pushing", then sends the renewal to `generation`'s certificate in the session
+    /// of the current certificate's accepted login.
+    fn push(&mut self, generation: GenerationId, view: &StoreView) -> Result<(), AgentError> {
+        // Build the client first: a local problem must not leave "pushing" behind. The plan
+        // pushes only after the current certificate's login was accepted.
+        if !self.sessions.contains_key(&view.current.id) {
+            return Err(AgentError::Bug(
+                "the renewal decision asked to push without a session of the current certificate"
+                    .to_string(),
+            ));
+        }
+        self.ensure_client(generation)?;
+        let (identity, _) = &self.clients[&generation];
+        let fingerprint = identity.certificate().fingerprint;
+        let chain_pem = identity.chain_pem();
+        self.write_journal(JournalPhase::Pushing { generation }, fingerprint)?;
+        crash_point("journal-pushing");
+        let (_, client) = &self.clients[&generation];
+        let session = &self.sessions[&view.current.id];
+        let answer = match client.renew(session, &chain_pem) {
+            Ok(_) => {
+                self.manager_reached = true;
+                Answer::Accepted
+            }
+            Err(error) => self.answer_of(error, false)?,
+        };
+        crash_point("pushed");
+        self.events.push(Event::Answered(
+            Exchange::Renew {
+                certificate: fingerprint,
+            },
+            answer,
+        ));
+        Ok(())
+    }
+
+    /// Journals "activating", makes `generation` current (checked against the identity this
+    /// check read), journals "confirming".
+    fn activate(
+        &mut self,
+        generation: GenerationId,
+        adopted: bool,
+        view: &StoreView,
+    ) -> Result<(), AgentError> {
+        self.ensure_client(generation)?;
+        let fingerprint = self.clients[&generation].0.certificate().fingerprint;
+        self.write_journal(
+            JournalPhase::Activating {
+                generation,
+                adopted,
+            },
+            fingerprint,
+        )?;
+        crash_point("journal-activating");
+        let replaced = view.current;
+        // The identity this check read (and checked) is what the generation must hold: compared
+        // byte for byte, its public key not derived again.
+        self.agent
+            .store
+            .activate_holding(generation, Some(&self.clients[&generation].0))?;
+        crash_point("activated");
+        self.write_journal(
+            JournalPhase::Confirming {
+                generation,
+                adopted,
+            },
+            fingerprint,
+        )?;
+        if replaced.id != generation {
+            self.events.push(Event::Activated {
+                generation,
+                replaced,
+                adopted,
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes `generation` if it is still staged, then the journal.
+    fn discard(&mut self, generation: GenerationId, view: &StoreView) -> Result<(), AgentError> {
+        let staged = view.staged.iter().find(|staged| staged.id == generation);
+        self.clients.remove(&generation);
+        self.sessions.remove(&generation);
+        if let Some(staged) = staged {
+            self.agent.store.discard_staged(generation)?;
+            self.logger.message(
+                Severity::Info,
+                &Message::StagedDiscarded {
+                    fingerprint: staged.fingerprint.to_string(),
+                    why: "the manager does not hold it (nothing was sent, it refused it, or the renewal did not take)",
+                },
+            );
+        }
+        crash_point("discarded");
+        self.clear_journal()?;
+        self.events.push(Event::Discarded { generation });
         Ok(())
     }
 
