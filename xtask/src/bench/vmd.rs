@@ -150,6 +150,22 @@ impl VmdNumbers {
     }
 }
 
+/// The release `vmd`, or, with `XTASK_BENCH_VMD_UNDER="valgrind --tool=dhat
+/// --dhat-out-file=..."`, the release `vmd` under that heap profiler (the memory rows then
+/// describe the profiler, not the daemon).
+fn vmd_command() -> Command {
+    let under = std::env::var("XTASK_BENCH_VMD_UNDER").unwrap_or_default();
+    let mut under = under.split_whitespace();
+    match under.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(under).arg(release_binary("vmd"));
+            command
+        }
+        None => Command::new(release_binary("vmd")),
+    }
+}
+
 pub(super) fn measure_vmd(
     settings: &Settings,
     work: &Path,
@@ -168,20 +184,8 @@ pub(super) fn measure_vmd(
     let log = root.join("vmd/log/vorvmd_root.log");
     let conf = root.join("vmd/etc/agent.conf");
 
-    // `XTASK_BENCH_VMD_UNDER="valgrind --tool=dhat --dhat-out-file=..."` runs the daemon under
-    // a heap profiler (the memory rows then describe the profiler, not the daemon).
-    let under = std::env::var("XTASK_BENCH_VMD_UNDER").unwrap_or_default();
-    let mut under = under.split_whitespace();
-    let mut command = match under.next() {
-        Some(program) => {
-            let mut command = Command::new(program);
-            command.args(under).arg(release_binary("vmd"));
-            command
-        }
-        None => Command::new(release_binary("vmd")),
-    };
     let daemon = Started {
-        child: command
+        child: vmd_command()
             .arg("--agent-root")
             .arg(&root)
             .env_remove("EXTERNAL_CERT_DIR")

@@ -135,16 +135,23 @@ impl Api {
         let mut state = self.lock();
         self.require_admin(&state, request)?;
         let index = Self::client_index(&state, reference)?;
+        Self::remove_client(&mut state, index)?;
+        no_content()
+    }
+
+    /// Removes the client at `index`: its record, then its sessions (its certificate no longer
+    /// logs in). Every way to delete a client ends here.
+    pub(super) fn remove_client(state: &mut State, index: usize) -> Result<Client, ApiError> {
         let id = state.clients[index].id.clone();
         state
             .store
             .delete(CLIENTS, &id)
             .map_err(ApiError::storage)?;
-        state.clients.remove(index);
+        let client = state.clients.remove(index);
         state.sessions.retain(|session| {
             !matches!(&session.subject, Subject::Client { client_id, .. } if client_id == &id)
         });
-        no_content()
+        Ok(client)
     }
 
     // ---- Agent endpoints ------------------------------------------------------------------

@@ -275,6 +275,16 @@ const ROUTES: &[Route] = &[
         ["transparent-encryption", "clients", "{}"],
         |api, request, id| api.get_te_client(request, id[0])
     ),
+    route!(
+        "PATCH",
+        ["transparent-encryption", "clients", "delete"],
+        |api, request, _| api.delete_te_clients(request)
+    ),
+    route!(
+        "PATCH",
+        ["transparent-encryption", "clients", "{}", "delete"],
+        |api, request, id| api.delete_te_client(request, id[0])
+    ),
     route!("GET", ["audit", "client-records"], |api, request, _| api
         .list_records(request)),
     route!("POST", ["audit", "client-records"], |api, request, _| api

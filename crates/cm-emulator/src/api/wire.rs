@@ -188,6 +188,27 @@ pub(crate) struct RegisterRequest {
 }
 
 /// `POST /v1/client-management/self/client/renew`.
+/// `PATCH /v1/transparent-encryption/clients/{id}/delete`: Terraform's `DelClientJSON`
+/// (`internal/provider/cte/schema_cte.go`, sent by `resource_cte_client.go` Delete) and the
+/// Ansible collection's `deleteClientById` (`plugins/module_utils/cte.py`, 1.0.2) both send
+/// `{"del_client": true, "force_del_client": true}`; Ansible leaves out a field it was not given.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DeleteTeClientRequest {
+    pub(crate) del_client: Option<bool>,
+    /// Accepted; the emulator removes the client at once either way (invented: how CM handles
+    /// an unforced delete is not public).
+    #[allow(dead_code)]
+    pub(crate) force_del_client: Option<bool>,
+}
+
+/// `PATCH /v1/transparent-encryption/clients/delete`: the Ansible collection's `deleteClients`
+/// (`plugins/module_utils/cte.py`, 1.0.2) sends `client_id_list`, each "the name, ID, URI, or
+/// slug" of a client.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteTeClientsRequest {
+    pub(crate) client_id_list: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct RenewRequest {
     pub(crate) ext_cert: String,
@@ -230,8 +251,8 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// The body as a JSON object. A JSON string holding a JSON object is unwrapped: Thales's
-/// Ansible collection (`plugins/module_utils/cm_api.py`, `getJwt`) sends its login body
-/// encoded twice.
+/// Ansible collection (`plugins/module_utils/cm_api.py`, `getJwt`) sent its login body encoded
+/// twice between commits `145d284` and `5ddc328` (July 2023; 1.0.2 sends plain JSON).
 pub(crate) fn body_value(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(

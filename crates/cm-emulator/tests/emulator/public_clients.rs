@@ -14,6 +14,8 @@ fn fixtures_dir() -> PathBuf {
 /// The values a fixture refers to.
 struct Values {
     refresh_token: String,
+    /// A registered client's id.
+    client_id: String,
     ca_name: String,
     ca_id: String,
     ca_pem: String,
@@ -27,6 +29,7 @@ fn fill(text: &str, values: &Values) -> String {
         .replace("${REFRESH_TOKEN}", &values.refresh_token)
         .replace("${CA_NAME}", &values.ca_name)
         .replace("${CA_ID}", &values.ca_id)
+        .replace("${CLIENT_ID}", &values.client_id)
         .replace("${CA_PEM}", &pem[1..pem.len() - 1])
 }
 
@@ -88,8 +91,10 @@ fn values(world: &World) -> Values {
         .expect(200);
     let other =
         test_pki::CertificateAuthority::new_root("Uploaded CA", test_pki::KeyType::P256).unwrap();
+    let client_id = world.registered(&world.issue("fixture-host.example"), "fixture-host");
     Values {
         refresh_token: login["refresh_token"].as_str().unwrap().to_owned(),
+        client_id,
         ca_name: "test-ca".to_owned(),
         ca_id: world.ca_id.clone(),
         ca_pem: other.certificate_pem(),
@@ -111,6 +116,96 @@ fn every_fixture_is_replayed() {
         let values = values(&world);
         replay(&world, name, &values);
     }
+}
+
+/// The three ways the public clients delete a CTE client (Terraform's Delete and Ansible's
+/// `delete_id` by id, Ansible's `delete` by list) remove it as the emulator's own `DELETE` does:
+/// gone from both views, and its certificate no longer logs in.
+#[test]
+fn the_public_clients_deletes_remove_the_client_and_its_logins() {
+    for fixture in [
+        "terraform_cte_client_delete.json",
+        "ansible_cte_client_delete_id.json",
+        "ansible_cte_clients_delete.json",
+    ] {
+        let world = World::new();
+        let issued = world.issue("deleted-host.example");
+        let client_id = world.registered(&issued, "deleted-host");
+        world.login(&issued, &client_id).expect(200);
+        let defaults = values(&world);
+        let other = defaults.client_id.clone();
+        let values = Values {
+            client_id: client_id.clone(),
+            ..defaults
+        };
+        let answer = replay(&world, fixture, &values);
+        assert!(
+            answer.as_object().is_some_and(|object| !object.is_empty()),
+            "{fixture}: Ansible needs a non-empty JSON object: {answer}"
+        );
+        for view in ["client-management", "transparent-encryption"] {
+            world
+                .admin_call("GET", &format!("/api/v1/{view}/clients/{client_id}"), None)
+                .expect_error(404, "NCERRResourceNotFound");
+        }
+        world
+            .login(&issued, &client_id)
+            .expect_error(401, "NCERRUnauthorizedAccess");
+        // The other registered client is still there.
+        world
+            .admin_call(
+                "GET",
+                &format!("/api/v1/client-management/clients/{other}"),
+                None,
+            )
+            .expect(200);
+    }
+}
+
+#[test]
+fn deleting_by_list_deletes_all_or_nothing_and_del_client_false_is_refused() {
+    let world = World::new();
+    let first = world.registered(&world.issue("one.example"), "one");
+    let second = world.registered(&world.issue("two.example"), "two");
+    let body = serde_json::json!({"client_id_list": ["one", "no-such-client"]});
+    world
+        .admin_call(
+            "PATCH",
+            "/api/v1/transparent-encryption/clients/delete",
+            Some(&body),
+        )
+        .expect_error(404, "NCERRResourceNotFound");
+    world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/client-management/clients/{first}"),
+            None,
+        )
+        .expect(200);
+    let body = serde_json::json!({"client_id_list": ["one", format!("kylo:kylo:vorpal:clients:{second}")]});
+    let answer = world
+        .admin_call(
+            "PATCH",
+            "/api/v1/transparent-encryption/clients/delete",
+            Some(&body),
+        )
+        .expect(200);
+    assert_eq!(answer["client_id_list"], serde_json::json!([first, second]));
+    let third = world.registered(&world.issue("three.example"), "three");
+    world
+        .admin_call(
+            "PATCH",
+            &format!("/api/v1/transparent-encryption/clients/{third}/delete"),
+            Some(&serde_json::json!({"del_client": false})),
+        )
+        .expect_error(400, "NCERRBadRequest");
+    world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/client-management/clients/{third}"),
+            None,
+        )
+        .expect(200);
 }
 
 #[test]
