@@ -630,6 +630,44 @@ fn the_daemon_writes_the_heartbeat_into_the_metrics() {
     assert_eq!(metrics.value("cte_agent_checks_total", &[]), 1.0);
 }
 
+/// Issue 22: a client deleted on the manager the way Terraform's `ciphertrust_cte_client` and
+/// the Ansible collection's `cte_client` delete it (`PATCH .../clients/{id}/delete`) is refused
+/// at the agent's next check: `vmd --once` reports that no identity is accepted (CGP3010) and
+/// exits 4, as docs/operations.md documents.
+#[test]
+fn a_client_deleted_as_the_public_clients_delete_it_is_refused_at_the_next_check() {
+    let host = Host::registered(SystemTime::now() + 200 * DAY);
+    let before = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(host.root.path())
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(before.status.code(), Some(0), "{}", text(&before));
+    let clients = host.manager.clients().unwrap();
+    let id = clients[0]["id"].as_str().unwrap();
+    host.manager
+        .call(
+            "PATCH",
+            &format!("/api/v1/transparent-encryption/clients/{id}/delete"),
+            Some(serde_json::json!({"del_client": true, "force_del_client": true})),
+            200,
+        )
+        .unwrap();
+    let after = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(host.root.path())
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(after.status.code(), Some(4), "{}", text(&after));
+    assert!(
+        common::log(host.root.path()).contains("CGP3010C"),
+        "{}",
+        common::log(host.root.path())
+    );
+}
+
 /// A heartbeat whose identity the manager refuses starts a recovery check at once (the plan's
 /// `after_heartbeat`), not at the next scheduled check months away: with the client deleted on
 /// the manager and no other generation to adopt, the daemon reports that no identity is
