@@ -107,8 +107,8 @@ impl Api {
             Some(Some(trusted)) => Self::set_trusted_cas(&mut state, trusted)?,
             Some(None) => {
                 let empty = TrustedCasRequest {
-                    external: Some(Vec::new()),
-                    local: Some(Vec::new()),
+                    external: Some(None),
+                    local: Some(None),
                 };
                 Self::set_trusted_cas(&mut state, &empty)?;
             }
@@ -147,6 +147,7 @@ impl Api {
                     local: state.web.trusted_local.clone(),
                 });
         if let Some(external) = &trusted.external {
+            let external = external.as_deref().unwrap_or_default();
             let mut ids: Vec<String> = Vec::new();
             for reference in external {
                 let index = state.find_external_ca(reference).ok_or_else(|| {
@@ -160,9 +161,10 @@ impl Api {
                 }
             }
             state.web.trusted_external = ids;
-            written.external = external.clone();
+            written.external = external.to_vec();
         }
         if let Some(local) = &trusted.local {
+            let local = local.as_deref().unwrap_or_default();
             let mut ids: Vec<String> = Vec::new();
             for reference in local {
                 if !state.local_ca.is_named(reference) {
@@ -175,7 +177,7 @@ impl Api {
                 }
             }
             state.web.trusted_local = ids;
-            written.local = local.clone();
+            written.local = local.to_vec();
         }
         state.web.trusted_cas_as_written = Some(written);
         Ok(())

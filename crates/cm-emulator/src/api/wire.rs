@@ -108,11 +108,18 @@ pub(crate) struct PatchExternalCa {
     pub(crate) allow_user_authentication: Option<bool>,
 }
 
-/// `trusted_cas` of an interface: names, ids or URIs of CAs.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+/// `trusted_cas` of an interface: names, ids or URIs of CAs. A list left out is unchanged; a
+/// list sent as `null` is empty, as CM (a Go server) decodes it: the Ansible collection 1.0.2
+/// sends `"local": null` whenever a playbook gives only `external` (AnsibleModule fills an
+/// unspecified suboption of `trusted_cas` with `None`, and the module drops only top-level
+/// `None`s), and Terraform's provider did so for an empty local list
+/// (`internal/provider/cm/resource_interface.go`, version `1021e061`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub(crate) struct TrustedCasRequest {
-    pub(crate) external: Option<Vec<String>>,
-    pub(crate) local: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) external: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) local: Option<Option<Vec<String>>>,
 }
 
 /// `POST /v1/trusted-cas` (CM 2.18 and later; Terraform's `CMTrustedCAJSON` in

@@ -208,6 +208,49 @@ fn deleting_by_list_deletes_all_or_nothing_and_del_client_false_is_refused() {
         .expect(200);
 }
 
+/// `"local": null` (Terraform `1021e061` for an empty list; the Ansible collection whenever a
+/// playbook gives only `external`) empties the local list, as CM (a Go server) decodes it; a
+/// list left out stays as it was.
+#[test]
+fn trusted_cas_local_null_is_an_empty_list_and_a_list_left_out_is_unchanged() {
+    let world = World::new();
+    let values = values(&world);
+    let local = world
+        .admin_call("GET", "/api/v1/ca/local-cas", None)
+        .expect(200)["resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let both = serde_json::json!({"trusted_cas": {"external": [values.ca_id], "local": [local]}});
+    world
+        .admin_call("PATCH", "/api/v1/configs/interfaces/web", Some(&both))
+        .expect(200);
+    let only_external = serde_json::json!({"trusted_cas": {"external": [values.ca_id]}});
+    let web = world
+        .admin_call(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(&only_external),
+        )
+        .expect(200);
+    assert_eq!(
+        web["trusted_cas"]["local"],
+        serde_json::json!([local]),
+        "{web}"
+    );
+    let web = replay(
+        &world,
+        "terraform_interface_update_local_null.json",
+        &values,
+    );
+    assert_eq!(web["trusted_cas"]["local"], serde_json::json!([]), "{web}");
+    assert_eq!(
+        web["trusted_cas"]["external"],
+        serde_json::json!([values.ca_id]),
+        "{web}"
+    );
+}
+
 #[test]
 fn terraform_regtoken_without_a_ca_is_bound_to_the_local_ca() {
     let world = World::new();
