@@ -39,14 +39,14 @@ pub struct Arguments {
             .try_map(|value| value.parse::<RetireOldCertificate>()),
     )]
     pub retire_old_certificate: RetireOldCertificate,
-    /// When a change of the web interface's trusted CAs takes effect: at the next web restart
-    /// (at-web-restart, as CM before 2.18 and the source document's procedure), or at once
-    /// (immediately, as CM 2.18 and later, which also offer /api/v1/trusted-cas).
+    /// When a change of the web interface's trusted CAs takes effect: at once (immediately, as
+    /// CM's guide says for every version; /api/v1/trusted-cas exists too), or at the next web
+    /// restart (at-web-restart: an invented setting to test the restart step).
     #[arg(
         long,
         value_name = "WHEN",
         default_value_t = TrustedCaChanges::default(),
-        value_parser = PossibleValuesParser::new(["at-web-restart", "immediately"])
+        value_parser = PossibleValuesParser::new(["immediately", "at-web-restart"])
             .try_map(|value| value.parse::<TrustedCaChanges>()),
     )]
     pub trusted_ca_changes: TrustedCaChanges,

@@ -3,7 +3,7 @@
 //! ```text
 //! cm-emulator --listen 127.0.0.1:8443 --state-dir DIR [--admin-password P] [--hostname NAME]...
 //!             [--retire-old-certificate on-renew|on-first-login|at-expiry]
-//!             [--trusted-ca-changes at-web-restart|immediately]
+//!             [--trusted-ca-changes immediately|at-web-restart]
 //! ```
 //! Prints exactly one line, `listening on https://HOST:PORT`, once connections are accepted.
 //! Exit codes: 0 after a clean stop, 1 when the emulator cannot start (2 for usage errors).

@@ -145,10 +145,10 @@ fn binary_lists_and_checks_the_trusted_ca_changes_values() {
         .join(" ");
     assert!(help.contains("--trusted-ca-changes"), "{help}");
     assert!(
-        help.contains("[possible values: at-web-restart, immediately]"),
+        help.contains("[possible values: immediately, at-web-restart]"),
         "{help}"
     );
-    assert!(help.contains("[default: at-web-restart]"), "{help}");
+    assert!(help.contains("[default: immediately]"), "{help}");
 
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_cm-emulator"))

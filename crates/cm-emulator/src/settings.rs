@@ -89,19 +89,23 @@ impl std::error::Error for ParseRetireOldCertificateError {}
 
 /// When a change of the web interface's trusted CAs takes effect.
 ///
-/// Before CM 2.18 a change applies at the next web restart
-/// (`POST /api/v1/system/services/restart`), which the source document's procedure includes;
-/// CM 2.18 and later apply it at once (restarting the web service themselves) and offer
-/// `/api/v1/trusted-cas`. The spellings of [`FromStr`] and [`fmt::Display`] are
-/// `at-web-restart` and `immediately` (the `cm-emulator` binary's `--trusted-ca-changes`).
+/// CM's administration guide lists "trusted CAs" among the interface changes that "are applied
+/// immediately and trigger an automatic services restart" in every version it was read for (2.7,
+/// 2.10, 2.13, 2.18; docs/protocol.md cites the pages), so that is the default; CM 2.18 and
+/// later also offer `/api/v1/trusted-cas`. `at-web-restart` instead applies a change at the next
+/// web restart (`POST /api/v1/system/services/restart`), the step the source document's
+/// procedure includes: an invented setting, to test a client against a manager whose change is
+/// not yet in force. The spellings of [`FromStr`] and [`fmt::Display`] are `immediately` and
+/// `at-web-restart` (the `cm-emulator` binary's `--trusted-ca-changes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TrustedCaChanges {
-    /// `at-web-restart` (the default): as before CM 2.18; `/api/v1/trusted-cas` does not exist.
+    /// `immediately` (the default), as CM: a `PATCH` of the web interface's `trusted_cas` (or
+    /// of `/api/v1/trusted-cas`) applies to new connections at once.
     #[default]
-    AtWebRestart,
-    /// `immediately`: as CM 2.18 and later; a `PATCH` of the web interface's `trusted_cas`
-    /// (or of `/api/v1/trusted-cas`) applies to new connections at once.
     Immediately,
+    /// `at-web-restart`: a change applies at the next web restart; `/api/v1/trusted-cas` does
+    /// not exist (as before CM 2.18).
+    AtWebRestart,
 }
 
 impl TrustedCaChanges {

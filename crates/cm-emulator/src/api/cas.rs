@@ -136,14 +136,28 @@ impl Api {
         self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         let id = state.external_cas[index].record.id.clone();
+        // In use: refused with what uses it, so nothing is left dangling (a token bound to a CA
+        // that is gone, or a trust list naming it). The emulator's choice: CM's answer is not
+        // public (docs/protocol.md).
+        let mut users = Vec::new();
         if state.web.trusted_external.contains(&id) {
-            // The TLS settings keep trusting it until the next web restart, as on CM.
-            state.web.trusted_external.retain(|trusted| trusted != &id);
-            let ca = state.external_cas[index].clone();
-            if let Some(written) = state.web.trusted_cas_as_written.as_mut() {
-                written.external.retain(|reference| !ca.is_named(reference));
-            }
-            state.save_web().map_err(ApiError::storage)?;
+            users.push("the web interface's trusted_cas.external".to_string());
+        }
+        let tokens: Vec<&str> = state
+            .regtokens
+            .iter()
+            .filter(|token| token.ca_id == id)
+            .map(|token| token.id.as_str())
+            .collect();
+        if !tokens.is_empty() {
+            users.push(format!("registration token(s) {}", tokens.join(", ")));
+        }
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "external CA {reference:?} is in use by {}: remove it from the web interface's \
+                 trusted CAs and delete those tokens (or bind them to another CA) first",
+                users.join(" and ")
+            )));
         }
         state
             .store

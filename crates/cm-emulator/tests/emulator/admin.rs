@@ -173,13 +173,57 @@ fn external_ca_lifecycle_and_lookup_by_id_name_and_uri() {
         (Some(1), Some(1), Some(2))
     );
 
-    // DELETE, then it is gone (and dropped from the trusted list).
+    // DELETE of a CA nothing uses, then it is gone.
     let id = unnamed["id"].as_str().unwrap();
     world
         .admin_call("DELETE", &format!("/api/v1/ca/external-cas/{id}"), None)
         .expect(204);
     world
         .admin_call("DELETE", &format!("/api/v1/ca/external-cas/{id}"), None)
+        .expect_error(404, "NCERRResourceNotFound");
+}
+
+/// Issue 22: an external CA in use (trusted by the web interface, or bound to a registration
+/// token) is not deleted: 409 naming what uses it, and nothing changes; once released it goes.
+#[test]
+fn an_external_ca_in_use_is_not_deleted_and_the_answer_names_its_users() {
+    let world = World::new();
+    let path = format!("/api/v1/ca/external-cas/{}", world.ca_id);
+    let refused = world
+        .admin_call("DELETE", &path, None)
+        .expect_error(409, "NCERRConflict");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("trusted_cas") && message.contains("registration token"),
+        "{message}"
+    );
+    world.admin_call("GET", &path, None).expect(200);
+    let web = world
+        .admin_call("GET", "/api/v1/configs/interfaces/web", None)
+        .expect(200);
+    assert_eq!(
+        web["trusted_cas"]["external"][0],
+        world.ca_id.as_str(),
+        "{web}"
+    );
+    // Released: no longer trusted, its tokens deleted.
+    world.trust(&[]);
+    let tokens = world
+        .admin_call("GET", "/api/v1/client-management/regtokens?limit=100", None)
+        .expect(200);
+    for token in tokens["resources"].as_array().unwrap() {
+        let id = token["id"].as_str().unwrap();
+        world
+            .admin_call(
+                "DELETE",
+                &format!("/api/v1/client-management/regtokens/{id}"),
+                None,
+            )
+            .expect(204);
+    }
+    world.admin_call("DELETE", &path, None).expect(204);
+    world
+        .admin_call("GET", &path, None)
         .expect_error(404, "NCERRResourceNotFound");
 }
 

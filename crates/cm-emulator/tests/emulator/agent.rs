@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use cm_emulator::{EmulatorConfig, TrustedCaChanges};
 use serde_json::json;
 use test_pki::{CertificateAuthority, ClientCertificateRequest, ExtendedKeyUsage, KeyType};
 
@@ -193,8 +194,11 @@ fn a_certificate_from_a_ca_unknown_to_the_web_interface_fails_the_handshake() {
 }
 
 #[test]
-fn a_newly_trusted_ca_works_only_after_the_web_restart() {
-    let world = World::new();
+fn with_the_at_web_restart_setting_a_newly_trusted_ca_works_only_after_the_web_restart() {
+    let world = World::configured(|config| EmulatorConfig {
+        trusted_ca_changes: TrustedCaChanges::AtWebRestart,
+        ..config
+    });
     let second = CertificateAuthority::new_root("Second CA", KeyType::P384).unwrap();
     let second_id = world.add_ca(&second.certificate_pem(), "second");
     world.trust(&[world.ca_id.clone(), second_id.clone()]);

@@ -459,17 +459,18 @@ fn slow_headers_and_idle_connections_are_closed() {
 }
 
 #[test]
-fn trusted_ca_changes_apply_at_once_when_the_emulator_behaves_as_cm_2_18() {
-    // Default (before CM 2.18): no /trusted-cas.
-    let world = World::new();
+fn trusted_ca_changes_apply_at_once_as_cms_guide_says_and_trusted_cas_exists() {
+    // The invented `at-web-restart` setting has no /trusted-cas.
+    let world = World::configured(|config| EmulatorConfig {
+        trusted_ca_changes: TrustedCaChanges::AtWebRestart,
+        ..config
+    });
     world
         .admin_call("GET", "/api/v1/trusted-cas", None)
         .expect_error(404, "NCERRResourceNotFound");
 
-    let world = World::configured(|config| EmulatorConfig {
-        trusted_ca_changes: TrustedCaChanges::Immediately,
-        ..config
-    });
+    // The default, as CM's administration guide says for 2.7, 2.10, 2.13 and 2.18.
+    let world = World::new();
     let second = CertificateAuthority::new_root("Second CA", KeyType::P256).unwrap();
     let second_id = world.add_ca(&second.certificate_pem(), "second");
     // Terraform's CMTrustedCAJSON (internal/provider/cm/resource_trusted_cas.go): ca_id, service.
