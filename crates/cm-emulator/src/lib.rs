@@ -347,11 +347,11 @@ impl Emulator {
                 max_client_records: config.max_client_records,
             },
         )?;
-        // Starting the emulator is a web (re)start: apply the configured trusted list.
+        // Starting the emulator is a web (re)start: apply the web interface's settings.
         let tls = Arc::new(tls::TlsSwitch::new(
             identity.certificate.clone(),
             identity.key.clone_key(),
-            &state.trusted_client_cas(),
+            &state.web_tls(),
         )?);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -420,6 +420,29 @@ impl State {
 
     /// The certificates of the trusted external CAs that allow client authentication, and of
     /// the local CA when it is trusted.
+    /// The web interface's TLS settings as stored (checked when they were written: a value the
+    /// emulator does not implement was refused then, so the default stands in for it here).
+    pub(crate) fn web_tls(&self) -> crate::tls::WebTls {
+        use crate::tls::{ClientCertificates, TlsVersion, client_certificates, tls_version};
+        let version = |value: &Option<String>, default| {
+            value
+                .as_deref()
+                .and_then(|name| tls_version(name).ok())
+                .unwrap_or(default)
+        };
+        crate::tls::WebTls {
+            trusted_cas: self.trusted_client_cas(),
+            client_certificates: self
+                .web
+                .mode
+                .as_deref()
+                .and_then(|mode| client_certificates(mode).ok())
+                .unwrap_or(ClientCertificates::Optional),
+            minimum: version(&self.web.minimum_tls_version, TlsVersion::Tls12),
+            maximum: version(&self.web.maximum_tls_version, TlsVersion::Tls13),
+        }
+    }
+
     pub(crate) fn trusted_client_cas(&self) -> Vec<CertificateDer<'static>> {
         let mut trusted: Vec<CertificateDer<'static>> = self
             .web

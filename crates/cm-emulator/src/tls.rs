@@ -1,5 +1,5 @@
-//! The rustls server configuration: the web certificate, and client-certificate checking
-//! against the external CAs the web interface trusted at its last restart.
+//! The rustls server configuration: the web certificate, the web interface's TLS versions and
+//! client-certificate mode, and client-certificate checking against the CAs it trusts.
 
 use std::sync::Arc;
 
@@ -17,29 +17,125 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds a server configuration that requests (but does not require) a client certificate,
-/// and accepts a presented one only if it chains to one of `trusted_cas`.
+/// CM's interface modes (`mode`), as the Ansible collection 1.0.2 (`plugins/modules/
+/// interface_save.py`) and Terraform's provider (`internal/provider/cm/resource_interface.go`)
+/// list them.
+pub(crate) const MODES: [&str; 9] = [
+    "no-tls-pw-opt",
+    "no-tls-pw-req",
+    "unauth-tls-pw-opt",
+    "unauth-tls-pw-req",
+    "tls-cert-opt-pw-opt",
+    "tls-pw-opt",
+    "tls-pw-req",
+    "tls-cert-pw-opt",
+    "tls-cert-and-pw",
+];
+
+/// CM's TLS versions (`minimum_tls_version`, `maximum_tls_version`), as both clients list them.
+pub(crate) const TLS_VERSIONS: [&str; 4] = ["tls_1_0", "tls_1_1", "tls_1_2", "tls_1_3"];
+
+/// What the web interface does with a client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientCertificates {
+    /// Not asked for (`unauth-tls-*`): agents cannot log in with one.
+    Ignored,
+    /// Asked for, not required (`tls-cert-opt-pw-opt`, the default): administrators connect
+    /// without one, agents with theirs.
+    Optional,
+}
+
+/// A TLS version the emulator speaks (rustls: 1.2 and 1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The web interface's TLS settings, applied together at a web restart.
+#[derive(Clone, Debug)]
+pub(crate) struct WebTls {
+    pub(crate) trusted_cas: Vec<CertificateDer<'static>>,
+    pub(crate) client_certificates: ClientCertificates,
+    pub(crate) minimum: TlsVersion,
+    pub(crate) maximum: TlsVersion,
+}
+
+/// What `mode` means for the emulator, or why it does not implement it. The modes' meanings
+/// are not defined on a Thales page (docs/protocol.md): `no-tls` has no TLS, `unauth-tls` does
+/// not ask for a client certificate, `tls-cert-opt` makes it optional, and the others verify a
+/// required one.
+pub(crate) fn client_certificates(mode: &str) -> Result<ClientCertificates, String> {
+    match mode {
+        "tls-cert-opt-pw-opt" => Ok(ClientCertificates::Optional),
+        "unauth-tls-pw-opt" | "unauth-tls-pw-req" => Ok(ClientCertificates::Ignored),
+        "no-tls-pw-opt" | "no-tls-pw-req" => Err(format!(
+            "{mode:?} (no TLS) is not implemented by the emulator: its web interface always uses \
+             TLS; use tls-cert-opt-pw-opt"
+        )),
+        "tls-pw-opt" | "tls-pw-req" | "tls-cert-pw-opt" | "tls-cert-and-pw" => Err(format!(
+            "{mode:?} (a client certificate required) is not implemented by the emulator: its \
+             administrators connect without one; use tls-cert-opt-pw-opt"
+        )),
+        other => Err(format!(
+            "{other:?} is not one of CM's modes: {}",
+            MODES.join(", ")
+        )),
+    }
+}
+
+/// A TLS version by CM's name, or why the emulator does not speak it.
+pub(crate) fn tls_version(name: &str) -> Result<TlsVersion, String> {
+    match name {
+        "tls_1_2" => Ok(TlsVersion::Tls12),
+        "tls_1_3" => Ok(TlsVersion::Tls13),
+        "tls_1_0" | "tls_1_1" => Err(format!(
+            "{name:?} is not implemented by the emulator (rustls speaks TLS 1.2 and 1.3 only); \
+             use tls_1_2 or tls_1_3"
+        )),
+        other => Err(format!(
+            "{other:?} is not one of CM's TLS versions: {}",
+            TLS_VERSIONS.join(", ")
+        )),
+    }
+}
+
+/// Builds the server configuration for `web`: its TLS versions, and client certificates asked
+/// for (never required) unless ignored; a presented one is accepted only if it chains to one
+/// of `web.trusted_cas`.
 pub(crate) fn server_config(
     certificate: &CertificateDer<'static>,
     key: &PrivateKeyDer<'static>,
-    trusted_cas: &[CertificateDer<'static>],
+    web: &WebTls,
 ) -> Result<Arc<ServerConfig>, Error> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
-    for ca in trusted_cas {
+    for ca in &web.trusted_cas {
         // A CA that webpki cannot use as an anchor is skipped rather than failing the restart.
         let _ = roots.add(ca.clone());
     }
-    let verifier: Arc<dyn ClientCertVerifier> = if roots.is_empty() {
-        Arc::new(UnjudgedClientCertificates::refusing(provider.clone()))
-    } else {
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|error| Error::Tls(rustls::Error::General(error.to_string())))?
+    let verifier: Arc<dyn ClientCertVerifier> = match web.client_certificates {
+        ClientCertificates::Ignored => WebPkiClientVerifier::no_client_auth(),
+        ClientCertificates::Optional if roots.is_empty() => {
+            Arc::new(UnjudgedClientCertificates::refusing(provider.clone()))
+        }
+        ClientCertificates::Optional => {
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|error| Error::Tls(rustls::Error::General(error.to_string())))?
+        }
     };
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(version, _)| (web.minimum..=web.maximum).contains(version))
+    .map(|(_, supported)| supported)
+    .collect();
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_protocol_versions(&versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![certificate.clone()], key.clone_key())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -150,13 +246,13 @@ pub(crate) struct TlsSwitch {
 }
 
 impl TlsSwitch {
-    /// Starts with the given trusted CAs applied.
+    /// Starts with the given web settings applied.
     pub(crate) fn new(
         certificate: CertificateDer<'static>,
         key: PrivateKeyDer<'static>,
-        trusted_cas: &[CertificateDer<'static>],
+        web: &WebTls,
     ) -> Result<Self, Error> {
-        let config = server_config(&certificate, &key, trusted_cas)?;
+        let config = server_config(&certificate, &key, web)?;
         Ok(TlsSwitch {
             current: std::sync::RwLock::new(config),
             certificate,
@@ -172,9 +268,9 @@ impl TlsSwitch {
             .clone()
     }
 
-    /// Rebuilds the configuration with a new trusted CA list (a "web restart").
-    pub(crate) fn apply(&self, trusted_cas: &[CertificateDer<'static>]) -> Result<(), Error> {
-        let config = server_config(&self.certificate, &self.key, trusted_cas)?;
+    /// Rebuilds the configuration with new web settings (a "web restart").
+    pub(crate) fn apply(&self, web: &WebTls) -> Result<(), Error> {
+        let config = server_config(&self.certificate, &self.key, web)?;
         *self
             .current
             .write()

@@ -101,6 +101,8 @@ impl Api {
                 self.web_port
             )));
         }
+        // Everything is checked before anything changes.
+        let tls_changed = Self::check_tls_settings(&state, &body)?;
         let trusted_changed = body.trusted_cas.is_some();
         match &body.trusted_cas {
             None => {}
@@ -128,10 +130,58 @@ impl Api {
         state.save_web().map_err(ApiError::storage)?;
         let json = self.web_json(&state);
         drop(state);
-        if trusted_changed && self.trusted_ca_changes == TrustedCaChanges::Immediately {
+        // CM applies trusted-CA, mode and TLS-version changes at once, restarting its services
+        // (docs/protocol.md cites its guide); `at-web-restart` waits for the restart.
+        if (trusted_changed || tls_changed)
+            && self.trusted_ca_changes == TrustedCaChanges::Immediately
+        {
             self.apply_web_restart();
         }
         respond(200, json)
+    }
+
+    /// Checks `mode`, `minimum_tls_version` and `maximum_tls_version` against CM's enumerations
+    /// and what the emulator implements (`""` resets to the default), before anything is
+    /// stored; says whether one of them is given.
+    fn check_tls_settings(state: &State, body: &PatchInterface) -> Result<bool, ApiError> {
+        /// The value in force after the PATCH: the one sent, the default for `""`, else the
+        /// stored one.
+        fn after<'a>(sent: &'a Option<String>, stored: &'a Option<String>) -> Option<&'a str> {
+            match sent.as_deref() {
+                Some("") => None,
+                Some(value) => Some(value),
+                None => stored.as_deref(),
+            }
+        }
+        if let Some(mode) = after(&body.mode, &None) {
+            crate::tls::client_certificates(mode)
+                .map_err(|message| ApiError::invalid_param(format!("field `mode`: {message}")))?;
+        }
+        let version = |field: &str, sent, stored, default| match after(sent, stored) {
+            Some(name) => crate::tls::tls_version(name)
+                .map_err(|message| ApiError::invalid_param(format!("field `{field}`: {message}"))),
+            None => Ok(default),
+        };
+        let minimum = version(
+            "minimum_tls_version",
+            &body.minimum_tls_version,
+            &state.web.minimum_tls_version,
+            crate::tls::TlsVersion::Tls12,
+        )?;
+        let maximum = version(
+            "maximum_tls_version",
+            &body.maximum_tls_version,
+            &state.web.maximum_tls_version,
+            crate::tls::TlsVersion::Tls13,
+        )?;
+        if minimum > maximum {
+            return Err(ApiError::invalid_param(
+                "field `minimum_tls_version`: above `maximum_tls_version`",
+            ));
+        }
+        Ok(body.mode.is_some()
+            || body.minimum_tls_version.is_some()
+            || body.maximum_tls_version.is_some())
     }
 
     /// Replaces the trusted lists given (ids, names or URIs; kept as written, resolved to ids
@@ -146,6 +196,9 @@ impl Api {
                     external: state.web.trusted_external.clone(),
                     local: state.web.trusted_local.clone(),
                 });
+        // Both lists are resolved before either is assigned: a reference not found changes
+        // nothing.
+        let mut external_ids = None;
         if let Some(external) = &trusted.external {
             let external = external.as_deref().unwrap_or_default();
             let mut ids: Vec<String> = Vec::new();
@@ -160,7 +213,7 @@ impl Api {
                     ids.push(id);
                 }
             }
-            state.web.trusted_external = ids;
+            external_ids = Some(ids);
             written.external = external.to_vec();
         }
         if let Some(local) = &trusted.local {
@@ -178,6 +231,9 @@ impl Api {
             }
             state.web.trusted_local = ids;
             written.local = local.to_vec();
+        }
+        if let Some(ids) = external_ids {
+            state.web.trusted_external = ids;
         }
         state.web.trusted_cas_as_written = Some(written);
         Ok(())

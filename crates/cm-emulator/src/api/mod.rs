@@ -421,8 +421,8 @@ impl Api {
 
     /// Applies the web interface's current trusted CA list to TLS (a web restart).
     pub(crate) fn apply_web_restart(&self) {
-        let trusted = self.lock().trusted_client_cas();
-        if let Err(error) = self.tls.apply(&trusted) {
+        let web = self.lock().web_tls();
+        if let Err(error) = self.tls.apply(&web) {
             eprintln!(
                 "cm-emulator: web restart failed, keeping the previous TLS settings: {error}"
             );

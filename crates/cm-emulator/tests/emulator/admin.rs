@@ -470,3 +470,108 @@ fn anonymous_http_client_reaches_admin_login() {
     let http = Http::anonymous(&world.emulator);
     crate::support::admin_login(&http);
 }
+
+/// A TLS handshake with the emulator's web interface offering only `version`, verifying the web
+/// certificate against its CA.
+fn handshake(
+    world: &World,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = world.emulator.web_ca_pem().to_owned();
+    for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let address = world
+        .emulator
+        .url()
+        .trim_start_matches("https://")
+        .to_owned();
+    let host = address.rsplit_once(':').unwrap().0.to_owned();
+    let name = rustls_pki_types::ServerName::try_from(host).unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let socket = std::net::TcpStream::connect(&address).map_err(|error| error.to_string())?;
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    tls.write_all(b"GET /api/v1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|error| error.to_string())?;
+    let mut first = [0u8; 8];
+    tls.read_exact(&mut first)
+        .map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+/// Issue 22: `mode` and the TLS versions are checked against CM's lists (both public clients
+/// list them) and what the emulator implements; a refusal changes nothing; what is implemented
+/// applies (at once, as CM's guide says): the minimum TLS version, and whether a client
+/// certificate is asked for.
+#[test]
+fn interface_mode_and_tls_versions_are_checked_and_applied() {
+    let world = World::new();
+    let web = "/api/v1/configs/interfaces/web";
+    let before = world.admin_call("GET", web, None).expect(200);
+    for (body, says) in [
+        (json!({"mode": "bogus-mode"}), "not one of CM's modes"),
+        (
+            json!({"minimum_tls_version": "tls_9"}),
+            "not one of CM's TLS versions",
+        ),
+        (json!({"mode": "no-tls-pw-opt"}), "not implemented"),
+        (json!({"mode": "tls-pw-req"}), "not implemented"),
+        (json!({"minimum_tls_version": "tls_1_1"}), "not implemented"),
+        (
+            json!({"minimum_tls_version": "tls_1_3", "maximum_tls_version": "tls_1_2"}),
+            "above",
+        ),
+        (
+            json!({"mode": "bogus", "trusted_cas": {"external": [], "local": []}}),
+            "not one of CM's modes",
+        ),
+    ] {
+        let refused = world
+            .admin_call("PATCH", web, Some(&body))
+            .expect_error(400, "NCERRInvalidParamValue");
+        let message = refused["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    assert_eq!(world.admin_call("GET", web, None).expect(200), before);
+
+    assert_eq!(handshake(&world, &rustls::version::TLS12), Ok(()));
+    let raised = world
+        .admin_call(
+            "PATCH",
+            web,
+            Some(&json!({"minimum_tls_version": "tls_1_3"})),
+        )
+        .expect(200);
+    assert_eq!(raised["minimum_tls_version"], "tls_1_3");
+    assert!(handshake(&world, &rustls::version::TLS12).is_err());
+    assert_eq!(handshake(&world, &rustls::version::TLS13), Ok(()));
+
+    // Client certificates not asked for: an agent cannot register with one.
+    let issued = world.issue("host-unauth.example");
+    world
+        .admin_call("PATCH", web, Some(&json!({"mode": "unauth-tls-pw-opt"})))
+        .expect(200);
+    world
+        .register(&issued, "host-unauth")
+        .expect_error(401, "NCERRClientCertificateRequired");
+    // Back to the default (`""` resets): asked for again.
+    world
+        .admin_call(
+            "PATCH",
+            web,
+            Some(&json!({"mode": "", "minimum_tls_version": ""})),
+        )
+        .expect(200);
+    world.register(&issued, "host-unauth").expect(201);
+    assert_eq!(handshake(&world, &rustls::version::TLS12), Ok(()));
+}
