@@ -163,7 +163,18 @@ impl Api {
                     .iter()
                     .find(|byte| !byte.is_ascii_whitespace())
                     .is_some_and(|first| !matches!(first, b'{' | b'"' | b'[')));
-        let body: LoginRequest = if form {
+        let looks_like_json = request
+            .body
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace())
+            .is_some_and(|first| *first == b'{');
+        let body: LoginRequest = if form && looks_like_json {
+            // `curl -d '{...}'` without `-H 'Content-Type: application/json'` sends this.
+            return Err(ApiError::bad_request(
+                "request body: this is JSON sent as application/x-www-form-urlencoded; send it with \
+                 Content-Type: application/json (curl: -H 'Content-Type: application/json')",
+            ));
+        } else if form {
             LoginRequest::from_form(&request.body)?
         } else {
             wire::parse(&request.body)?

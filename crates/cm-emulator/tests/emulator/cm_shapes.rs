@@ -120,6 +120,28 @@ fn login_takes_form_bodies_and_defaults_to_the_password_grant() {
         assert!(reply.get(field).is_some(), "{field} missing: {reply}");
     }
     assert_eq!(reply["token_type"], "Bearer");
+    // JSON sent as a form (`curl -d` without a Content-Type) is told what to send, not
+    // "missing field `username`" (issue 22).
+    let json_as_form = world
+        .admin
+        .try_typed(
+            "POST",
+            "/api/v1/auth/tokens",
+            None,
+            Some(
+                serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            Some("application/x-www-form-urlencoded"),
+        )
+        .unwrap()
+        .expect_error(400, "NCERRBadRequest");
+    let message = json_as_form["message"].as_str().unwrap();
+    assert!(
+        message.contains("Content-Type: application/json"),
+        "{message}"
+    );
     // The fields CM's API takes besides the credentials are accepted.
     world
         .admin
