@@ -164,8 +164,8 @@ impl RegToken {
             id: &self.id,
             uri: self.uri(),
             account: ACCOUNT,
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
+            created_at: rfc3339_micros(self.created_at),
+            updated_at: rfc3339_micros(self.updated_at),
             token: &self.token,
             valid_until: self.valid_until.map(rfc3339),
             max_clients: self.max_clients,
@@ -231,9 +231,9 @@ impl Client {
             previous_cert_fingerprint: self.previous_cert_fingerprint.as_deref(),
             ca_id: &self.ca_id,
             reg_token_id: &self.reg_token_id,
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
-            last_seen: self.last_seen.map(rfc3339),
+            created_at: rfc3339_micros(self.created_at),
+            updated_at: rfc3339_micros(self.updated_at),
+            last_seen: self.last_seen.map(rfc3339_micros),
         })
     }
 }
@@ -263,7 +263,7 @@ impl ClientRecord {
             account: ACCOUNT,
             client_id: &self.client_id,
             client_name: &self.client_name,
-            created_at: rfc3339(self.created_at),
+            created_at: rfc3339_micros(self.created_at),
             time: &self.time,
             level: &self.level,
             component: &self.component,

@@ -538,3 +538,41 @@ fn trusted_ca_changes_apply_at_once_as_cms_guide_says_and_trusted_cas_exists() {
         "removed at once"
     );
 }
+
+/// Issue 22: every resource's `created_at`/`updated_at` (or `createdAt`/`updatedAt`) has the
+/// same shape in every view, RFC 3339 with microseconds as CM shows them (XS's captured
+/// answers), where it had no fraction in some views.
+#[test]
+fn timestamps_have_one_shape_in_every_view() {
+    let world = World::new();
+    let issued = world.issue("stamps.example");
+    let client = world.registered(&issued, "stamps");
+    let token = world.create_token(json!({"ca_id": world.ca_id}));
+    let views = [
+        format!("/api/v1/client-management/clients/{client}"),
+        format!("/api/v1/transparent-encryption/clients/{client}"),
+        format!(
+            "/api/v1/client-management/regtokens/{}",
+            token["id"].as_str().unwrap()
+        ),
+        format!("/api/v1/ca/external-cas/{}", world.ca_id),
+        "/api/v1/configs/interfaces/web".to_owned(),
+    ];
+    let micros = |text: &str| {
+        text.len() == "2026-12-04T11:05:13.000000Z".len()
+            && text.ends_with('Z')
+            && text.as_bytes()[19] == b'.'
+    };
+    for path in &views {
+        let view = world.admin_call("GET", path, None).expect(200);
+        let mut seen = 0;
+        for field in ["created_at", "updated_at", "createdAt", "updatedAt"] {
+            if let Some(value) = view.get(field) {
+                let text = value.as_str().unwrap();
+                assert!(micros(text), "{path} {field}: {text}");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 2, "{path}: {view}");
+    }
+}
