@@ -6,8 +6,10 @@
 //!
 //! Limits: at most `max_connections` connections are served at once (the rest wait in the
 //! kernel's queue); a TLS handshake must finish within 10 s; request headers must arrive within
-//! `header_read_timeout` (hyper's timer, with tokio's timer set; 10 s by default); a keep-alive
-//! connection with no request in flight is closed after `idle_timeout` (30 s by default).
+//! `header_read_timeout` (hyper's timer, with tokio's timer set; 10 s by default), and the body
+//! within the same time after them (else 408 and the connection is closed: a body that
+//! trickles in must not hold a connection slot); a keep-alive connection with no request in
+//! flight is closed after `idle_timeout` (30 s by default).
 //!
 //! [`api_request`], [`too_large`], [`handler_failed`] and [`encode`] are shared with the
 //! in-process path (`in_process.rs`), so both build the same [`ApiRequest`] and send the same
@@ -162,7 +164,7 @@ async fn connection(
         let activity = Arc::clone(&service_activity);
         async move {
             activity.in_flight.fetch_add(1, Ordering::SeqCst);
-            let response = handle(api, peer, request).await;
+            let response = handle(api, peer, request, limits.header_read_timeout).await;
             activity.touch();
             activity.in_flight.fetch_sub(1, Ordering::SeqCst);
             Ok::<_, Infallible>(response)
@@ -193,6 +195,7 @@ async fn handle(
     api: Arc<Api>,
     peer_certificates: PeerCertificates,
     request: Request<Incoming>,
+    body_read_timeout: Duration,
 ) -> Response<Full<Bytes>> {
     let (parts, mut body) = request.into_parts();
     let declared_length = parts
@@ -203,7 +206,24 @@ async fn handle(
     if declared_length.is_some_and(|length| length > MAX_DRAINED_BYTES as u64) {
         return to_hyper(too_large(), true);
     }
-    let body = match Limited::new(&mut body, MAX_BODY_BYTES).collect().await {
+    let read = tokio::time::timeout(
+        body_read_timeout,
+        Limited::new(&mut body, MAX_BODY_BYTES).collect(),
+    )
+    .await;
+    let Ok(read) = read else {
+        let response = ApiError::new(
+            408,
+            "NCERRBadRequest",
+            format!(
+                "the request body did not arrive within {} s",
+                body_read_timeout.as_secs_f64()
+            ),
+        )
+        .into_response();
+        return to_hyper(response, true);
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             let drained = drain(&mut body).await;

@@ -448,6 +448,42 @@ fn until_closed(stream: &mut rustls::StreamOwned<rustls::ClientConnection, TcpSt
     }
 }
 
+/// Issue 22, item 11: a body that trickles in (no client certificate needed) is answered 408
+/// and its connection closed once the header timeout passes again, so such connections cannot
+/// hold every slot: with all slots taken by them, an administrator still gets through.
+#[test]
+fn a_trickling_body_is_timed_out_and_does_not_block_other_clients() {
+    let world = World::configured(|config| EmulatorConfig {
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: 4,
+        ..config
+    });
+    let mut trickling: Vec<_> = (0..4)
+        .map(|_| {
+            let mut stream = raw_tls(&world);
+            stream
+                .write_all(
+                    b"POST /api/v1/auth/tokens HTTP/1.1\r\nHost: localhost\r\n\
+                      Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    world
+        .admin_call("GET", "/api/v1/ca/external-cas", None)
+        .expect(200);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "waited {:?} behind trickling bodies",
+        started.elapsed()
+    );
+    let mut answer = String::new();
+    let _ = trickling[0].read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
 #[test]
 fn slow_headers_and_idle_connections_are_closed() {
     let world = World::configured(|config| EmulatorConfig {
