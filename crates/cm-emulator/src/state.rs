@@ -19,6 +19,7 @@ pub(crate) const REGTOKENS: &str = "regtokens";
 pub(crate) const CLIENTS: &str = "clients";
 pub(crate) const CLIENT_RECORDS: &str = "client-records";
 const WEB_INTERFACE: &str = "web-interface";
+const PASSWORD_POLICY: &str = "password-policy";
 
 /// An external CA as persisted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,7 +195,7 @@ pub(crate) struct WebInterface {
     /// The interface's id (a UUID, made at first start).
     #[serde(default)]
     pub(crate) id: Option<String>,
-    /// External CA ids trusted for client certificates (applied at the next web restart).
+    /// External CA ids trusted for client certificates.
     pub(crate) trusted_external: Vec<String>,
     /// Local CA ids trusted for client certificates.
     pub(crate) trusted_local: Vec<String>,
@@ -213,6 +214,24 @@ pub(crate) struct WebInterface {
     #[serde(default)]
     pub(crate) created_at: Option<i64>,
     pub(crate) updated_at: Option<i64>,
+}
+
+/// The global password policy's lockout (`/v1/usermgmt/pwdpolicies/global`, the field of
+/// Terraform's `ciphertrust_password_policy`): lockout durations in minutes for the first,
+/// second, ... failed login in a row (the last repeats); empty (CM's default): no lockout.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct PasswordPolicy {
+    pub(crate) failed_logins_lockout_thresholds: Vec<u64>,
+    #[serde(default)]
+    pub(crate) updated_at: Option<i64>,
+}
+
+/// The admin's failed logins in a row and the lockout they earned (in memory only).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lockout {
+    pub(crate) failures: u32,
+    /// Unix seconds until which logins are refused.
+    pub(crate) until: Option<i64>,
 }
 
 /// An interface's `trusted_cas` as written by the administrator.
@@ -327,6 +346,8 @@ pub(crate) struct State {
     /// Records dropped (oldest first) to stay under the cap, since start.
     pub(crate) records_dropped: u64,
     pub(crate) web: WebInterface,
+    pub(crate) password_policy: PasswordPolicy,
+    pub(crate) admin_lockout: Lockout,
     pub(crate) local_ca: LocalCa,
     pub(crate) sessions: Bounded<Session>,
     pub(crate) refresh_tokens: Bounded<RefreshToken>,
@@ -381,6 +402,8 @@ impl State {
                     source,
                 })?;
         }
+        let password_policy: PasswordPolicy =
+            store.load_singleton(PASSWORD_POLICY)?.unwrap_or_default();
         let next_sequence = external_cas
             .iter()
             .map(|ca| ca.record.sequence)
@@ -399,6 +422,8 @@ impl State {
             record_batches: batches.into_iter().collect(),
             records_dropped: 0,
             web,
+            password_policy,
+            admin_lockout: Lockout::default(),
             local_ca,
             sessions: Bounded::new(limits.max_sessions),
             refresh_tokens: Bounded::new(limits.max_sessions),
@@ -418,8 +443,11 @@ impl State {
         self.store.put_singleton(WEB_INTERFACE, &self.web)
     }
 
-    /// The certificates of the trusted external CAs that allow client authentication, and of
-    /// the local CA when it is trusted.
+    pub(crate) fn save_password_policy(&self) -> std::io::Result<()> {
+        self.store
+            .put_singleton(PASSWORD_POLICY, &self.password_policy)
+    }
+
     /// The web interface's TLS settings as stored (checked when they were written: a value the
     /// emulator does not implement was refused then, so the default stands in for it here).
     pub(crate) fn web_tls(&self) -> crate::tls::WebTls {
@@ -443,6 +471,8 @@ impl State {
         }
     }
 
+    /// The certificates of the trusted external CAs that allow client authentication, and of
+    /// the local CA when it is trusted.
     pub(crate) fn trusted_client_cas(&self) -> Vec<CertificateDer<'static>> {
         let mut trusted: Vec<CertificateDer<'static>> = self
             .web

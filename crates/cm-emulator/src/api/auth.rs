@@ -192,6 +192,88 @@ impl Api {
         }
     }
 
+    /// The password policy's lockout for the admin: refused while locked out (whatever the
+    /// password); a failure counts and may lock the account for the policy's next duration; a
+    /// success starts the count again. With no thresholds (CM's default) nothing is ever locked.
+    fn admin_login_attempt(&self, password_matches: bool) -> Result<(), ApiError> {
+        let now = self.now_seconds();
+        let mut state = self.lock();
+        if let Some(until) = state.admin_lockout.until.filter(|until| *until > now) {
+            return Err(ApiError::unauthorized(format!(
+                "user \"admin\" is locked out after failed logins until {} (the password \
+                 policy's failed_logins_lockout_thresholds)",
+                crate::util::rfc3339(until)
+            )));
+        }
+        if password_matches {
+            state.admin_lockout = crate::state::Lockout::default();
+            return Ok(());
+        }
+        let failures = state.admin_lockout.failures.saturating_add(1);
+        let thresholds = &state.password_policy.failed_logins_lockout_thresholds;
+        let minutes = usize::try_from(failures - 1)
+            .ok()
+            .and_then(|index| thresholds.get(index).or(thresholds.last()))
+            .copied()
+            .unwrap_or(0);
+        state.admin_lockout.failures = failures;
+        state.admin_lockout.until = (minutes > 0).then(|| {
+            now.saturating_add(i64::try_from(minutes.saturating_mul(60)).unwrap_or(i64::MAX))
+        });
+        Ok(())
+    }
+
+    fn password_policy_json(state: &State) -> Value {
+        let policy = &state.password_policy;
+        serde_json::json!({
+            "policy_name": "global",
+            "failed_logins_lockout_thresholds": policy.failed_logins_lockout_thresholds,
+            "updatedAt": policy.updated_at.map(crate::util::rfc3339_micros),
+        })
+    }
+
+    fn password_policy_or_404(name: &str) -> Result<(), ApiError> {
+        if name == "global" {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!(
+                "password policy {name:?} not found (the emulator has only \"global\")"
+            )))
+        }
+    }
+
+    /// `GET /v1/usermgmt/pwdpolicies/global`.
+    pub(super) fn get_password_policy(
+        &self,
+        request: &ApiRequest,
+        name: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let state = self.lock();
+        self.require_admin(&state, request)?;
+        Self::password_policy_or_404(name)?;
+        respond(200, Self::password_policy_json(&state))
+    }
+
+    /// `PATCH /v1/usermgmt/pwdpolicies/global` (Terraform's `ciphertrust_password_policy`):
+    /// `failed_logins_lockout_thresholds` is kept and applied; the other fields of the policy
+    /// are accepted and ignored.
+    pub(super) fn patch_password_policy(
+        &self,
+        request: &ApiRequest,
+        name: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let mut state = self.lock();
+        self.require_admin(&state, request)?;
+        Self::password_policy_or_404(name)?;
+        let body: wire::PatchPasswordPolicy = wire::parse(&request.body)?;
+        if let Some(thresholds) = body.failed_logins_lockout_thresholds {
+            state.password_policy.failed_logins_lockout_thresholds = thresholds;
+        }
+        state.password_policy.updated_at = Some(self.now_seconds());
+        state.save_password_policy().map_err(ApiError::storage)?;
+        respond(200, Self::password_policy_json(&state))
+    }
+
     fn password_grant(&self, body: &LoginRequest) -> Result<ApiResponse, ApiError> {
         let username = body
             .username
@@ -203,6 +285,9 @@ impl Api {
             .ok_or_else(|| ApiError::bad_request("missing field `password`"))?;
         let password_matches =
             constant_time_eq(password.as_bytes(), self.admin_password.as_bytes());
+        if username == "admin" {
+            self.admin_login_attempt(password_matches)?;
+        }
         if username != "admin" || !password_matches {
             return Err(ApiError::unauthorized("Invalid username or password"));
         }

@@ -285,6 +285,16 @@ const ROUTES: &[Route] = &[
         ["transparent-encryption", "clients", "{}", "delete"],
         |api, request, id| api.delete_te_client(request, id[0])
     ),
+    route!(
+        "GET",
+        ["usermgmt", "pwdpolicies", "{}"],
+        |api, request, name| api.get_password_policy(request, name[0])
+    ),
+    route!(
+        "PATCH",
+        ["usermgmt", "pwdpolicies", "{}"],
+        |api, request, name| api.patch_password_policy(request, name[0])
+    ),
     route!("GET", ["audit", "client-records"], |api, request, _| api
         .list_records(request)),
     route!("POST", ["audit", "client-records"], |api, request, _| api

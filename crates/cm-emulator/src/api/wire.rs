@@ -194,6 +194,14 @@ pub(crate) struct RegisterRequest {
     pub(crate) description: Option<String>,
 }
 
+/// `PATCH /v1/usermgmt/pwdpolicies/{name}` (Terraform's `ciphertrust_password_policy`,
+/// `internal/provider/cm/resource_password_policy.go`): the lockout durations in minutes; the
+/// other fields it sends (`inclusive_min_total_length`, ...) are accepted and ignored.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PatchPasswordPolicy {
+    pub(crate) failed_logins_lockout_thresholds: Option<Vec<u64>>,
+}
+
 /// `POST /v1/client-management/self/client/renew`.
 /// `PATCH /v1/transparent-encryption/clients/{id}/delete`: Terraform's `DelClientJSON`
 /// (`internal/provider/cte/schema_cte.go`, sent by `resource_cte_client.go` Delete) and the

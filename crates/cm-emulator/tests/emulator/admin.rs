@@ -1,5 +1,7 @@
 //! Admin endpoints and their refusals.
 
+use std::time::Duration;
+
 use serde_json::json;
 use test_pki::{CertificateAuthority, KeyType};
 
@@ -574,4 +576,66 @@ fn interface_mode_and_tls_versions_are_checked_and_applied() {
         .expect(200);
     world.register(&issued, "host-unauth").expect(201);
     assert_eq!(handshake(&world, &rustls::version::TLS12), Ok(()));
+}
+
+/// Issue 22, item 11: the password policy's lockout, as CM's guide describes it (default: no
+/// lockout; `[0, 5]`: the first failure does not lock, the second and later lock for 5
+/// minutes), set through `PATCH /v1/usermgmt/pwdpolicies/global` as Terraform's
+/// `ciphertrust_password_policy` sends it. While locked out even the right password is refused.
+#[test]
+fn failed_admin_logins_lock_the_account_as_the_password_policy_says() {
+    let world = World::new();
+    let login = |password: &str| {
+        world.admin.call(
+            "POST",
+            "/api/v1/auth/tokens",
+            None,
+            Some(&json!({"username": "admin", "password": password})),
+        )
+    };
+    // CM's default: no lockout, however many failures.
+    for _ in 0..20 {
+        login("wrong").expect_error(401, "NCERRUnauthorizedAccess");
+    }
+    login(ADMIN_PASSWORD).expect(200);
+
+    let policy = world
+        .admin_call(
+            "PATCH",
+            "/api/v1/usermgmt/pwdpolicies/global",
+            Some(&json!({"failed_logins_lockout_thresholds": [0, 5], "inclusive_min_total_length": 8})),
+        )
+        .expect(200);
+    assert_eq!(policy["failed_logins_lockout_thresholds"], json!([0, 5]));
+    // One failure (duration 0) does not lock; a success starts the count again.
+    login("wrong").expect_error(401, "NCERRUnauthorizedAccess");
+    login(ADMIN_PASSWORD).expect(200);
+    // Two in a row lock for 5 minutes, the right password included.
+    login("wrong").expect_error(401, "NCERRUnauthorizedAccess");
+    login("wrong").expect_error(401, "NCERRUnauthorizedAccess");
+    let locked = login(ADMIN_PASSWORD).expect_error(401, "NCERRUnauthorizedAccess");
+    assert!(
+        locked["message"].as_str().unwrap().contains("locked out"),
+        "{locked}"
+    );
+    world.clock.advance(Duration::from_secs(4 * 60));
+    login(ADMIN_PASSWORD).expect_error(401, "NCERRUnauthorizedAccess");
+    world.clock.advance(Duration::from_secs(61));
+    let fresh = login(ADMIN_PASSWORD).expect(200);
+    let jwt = fresh["jwt"].as_str().unwrap();
+    // The policy reads back, and an unknown policy is 404.
+    let read = world
+        .admin
+        .call(
+            "GET",
+            "/api/v1/usermgmt/pwdpolicies/global",
+            Some(jwt),
+            None,
+        )
+        .expect(200);
+    assert_eq!(read["failed_logins_lockout_thresholds"], json!([0, 5]));
+    world
+        .admin
+        .call("GET", "/api/v1/usermgmt/pwdpolicies/other", Some(jwt), None)
+        .expect_error(404, "NCERRResourceNotFound");
 }
