@@ -211,6 +211,12 @@ pub(crate) struct WebInterface {
     pub(crate) maximum_tls_version: Option<String>,
     #[serde(default)]
     pub(crate) cert_user_field: Option<String>,
+    /// The cipher suites turned off (by CM's name), applied to TLS.
+    #[serde(default)]
+    pub(crate) disabled_ciphers: Vec<String>,
+    /// Fields kept as written and shown back (`allow_unregistered`, `meta`, ...).
+    #[serde(default)]
+    pub(crate) kept: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub(crate) created_at: Option<i64>,
     pub(crate) updated_at: Option<i64>,
@@ -468,6 +474,7 @@ impl State {
                 .unwrap_or(ClientCertificates::Optional),
             minimum: version(&self.web.minimum_tls_version, TlsVersion::Tls12),
             maximum: version(&self.web.maximum_tls_version, TlsVersion::Tls13),
+            disabled_ciphers: self.web.disabled_ciphers.clone(),
         }
     }
 

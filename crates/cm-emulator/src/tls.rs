@@ -12,11 +12,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::Error;
 
-/// The one crypto provider the emulator uses (ring).
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// CM's interface modes (`mode`), as the Ansible collection 1.0.2 (`plugins/modules/
 /// interface_save.py`) and Terraform's provider (`internal/provider/cm/resource_interface.go`)
 /// list them.
@@ -59,6 +54,41 @@ pub(crate) struct WebTls {
     pub(crate) client_certificates: ClientCertificates,
     pub(crate) minimum: TlsVersion,
     pub(crate) maximum: TlsVersion,
+    /// Cipher suites turned off, by [`cipher_name`].
+    pub(crate) disabled_ciphers: Vec<String>,
+}
+
+/// One cipher suite the emulator speaks, as an interface's `tls_ciphers` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Cipher {
+    /// The IANA name (`TLS_AES_256_GCM_SHA384`), as CM shows it.
+    pub(crate) name: String,
+    /// `0x1302`.
+    pub(crate) hex_code: String,
+    /// A TLS 1.3 suite (else TLS 1.2).
+    pub(crate) tls13: bool,
+}
+
+/// The IANA name of a suite (rustls spells TLS 1.3 suites `TLS13_...`).
+fn cipher_name(suite: rustls::CipherSuite) -> String {
+    let name = format!("{suite:?}");
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+/// Every cipher suite of the emulator's crypto provider, in its order of preference.
+pub(crate) fn ciphers() -> Vec<Cipher> {
+    rustls::crypto::ring::default_provider()
+        .cipher_suites
+        .iter()
+        .map(|suite| Cipher {
+            name: cipher_name(suite.suite()),
+            hex_code: format!("0x{:04x}", u16::from(suite.suite())),
+            tls13: suite.version() == &rustls::version::TLS13,
+        })
+        .collect()
 }
 
 /// What `mode` means for the emulator, or why it does not implement it. The modes' meanings
@@ -108,7 +138,11 @@ pub(crate) fn server_config(
     key: &PrivateKeyDer<'static>,
     web: &WebTls,
 ) -> Result<Arc<ServerConfig>, Error> {
-    let provider = provider();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| !web.disabled_ciphers.contains(&cipher_name(suite.suite())));
+    let provider = Arc::new(provider);
     let mut roots = RootCertStore::empty();
     for ca in &web.trusted_cas {
         // A CA that webpki cannot use as an anchor is skipped rather than failing the restart.

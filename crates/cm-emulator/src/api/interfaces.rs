@@ -13,6 +13,19 @@ use crate::util::rfc3339_micros;
 /// The one interface's name.
 const WEB: &str = "web";
 
+/// `local_auto_gen_attributes` until one is written: the shape of CM's own sample (its admin
+/// guide's `ksctl interfaces list`), "always" with a `names` entry as Terraform's provider says
+/// CM returns it; the values are **invented**.
+fn default_auto_gen_attributes() -> Value {
+    serde_json::json!({
+        "cn": "cm-emulator",
+        "dns_names": [],
+        "email_addresses": [],
+        "ip_addresses": [],
+        "names": [{"C": "", "ST": "", "L": "", "O": "", "OU": ""}],
+    })
+}
+
 impl Api {
     /// The web interface as CM shows it (fields of Terraform's `CMInterfaceJSON`,
     /// `cm/schema_cm.go`); `trusted_cas` as the administrator wrote them.
@@ -43,6 +56,27 @@ impl Api {
                 external: &trusted.external,
                 local: &trusted.local,
             },
+            tls_ciphers: crate::tls::ciphers()
+                .into_iter()
+                .map(|cipher| {
+                    serde_json::json!({
+                        "cipher_suite": cipher.name,
+                        "enabled": !web.disabled_ciphers.contains(&cipher.name),
+                        "hex_code": cipher.hex_code,
+                    })
+                })
+                .collect(),
+            local_auto_gen_attributes: web
+                .kept
+                .get("local_auto_gen_attributes")
+                .cloned()
+                .unwrap_or_else(default_auto_gen_attributes),
+            kept: web
+                .kept
+                .iter()
+                .filter(|(field, _)| *field != "local_auto_gen_attributes")
+                .map(|(field, value)| (field.clone(), value.clone()))
+                .collect(),
             created_at: rfc3339_micros(created_at),
             updated_at: rfc3339_micros(web.updated_at.unwrap_or(created_at)),
         }
@@ -102,7 +136,12 @@ impl Api {
             )));
         }
         // Everything is checked before anything changes.
-        let tls_changed = Self::check_tls_settings(&state, &body)?;
+        let (tls_changed, disabled_ciphers) = Self::check_tls_settings(&state, &body)?;
+        if body.kmip_enable_hard_delete.is_some_and(|value| value > 1) {
+            return Err(ApiError::invalid_param(
+                "field `kmip_enable_hard_delete`: 0 or 1",
+            ));
+        }
         let trusted_changed = body.trusted_cas.is_some();
         match &body.trusted_cas {
             None => {}
@@ -116,6 +155,36 @@ impl Api {
             }
         }
         let web = &mut state.web;
+        if let Some(disabled) = disabled_ciphers {
+            web.disabled_ciphers = disabled;
+        }
+        let kept = [
+            (
+                "allow_unregistered",
+                body.allow_unregistered.map(Value::from),
+            ),
+            ("auto_registration", body.auto_registration.map(Value::from)),
+            (
+                "kmip_enable_hard_delete",
+                body.kmip_enable_hard_delete.map(Value::from),
+            ),
+            ("meta", body.meta.map(Value::Object)),
+            ("custom_uid_size", body.custom_uid_size.map(Value::from)),
+            ("custom_uid_v2", body.custom_uid_v2.map(Value::from)),
+            (
+                "auto_gen_days_before_expiry",
+                body.auto_gen_days_before_expiry.map(Value::from),
+            ),
+            (
+                "local_auto_gen_attributes",
+                body.local_auto_gen_attributes.map(Value::Object),
+            ),
+        ];
+        for (field, value) in kept {
+            if let Some(value) = value {
+                web.kept.insert(field.to_owned(), value);
+            }
+        }
         for (value, slot) in [
             (body.mode, &mut web.mode),
             (body.minimum_tls_version, &mut web.minimum_tls_version),
@@ -140,10 +209,14 @@ impl Api {
         respond(200, json)
     }
 
-    /// Checks `mode`, `minimum_tls_version` and `maximum_tls_version` against CM's enumerations
-    /// and what the emulator implements (`""` resets to the default), before anything is
-    /// stored; says whether one of them is given.
-    fn check_tls_settings(state: &State, body: &PatchInterface) -> Result<bool, ApiError> {
+    /// Checks `mode`, `minimum_tls_version`, `maximum_tls_version` and `tls_ciphers` against
+    /// CM's enumerations and what the emulator implements (`""` resets to the default), before
+    /// anything is stored; says whether one of them is given, and the cipher suites to turn off
+    /// when `tls_ciphers` is given.
+    fn check_tls_settings(
+        state: &State,
+        body: &PatchInterface,
+    ) -> Result<(bool, Option<Vec<String>>), ApiError> {
         /// The value in force after the PATCH: the one sent, the default for `""`, else the
         /// stored one.
         fn after<'a>(sent: &'a Option<String>, stored: &'a Option<String>) -> Option<&'a str> {
@@ -179,9 +252,71 @@ impl Api {
                 "field `minimum_tls_version`: above `maximum_tls_version`",
             ));
         }
-        Ok(body.mode.is_some()
+        let disabled = match &body.tls_ciphers {
+            None => None,
+            Some(members) => Some(Self::check_ciphers(members)?),
+        };
+        let disabled_after = disabled.as_ref().unwrap_or(&state.web.disabled_ciphers);
+        Self::check_a_cipher_per_version(disabled_after, minimum, maximum)?;
+        let changed = body.mode.is_some()
             || body.minimum_tls_version.is_some()
-            || body.maximum_tls_version.is_some())
+            || body.maximum_tls_version.is_some()
+            || body.tls_ciphers.is_some();
+        Ok((changed, disabled))
+    }
+
+    /// The suites `tls_ciphers` turns off. It must name every suite the emulator has, each once
+    /// (CM: "Adding or removing TLS cipher suites is not allowed", as Terraform's provider
+    /// quotes it); `[]` turns every suite on again.
+    fn check_ciphers(members: &[wire::TlsCipherRequest]) -> Result<Vec<String>, ApiError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let known = crate::tls::ciphers();
+        let mut named: Vec<&str> = members
+            .iter()
+            .map(|member| member.cipher_suite.as_str())
+            .collect();
+        named.sort_unstable();
+        let mut expected: Vec<&str> = known.iter().map(|cipher| cipher.name.as_str()).collect();
+        expected.sort_unstable();
+        if named != expected {
+            return Err(ApiError::invalid_param(format!(
+                "field `tls_ciphers`: Adding or removing TLS cipher suites is not allowed; list \
+                 each of {} once and set `enabled`",
+                expected.join(", ")
+            )));
+        }
+        Ok(members
+            .iter()
+            .filter(|member| !member.enabled)
+            .map(|member| member.cipher_suite.clone())
+            .collect())
+    }
+
+    /// Every TLS version the interface speaks keeps at least one cipher suite.
+    fn check_a_cipher_per_version(
+        disabled: &[String],
+        minimum: crate::tls::TlsVersion,
+        maximum: crate::tls::TlsVersion,
+    ) -> Result<(), ApiError> {
+        use crate::tls::TlsVersion;
+        for (version, tls13, name) in [
+            (TlsVersion::Tls12, false, "TLS 1.2"),
+            (TlsVersion::Tls13, true, "TLS 1.3"),
+        ] {
+            let spoken = (minimum..=maximum).contains(&version);
+            let left = crate::tls::ciphers()
+                .iter()
+                .any(|cipher| cipher.tls13 == tls13 && !disabled.contains(&cipher.name));
+            if spoken && !left {
+                return Err(ApiError::invalid_param(format!(
+                    "field `tls_ciphers`: every {name} cipher suite would be off while the \
+                     interface speaks {name}; keep one on, or change the TLS versions"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the trusted lists given (ids, names or URIs; kept as written, resolved to ids

@@ -297,6 +297,11 @@ pub(super) struct InterfaceView<'a> {
     pub(super) auto_gen_ca_id: String,
     pub(super) default_connection: &'static str,
     pub(super) trusted_cas: TrustedCasView<'a>,
+    pub(super) tls_ciphers: Vec<Value>,
+    pub(super) local_auto_gen_attributes: Value,
+    /// The other fields kept as written (`allow_unregistered`, `meta`, ...), shown once set.
+    #[serde(flatten)]
+    pub(super) kept: serde_json::Map<String, Value>,
     #[serde(rename = "createdAt")]
     pub(super) created_at: String,
     #[serde(rename = "updatedAt")]

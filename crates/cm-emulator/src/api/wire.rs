@@ -155,6 +155,30 @@ pub(crate) struct PatchInterface {
     pub(crate) minimum_tls_version: Option<String>,
     pub(crate) maximum_tls_version: Option<String>,
     pub(crate) cert_user_field: Option<String>,
+    /// Enabled flags of the emulator's cipher suites (every member, none added or removed);
+    /// `[]` resets to the defaults (Terraform's newest `resource_interface.go` sends it so).
+    pub(crate) tls_ciphers: Option<Vec<TlsCipherRequest>>,
+    // Kept as written and shown back (the fields Terraform's `resource_interface.go` reads
+    // when they are configured); the emulator's web interface does nothing with them.
+    pub(crate) allow_unregistered: Option<bool>,
+    pub(crate) auto_registration: Option<bool>,
+    pub(crate) kmip_enable_hard_delete: Option<u8>,
+    pub(crate) meta: Option<Map<String, Value>>,
+    pub(crate) custom_uid_size: Option<u64>,
+    pub(crate) custom_uid_v2: Option<bool>,
+    pub(crate) auto_gen_days_before_expiry: Option<u64>,
+    pub(crate) local_auto_gen_attributes: Option<Map<String, Value>>,
+}
+
+/// One member of an interface's `tls_ciphers` (Terraform's `resource_interface.go`:
+/// `cipher_suite`, `enabled`, `hex_code`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct TlsCipherRequest {
+    pub(crate) cipher_suite: String,
+    pub(crate) enabled: bool,
+    /// Accepted; the name identifies the suite.
+    #[allow(dead_code)]
+    pub(crate) hex_code: Option<String>,
 }
 
 /// `POST /v1/system/services/restart` (Thales's Ansible collection, `cm_services.py`).

@@ -479,6 +479,15 @@ fn handshake(
     world: &World,
     version: &'static rustls::SupportedProtocolVersion,
 ) -> Result<(), String> {
+    handshake_offering(world, version, None)
+}
+
+/// As [`handshake`], offering only the cipher suite `only` when given (rustls's name).
+fn handshake_offering(
+    world: &World,
+    version: &'static rustls::SupportedProtocolVersion,
+    only: Option<rustls::CipherSuite>,
+) -> Result<(), String> {
     use rustls_pki_types::pem::PemObject as _;
     use std::io::{Read, Write};
     let mut roots = rustls::RootCertStore::empty();
@@ -486,13 +495,15 @@ fn handshake(
     for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
         roots.add(der.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[version])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(only) = only {
+        provider.cipher_suites.retain(|suite| suite.suite() == only);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let address = world
         .emulator
         .url()
@@ -638,4 +649,107 @@ fn failed_admin_logins_lock_the_account_as_the_password_policy_says() {
         .admin
         .call("GET", "/api/v1/usermgmt/pwdpolicies/other", Some(jwt), None)
         .expect_error(404, "NCERRResourceNotFound");
+}
+
+/// Issue 22, item 7: the interface fields Terraform's provider reads when they are configured
+/// are kept and read back as written; `tls_ciphers` lists the emulator's real suites, refuses a
+/// list that adds or removes one (CM's words), and applies what it turns off.
+#[test]
+fn interface_fields_terraform_reads_are_kept_and_tls_ciphers_apply() {
+    let world = World::new();
+    let web = "/api/v1/configs/interfaces/web";
+    let before = world.admin_call("GET", web, None).expect(200);
+    let ciphers = before["tls_ciphers"].as_array().unwrap().clone();
+    assert!(
+        ciphers
+            .iter()
+            .any(|cipher| cipher["cipher_suite"] == "TLS_AES_256_GCM_SHA384"
+                && cipher["hex_code"] == "0x1302"
+                && cipher["enabled"] == true),
+        "{before}"
+    );
+    assert!(
+        before["local_auto_gen_attributes"]["names"][0].is_object(),
+        "{before}"
+    );
+    let kept = json!({
+        "allow_unregistered": false,
+        "auto_registration": true,
+        "kmip_enable_hard_delete": 1,
+        "meta": {"nae": {"mask_system_groups": true}},
+        "custom_uid_size": 16,
+        "custom_uid_v2": true,
+        "auto_gen_days_before_expiry": 30,
+        "local_auto_gen_attributes": {"cn": "cm.example", "dns_names": ["cm.example"],
+            "email_addresses": [], "ip_addresses": [], "names": [{"C": "US", "ST": "MD", "L": "", "O": "Example", "OU": ""}]},
+    });
+    let written = world.admin_call("PATCH", web, Some(&kept)).expect(200);
+    for (field, value) in kept.as_object().unwrap() {
+        assert_eq!(&written[field], value, "{field}: {written}");
+    }
+    assert_eq!(
+        world.admin_call("GET", web, None).expect(200)["meta"],
+        kept["meta"]
+    );
+
+    // Removing a member is refused, and nothing changes.
+    let fewer: Vec<_> = ciphers[1..].to_vec();
+    let refused = world
+        .admin_call("PATCH", web, Some(&json!({"tls_ciphers": fewer})))
+        .expect_error(400, "NCERRInvalidParamValue");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Adding or removing TLS cipher suites is not allowed"),
+        "{refused}"
+    );
+    // Every TLS 1.3 suite but one off: a client offering only a suite turned off fails.
+    let only_aes_128: Vec<_> = ciphers
+        .iter()
+        .map(|cipher| {
+            let name = cipher["cipher_suite"].as_str().unwrap();
+            let tls13 = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"].contains(&name);
+            json!({"cipher_suite": name, "enabled": !tls13, "hex_code": cipher["hex_code"]})
+        })
+        .collect();
+    assert_eq!(
+        handshake_offering(
+            &world,
+            &rustls::version::TLS13,
+            Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+        ),
+        Ok(())
+    );
+    world
+        .admin_call("PATCH", web, Some(&json!({"tls_ciphers": only_aes_128})))
+        .expect(200);
+    assert!(
+        handshake_offering(
+            &world,
+            &rustls::version::TLS13,
+            Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+        )
+        .is_err()
+    );
+    assert_eq!(
+        handshake_offering(
+            &world,
+            &rustls::version::TLS13,
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        ),
+        Ok(())
+    );
+    // `[]` turns every suite on again.
+    world
+        .admin_call("PATCH", web, Some(&json!({"tls_ciphers": []})))
+        .expect(200);
+    assert_eq!(
+        handshake_offering(
+            &world,
+            &rustls::version::TLS13,
+            Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+        ),
+        Ok(())
+    );
 }
