@@ -36,7 +36,19 @@ impl Api {
             .clone()
             .unwrap_or_else(|| TrustedCasWritten {
                 external: web.trusted_external.clone(),
-                local: web.trusted_local.clone(),
+                // Never written: the local CA by its URI, as in CM's own sample (its admin
+                // guide's `ksctl interfaces list`).
+                local: web
+                    .trusted_local
+                    .iter()
+                    .map(|id| {
+                        if *id == state.local_ca.id {
+                            state.local_ca.uri()
+                        } else {
+                            id.clone()
+                        }
+                    })
+                    .collect(),
             });
         let created_at = web.created_at.unwrap_or_default();
         InterfaceView {

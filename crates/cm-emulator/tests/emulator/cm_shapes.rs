@@ -612,3 +612,25 @@ fn timestamps_have_one_shape_in_every_view() {
         assert_eq!(seen, 2, "{path}: {view}");
     }
 }
+
+/// Issue 22, item 7: a local CA trusted through `/v1/trusted-cas` shows in the interface's
+/// `trusted_cas.local` by its URI, as in CM's own sample (`ksctl interfaces list`).
+#[test]
+fn a_local_ca_trusted_without_a_written_list_shows_by_its_uri() {
+    let world = World::new();
+    let local = world
+        .admin_call("GET", "/api/v1/ca/local-cas", None)
+        .expect(200)["resources"][0]
+        .clone();
+    world
+        .admin_call(
+            "POST",
+            "/api/v1/trusted-cas",
+            Some(&json!({"ca_id": local["id"], "service": "web", "ca_type": "local"})),
+        )
+        .expect(201);
+    let web = world
+        .admin_call("GET", "/api/v1/configs/interfaces/web", None)
+        .expect(200);
+    assert_eq!(web["trusted_cas"]["local"], json!([local["uri"]]), "{web}");
+}
