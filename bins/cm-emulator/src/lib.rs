@@ -55,6 +55,10 @@ pub struct Arguments {
     /// or 503) and, with SECONDS, a Retry-After header. An invented test setting.
     #[arg(long, value_name = "STATUS:EVERY[:SECONDS]", value_parser = cm_emulator::Throttle::parse)]
     pub throttle_agents: Option<cm_emulator::Throttle>,
+    /// The web interface's port as the API shows it (GET /api/v1/configs/interfaces/web): 443,
+    /// as on a real manager, whatever --listen says.
+    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    pub reported_web_port: u16,
 }
 
 /// The clap command, for the man page and the shell completions.

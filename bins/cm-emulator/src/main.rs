@@ -41,6 +41,7 @@ fn run(arguments: Arguments) -> anyhow::Result<()> {
         retire_old_certificate: arguments.retire_old_certificate,
         trusted_ca_changes: arguments.trusted_ca_changes,
         throttle: arguments.throttle_agents,
+        reported_web_port: arguments.reported_web_port,
         ..EmulatorConfig::new(arguments.state_dir)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,5 +8,6 @@ at-expiry\t''"
 complete -c cm-emulator -l trusted-ca-changes -d 'When a change of the web interface\'s trusted CAs takes effect: at once (immediately, as CM\'s guide says for every version; /api/v1/trusted-cas exists too), or at the next web restart (at-web-restart: an invented setting to test the restart step)' -r -f -a "immediately\t''
 at-web-restart\t''"
 complete -c cm-emulator -l throttle-agents -d 'Back-pressure to agents, for testing them: `STATUS:EVERY[:SECONDS]` answers one agent request in EVERY (login, the client\'s own record, renewal, log upload) with STATUS (429 or 503) and, with SECONDS, a Retry-After header. An invented test setting' -r
+complete -c cm-emulator -l reported-web-port -d 'The web interface\'s port as the API shows it (GET /api/v1/configs/interfaces/web): 443, as on a real manager, whatever --listen says' -r
 complete -c cm-emulator -s h -l help -d 'Print help'
 complete -c cm-emulator -s V -l version -d 'Print version'

@@ -178,6 +178,9 @@ pub struct EmulatorConfig {
     pub one_client_per_certificate: bool,
     /// Answer a share of agent requests with 429/503 and `Retry-After` ([`Throttle`]).
     pub throttle: Option<Throttle>,
+    /// The web interface's `port` as the API shows it: 443 by default, as on a real manager
+    /// (whose web interface listens there). The emulator listens on `listen` whatever this says.
+    pub reported_web_port: u16,
 }
 
 impl EmulatorConfig {
@@ -198,6 +201,7 @@ impl EmulatorConfig {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             one_client_per_certificate: true,
+            reported_web_port: 443,
             throttle: None,
         }
     }
@@ -227,6 +231,7 @@ impl fmt::Debug for EmulatorConfig {
                 &self.one_client_per_certificate,
             )
             .field("throttle", &self.throttle)
+            .field("reported_web_port", &self.reported_web_port)
             .finish()
     }
 }
@@ -369,7 +374,7 @@ impl Emulator {
                 clock: config.clock,
                 admin_password: admin_password.clone(),
                 web_fingerprint: identity.fingerprint.clone(),
-                web_port: local_addr.port(),
+                web_port: config.reported_web_port,
                 retire_old_certificate: config.retire_old_certificate,
                 trusted_ca_changes: config.trusted_ca_changes,
                 one_client_per_certificate: config.one_client_per_certificate,

@@ -138,13 +138,20 @@ impl Api {
         self.require_admin(&state, request)?;
         Self::web_interface_or_404(name)?;
         let body: PatchInterface = wire::parse(&request.body)?;
-        if body
-            .port
-            .is_some_and(|port| port != u64::from(self.web_port))
-        {
-            return Err(ApiError::conflict(format!(
-                "field `port`: the port of the web interface cannot be changed (it is {})",
-                self.web_port
+        // CM answers 409 "conflict with the current state" to an unchanged port resent
+        // (Terraform's newest `resource_interface.go`, from the provider authors' live tests;
+        // it sends `port` only to change it) and accepts a changed one, moving the interface;
+        // the emulator cannot move its listener, so that is refused as not implemented.
+        if let Some(port) = body.port {
+            if port == u64::from(self.web_port) {
+                return Err(ApiError::conflict(format!(
+                    "field `port`: conflict with the current state: {port} is this interface's \
+                     port already (send `port` only to change it)"
+                )));
+            }
+            return Err(ApiError::invalid_param(format!(
+                "field `port`: changing the web interface's port (to {port}) is not implemented \
+                 by the emulator: it listens where it was started (--listen)"
             )));
         }
         // Everything is checked before anything changes.

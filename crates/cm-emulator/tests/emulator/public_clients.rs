@@ -352,13 +352,34 @@ fn terraform_interface_update_reads_back_as_written_and_applies() {
         .expect(200);
     assert_eq!(reset["minimum_tls_version"], "tls_1_2");
     assert_eq!(reset["trusted_cas"]["external"], serde_json::json!([]));
-    // The port cannot be changed.
-    let port = world.emulator.local_addr().port();
-    world
-        .admin_call(
+    // The port is a real manager's, 443, whatever the emulator listens on. Resent unchanged it
+    // is a conflict (as Terraform's newest provider documents CM's answer); a change is not
+    // implemented; either way nothing changes.
+    assert_eq!(web["port"], 443);
+    let port = |port: u32| {
+        world.admin_call(
             "PATCH",
             "/api/v1/configs/interfaces/web",
-            Some(&serde_json::json!({"port": u32::from(port) + 1})),
+            Some(&serde_json::json!({"port": port, "minimum_tls_version": "tls_1_3"})),
         )
-        .expect_error(409, "NCERRConflict");
+    };
+    port(443).expect_error(409, "NCERRConflict");
+    let refused = port(8443).expect_error(400, "NCERRInvalidParamValue");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not implemented"),
+        "{refused}"
+    );
+    let after = world
+        .admin_call("GET", "/api/v1/configs/interfaces/web", None)
+        .expect(200);
+    assert_eq!(
+        (
+            after["port"].as_u64(),
+            after["minimum_tls_version"].as_str()
+        ),
+        (Some(443), Some("tls_1_2"))
+    );
 }
