@@ -100,6 +100,28 @@ fn registers_with_an_rsa_pkcs8_set_and_a_ca_file() {
     assert_eq!(clients.len(), 1);
     let client_id = clients[0]["id"].as_str().unwrap();
     assert!(conf.contains(&format!("CLIENT_ID={client_id}")), "{conf}");
+    // The host facts the manager shows for an agent (issue 22, item 8).
+    let agent = manager
+        .call(
+            "GET",
+            &format!("/api/v1/transparent-encryption/clients/{client_id}"),
+            None,
+            200,
+        )
+        .unwrap();
+    let os_type = if cfg!(target_os = "linux") {
+        "LINUX"
+    } else if cfg!(windows) {
+        "WINDOWS"
+    } else {
+        "UNKNOWN"
+    };
+    assert_eq!(agent["os_type"], os_type, "{agent}");
+    assert_eq!(
+        agent["client_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{agent}"
+    );
     assert!(
         conf.contains(&format!("EXTERNAL_CERT_DIR={}", set.path().display())),
         "{conf}"

@@ -132,6 +132,9 @@ pub fn register(
         client_type: "CTE".to_string(),
         name: client_name.clone(),
         description: options.description.clone(),
+        // Host facts, as the manager shows them for an agent.
+        os_type: cm_client::os_type().to_string(),
+        client_version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
 
     // 3. Local writes, undone on failure.

@@ -388,6 +388,8 @@ impl World {
                 client_type: "CTE".to_string(),
                 name: "host1".to_string(),
                 description: String::new(),
+                os_type: String::new(),
+                client_version: String::new(),
             })
             .unwrap();
         *self.client_id.lock().unwrap() = Some(record.id.clone());

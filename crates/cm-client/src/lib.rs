@@ -71,7 +71,7 @@ pub use error::{Cause, Certainty, Error, RetryAfter};
 pub use proxy::{ProxySetting, ProxyUrl};
 pub use transport::{Request, Response, Transport, UreqTransport};
 pub use url::ManagerUrl;
-pub use wire::{ClientRecord, LogRecord, RegisterRequest};
+pub use wire::{ClientRecord, LogRecord, RegisterRequest, os_type};
 
 /// How the manager's TLS certificate is verified.
 #[derive(Clone, Debug)]
@@ -590,6 +590,8 @@ mod tests {
             client_type: "CTE".to_string(),
             name: "host1".to_string(),
             description: String::new(),
+            os_type: String::new(),
+            client_version: String::new(),
         };
         let body = serde_json::to_vec(&request).unwrap();
         let wire = transport::Request {

@@ -17,6 +17,24 @@ pub struct RegisterRequest {
     /// Free text shown on the manager.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The host's operating system as CM names it (`LINUX`, `WINDOWS`, `UNKNOWN`: the values
+    /// of CM's `os_type`); see [`os_type`]. Not sent when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub os_type: String,
+    /// The agent's version, shown on the manager as `client_version`. Not sent when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_version: String,
+}
+
+/// This host's operating system as CM's `os_type` names it.
+pub fn os_type() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "LINUX"
+    } else if cfg!(windows) {
+        "WINDOWS"
+    } else {
+        "UNKNOWN"
+    }
 }
 
 impl std::fmt::Debug for RegisterRequest {
@@ -28,6 +46,8 @@ impl std::fmt::Debug for RegisterRequest {
             .field("client_type", &self.client_type)
             .field("name", &self.name)
             .field("description", &self.description)
+            .field("os_type", &self.os_type)
+            .field("client_version", &self.client_version)
             .finish()
     }
 }
@@ -201,6 +221,8 @@ mod tests {
             client_type: "CTE".into(),
             name: "host1".into(),
             description: String::new(),
+            os_type: String::new(),
+            client_version: String::new(),
         };
         assert_eq!(
             serde_json::to_string(&request).unwrap(),

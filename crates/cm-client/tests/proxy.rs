@@ -137,6 +137,8 @@ impl Manager {
             client_type: "CTE".to_string(),
             name: "proxy-test-host".to_string(),
             description: "through a proxy".to_string(),
+            os_type: String::new(),
+            client_version: String::new(),
         })?;
         let session = client.login(&record.id)?;
         assert_eq!(session.client_id, record.id);

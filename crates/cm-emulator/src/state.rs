@@ -149,6 +149,11 @@ pub(crate) struct Client {
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) last_seen: Option<i64>,
+    /// Host facts the agent sent at registration (empty when it sent none).
+    #[serde(default)]
+    pub(crate) os_type: String,
+    #[serde(default)]
+    pub(crate) client_version: String,
 }
 
 impl Client {

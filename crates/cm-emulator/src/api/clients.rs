@@ -229,6 +229,8 @@ impl Api {
             created_at: now_seconds,
             updated_at: now_seconds,
             last_seen: None,
+            os_type: body.os_type.clone().unwrap_or_default(),
+            client_version: body.client_version.clone().unwrap_or_default(),
         };
         // 9.-10. One certificate one client, name free (409); the client is reserved in memory.
         let client = match self.reserve_client(reg_token, client, now)? {

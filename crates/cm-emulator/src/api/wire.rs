@@ -216,6 +216,11 @@ pub(crate) struct RegisterRequest {
     pub(crate) name: String,
     pub(crate) client_type: Option<String>,
     pub(crate) description: Option<String>,
+    /// The host's OS as CM's `os_type` names it (`LINUX`, `WINDOWS`, `UNKNOWN`), and the agent's
+    /// version: sent by this project's `register_host` (field names invented for the
+    /// registration body; the values are those of CM's transparent-encryption view).
+    pub(crate) os_type: Option<String>,
+    pub(crate) client_version: Option<String>,
 }
 
 /// `PATCH /v1/usermgmt/pwdpolicies/{name}` (Terraform's `ciphertrust_password_policy`,
