@@ -1,0 +1,141 @@
+//! Issue 22: an operator's flow, shaped as the public Ansible collection and Terraform provider
+//! drive a manager (their request bodies, as the fixtures of
+//! `crates/cm-emulator/tests/fixtures/public_clients/` copy them), with the real `register_host`
+//! and `vmd` binaries against the real emulator over HTTPS: add the CA, trust it on the web
+//! interface, restart, make a token, register, list, delete the client the way both clients
+//! delete it, and the agent's next check reports the documented refusal.
+//!
+//! The interface step leaves out the Ansible module's `port` and default `mode`: by the public
+//! evidence (docs/protocol.md, "Interfaces") CM answers an unchanged port with 409, and the
+//! emulator refuses the `no-tls` modes it does not implement; both refusals are tested in the
+//! emulator's own tests.
+
+mod common;
+
+use std::process::Command;
+use std::time::SystemTime;
+
+use common::{DAY, PASSPHRASE, issue, log, sibling_binary, text};
+use serde_json::json;
+use test_pki::KeyType;
+use test_support::{Manager, test_ca, test_ca_pem};
+
+#[test]
+fn a_playbook_shaped_flow_registers_lists_deletes_and_the_agent_reports_the_refusal() {
+    let manager = Manager::start().unwrap();
+    // Add the CA (the body XS's `external_ca_upload_command` sends).
+    let ca_pem = test_ca_pem("ca-p384").unwrap();
+    let ca = manager
+        .call(
+            "POST",
+            "/api/v1/ca/external-cas",
+            Some(json!({"cert": ca_pem, "name": "playbook-ca"})),
+            201,
+        )
+        .unwrap();
+    let ca_id = ca["id"].as_str().unwrap().to_owned();
+    // Trust it on the web interface: Ansible's `interface_save` sends `"local": null` when only
+    // `external` is given.
+    manager
+        .call(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(json!({"trusted_cas": {"external": [ca_id], "local": null}})),
+            200,
+        )
+        .unwrap();
+    // Restart the services (Ansible's `cm_services` body).
+    manager
+        .call(
+            "POST",
+            "/api/v1/system/services/restart",
+            Some(json!({"delay": 0, "services": ["nae-kmip", "web"]})),
+            202,
+        )
+        .unwrap();
+    // A registration token (Ansible's `cm_regtoken` body).
+    let token = manager
+        .call(
+            "POST",
+            "/api/v1/client-management/regtokens",
+            Some(json!({"ca_id": ca_id, "cert_duration": 365,
+                "label": {"ClientProfile": "DefaultClientProfile"}, "lifetime": "30d",
+                "max_clients": 100, "name_prefix": "cte"})),
+            201,
+        )
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Register with the real `register_host`.
+    let set = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    issue(
+        &test_ca("ca-p384").unwrap(),
+        KeyType::P384,
+        "playbook-host.example",
+        now - DAY,
+        now + 200 * DAY,
+        set.path(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let registered = Command::new(sibling_binary("register_host"))
+        .arg("--agent-root")
+        .arg(root.path())
+        .args([
+            "--token",
+            &token,
+            "--agent",
+            "playbook-host",
+            "--extcertdir",
+        ])
+        .arg(set.path())
+        .arg("--cm-ca")
+        .arg(manager.web_ca_path())
+        .arg(manager.host_port())
+        .env_remove("EXTERNAL_CERT_DIR")
+        .env_remove("CTE_AGENT_ROOT")
+        .output()
+        .unwrap();
+    assert_eq!(registered.status.code(), Some(0), "{}", text(&registered));
+    assert!(!text(&registered).contains(PASSPHRASE));
+
+    // List the agents (Terraform's `ciphertrust_cte_clients` data source reads this view).
+    let list = manager
+        .call(
+            "GET",
+            "/api/v1/transparent-encryption/clients?name=playbook-host",
+            None,
+            200,
+        )
+        .unwrap();
+    assert_eq!(list["total"], 1, "{list}");
+    let id = list["resources"][0]["id"].as_str().unwrap().to_owned();
+    let vmd = |root: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_vmd"))
+            .arg("--agent-root")
+            .arg(root)
+            .arg("--once")
+            .output()
+            .unwrap()
+    };
+    let healthy = vmd(root.path());
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+
+    // Delete as Terraform's Delete and Ansible's `delete_id` do.
+    manager
+        .call(
+            "PATCH",
+            &format!("/api/v1/transparent-encryption/clients/{id}/delete"),
+            Some(json!({"del_client": true, "force_del_client": true})),
+            200,
+        )
+        .unwrap();
+    let refused = vmd(root.path());
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    let log = log(root.path());
+    assert!(log.contains("CGP3010C"), "{log}");
+    // The documented refusal names what to do: register again.
+    assert!(log.contains("register the host again"), "{log}");
+}
