@@ -1,18 +1,17 @@
-//! The bearer tokens: real JWTs (RFC 7519), ES256-signed (ECDSA P-256, RFC 7518) with `ring`.
+//! The bearer tokens: real JWTs (RFC 7519), ES256-signed (ECDSA P-256, RFC 7518), encoded and
+//! verified by `jsonwebtoken`; the key pair is made by `ring`.
 //!
 //! Clients decode the payload to schedule their refresh, so the token carries the registered
 //! claims `iss`, `sub`, `iat`, `nbf`, `exp`, `jti`, plus CM-style `account` and
 //! `preferred_username` and, for agents, `client_id` (the names beyond the registered ones are
 //! invented; see `docs/protocol.md`). The key pair is made at start: bearers, like the sessions
 //! behind them, do not outlive the emulator process. Its public key is published
-//! (`EmulatorDetails::jwt_public_key`) so that clients and tests can verify tokens.
+//! (`EmulatorDetails::jwt_public_key`) so that clients and tests can verify tokens. Expiry is
+//! judged against the emulator's clock (a parameter), not by `jsonwebtoken`'s system clock.
 
-use base64ct::{Base64UrlUnpadded, Encoding};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
-    UnparsedPublicKey,
-};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
 /// The `iss` claim.
@@ -38,9 +37,9 @@ pub(crate) struct Claims {
 
 /// The signing key pair.
 pub(crate) struct JwtKey {
-    pair: EcdsaKeyPair,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
     public: Vec<u8>,
-    random: SystemRandom,
 }
 
 impl std::fmt::Debug for JwtKey {
@@ -48,9 +47,6 @@ impl std::fmt::Debug for JwtKey {
         formatter.write_str("JwtKey(..)")
     }
 }
-
-/// The fixed header of every token: `{"alg":"ES256","typ":"JWT"}`.
-const HEADER: &str = r#"{"alg":"ES256","typ":"JWT"}"#;
 
 /// Why a bearer was refused (the message of the 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +80,10 @@ impl JwtKey {
                 .expect("a freshly generated P-256 key parses");
         let public = pair.public_key().as_ref().to_vec();
         JwtKey {
-            pair,
+            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            // `jsonwebtoken` takes the public key as its uncompressed SEC1 point.
+            decoding: DecodingKey::from_ec_der(&public),
             public,
-            random,
         }
     }
 
@@ -95,46 +92,26 @@ impl JwtKey {
         &self.public
     }
 
-    /// `header.payload.signature`, each part base64url without padding.
+    /// `header.payload.signature`, each part base64url without padding; the header is
+    /// `{"typ":"JWT","alg":"ES256"}`.
     pub(crate) fn sign(&self, claims: &Claims) -> String {
-        let payload = serde_json::to_vec(claims).unwrap_or_default();
-        let signing_input = format!(
-            "{}.{}",
-            Base64UrlUnpadded::encode_string(HEADER.as_bytes()),
-            Base64UrlUnpadded::encode_string(&payload)
-        );
-        // ECDSA signing fails only when the random source does.
-        let signature = self
-            .pair
-            .sign(&self.random, signing_input.as_bytes())
-            .map(|signature| signature.as_ref().to_vec())
-            .unwrap_or_default();
-        format!(
-            "{signing_input}.{}",
-            Base64UrlUnpadded::encode_string(&signature)
-        )
+        // Signing fails only when the random source does.
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), claims, &self.encoding)
+            .unwrap_or_default()
     }
 
     /// The claims of a token signed by this key and not expired at `now` (Unix seconds).
     pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, JwtError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwtError::Malformed);
-        };
-        let signature =
-            Base64UrlUnpadded::decode_vec(signature).map_err(|_| JwtError::Malformed)?;
-        let signing_input = &token[..header.len() + 1 + payload.len()];
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.public)
-            .verify(signing_input.as_bytes(), &signature)
-            .map_err(|_| JwtError::BadSignature)?;
-        let header = Base64UrlUnpadded::decode_vec(header).map_err(|_| JwtError::Malformed)?;
-        if header != HEADER.as_bytes() {
-            return Err(JwtError::Malformed);
-        }
-        let payload = Base64UrlUnpadded::decode_vec(payload).map_err(|_| JwtError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        // Expiry against the emulator's clock, below; nothing else is required of the claims.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
+                _ => JwtError::Malformed,
+            })?
+            .claims;
         if claims.exp <= now {
             return Err(JwtError::Expired);
         }
