@@ -591,30 +591,26 @@ fn series_names(expression: &str) -> Vec<String> {
         .collect()
 }
 
-/// The daemon rewrites the file after its heartbeat too: the heartbeat's time appears and the
-/// manager shows reachable; SIGTERM then stops it.
+/// Runs `vmd` on `root` until `seen` returns something (within 60 s, else the test fails
+/// naming `what`), then stops it with SIGTERM, which must end it cleanly.
 #[cfg(unix)]
-#[test]
-fn the_daemon_writes_the_heartbeat_into_the_metrics() {
-    let host = Host::registered(SystemTime::now() + 200 * DAY);
-    let before = unix(SystemTime::now());
+fn run_daemon_until<T>(root: &Path, what: &str, mut seen: impl FnMut() -> Option<T>) -> T {
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_vmd"))
         .arg("--agent-root")
-        .arg(host.root.path())
+        .arg(root)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let metrics = loop {
-        let text = std::fs::read_to_string(host.metrics_file()).unwrap_or_default();
-        if text.contains("cte_agent_last_heartbeat_timestamp_seconds ") {
-            break Metrics::parse(&text);
+    let found = loop {
+        if let Some(found) = seen() {
+            break found;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no heartbeat in:\n{text}"
-        );
+        if std::time::Instant::now() >= deadline {
+            let _ = daemon.kill();
+            panic!("no {what} within 60 s:\n{}", common::log(root));
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     Command::new("kill")
@@ -622,6 +618,21 @@ fn the_daemon_writes_the_heartbeat_into_the_metrics() {
         .status()
         .unwrap();
     assert!(daemon.wait().unwrap().success());
+    found
+}
+
+/// The daemon rewrites the file after its heartbeat too: the heartbeat's time appears and the
+/// manager shows reachable; SIGTERM then stops it.
+#[cfg(unix)]
+#[test]
+fn the_daemon_writes_the_heartbeat_into_the_metrics() {
+    let host = Host::registered(SystemTime::now() + 200 * DAY);
+    let before = unix(SystemTime::now());
+    let metrics = run_daemon_until(host.root.path(), "a heartbeat in the metrics", || {
+        let text = std::fs::read_to_string(host.metrics_file()).unwrap_or_default();
+        text.contains("cte_agent_last_heartbeat_timestamp_seconds ")
+            .then(|| Metrics::parse(&text))
+    });
     let beat = metrics.value("cte_agent_last_heartbeat_timestamp_seconds", &[]) as i64;
     assert!(beat >= before, "{beat} {before}");
     assert_eq!(metrics.value("cte_agent_manager_reachable", &[]), 1.0);
@@ -687,30 +698,14 @@ fn a_heartbeat_refused_as_not_this_client_starts_a_recovery_check_at_once() {
             204,
         )
         .unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vmd"))
-        .arg("--agent-root")
-        .arg(host.root.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let log = loop {
-        let log = common::log(host.root.path());
-        if log.contains("CGP3010") {
-            break log;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no recovery check after the refused heartbeat:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(daemon.wait().unwrap().success());
+    let log = run_daemon_until(
+        host.root.path(),
+        "a recovery check after the refused heartbeat",
+        || {
+            let log = common::log(host.root.path());
+            log.contains("CGP3010").then_some(log)
+        },
+    );
     let heartbeat = log
         .find("CGP3008")
         .expect("the heartbeat failure is logged");
