@@ -24,6 +24,9 @@ pub(super) struct LoadNumbers {
     pub(super) clients: usize,
     pub(super) rounds: usize,
     pub(super) emulator_memory: Memory,
+    /// How the two processes were placed on the cores: `Ok(text)` when pinned with `taskset`,
+    /// or why they were not.
+    pub(super) pinning: Result<String, String>,
 }
 
 /// Item 5's rates for one key type, one entry per round.
@@ -74,18 +77,22 @@ impl LoadNumbers {
     pub(super) fn notes(&self) -> Vec<String> {
         vec![format!(
             "Item 5: the release `cm-emulator` in its own process; the load generator (this task, \
-             release build, ureq over rustls) shares the same machine and its cores, and so does \
-             whatever else runs on it (see the load average): these rates are the least stable \
-             numbers of the table. Each round registers {} new clients per key type and then renews \
+             release build, ureq over rustls) runs on the same machine, and so does whatever else \
+             runs on it (see the load average): these rates are the least stable numbers of the \
+             table. Each round registers {} new clients per key type and then renews \
              each of them; rounds alternate the key types. Every request is a fresh TLS connection \
              presenting that client's certificate, as separate hosts would. A registration is one \
              connection (`POST /api/v1/client-management/clients/`); a renewal is two \
              (client-certificate login with the current certificate, then `POST \
              .../self/client/renew` presenting the new one). RSA-3072 clients share \
              {RSA_LOAD_KEYS} keys (the server's work does not depend on whether keys repeat). \
-             Emulator resident memory afterwards: {}.",
+             Emulator resident memory afterwards: {}. Cores: {}.",
             self.clients,
-            self.emulator_memory.text()
+            self.emulator_memory.text(),
+            match &self.pinning {
+                Ok(text) => text.clone(),
+                Err(why) => format!("not pinned ({why}); the two processes shared the cores"),
+            }
         )]
     }
 }
@@ -100,6 +107,9 @@ pub(super) struct LoadClient {
 pub(super) fn measure_emulator_load(settings: &Settings, work: &Path) -> Result<LoadNumbers> {
     let emulator = EmulatorProcess::start(&work.join("load-state"))?;
     emulator.setup_test_cas()?;
+    // The emulator on the last core and this load generator on the others, so that the two do
+    // not take turns on one core and the rate is stable; undone afterwards.
+    let pinning = pin_apart(emulator.process.pid());
     let ca_pem = std::fs::read(&emulator.web_ca_path)?;
     let rsa_keys: Vec<KeyMaterial> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..RSA_LOAD_KEYS)
@@ -149,12 +159,65 @@ pub(super) fn measure_emulator_load(settings: &Settings, work: &Path) -> Result<
     }
     let emulator_memory = Memory::read(emulator.process.pid())?;
     emulator.stop();
+    if let Ok(cores) = &pinning {
+        // Back to every core for the rest of the bench.
+        let _ = taskset(std::process::id(), &cores.all);
+    }
     Ok(LoadNumbers {
         per_key_type,
         clients: settings.load_clients_per_key_type,
         rounds: settings.load_rounds,
         emulator_memory,
+        pinning: pinning.map(|cores| cores.text),
     })
+}
+
+/// The cores as pinned by [`pin_apart`].
+struct Pinned {
+    /// Every core (`0-1`), to undo the load generator's pinning.
+    all: String,
+    /// What the notes say.
+    text: String,
+}
+
+/// Pins the emulator (`pid`, every thread) to the last core and this process to the others,
+/// with util-linux's `taskset`.
+fn pin_apart(emulator: u32) -> Result<Pinned, String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 {
+        return Err(format!("{cores} core available"));
+    }
+    let last = cores - 1;
+    let others = if last == 1 {
+        "0".to_string()
+    } else {
+        format!("0-{}", last - 1)
+    };
+    taskset(emulator, &last.to_string())?;
+    taskset(std::process::id(), &others)?;
+    Ok(Pinned {
+        all: format!("0-{last}"),
+        text: format!(
+            "pinned with `taskset`: the emulator on core {last}, the load generator on core(s) \
+             {others}"
+        ),
+    })
+}
+
+/// `taskset -a -p -c CORES PID`.
+fn taskset(pid: u32, cores: &str) -> Result<(), String> {
+    let output = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cores, &pid.to_string()])
+        .output()
+        .map_err(|error| format!("taskset: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
 }
 
 /// One round of item 5 for one key type.
