@@ -232,16 +232,6 @@ impl Api {
         })
     }
 
-    fn password_policy_or_404(name: &str) -> Result<(), ApiError> {
-        if name == "global" {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!(
-                "password policy {name:?} not found (the emulator has only \"global\")"
-            )))
-        }
-    }
-
     /// `GET /v1/usermgmt/pwdpolicies/global`.
     pub(super) fn get_password_policy(
         &self,
@@ -250,7 +240,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         self.require_admin(&state, request)?;
-        Self::password_policy_or_404(name)?;
+        the_only("password policy", name, "global")?;
         respond(200, Self::password_policy_json(&state))
     }
 
@@ -264,7 +254,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&state, request)?;
-        Self::password_policy_or_404(name)?;
+        the_only("password policy", name, "global")?;
         let body: wire::PatchPasswordPolicy = wire::parse(&request.body)?;
         if let Some(thresholds) = body.failed_logins_lockout_thresholds {
             state.password_policy.failed_logins_lockout_thresholds = thresholds;

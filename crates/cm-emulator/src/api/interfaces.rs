@@ -95,14 +95,6 @@ impl Api {
         .to_json()
     }
 
-    fn web_interface_or_404(name: &str) -> Result<(), ApiError> {
-        if name == WEB {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!("interface {name:?} not found")))
-        }
-    }
-
     pub(super) fn list_interfaces(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         self.require_admin(&state, request)?;
@@ -125,7 +117,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         self.require_admin(&state, request)?;
-        Self::web_interface_or_404(name)?;
+        the_only("interface", name, WEB)?;
         respond(200, self.web_json(&state))
     }
 
@@ -136,7 +128,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
         self.require_admin(&state, request)?;
-        Self::web_interface_or_404(name)?;
+        the_only("interface", name, WEB)?;
         let body: PatchInterface = wire::parse(&request.body)?;
         // CM answers 409 "conflict with the current state" to an unchanged port resent
         // (Terraform's newest `resource_interface.go`, from the provider authors' live tests;

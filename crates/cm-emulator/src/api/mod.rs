@@ -109,6 +109,18 @@ fn respond_with<T: Serialize>(status: u16, body: &T) -> Result<ApiResponse, ApiE
     respond(status, body)
 }
 
+/// `Ok` when `name` is `only`, the one resource of this `kind` the emulator has; else 404
+/// naming it.
+fn the_only(kind: &str, name: &str, only: &str) -> Result<(), ApiError> {
+    if name == only {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "{kind} {name:?} not found (the emulator has only {only:?})"
+        )))
+    }
+}
+
 fn no_content() -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse {
         status: 204,
