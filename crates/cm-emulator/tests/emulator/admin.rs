@@ -488,32 +488,8 @@ fn handshake_offering(
     version: &'static rustls::SupportedProtocolVersion,
     only: Option<rustls::CipherSuite>,
 ) -> Result<(), String> {
-    use rustls_pki_types::pem::PemObject as _;
     use std::io::{Read, Write};
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = world.emulator.web_ca_pem().to_owned();
-    for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        roots.add(der.unwrap()).unwrap();
-    }
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(only) = only {
-        provider.cipher_suites.retain(|suite| suite.suite() == only);
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let address = world
-        .emulator
-        .url()
-        .trim_start_matches("https://")
-        .to_owned();
-    let host = address.rsplit_once(':').unwrap().0.to_owned();
-    let name = rustls_pki_types::ServerName::try_from(host).unwrap();
-    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let socket = std::net::TcpStream::connect(&address).map_err(|error| error.to_string())?;
-    let mut tls = rustls::StreamOwned::new(connection, socket);
+    let mut tls = crate::support::raw_tls(world, &[version], only)?;
     tls.write_all(b"GET /api/v1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .map_err(|error| error.to_string())?;
     let mut first = [0u8; 8];

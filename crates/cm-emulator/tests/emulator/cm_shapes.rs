@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -415,25 +414,7 @@ fn sessions_and_records_are_bounded_oldest_first() {
 
 /// A TLS connection to the emulator, for raw HTTP/1.1.
 fn raw_tls(world: &World) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca =
-        rustls_pki_types::pem::PemObject::from_pem_slice(world.emulator.web_ca_pem().as_bytes())
-            .unwrap();
-    roots.add(ca).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connection =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let socket = TcpStream::connect(world.emulator.local_addr()).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    rustls::StreamOwned::new(connection, socket)
+    crate::support::raw_tls(world, &[], None).unwrap()
 }
 
 /// Reads until the server closes the connection; returns how long that took.

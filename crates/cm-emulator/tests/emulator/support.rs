@@ -395,3 +395,43 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
+
+/// A raw TLS connection to the emulator's web interface (no client certificate), for HTTP/1.1
+/// written by hand: offering `versions` (all when empty) and only the cipher suite `only` when
+/// given, verifying the web certificate against the emulator's web CA. `Err` when the TCP
+/// connection fails; the handshake runs at the first write or read.
+pub fn raw_tls(
+    world: &World,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    only: Option<rustls::CipherSuite>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in
+        rustls_pki_types::CertificateDer::pem_slice_iter(world.emulator.web_ca_pem().as_bytes())
+    {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(only) = only {
+        provider.cipher_suites.retain(|suite| suite.suite() == only);
+    }
+    let versions = if versions.is_empty() {
+        rustls::DEFAULT_VERSIONS
+    } else {
+        versions
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let socket = std::net::TcpStream::connect(world.emulator.local_addr())
+        .map_err(|error| error.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    Ok(rustls::StreamOwned::new(connection, socket))
+}
