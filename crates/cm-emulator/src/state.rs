@@ -154,11 +154,80 @@ pub(crate) struct Client {
     pub(crate) os_type: String,
     #[serde(default)]
     pub(crate) client_version: String,
+    /// The transparent-encryption settings (created or changed through
+    /// `/v1/transparent-encryption/clients`). Absent in state written before they were kept:
+    /// the defaults.
+    #[serde(default)]
+    pub(crate) settings: TeSettings,
+}
+
+/// The id of the emulator's one client profile, `DefaultClientProfile` (invented value).
+pub(crate) const DEFAULT_PROFILE_ID: &str = "6a1a3b1c-0d5e-4f2a-9b7c-000000000001";
+/// The name of the emulator's one client profile (CM's default profile's name).
+pub(crate) const DEFAULT_PROFILE_NAME: &str = "DefaultClientProfile";
+
+/// A client's transparent-encryption settings, as `POST` and `PATCH
+/// /v1/transparent-encryption/clients` set them. The emulator applies `registration_allowed`
+/// (to the registration of a client created beforehand); it keeps and shows the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct TeSettings {
+    /// `FS` or `CTE-U`.
+    pub(crate) client_type: String,
+    pub(crate) communication_enabled: bool,
+    pub(crate) registration_allowed: bool,
+    pub(crate) client_locked: bool,
+    pub(crate) system_locked: bool,
+    pub(crate) client_mfa_enabled: bool,
+    pub(crate) enable_domain_sharing: bool,
+    /// `GENERATE` or `MANUAL`.
+    pub(crate) password_creation_method: String,
+    pub(crate) enabled_capabilities: String,
+    pub(crate) protection_mode: String,
+    pub(crate) max_num_cache_log: u64,
+    pub(crate) max_space_cache_log: u64,
+    pub(crate) labels: serde_json::Map<String, Value>,
+}
+
+impl Default for TeSettings {
+    /// What an agent that registered without being created beforehand shows.
+    fn default() -> Self {
+        TeSettings {
+            client_type: "FS".to_owned(),
+            communication_enabled: true,
+            registration_allowed: true,
+            client_locked: false,
+            system_locked: false,
+            client_mfa_enabled: false,
+            enable_domain_sharing: false,
+            password_creation_method: "GENERATE".to_owned(),
+            enabled_capabilities: String::new(),
+            protection_mode: String::new(),
+            max_num_cache_log: 0,
+            max_space_cache_log: 0,
+            labels: serde_json::Map::new(),
+        }
+    }
 }
 
 impl Client {
     pub(crate) fn uri(&self) -> String {
         format!("kylo:kylo:client_management:clients:{}", self.id)
+    }
+
+    /// Whether an agent has registered (a client created by an administrator has no
+    /// certificate until its agent registers).
+    pub(crate) fn registered(&self) -> bool {
+        !self.cert_fingerprint.is_empty()
+    }
+
+    /// `active` once registered, else `pending` (invented: CM's client states are not public).
+    pub(crate) fn state(&self) -> &'static str {
+        if self.registered() {
+            "active"
+        } else {
+            "pending"
+        }
     }
 
     pub(crate) fn is_named(&self, reference: &str) -> bool {

@@ -25,7 +25,7 @@ impl Client {
             "id" => Some(self.id.as_str().into()),
             "name" | "client_name" => Some(self.name.as_str().into()),
             "sha256_fingerprint" => Some(self.cert_fingerprint.as_str().into()),
-            "state" => Some("active".into()),
+            "state" => Some(self.state().into()),
             "ca_id" => Some(self.ca_id.as_str().into()),
             _ => None,
         }
@@ -50,7 +50,37 @@ enum Precheck {
 /// The outcome of reserving a new client.
 enum Reserved {
     Existing(Value),
-    New(Box<Client>),
+    /// The client added, or completed (`before`: as an administrator had created it).
+    New {
+        client: Box<Client>,
+        before: Option<Box<Client>>,
+    },
+}
+
+/// The index of the client named `name` that an administrator created and no agent has
+/// registered yet, if any; 409 when an agent already registered under that name, 403 when the
+/// created client does not allow registration.
+fn created_beforehand(state: &State, name: &str) -> Result<Option<usize>, ApiError> {
+    let Some(at) = state.clients.iter().position(|other| other.name == name) else {
+        return Ok(None);
+    };
+    let existing = &state.clients[at];
+    if existing.registered() {
+        return Err(ApiError::conflict(format!(
+            "a client named {name:?} already exists with a different certificate"
+        )));
+    }
+    if !existing.settings.registration_allowed {
+        return Err(ApiError::new(
+            403,
+            "NCERRRegistrationNotAllowed",
+            format!(
+                "the client {name:?} was created with registration_allowed false; an administrator must set it to true (PATCH /v1/transparent-encryption/clients/{})",
+                existing.id
+            ),
+        ));
+    }
+    Ok(Some(at))
 }
 
 fn issuing_ca(state: &State, ca_id: &str) -> Option<IssuingCa> {
@@ -231,13 +261,16 @@ impl Api {
             last_seen: None,
             os_type: body.os_type.clone().unwrap_or_default(),
             client_version: body.client_version.clone().unwrap_or_default(),
+            settings: crate::state::TeSettings::default(),
         };
         // 9.-10. One certificate one client, name free (409); the client is reserved in memory.
         let client = match self.reserve_client(reg_token, client, now)? {
             Reserved::Existing(json) => return respond(200, json),
-            Reserved::New(client) => client,
+            Reserved::New { client, before } => {
+                self.persist_registration(&client, before.map(|before| *before))?;
+                client
+            }
         };
-        self.persist_registration(&client)?;
         respond(201, client.to_json())
     }
 
@@ -340,27 +373,57 @@ impl Api {
         if self.one_client_per_certificate {
             refuse_certificate_of_another_client(&state, &client.cert_fingerprint, None)?;
         }
-        if state.clients.iter().any(|other| other.name == client.name) {
-            return Err(ApiError::conflict(format!(
-                "a client named {:?} already exists with a different certificate",
-                client.name
-            )));
-        }
-        client.sequence = state.next_sequence();
+        let created = created_beforehand(&state, &client.name)?;
         client.reg_token_id = state.regtokens[index].id.clone();
         let token = &mut state.regtokens[index];
         token.clients_registered += 1;
         token.updated_at = client.created_at;
-        state.clients.push(client.clone());
-        Ok(Reserved::New(Box::new(client)))
+        let before = match created {
+            // The agent completes the client an administrator created for it.
+            Some(at) => {
+                let before = state.clients[at].clone();
+                client.id.clone_from(&before.id);
+                client.sequence = before.sequence;
+                client.created_at = before.created_at;
+                client.settings = before.settings.clone();
+                // The administrator's description wins over the agent's.
+                if !before.description.is_empty() {
+                    client.description.clone_from(&before.description);
+                }
+                state.clients[at] = client.clone();
+                Some(Box::new(before))
+            }
+            None => {
+                client.sequence = state.next_sequence();
+                state.clients.push(client.clone());
+                None
+            }
+        };
+        Ok(Reserved::New {
+            client: Box::new(client),
+            before,
+        })
     }
 
     /// Writes a reserved client, then its token's count, without holding the state lock (the
-    /// answer waits for both). A failed client write undoes the reservation.
-    fn persist_registration(&self, client: &Client) -> Result<(), ApiError> {
+    /// answer waits for both). A failed client write undoes the reservation: the client is
+    /// removed, or back as it was `before` when it had been created beforehand.
+    fn persist_registration(
+        &self,
+        client: &Client,
+        before: Option<Client>,
+    ) -> Result<(), ApiError> {
         if let Err(error) = self.store.put(CLIENTS, &client.id, client) {
             let mut state = self.lock();
-            state.clients.retain(|other| other.id != client.id);
+            match before {
+                Some(before) => {
+                    if let Some(slot) = state.clients.iter_mut().find(|other| other.id == client.id)
+                    {
+                        *slot = before;
+                    }
+                }
+                None => state.clients.retain(|other| other.id != client.id),
+            }
             if let Some(token) = state
                 .regtokens
                 .iter_mut()

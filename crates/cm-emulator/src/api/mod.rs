@@ -288,6 +288,11 @@ const ROUTES: &[Route] = &[
         |api, request, id| api.get_te_client(request, id[0])
     ),
     route!(
+        "POST",
+        ["transparent-encryption", "clients"],
+        |api, request, _| api.create_te_client(request)
+    ),
+    route!(
         "PATCH",
         ["transparent-encryption", "clients", "delete"],
         |api, request, _| api.delete_te_clients(request)
@@ -296,6 +301,12 @@ const ROUTES: &[Route] = &[
         "PATCH",
         ["transparent-encryption", "clients", "{}", "delete"],
         |api, request, id| api.delete_te_client(request, id[0])
+    ),
+    // After `clients/delete`: the first route that matches answers.
+    route!(
+        "PATCH",
+        ["transparent-encryption", "clients", "{}"],
+        |api, request, id| api.patch_te_client(request, id[0])
     ),
     route!(
         "GET",

@@ -231,7 +231,52 @@ pub(crate) struct PatchPasswordPolicy {
     pub(crate) failed_logins_lockout_thresholds: Option<Vec<u64>>,
 }
 
+/// `POST` and `PATCH /v1/transparent-encryption/clients[/{id}]`: the fields of Terraform's
+/// `CTEClientJSON` (`internal/provider/cte/schema_cte.go`, sent whole by
+/// `resource_cte_client.go` Create and Update, `""`/`0`/`false`/`null` included) and of the
+/// Ansible collection's `createClient`/`patchClient` (`plugins/module_utils/cte.py`, 1.0.2,
+/// which leave out what the playbook did not give). What the emulator does with each is in
+/// `docs/protocol.md`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TeClientRequest {
+    /// Create: required. Update: Terraform sends `""`; a different name is refused.
+    pub(crate) name: Option<String>,
+    /// `FS` (the default) or `CTE-U`. Update: Terraform sends `""`; a change is refused.
+    pub(crate) client_type: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) communication_enabled: Option<bool>,
+    pub(crate) registration_allowed: Option<bool>,
+    pub(crate) client_locked: Option<bool>,
+    pub(crate) system_locked: Option<bool>,
+    pub(crate) client_mfa_enabled: Option<bool>,
+    pub(crate) enable_domain_sharing: Option<bool>,
+    /// `GENERATE` or `MANUAL`.
+    pub(crate) password_creation_method: Option<String>,
+    /// Accepted and never kept nor shown (the emulator has no agent password).
+    #[allow(dead_code)]
+    pub(crate) password: Option<String>,
+    /// Create: the profile's name or id (`""`: the default profile).
+    pub(crate) profile_identifier: Option<String>,
+    /// Update: the profile's id (`""`: unchanged).
+    pub(crate) profile_id: Option<String>,
+    pub(crate) enabled_capabilities: Option<String>,
+    pub(crate) max_num_cache_log: Option<u64>,
+    pub(crate) max_space_cache_log: Option<u64>,
+    pub(crate) labels: Option<Map<String, Value>>,
+    pub(crate) protection_mode: Option<String>,
+    /// `true` is refused: deletion is `PATCH .../{id}/delete`.
+    pub(crate) del_client: Option<bool>,
+    // Accepted and ignored (the emulator has no capabilities, domains or dynamic parameters):
+    // `id` (Terraform sends `""`), `disable_capability`, `shared_domain_list`,
+    // `dynamic_parameters`, `lgcs_access_only`.
+}
+
 /// `POST /v1/client-management/self/client/renew`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RenewRequest {
+    pub(crate) ext_cert: String,
+}
+
 /// `PATCH /v1/transparent-encryption/clients/{id}/delete`: Terraform's `DelClientJSON`
 /// (`internal/provider/cte/schema_cte.go`, sent by `resource_cte_client.go` Delete) and the
 /// Ansible collection's `deleteClientById` (`plugins/module_utils/cte.py`, 1.0.2) both send
@@ -251,11 +296,6 @@ pub(crate) struct DeleteTeClientRequest {
 #[derive(Debug, Deserialize)]
 pub(crate) struct DeleteTeClientsRequest {
     pub(crate) client_id_list: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct RenewRequest {
-    pub(crate) ext_cert: String,
 }
 
 /// `POST /v1/audit/client-records`.

@@ -16,6 +16,10 @@ struct Values {
     refresh_token: String,
     /// A registered client's id.
     client_id: String,
+    /// A name no client has, for the creates.
+    client_name: String,
+    /// The `profile_id` of the registered client, as the manager shows it.
+    profile_id: String,
     ca_name: String,
     ca_id: String,
     ca_pem: String,
@@ -30,6 +34,8 @@ fn fill(text: &str, values: &Values) -> String {
         .replace("${CA_NAME}", &values.ca_name)
         .replace("${CA_ID}", &values.ca_id)
         .replace("${CLIENT_ID}", &values.client_id)
+        .replace("${CLIENT_NAME}", &values.client_name)
+        .replace("${PROFILE_ID}", &values.profile_id)
         .replace("${CA_PEM}", &pem[1..pem.len() - 1])
 }
 
@@ -92,9 +98,18 @@ fn values(world: &World) -> Values {
     let other =
         test_pki::CertificateAuthority::new_root("Uploaded CA", test_pki::KeyType::P256).unwrap();
     let client_id = world.registered(&world.issue("fixture-host.example"), "fixture-host");
+    let te_view = world
+        .admin_call(
+            "GET",
+            &format!("/api/v1/transparent-encryption/clients/{client_id}"),
+            None,
+        )
+        .expect(200);
     Values {
         refresh_token: login["refresh_token"].as_str().unwrap().to_owned(),
         client_id,
+        client_name: "created-host".to_owned(),
+        profile_id: te_view["profile_id"].as_str().unwrap().to_owned(),
         ca_name: "test-ca".to_owned(),
         ca_id: world.ca_id.clone(),
         ca_pem: other.certificate_pem(),
@@ -382,4 +397,152 @@ fn terraform_interface_update_reads_back_as_written_and_applies() {
         ),
         (Some(443), Some("tls_1_2"))
     );
+}
+
+/// A client created by an administrator (Terraform's and Ansible's create) is `pending` until
+/// its agent registers under that name; `registration_allowed` decides whether it may, and the
+/// registration completes that client (same id, settings kept) instead of adding another.
+#[test]
+fn a_created_client_is_completed_by_its_agents_registration_when_allowed() {
+    for create in [
+        "terraform_cte_client_create.json",
+        "ansible_cte_client_create.json",
+    ] {
+        let world = World::new();
+        let values = values(&world);
+        let created = replay(&world, create, &values);
+        let id = created["id"].as_str().unwrap().to_owned();
+        assert_eq!(created["name"], "created-host", "{create}: {created}");
+        assert_eq!(created["client_type"], "FS");
+        let admin_view = |id: &str| {
+            world
+                .admin_call(
+                    "GET",
+                    &format!("/api/v1/client-management/clients/{id}"),
+                    None,
+                )
+                .expect(200)
+        };
+        let pending = admin_view(&id);
+        assert_eq!(pending["state"], "pending", "{pending}");
+        assert!(pending["cert_not_after"].is_null(), "{pending}");
+        // Ansible's create leaves registration_allowed out (off): the agent is refused and
+        // told what to change; nothing is added.
+        let issued = world.issue("created-host.example");
+        if create.starts_with("ansible") {
+            let refused = world
+                .register(&issued, "created-host")
+                .expect_error(403, "NCERRRegistrationNotAllowed");
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("registration_allowed"),
+                "{refused}"
+            );
+            assert_eq!(admin_view(&id)["state"], "pending");
+            let patched = replay(
+                &world,
+                "ansible_cte_client_patch.json",
+                &Values {
+                    client_id: id.clone(),
+                    ..values
+                },
+            );
+            assert_eq!(patched["registration_allowed"], true, "{patched}");
+            assert_eq!(patched["enabled_capabilities"], "LDT");
+        }
+        let registered = world.register(&issued, "created-host").expect(201);
+        assert_eq!(registered["id"], id.as_str(), "{create}: the same client");
+        let active = admin_view(&id);
+        assert_eq!(active["state"], "active");
+        assert!(active["cert_not_after"].is_string(), "{active}");
+        world.login(&issued, &id).expect(200);
+        let listed = world
+            .admin_call(
+                "GET",
+                "/api/v1/transparent-encryption/clients?name=created-host",
+                None,
+            )
+            .expect(200);
+        assert_eq!(listed["total"], 1, "{listed}");
+        let te = &listed["resources"][0];
+        assert_eq!(te["registration_allowed"], true);
+        let administrators = if create.starts_with("ansible") {
+            "Updated via Ansible"
+        } else {
+            "Temp host for testing."
+        };
+        assert_eq!(
+            te["description"], administrators,
+            "the administrator's description wins over the agent's"
+        );
+        // A second agent under that name is a conflict, as for any registered name.
+        world
+            .register(&world.issue("other.example"), "created-host")
+            .expect_error(409, "NCERRConflict");
+    }
+}
+
+/// Terraform's update sends `name`, `client_type` and `id` as `""` (unchanged) and gets the
+/// client back with its `id`; a real change of name or type, an unknown type or profile, a
+/// duplicate name and `del_client: true` are refused with the field named, changing nothing.
+#[test]
+fn te_client_updates_change_settings_and_refuse_what_cannot_change() {
+    let world = World::new();
+    let values = values(&world);
+    let updated = replay(&world, "terraform_cte_client_update.json", &values);
+    assert_eq!(updated["id"], values.client_id.as_str());
+    assert_eq!(updated["description"], "Updated via Terraform");
+    assert_eq!(updated["name"], "fixture-host");
+    let path = format!(
+        "/api/v1/transparent-encryption/clients/{}",
+        values.client_id
+    );
+    let before = world.admin_call("GET", &path, None).expect(200);
+    let refusals = [
+        (serde_json::json!({"name": "renamed"}), "`name`"),
+        (serde_json::json!({"client_type": "CTE-U"}), "`client_type`"),
+        (
+            serde_json::json!({"password_creation_method": "RANDOM"}),
+            "`password_creation_method`",
+        ),
+        (
+            serde_json::json!({"del_client": true, "description": "x"}),
+            "`del_client`",
+        ),
+    ];
+    for (body, field) in refusals {
+        let refused = world
+            .admin_call("PATCH", &path, Some(&body))
+            .expect_error(400, "NCERRInvalidParamValue");
+        assert!(
+            refused["message"].as_str().unwrap().contains(field),
+            "{refused}"
+        );
+    }
+    world
+        .admin_call(
+            "PATCH",
+            &path,
+            Some(&serde_json::json!({"profile_id": "other-profile"})),
+        )
+        .expect_error(404, "NCERRResourceNotFound");
+    assert_eq!(world.admin_call("GET", &path, None).expect(200), before);
+    let create = |body: serde_json::Value| {
+        world.admin_call(
+            "POST",
+            "/api/v1/transparent-encryption/clients",
+            Some(&body),
+        )
+    };
+    create(serde_json::json!({"name": "fixture-host"})).expect_error(409, "NCERRConflict");
+    create(serde_json::json!({"name": "x", "client_type": "NFS"}))
+        .expect_error(400, "NCERRInvalidParamValue");
+    create(serde_json::json!({"description": "no name"}))
+        .expect_error(400, "NCERRInvalidParamValue");
+    let listed = world
+        .admin_call("GET", "/api/v1/transparent-encryption/clients", None)
+        .expect(200);
+    assert_eq!(listed["total"], 1, "nothing was created: {listed}");
 }
