@@ -1,21 +1,22 @@
 //! In-process requests: the API without a socket, for deterministic simulations.
 //!
-//! A request goes through the same steps as one that arrived over HTTPS (`server.rs`): the
-//! same [`ApiRequest`] construction, the same body-size limit, the same `Api::handle`
-//! (routing, authentication, handlers, persistence, clock) and the same response encoding.
-//! Only the transport is missing: there is no TLS handshake, so the caller states which
-//! client certificate chain "the connection" presented.
+//! A request goes through the same axum router as one that arrived over HTTPS (`server.rs`):
+//! the same extractors, body-size limit, routing, authentication, handlers, persistence, clock
+//! and response encoding. Only the transport is missing: there is no TLS handshake, so the
+//! caller states which client certificate chain "the connection" presented; and the handler
+//! runs on the calling thread, so that no runtime is needed.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use hyper::header::HeaderValue;
-use hyper::{Method, Uri};
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper::header::AUTHORIZATION;
 use rustls_pki_types::CertificateDer;
+use tower::ServiceExt;
 
-use crate::api::{Api, ApiResponse};
-use crate::server::{MAX_BODY_BYTES, api_request, encode, handler_failed, too_large};
+use crate::api::{Api, Connection, Service, router};
 
 /// One HTTP request as the API sees it, with the TLS client certificate chain that the
 /// connection presented.
@@ -71,7 +72,7 @@ pub struct InProcessResponse {
 /// settings with the HTTPS server. Cheap to clone; usable from any thread.
 #[derive(Clone)]
 pub struct InProcessHandle {
-    api: Arc<Api>,
+    routes: Service,
 }
 
 impl fmt::Debug for InProcessHandle {
@@ -84,7 +85,9 @@ impl fmt::Debug for InProcessHandle {
 
 impl InProcessHandle {
     pub(crate) fn new(api: Arc<Api>) -> Self {
-        InProcessHandle { api }
+        InProcessHandle {
+            routes: router(api),
+        }
     }
 
     /// Answers one request, synchronously, on the calling thread, exactly as the HTTPS server
@@ -99,15 +102,6 @@ impl InProcessHandle {
     /// with a `delay` is scheduled on the emulator's runtime; once the emulator has been shut
     /// down such a delayed restart no longer happens (`"delay": 0` still applies at once).
     pub fn handle(&self, request: InProcessRequest) -> InProcessResponse {
-        let (status, body, retry_after) = encode(self.answer(request));
-        InProcessResponse {
-            status: status.as_u16(),
-            body: body.map(|body| body.to_vec()).unwrap_or_default(),
-            retry_after,
-        }
-    }
-
-    fn answer(&self, request: InProcessRequest) -> ApiResponse {
         let InProcessRequest {
             method,
             path_and_query,
@@ -115,38 +109,48 @@ impl InProcessHandle {
             body,
             peer_certificates,
         } = request;
-        let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-            return unparsable();
-        };
-        let Ok(uri) = path_and_query.parse::<Uri>() else {
-            return unparsable();
-        };
-        let authorization = match authorization.as_deref().map(HeaderValue::from_str) {
-            None => None,
-            Some(Ok(value)) => Some(value),
-            Some(Err(_)) => return unparsable(),
-        };
-        if body.len() > MAX_BODY_BYTES {
-            return too_large();
+        let mut builder = Request::builder()
+            .method(method.as_str())
+            .uri(path_and_query.as_str());
+        if let Some(authorization) = &authorization {
+            builder = builder.header(AUTHORIZATION, authorization.as_str());
         }
-        let request = api_request(
-            method,
-            &uri,
-            authorization.as_ref(),
-            None,
+        let Ok(mut request) = builder.body(Body::from(body)) else {
+            return unparsable();
+        };
+        request.extensions_mut().insert(Connection {
+            peer_certificates: peer_certificates.map(Arc::new),
+            body_deadline: None,
+            inline: true,
+        });
+        // Every future on this path is ready at once (the handler runs inline), so a plain
+        // executor drives it: no runtime is needed, and none is entered.
+        let response = match pollster::block_on(self.routes.clone().oneshot(request)) {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
+        let body = pollster::block_on(response.into_body().collect())
+            .map(|collected| collected.to_bytes().to_vec())
+            .unwrap_or_default();
+        InProcessResponse {
+            status,
             body,
-            peer_certificates.map(Arc::new),
-        );
-        catch_unwind(AssertUnwindSafe(|| self.api.handle(&request)))
-            .unwrap_or_else(|_| handler_failed())
+            retry_after,
+        }
     }
 }
 
 /// hyper's answer to a request line or header it cannot parse: 400 without a body.
-fn unparsable() -> ApiResponse {
-    ApiResponse {
+fn unparsable() -> InProcessResponse {
+    InProcessResponse {
         status: 400,
-        body: None,
+        body: Vec::new(),
         retry_after: None,
     }
 }

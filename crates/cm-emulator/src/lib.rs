@@ -432,7 +432,7 @@ impl Emulator {
         let (stop_sender, stop_receiver) = watch::channel(false);
         let server = server::serve(
             self.listener,
-            self.api,
+            api::router(self.api),
             self.tls,
             stop_receiver,
             self.limits,

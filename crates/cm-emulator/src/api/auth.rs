@@ -12,10 +12,16 @@ impl Api {
     /// The session behind the request's bearer: a JWT signed by this emulator, not expired,
     /// whose session still exists (deleted clients and dropped sessions are refused).
     pub(super) fn subject(&self, state: &State, request: &ApiRequest) -> Result<Subject, ApiError> {
-        let header = request
-            .authorization
-            .as_deref()
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        self.subject_of(state, request.authorization.as_deref())
+    }
+
+    /// As [`Api::subject`], from the `Authorization` header's value.
+    pub(super) fn subject_of(
+        &self,
+        state: &State,
+        authorization: Option<&str>,
+    ) -> Result<Subject, ApiError> {
+        let header = authorization.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
         let token = header
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -31,19 +37,6 @@ impl Api {
             Some(_) => Err(ApiError::unauthorized("bearer token expired")),
             None => Err(ApiError::unauthorized(
                 "bearer token revoked (its client was deleted, or the session was dropped)",
-            )),
-        }
-    }
-
-    pub(super) fn require_admin(
-        &self,
-        state: &State,
-        request: &ApiRequest,
-    ) -> Result<(), ApiError> {
-        match self.subject(state, request)? {
-            Subject::Admin => Ok(()),
-            Subject::Client { .. } => Err(ApiError::forbidden(
-                "a client bearer cannot call admin endpoints",
             )),
         }
     }
@@ -235,11 +228,10 @@ impl Api {
     /// `GET /v1/usermgmt/pwdpolicies/global`.
     pub(super) fn get_password_policy(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         name: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         the_only("password policy", name, "global")?;
         respond(200, Self::password_policy_json(&state))
     }
@@ -249,11 +241,11 @@ impl Api {
     /// are accepted and ignored.
     pub(super) fn patch_password_policy(
         &self,
+        _admin: Admin,
         request: &ApiRequest,
         name: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         the_only("password policy", name, "global")?;
         let body: wire::PatchPasswordPolicy = wire::parse(&request.body)?;
         if let Some(thresholds) = body.failed_logins_lockout_thresholds {

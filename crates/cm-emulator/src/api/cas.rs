@@ -20,9 +20,12 @@ impl Api {
             .ok_or_else(|| ApiError::not_found(format!("external CA {reference:?} not found")))
     }
 
-    pub(super) fn list_external_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_external_cas(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let items = state
             .external_cas
@@ -33,9 +36,12 @@ impl Api {
         list_response(&query, items)
     }
 
-    pub(super) fn create_external_ca(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn create_external_ca(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let body: CreateExternalCa = wire::parse(&request.body)?;
         let name = body.name.as_deref();
         let chain = parse_pem_chain(&body.cert)
@@ -89,22 +95,21 @@ impl Api {
 
     pub(super) fn get_external_ca(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         respond(200, state.external_cas[index].to_json())
     }
 
     pub(super) fn patch_external_ca(
         &self,
+        _admin: Admin,
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         let body: PatchExternalCa = wire::parse(&request.body)?;
         let allow_client = body.allow_client_authentication;
@@ -129,11 +134,10 @@ impl Api {
 
     pub(super) fn delete_external_ca(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::external_ca_index(&state, reference)?;
         let id = state.external_cas[index].record.id.clone();
         // In use: refused with what uses it, so nothing is left dangling (a token bound to a CA
@@ -169,9 +173,12 @@ impl Api {
 
     // ---- Local CA -------------------------------------------------------------------------
 
-    pub(super) fn list_local_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_local_cas(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let ca = &state.local_ca;
         let field = |filter: &str| -> Option<std::borrow::Cow<'_, str>> {
@@ -194,11 +201,10 @@ impl Api {
 
     pub(super) fn get_local_ca(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         if !state.local_ca.is_named(reference) {
             return Err(ApiError::not_found(format!(
                 "local CA {reference:?} not found"

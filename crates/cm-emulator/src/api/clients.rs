@@ -133,9 +133,12 @@ impl Api {
             .ok_or_else(|| ApiError::not_found(format!("client {reference:?} not found")))
     }
 
-    pub(super) fn list_clients(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_clients(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let items = state
             .clients
@@ -148,22 +151,20 @@ impl Api {
 
     pub(super) fn get_client(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::client_index(&state, reference)?;
         respond(200, state.clients[index].to_json())
     }
 
     pub(super) fn delete_client(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::client_index(&state, reference)?;
         Self::remove_client(&mut state, index)?;
         no_content()

@@ -95,9 +95,12 @@ impl Api {
         .to_json()
     }
 
-    pub(super) fn list_interfaces(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_interfaces(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let field = |filter: &str| -> Option<std::borrow::Cow<'_, str>> {
             matches!(filter, "name" | "interface_type").then_some(WEB.into())
@@ -110,24 +113,19 @@ impl Api {
         list_response(&query, items)
     }
 
-    pub(super) fn get_interface(
-        &self,
-        request: &ApiRequest,
-        name: &str,
-    ) -> Result<ApiResponse, ApiError> {
+    pub(super) fn get_interface(&self, _admin: Admin, name: &str) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         the_only("interface", name, WEB)?;
         respond(200, self.web_json(&state))
     }
 
     pub(super) fn patch_interface(
         self: &Arc<Self>,
+        _admin: Admin,
         request: &ApiRequest,
         name: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         the_only("interface", name, WEB)?;
         let body: PatchInterface = wire::parse(&request.body)?;
         // CM answers 409 "conflict with the current state" to an unchanged port resent
@@ -411,10 +409,13 @@ impl Api {
     }
 
     /// `GET /v1/trusted-cas` (CM 2.18 and later behaviour only).
-    pub(super) fn list_trusted_cas(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_trusted_cas(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         self.trusted_cas_endpoint_available()?;
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let items = Self::trusted_ca_entries(&state)
             .into_iter()
@@ -473,10 +474,10 @@ impl Api {
     /// `POST /v1/trusted-cas` `{"ca_id","service","ca_type"?}` (CM 2.18 and later only).
     pub(super) fn create_trusted_ca(
         self: &Arc<Self>,
+        _admin: Admin,
         request: &ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
         self.trusted_cas_endpoint_available()?;
-        self.require_admin(&self.lock(), request)?;
         let entry: TrustedCaEntryRequest = wire::parse(&request.body)?;
         let mut added = self.add_trusted_cas(std::slice::from_ref(&entry))?;
         respond(201, added.pop().unwrap_or(Value::Null))
@@ -485,10 +486,10 @@ impl Api {
     /// `POST /v1/trusted-cas-create-many` `{"trusted_cas":[..],"auto_restart"?}` → `{"success":[..]}`.
     pub(super) fn create_many_trusted_cas(
         self: &Arc<Self>,
+        _admin: Admin,
         request: &ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
         self.trusted_cas_endpoint_available()?;
-        self.require_admin(&self.lock(), request)?;
         let body: TrustedCasBulkRequest = wire::parse(&request.body)?;
         let added = self.add_trusted_cas(&body.trusted_cas)?;
         respond(201, json!({"success": added}))
@@ -497,12 +498,11 @@ impl Api {
     /// `DELETE /v1/trusted-cas/{id}` (CM 2.18 and later only): applies at once.
     pub(super) fn delete_trusted_ca(
         self: &Arc<Self>,
-        request: &ApiRequest,
+        _admin: Admin,
         id: &str,
     ) -> Result<ApiResponse, ApiError> {
         self.trusted_cas_endpoint_available()?;
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let before = state.web.trusted_external.len() + state.web.trusted_local.len();
         state.web.trusted_external.retain(|trusted| trusted != id);
         state.web.trusted_local.retain(|trusted| trusted != id);

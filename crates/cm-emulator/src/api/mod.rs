@@ -1,15 +1,17 @@
-//! The REST API: the router table, authentication and the handlers of `docs/protocol.md`.
+//! The REST API: the router, authentication and the handlers of `docs/protocol.md`.
 //!
+//! `routes.rs` is the axum router: every endpoint, the extractors handlers take (the
+//! [`ApiRequest`], a path parameter, the proof of an admin bearer) and how a handler runs.
 //! Handlers are synchronous and run on tokio's blocking pool: they take the state lock, check,
-//! write the changed objects to disk and answer. The HTTP layer (`server.rs`) only turns hyper
-//! requests into [`ApiRequest`]s and [`ApiResponse`]s back into hyper responses; the
-//! in-process path (`in_process.rs`) does the same with the same helpers, without a socket.
+//! write the changed objects to disk and answer. The HTTPS server (`server.rs`) and the
+//! in-process path (`in_process.rs`) both send requests through that one router.
 //!
 //! One file per resource: `auth.rs` (tokens, sessions), `cas.rs` (external and local CAs),
 //! `interfaces.rs` (the web interface), `system.rs` (service restarts), `regtokens.rs`,
 //! `clients.rs` (the admin view and the agent endpoints), `te_clients.rs` (the transparent
 //! encryption view of the agents), `audit.rs` (client log records). Request bodies are the
-//! serde types of `wire.rs`, answers those of `views.rs`; lists and filters are in `query.rs`; errors in `error.rs`.
+//! serde types of `wire.rs`, answers those of `views.rs`; lists, filters and lookups by
+//! reference are in `query.rs`; errors in `error.rs`.
 
 mod audit;
 mod auth;
@@ -20,6 +22,7 @@ mod interfaces;
 mod jwt;
 mod query;
 mod regtokens;
+mod routes;
 mod system;
 mod te_clients;
 mod views;
@@ -28,7 +31,6 @@ mod wire;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use hyper::Method;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -41,6 +43,8 @@ use crate::{Clock, RetireOldCertificate, TrustedCaChanges};
 
 pub(crate) use error::ApiError;
 use query::Query;
+use routes::Admin;
+pub(crate) use routes::{Connection, PeerCertificates, Service, router};
 
 /// Bearer token lifetime in seconds (CM's default).
 pub(crate) const TOKEN_DURATION_SECONDS: i64 = 300;
@@ -51,7 +55,6 @@ const DEFAULT_RESTART_DELAY_SECONDS: u64 = 5;
 /// One request, as the handlers see it.
 #[derive(Debug)]
 pub(crate) struct ApiRequest {
-    pub(crate) method: Method,
     pub(crate) path: String,
     pub(crate) query: Option<String>,
     pub(crate) authorization: Option<String>,
@@ -59,7 +62,9 @@ pub(crate) struct ApiRequest {
     pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
     /// The TLS client certificate chain presented on this connection (leaf first).
-    pub(crate) peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+    pub(crate) peer_certificates: PeerCertificates,
+    /// Run on the calling thread (the in-process path).
+    pub(crate) inline: bool,
 }
 
 impl ApiRequest {
@@ -129,28 +134,6 @@ fn no_content() -> Result<ApiResponse, ApiError> {
     })
 }
 
-/// Splits `/api/v1/a/b/` into `["v1", "a", "b"]`, percent-decoding each segment (RFC 3986: a
-/// `+` in a path stays a `+`).
-fn api_segments(path: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix("/api")?;
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return None;
-    }
-    let trimmed = rest.trim_matches('/');
-    if trimmed.is_empty() {
-        return Some(Vec::new());
-    }
-    trimmed
-        .split('/')
-        .map(|segment| {
-            percent_encoding::percent_decode_str(segment)
-                .decode_utf8()
-                .ok()
-                .map(|text| text.into_owned())
-        })
-        .collect()
-}
-
 /// Compares two strings in time independent of where they differ.
 fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
@@ -160,202 +143,6 @@ fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
         .zip(right)
         .fold(0u8, |difference, (a, b)| difference | (a ^ b))
         == 0
-}
-
-/// A handler: the API, the request and the path parameters (`{}` segments, in order).
-type Handler = fn(&Arc<Api>, &ApiRequest, &[&str]) -> Result<ApiResponse, ApiError>;
-
-/// One line of the router table: method, path under `/api/v1` (`{}` matches one segment).
-struct Route {
-    method: &'static str,
-    path: &'static [&'static str],
-    handler: Handler,
-}
-
-macro_rules! route {
-    ($method:literal, [$($segment:literal),*], $handler:expr) => {
-        Route { method: $method, path: &[$($segment),*], handler: $handler }
-    };
-}
-
-/// Every endpoint. Paths match with or without a trailing slash.
-const ROUTES: &[Route] = &[
-    route!("POST", ["auth", "tokens"], |api, request, _| api
-        .login(request)),
-    route!("GET", ["ca", "external-cas"], |api, request, _| api
-        .list_external_cas(request)),
-    route!("POST", ["ca", "external-cas"], |api, request, _| api
-        .create_external_ca(request)),
-    route!("GET", ["ca", "external-cas", "{}"], |api, request, id| api
-        .get_external_ca(request, id[0])),
-    route!("PATCH", ["ca", "external-cas", "{}"], |api, request, id| {
-        api.patch_external_ca(request, id[0])
-    }),
-    route!(
-        "DELETE",
-        ["ca", "external-cas", "{}"],
-        |api, request, id| api.delete_external_ca(request, id[0])
-    ),
-    route!("GET", ["ca", "local-cas"], |api, request, _| api
-        .list_local_cas(request)),
-    route!("GET", ["ca", "local-cas", "{}"], |api, request, id| api
-        .get_local_ca(request, id[0])),
-    route!("GET", ["configs", "interfaces"], |api, request, _| api
-        .list_interfaces(request)),
-    route!(
-        "GET",
-        ["configs", "interfaces", "{}"],
-        |api, request, name| api.get_interface(request, name[0])
-    ),
-    route!(
-        "PATCH",
-        ["configs", "interfaces", "{}"],
-        |api, request, name| api.patch_interface(request, name[0])
-    ),
-    route!(
-        "POST",
-        ["system", "services", "restart"],
-        |api, request, _| api.restart_services(request)
-    ),
-    route!(
-        "GET",
-        ["client-management", "regtokens"],
-        |api, request, _| api.list_regtokens(request)
-    ),
-    route!(
-        "POST",
-        ["client-management", "regtokens"],
-        |api, request, _| api.create_regtoken(request)
-    ),
-    route!(
-        "GET",
-        ["client-management", "regtokens", "{}"],
-        |api, request, id| api.get_regtoken(request, id[0])
-    ),
-    route!(
-        "PATCH",
-        ["client-management", "regtokens", "{}"],
-        |api, request, id| api.patch_regtoken(request, id[0])
-    ),
-    route!(
-        "DELETE",
-        ["client-management", "regtokens", "{}"],
-        |api, request, id| api.delete_regtoken(request, id[0])
-    ),
-    route!(
-        "GET",
-        ["client-management", "clients"],
-        |api, request, _| api.list_clients(request)
-    ),
-    route!(
-        "POST",
-        ["client-management", "clients"],
-        |api, request, _| api.register(request)
-    ),
-    route!(
-        "GET",
-        ["client-management", "clients", "{}"],
-        |api, request, id| api.get_client(request, id[0])
-    ),
-    route!(
-        "DELETE",
-        ["client-management", "clients", "{}"],
-        |api, request, id| api.delete_client(request, id[0])
-    ),
-    route!(
-        "GET",
-        ["client-management", "self", "client"],
-        |api, request, _| api.self_status(request)
-    ),
-    route!(
-        "POST",
-        ["client-management", "self", "client", "renew"],
-        |api, request, _| api.self_renew(request)
-    ),
-    route!(
-        "GET",
-        ["client-management", "webcert-fingerprint"],
-        |api, _, _| api.webcert_fingerprint()
-    ),
-    route!(
-        "GET",
-        ["transparent-encryption", "clients"],
-        |api, request, _| api.list_te_clients(request)
-    ),
-    route!(
-        "GET",
-        ["transparent-encryption", "clients", "{}"],
-        |api, request, id| api.get_te_client(request, id[0])
-    ),
-    route!(
-        "POST",
-        ["transparent-encryption", "clients"],
-        |api, request, _| api.create_te_client(request)
-    ),
-    route!(
-        "PATCH",
-        ["transparent-encryption", "clients", "delete"],
-        |api, request, _| api.delete_te_clients(request)
-    ),
-    route!(
-        "PATCH",
-        ["transparent-encryption", "clients", "{}", "delete"],
-        |api, request, id| api.delete_te_client(request, id[0])
-    ),
-    // After `clients/delete`: the first route that matches answers.
-    route!(
-        "PATCH",
-        ["transparent-encryption", "clients", "{}"],
-        |api, request, id| api.patch_te_client(request, id[0])
-    ),
-    route!(
-        "GET",
-        ["usermgmt", "pwdpolicies", "{}"],
-        |api, request, name| api.get_password_policy(request, name[0])
-    ),
-    route!(
-        "PATCH",
-        ["usermgmt", "pwdpolicies", "{}"],
-        |api, request, name| api.patch_password_policy(request, name[0])
-    ),
-    route!("GET", ["audit", "client-records"], |api, request, _| api
-        .list_records(request)),
-    route!("POST", ["audit", "client-records"], |api, request, _| api
-        .upload_records(request)),
-    route!(
-        "GET",
-        ["audit", "client-records", "{}"],
-        |api, request, id| api.get_record(request, id[0])
-    ),
-    route!("GET", ["trusted-cas"], |api, request, _| api
-        .list_trusted_cas(request)),
-    route!("POST", ["trusted-cas"], |api, request, _| api
-        .create_trusted_ca(request)),
-    route!("DELETE", ["trusted-cas", "{}"], |api, request, id| api
-        .delete_trusted_ca(request, id[0])),
-    route!("POST", ["trusted-cas-create-many"], |api, request, _| api
-        .create_many_trusted_cas(request)),
-];
-
-/// The route for a method and the segments after `v1`, with its path parameters.
-fn find_route<'a>(
-    method: &Method,
-    segments: &'a [String],
-) -> Option<(&'static Route, Vec<&'a str>)> {
-    ROUTES.iter().find_map(|route| {
-        if route.method != method.as_str() || route.path.len() != segments.len() {
-            return None;
-        }
-        let mut parameters = Vec::new();
-        for (pattern, segment) in route.path.iter().zip(segments) {
-            if *pattern == "{}" {
-                parameters.push(segment.as_str());
-            } else if pattern != segment {
-                return None;
-            }
-        }
-        Some((route, parameters))
-    })
 }
 
 /// The API server: state, clock, credentials and the TLS switch for web restarts.
@@ -467,17 +254,9 @@ impl Api {
         self.jwt_key.public_key().to_vec()
     }
 
-    /// Answers one request.
-    pub(crate) fn handle(self: &Arc<Self>, request: &ApiRequest) -> ApiResponse {
-        if let Some(answer) = self.throttled(request) {
-            return answer;
-        }
-        self.route(request).unwrap_or_else(ApiError::into_response)
-    }
-
     /// The back-pressure answer for this request, when [`crate::Throttle`] picks it: agent
     /// requests only (a client certificate presented to the agent endpoints).
-    fn throttled(&self, request: &ApiRequest) -> Option<ApiResponse> {
+    pub(super) fn throttled(&self, request: &ApiRequest) -> Option<ApiResponse> {
         let throttle = self.throttle?;
         let agent_endpoint = [
             "/api/v1/auth/tokens",
@@ -506,24 +285,6 @@ impl Api {
         let mut answer = ApiError::new(throttle.status, code_desc, message).into_response();
         answer.retry_after = throttle.retry_after;
         Some(answer)
-    }
-
-    fn route(self: &Arc<Self>, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let not_found = || {
-            ApiError::not_found(format!(
-                "no such endpoint: {} {}",
-                request.method, request.path
-            ))
-        };
-        let segments = api_segments(&request.path).ok_or_else(not_found)?;
-        let Some(("v1", rest)) = segments
-            .split_first()
-            .map(|(first, rest)| (first.as_str(), rest))
-        else {
-            return Err(not_found());
-        };
-        let (route, parameters) = find_route(&request.method, rest).ok_or_else(not_found)?;
-        (route.handler)(self, request, &parameters)
     }
 
     /// `GET /v1/client-management/webcert-fingerprint`.
@@ -561,48 +322,4 @@ fn chain_pem(chain: &[CertificateDer<'_>]) -> String {
         .iter()
         .map(|der| crate::certs::certificate_pem(der))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_accept_trailing_slashes_and_decode() {
-        assert_eq!(
-            api_segments("/api/v1/auth/tokens/").unwrap(),
-            vec!["v1", "auth", "tokens"]
-        );
-        assert_eq!(
-            api_segments("/api/v1/ca/external-cas/My%20CA").unwrap(),
-            vec!["v1", "ca", "external-cas", "My CA"]
-        );
-        // A `+` in a path is a plus sign, not a space.
-        assert_eq!(
-            api_segments("/api/v1/ca/external-cas/A+B").unwrap(),
-            vec!["v1", "ca", "external-cas", "A+B"]
-        );
-        assert!(api_segments("/api/v1/x/%ff").is_none());
-        assert!(api_segments("/apiv1").is_none());
-        assert!(api_segments("/other").is_none());
-    }
-
-    #[test]
-    fn the_router_table_has_no_duplicates_and_finds_parameters() {
-        for (index, route) in ROUTES.iter().enumerate() {
-            assert!(
-                !ROUTES[..index]
-                    .iter()
-                    .any(|other| other.method == route.method && other.path == route.path),
-                "{} {:?} twice",
-                route.method,
-                route.path
-            );
-        }
-        let segments: Vec<String> = ["ca", "external-cas", "abc"].map(str::to_owned).to_vec();
-        let (route, parameters) = find_route(&Method::DELETE, &segments).unwrap();
-        assert_eq!(route.path, &["ca", "external-cas", "{}"]);
-        assert_eq!(parameters, vec!["abc"]);
-        assert!(find_route(&Method::PUT, &segments).is_none());
-    }
 }

@@ -41,9 +41,12 @@ impl Api {
             })
     }
 
-    pub(super) fn list_regtokens(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_regtokens(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let items = state
             .regtokens
@@ -61,9 +64,12 @@ impl Api {
         list_response(&query, items)
     }
 
-    pub(super) fn create_regtoken(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn create_regtoken(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let body: RegTokenRequest = if request.body.iter().all(u8::is_ascii_whitespace) {
             RegTokenRequest::default()
         } else {
@@ -108,23 +114,22 @@ impl Api {
 
     pub(super) fn get_regtoken(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
         respond(200, state.regtokens[index].to_json())
     }
 
     pub(super) fn patch_regtoken(
         &self,
+        _admin: Admin,
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let _writes = self.lock_token_writes();
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
         let body: RegTokenRequest = wire::parse(&request.body)?;
         let mut token = state.regtokens[index].clone();
@@ -178,12 +183,11 @@ impl Api {
 
     pub(super) fn delete_regtoken(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let _writes = self.lock_token_writes();
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::regtoken_index(&state, reference)?;
         let id = state.regtokens[index].id.clone();
         state

@@ -13,12 +13,9 @@ impl Api {
     /// (seconds, default 5) is honoured: the web restart happens after it.
     pub(super) fn restart_services(
         self: &Arc<Self>,
+        _admin: Admin,
         request: &ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
-        {
-            let state = self.lock();
-            self.require_admin(&state, request)?;
-        }
         let body: RestartRequest = if request.body.iter().all(u8::is_ascii_whitespace) {
             RestartRequest::default()
         } else {

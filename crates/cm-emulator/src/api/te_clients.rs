@@ -76,9 +76,12 @@ impl Api {
         .to_json()
     }
 
-    pub(super) fn list_te_clients(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn list_te_clients(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let query = request.query();
         let items = state
             .clients
@@ -95,11 +98,10 @@ impl Api {
 
     pub(super) fn get_te_client(
         &self,
-        request: &ApiRequest,
+        _admin: Admin,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::te_client_index(&state, reference)?;
         respond(200, self.te_client_json(&state.clients[index]))
     }
@@ -120,11 +122,11 @@ impl Api {
     /// public clients show only that CM answers 2xx with a JSON object, which Ansible needs).
     pub(super) fn delete_te_client(
         &self,
+        _admin: Admin,
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::te_client_index(&state, reference)?;
         let body: wire::DeleteTeClientRequest = if request.body.is_empty() {
             wire::DeleteTeClientRequest::default()
@@ -145,9 +147,12 @@ impl Api {
     /// `PATCH /v1/transparent-encryption/clients/delete` (Ansible's `op_type: delete`): removes
     /// every client of `client_id_list`, or none when one is not found (404 naming it). Answers
     /// 200 with the list of the removed clients' ids (invented, as above).
-    pub(super) fn delete_te_clients(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn delete_te_clients(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let body: wire::DeleteTeClientsRequest = wire::parse(&request.body)?;
         if body.client_id_list.is_empty() {
             return Err(ApiError::bad_request(
@@ -176,10 +181,13 @@ impl Api {
     /// `pending`, that the agent of that name completes when it registers (if
     /// `registration_allowed`). Answers 201 with the client as the transparent-encryption view
     /// shows it (Terraform reads `id`, `profile_id`, `profile_name`; Ansible `id`).
-    pub(super) fn create_te_client(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    pub(super) fn create_te_client(
+        &self,
+        _admin: Admin,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let body: wire::TeClientRequest = wire::parse(&request.body)?;
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let name = body.name.as_deref().unwrap_or_default();
         if name.trim().is_empty() {
             return Err(ApiError::invalid_param(
@@ -241,12 +249,12 @@ impl Api {
     /// client (Terraform keeps the answer's `id`: it must be there).
     pub(super) fn patch_te_client(
         &self,
+        _admin: Admin,
         request: &ApiRequest,
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let body: wire::TeClientRequest = wire::parse(&request.body)?;
         let mut state = self.lock();
-        self.require_admin(&state, request)?;
         let index = Self::te_client_index(&state, reference)?;
         let client = &state.clients[index];
         if let Some(name) = body.name.as_deref().filter(|name| !name.is_empty())
