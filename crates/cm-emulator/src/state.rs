@@ -53,18 +53,6 @@ impl ExternalCa {
         format!("kylo:kylo:naboo:external_ca:{}", self.record.id)
     }
 
-    /// The value of a list filter (`name`, `subject`, `issuer`, `serialNumber`, `id`).
-    pub(crate) fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
-        match filter {
-            "name" => Some(self.record.name.as_str().into()),
-            "subject" => Some(self.facts.subject.as_str().into()),
-            "issuer" => Some(self.facts.issuer.as_str().into()),
-            "serialNumber" => Some(self.facts.serial_number.as_str().into()),
-            "id" => Some(self.record.id.as_str().into()),
-            _ => None,
-        }
-    }
-
     /// Whether `reference` names this CA by id, name or URI.
     pub(crate) fn is_named(&self, reference: &str) -> bool {
         self.record.id == reference || self.record.name == reference || self.uri() == reference

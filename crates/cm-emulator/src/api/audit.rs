@@ -1,7 +1,7 @@
 //! Client log records: `/v1/audit/client-records`. The emulator keeps at most
 //! `EmulatorConfig::max_client_records` of them (the oldest uploads are dropped and counted).
 
-use super::query::list_response_with;
+use super::query::{Resource, found, list_response_with, listed};
 use super::wire::RecordsUpload;
 use super::*;
 use crate::state::{ClientRecord, ClientRecordBatch};
@@ -54,19 +54,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         let query = request.query();
-        let items = state
-            .records()
-            .filter(|record| {
-                query.matches(RECORD_FILTERS, |filter| match filter {
-                    "client_id" => Some(record.client_id.as_str().into()),
-                    "client_name" => Some(record.client_name.as_str().into()),
-                    "level" => Some(record.level.as_str().into()),
-                    "message_id" => Some(record.message_id.as_str().into()),
-                    _ => None,
-                })
-            })
-            .map(ClientRecord::to_json)
-            .collect();
+        let items = listed(&query, state.records(), ClientRecord::to_json);
         list_response_with(
             &query,
             items,
@@ -80,10 +68,26 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        let record = state
-            .records()
-            .find(|record| record.id == reference || record.uri() == reference)
-            .ok_or_else(|| ApiError::not_found(format!("client record {reference:?} not found")))?;
+        let record = found(state.records(), reference)?;
         respond(200, record.to_json())
+    }
+}
+
+impl Resource for ClientRecord {
+    const KIND: &'static str = "client record";
+    const FILTERS: &'static [&'static str] = RECORD_FILTERS;
+
+    fn answers_to(&self, reference: &str) -> bool {
+        self.id == reference || self.uri() == reference
+    }
+
+    fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match filter {
+            "client_id" => Some(self.client_id.as_str().into()),
+            "client_name" => Some(self.client_name.as_str().into()),
+            "level" => Some(self.level.as_str().into()),
+            "message_id" => Some(self.message_id.as_str().into()),
+            _ => None,
+        }
     }
 }

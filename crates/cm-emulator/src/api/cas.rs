@@ -1,24 +1,65 @@
 //! CAs: external CAs (`/v1/ca/external-cas`) and the emulator's local CA
 //! (`/v1/ca/local-cas`).
 
-use super::query::list_response;
+use super::query::{Resource, found, index_of, list_response, listed};
 use super::wire::{CreateExternalCa, PatchExternalCa};
 use super::*;
 use crate::certs::parse_pem_chain;
-use crate::state::{EXTERNAL_CAS, ExternalCa, ExternalCaRecord};
+use crate::state::{EXTERNAL_CAS, ExternalCa, ExternalCaRecord, LocalCa};
 use crate::util::uuid_v4;
 
 /// The list filters CM documents for CAs.
 const CA_FILTERS: &[&str] = &["name", "subject", "issuer", "serialNumber", "id"];
 
+impl Resource for ExternalCa {
+    const KIND: &'static str = "external CA";
+    const FILTERS: &'static [&'static str] = CA_FILTERS;
+
+    fn answers_to(&self, reference: &str) -> bool {
+        self.is_named(reference)
+    }
+
+    fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match filter {
+            "id" => Some(self.record.id.as_str().into()),
+            "name" => Some(self.record.name.as_str().into()),
+            _ => certificate_field(&self.facts, filter),
+        }
+    }
+}
+
+impl Resource for LocalCa {
+    const KIND: &'static str = "local CA";
+    const FILTERS: &'static [&'static str] = CA_FILTERS;
+
+    fn answers_to(&self, reference: &str) -> bool {
+        self.is_named(reference)
+    }
+
+    fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match filter {
+            "id" => Some(self.id.as_str().into()),
+            "name" => Some(self.name.as_str().into()),
+            _ => certificate_field(&self.facts, filter),
+        }
+    }
+}
+
+/// A CA's value for the certificate filters (`subject`, `issuer`, `serialNumber`).
+fn certificate_field<'a>(
+    facts: &'a CertificateFacts,
+    filter: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
+    match filter {
+        "subject" => Some(facts.subject.as_str().into()),
+        "issuer" => Some(facts.issuer.as_str().into()),
+        "serialNumber" => Some(facts.serial_number.as_str().into()),
+        _ => None,
+    }
+}
+
 impl Api {
     // ---- External CAs ---------------------------------------------------------------------
-
-    pub(super) fn external_ca_index(state: &State, reference: &str) -> Result<usize, ApiError> {
-        state
-            .find_external_ca(reference)
-            .ok_or_else(|| ApiError::not_found(format!("external CA {reference:?} not found")))
-    }
 
     pub(super) fn list_external_cas(
         &self,
@@ -27,13 +68,10 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         let query = request.query();
-        let items = state
-            .external_cas
-            .iter()
-            .filter(|ca| query.matches(CA_FILTERS, |filter| ca.filter_field(filter)))
-            .map(ExternalCa::to_json)
-            .collect();
-        list_response(&query, items)
+        list_response(
+            &query,
+            listed(&query, state.external_cas.iter(), ExternalCa::to_json),
+        )
     }
 
     pub(super) fn create_external_ca(
@@ -99,7 +137,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        let index = Self::external_ca_index(&state, reference)?;
+        let index = index_of(&state.external_cas, reference)?;
         respond(200, state.external_cas[index].to_json())
     }
 
@@ -110,7 +148,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        let index = Self::external_ca_index(&state, reference)?;
+        let index = index_of(&state.external_cas, reference)?;
         let body: PatchExternalCa = wire::parse(&request.body)?;
         let allow_client = body.allow_client_authentication;
         let allow_user = body.allow_user_authentication;
@@ -138,7 +176,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        let index = Self::external_ca_index(&state, reference)?;
+        let index = index_of(&state.external_cas, reference)?;
         let id = state.external_cas[index].record.id.clone();
         // In use: refused with what uses it, so nothing is left dangling (a token bound to a CA
         // that is gone, or a trust list naming it). The emulator's choice: CM's answer is not
@@ -180,23 +218,10 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         let query = request.query();
-        let ca = &state.local_ca;
-        let field = |filter: &str| -> Option<std::borrow::Cow<'_, str>> {
-            match filter {
-                "name" => Some(ca.name.as_str().into()),
-                "subject" => Some(ca.facts.subject.as_str().into()),
-                "issuer" => Some(ca.facts.issuer.as_str().into()),
-                "serialNumber" => Some(ca.facts.serial_number.as_str().into()),
-                "id" => Some(ca.id.as_str().into()),
-                _ => None,
-            }
-        };
-        let items = if query.matches(CA_FILTERS, field) {
-            vec![ca.to_json()]
-        } else {
-            Vec::new()
-        };
-        list_response(&query, items)
+        list_response(
+            &query,
+            listed(&query, std::iter::once(&state.local_ca), LocalCa::to_json),
+        )
     }
 
     pub(super) fn get_local_ca(
@@ -205,11 +230,9 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        if !state.local_ca.is_named(reference) {
-            return Err(ApiError::not_found(format!(
-                "local CA {reference:?} not found"
-            )));
-        }
-        respond(200, state.local_ca.to_json())
+        respond(
+            200,
+            found(std::iter::once(&state.local_ca), reference)?.to_json(),
+        )
     }
 }

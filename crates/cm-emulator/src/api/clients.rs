@@ -1,6 +1,7 @@
 //! Clients: the admin view (`/v1/client-management/clients`) and the agent endpoints (registration, `self/client`, renewal).
 
-use super::query::list_response;
+use super::query::{Resource, index_of, list_response, listed};
+use super::te_clients::TE_CLIENT_URI_PREFIX;
 use super::wire::{RegisterRequest, RenewRequest};
 use super::*;
 use crate::certs::{ChainError, parse_pem_chain, verify_client_chain};
@@ -9,7 +10,7 @@ use crate::util::uuid_v4;
 
 /// The list filters for clients (CM's names for the client-management and transparent
 /// encryption views).
-pub(super) const CLIENT_FILTERS: &[&str] = &[
+const CLIENT_FILTERS: &[&str] = &[
     "id",
     "name",
     "client_name",
@@ -18,9 +19,17 @@ pub(super) const CLIENT_FILTERS: &[&str] = &[
     "ca_id",
 ];
 
-impl Client {
-    /// The value of a list filter.
-    pub(super) fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+/// One collection behind both views (client management and transparent encryption).
+impl Resource for Client {
+    const KIND: &'static str = "client";
+    const FILTERS: &'static [&'static str] = CLIENT_FILTERS;
+
+    /// By id, name, either view's URI.
+    fn answers_to(&self, reference: &str) -> bool {
+        self.is_named(reference) || reference.strip_prefix(TE_CLIENT_URI_PREFIX) == Some(&self.id)
+    }
+
+    fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
         match filter {
             "id" => Some(self.id.as_str().into()),
             "name" | "client_name" => Some(self.name.as_str().into()),
@@ -125,14 +134,6 @@ fn refuse_certificate_of_another_client(
 impl Api {
     // ---- Clients (admin) ------------------------------------------------------------------
 
-    pub(super) fn client_index(state: &State, reference: &str) -> Result<usize, ApiError> {
-        state
-            .clients
-            .iter()
-            .position(|client| client.is_named(reference))
-            .ok_or_else(|| ApiError::not_found(format!("client {reference:?} not found")))
-    }
-
     pub(super) fn list_clients(
         &self,
         _admin: Admin,
@@ -140,13 +141,10 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         let query = request.query();
-        let items = state
-            .clients
-            .iter()
-            .filter(|client| query.matches(CLIENT_FILTERS, |filter| client.filter_field(filter)))
-            .map(Client::to_json)
-            .collect();
-        list_response(&query, items)
+        list_response(
+            &query,
+            listed(&query, state.clients.iter(), Client::to_json),
+        )
     }
 
     pub(super) fn get_client(
@@ -155,7 +153,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        let index = Self::client_index(&state, reference)?;
+        let index = index_of(&state.clients, reference)?;
         respond(200, state.clients[index].to_json())
     }
 
@@ -165,7 +163,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        let index = Self::client_index(&state, reference)?;
+        let index = index_of(&state.clients, reference)?;
         Self::remove_client(&mut state, index)?;
         no_content()
     }

@@ -1,5 +1,7 @@
-//! Query strings and CM lists: `skip`, `limit` (default 10, as CM), `total` and per-resource
-//! filters. Unknown parameters are ignored, as CM does.
+//! Query strings and CM collections: lookups by reference (id, name or URI), lists with
+//! `skip`, `limit` (default 10, as CM), `total` and per-resource filters. Unknown parameters are
+//! ignored, as CM does. Every collection (external CAs, registration tokens, clients, client
+//! records) implements [`Resource`] and is read through [`index_of`], [`found`] and [`listed`].
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -69,6 +71,52 @@ impl Query {
             Some(wanted) => field(filter).is_some_and(|value| value.as_ref() == wanted),
         })
     }
+}
+
+/// One object of a CM collection, as lookups and lists see it.
+pub(crate) trait Resource {
+    /// What it is called in a not-found error, for example `"external CA"`.
+    const KIND: &'static str;
+    /// The list filters (query parameter names) it answers to.
+    const FILTERS: &'static [&'static str];
+    /// Whether `reference` (an id, a name or a URI, as the collection allows) names it.
+    fn answers_to(&self, reference: &str) -> bool;
+    /// Its value for a filter of [`Resource::FILTERS`].
+    fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>>;
+}
+
+fn not_found<R: Resource>(reference: &str) -> ApiError {
+    ApiError::not_found(format!("{} {reference:?} not found", R::KIND))
+}
+
+/// The index of the object `reference` names, or 404 naming it.
+pub(crate) fn index_of<R: Resource>(items: &[R], reference: &str) -> Result<usize, ApiError> {
+    items
+        .iter()
+        .position(|item| item.answers_to(reference))
+        .ok_or_else(|| not_found::<R>(reference))
+}
+
+/// The object `reference` names, or 404 naming it.
+pub(crate) fn found<'a, R: Resource + 'a>(
+    mut items: impl Iterator<Item = &'a R>,
+    reference: &str,
+) -> Result<&'a R, ApiError> {
+    items
+        .find(|item| item.answers_to(reference))
+        .ok_or_else(|| not_found::<R>(reference))
+}
+
+/// The objects that pass the query's filters, as `view` shows them (for [`list_response`]).
+pub(crate) fn listed<'a, R: Resource + 'a>(
+    query: &Query,
+    items: impl Iterator<Item = &'a R>,
+    view: impl Fn(&R) -> Value,
+) -> Vec<Value> {
+    items
+        .filter(|item| query.matches(R::FILTERS, |filter| item.filter_field(filter)))
+        .map(view)
+        .collect()
 }
 
 /// A CM list page.

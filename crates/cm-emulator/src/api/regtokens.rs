@@ -4,7 +4,7 @@
 //! `""`, `0` and `{}`): no `ca_id` (or `""`) binds the token to the local CA, `max_clients`
 //! 0 means unlimited, `lifetime` `""` means no expiry, `cert_duration` 0 means 730 days.
 
-use super::query::list_response;
+use super::query::{Resource, index_of, list_response, listed};
 use super::wire::RegTokenRequest;
 use super::*;
 use crate::state::{REGTOKENS, RegToken};
@@ -16,17 +16,25 @@ const DEFAULT_CERT_DURATION_DAYS: u64 = 730;
 /// The list filters for tokens (CM's `id`; `ca_id` and `name_prefix` are invented).
 const REGTOKEN_FILTERS: &[&str] = &["id", "ca_id", "name_prefix"];
 
-impl Api {
-    pub(super) fn regtoken_index(state: &State, reference: &str) -> Result<usize, ApiError> {
-        state
-            .regtokens
-            .iter()
-            .position(|token| token.is_named(reference))
-            .ok_or_else(|| {
-                ApiError::not_found(format!("registration token {reference:?} not found"))
-            })
+impl Resource for RegToken {
+    const KIND: &'static str = "registration token";
+    const FILTERS: &'static [&'static str] = REGTOKEN_FILTERS;
+
+    fn answers_to(&self, reference: &str) -> bool {
+        self.is_named(reference)
     }
 
+    fn filter_field(&self, filter: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match filter {
+            "id" => Some(self.id.as_str().into()),
+            "ca_id" => Some(self.ca_id.as_str().into()),
+            "name_prefix" => Some(self.name_prefix.as_str().into()),
+            _ => None,
+        }
+    }
+}
+
+impl Api {
     /// The id of the CA a token is bound to: an external CA or the local CA, by id, name or
     /// URI; empty: the local CA.
     pub(super) fn resolve_ca_id(state: &State, reference: &str) -> Result<String, ApiError> {
@@ -48,20 +56,10 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         let query = request.query();
-        let items = state
-            .regtokens
-            .iter()
-            .filter(|token| {
-                query.matches(REGTOKEN_FILTERS, |filter| match filter {
-                    "id" => Some(token.id.as_str().into()),
-                    "ca_id" => Some(token.ca_id.as_str().into()),
-                    "name_prefix" => Some(token.name_prefix.as_str().into()),
-                    _ => None,
-                })
-            })
-            .map(RegToken::to_json)
-            .collect();
-        list_response(&query, items)
+        list_response(
+            &query,
+            listed(&query, state.regtokens.iter(), RegToken::to_json),
+        )
     }
 
     pub(super) fn create_regtoken(
@@ -118,7 +116,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        let index = Self::regtoken_index(&state, reference)?;
+        let index = index_of(&state.regtokens, reference)?;
         respond(200, state.regtokens[index].to_json())
     }
 
@@ -130,7 +128,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let _writes = self.lock_token_writes();
         let mut state = self.lock();
-        let index = Self::regtoken_index(&state, reference)?;
+        let index = index_of(&state.regtokens, reference)?;
         let body: RegTokenRequest = wire::parse(&request.body)?;
         let mut token = state.regtokens[index].clone();
         let now = self.now();
@@ -188,7 +186,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let _writes = self.lock_token_writes();
         let mut state = self.lock();
-        let index = Self::regtoken_index(&state, reference)?;
+        let index = index_of(&state.regtokens, reference)?;
         let id = state.regtokens[index].id.clone();
         state
             .store

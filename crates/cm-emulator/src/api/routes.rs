@@ -201,9 +201,7 @@ pub(crate) fn router(api: Arc<Api>) -> Service {
 fn open(method: MethodFilter, handler: Plain) -> MethodRouter<Arc<Api>> {
     on(
         method,
-        move |State(api): State<Arc<Api>>, request: ApiRequest| {
-            run(api, request, move |api, request| handler(api, request))
-        },
+        move |State(api): State<Arc<Api>>, request: ApiRequest| run(api, request, handler),
     )
 }
 

@@ -4,14 +4,11 @@
 //! `CTEClientsListJSON` (`internal/provider/cte/schema_cte.go`). The emulator knows only what
 //! registration and heartbeats tell it: the other fields have fixed, documented values.
 
-use std::borrow::Cow;
-
-use super::clients::CLIENT_FILTERS;
-use super::query::list_response;
+use super::query::{index_of, list_response, listed};
 use super::views::TeClientView;
 use super::*;
 use crate::state::{
-    ACCOUNT, CLIENTS, Client, DEFAULT_PROFILE_ID, DEFAULT_PROFILE_NAME, State, TeSettings,
+    ACCOUNT, CLIENTS, Client, DEFAULT_PROFILE_ID, DEFAULT_PROFILE_NAME, TeSettings,
 };
 use crate::util::rfc3339_micros;
 
@@ -20,7 +17,7 @@ use crate::util::rfc3339_micros;
 const HEALTHY_WITHIN_SECONDS: i64 = 2 * 3600;
 
 /// The URI prefix of the transparent-encryption view of a client.
-const TE_CLIENT_URI_PREFIX: &str = "kylo:kylo:vorpal:clients:";
+pub(super) const TE_CLIENT_URI_PREFIX: &str = "kylo:kylo:vorpal:clients:";
 
 impl Api {
     fn te_client_json(&self, client: &Client) -> Value {
@@ -83,17 +80,12 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
         let query = request.query();
-        let items = state
-            .clients
-            .iter()
-            .filter(|client| {
-                query.matches(CLIENT_FILTERS, |filter| -> Option<Cow<'_, str>> {
-                    client.filter_field(filter)
-                })
-            })
-            .map(|client| self.te_client_json(client))
-            .collect();
-        list_response(&query, items)
+        list_response(
+            &query,
+            listed(&query, state.clients.iter(), |client| {
+                self.te_client_json(client)
+            }),
+        )
     }
 
     pub(super) fn get_te_client(
@@ -102,18 +94,8 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let state = self.lock();
-        let index = Self::te_client_index(&state, reference)?;
+        let index = index_of(&state.clients, reference)?;
         respond(200, self.te_client_json(&state.clients[index]))
-    }
-
-    /// A client by id, name, either of its URIs, or its transparent-encryption URI.
-    fn te_client_index(state: &State, reference: &str) -> Result<usize, ApiError> {
-        Self::client_index(
-            state,
-            reference
-                .strip_prefix(TE_CLIENT_URI_PREFIX)
-                .unwrap_or(reference),
-        )
     }
 
     /// `PATCH /v1/transparent-encryption/clients/{id}/delete` (Terraform's Delete, Ansible's
@@ -127,7 +109,7 @@ impl Api {
         reference: &str,
     ) -> Result<ApiResponse, ApiError> {
         let mut state = self.lock();
-        let index = Self::te_client_index(&state, reference)?;
+        let index = index_of(&state.clients, reference)?;
         let body: wire::DeleteTeClientRequest = if request.body.is_empty() {
             wire::DeleteTeClientRequest::default()
         } else {
@@ -161,14 +143,14 @@ impl Api {
         }
         let mut ids = Vec::with_capacity(body.client_id_list.len());
         for reference in &body.client_id_list {
-            let index = Self::te_client_index(&state, reference)?;
+            let index = index_of(&state.clients, reference)?;
             let id = state.clients[index].id.clone();
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
         for id in &ids {
-            let index = Self::client_index(&state, id)?;
+            let index = index_of(&state.clients, id)?;
             Self::remove_client(&mut state, index)?;
         }
         respond(200, serde_json::json!({ "client_id_list": ids }))
@@ -255,7 +237,7 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let body: wire::TeClientRequest = wire::parse(&request.body)?;
         let mut state = self.lock();
-        let index = Self::te_client_index(&state, reference)?;
+        let index = index_of(&state.clients, reference)?;
         let client = &state.clients[index];
         if let Some(name) = body.name.as_deref().filter(|name| !name.is_empty())
             && name != client.name

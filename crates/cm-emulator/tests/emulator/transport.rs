@@ -51,6 +51,20 @@ fn unknown_paths_are_404_in_the_error_shape() {
         .admin
         .call("PUT", "/api/v1/auth/tokens/", None, Some(&json!({})))
         .expect_error(404, "NCERRResourceNotFound");
+    // A path parameter that is not UTF-8 names nothing; an admin path without a bearer is
+    // refused before anything else.
+    world
+        .admin_call("GET", "/api/v1/ca/external-cas/%ff", None)
+        .expect_error(404, "NCERRResourceNotFound");
+    world
+        .admin
+        .call("GET", "/api/v1/ca/external-cas/", None, None)
+        .expect_error(401, "NCERRUnauthorizedAccess");
+    // Trailing slashes do not matter; names are percent-decoded.
+    world.add_ca(&world.ca.certificate_pem(), "My CA");
+    world
+        .admin_call("GET", "/api/v1/ca/external-cas/My%20CA/", None)
+        .expect(200);
 }
 
 #[test]
