@@ -2,13 +2,15 @@
 //! drive a manager (their request bodies, as the fixtures of
 //! `crates/cm-emulator/tests/fixtures/public_clients/` copy them), with the real `register_host`
 //! and `vmd` binaries against the real emulator over HTTPS: add the CA, trust it on the web
-//! interface, restart, make a token, register, list, delete the client the way both clients
-//! delete it, and the agent's next check reports the documented refusal.
+//! interface, restart, make a token, create the client beforehand, register, list, delete the
+//! client the way both clients delete it, and the agent's next check reports the documented
+//! refusal.
 //!
-//! The interface step leaves out the Ansible module's `port` and default `mode`: by the public
-//! evidence (docs/protocol.md, "Interfaces") CM answers an unchanged port with 409, and the
-//! emulator refuses the `no-tls` modes it does not implement; both refusals are tested in the
-//! emulator's own tests.
+//! The interface step first sends what the Ansible module sends with its defaults (`port: 443`,
+//! `mode: no-tls-pw-opt`, ...): by the public evidence (docs/protocol.md, "Interfaces") CM
+//! answers an unchanged port with 409, and the emulator refuses the `no-tls` modes it does not
+//! implement, so that step is refused and changes nothing. The playbook then does what the
+//! documentation tells an operator: leave out `port` and `mode`.
 
 mod common;
 
@@ -34,8 +36,29 @@ fn a_playbook_shaped_flow_registers_lists_deletes_and_the_agent_reports_the_refu
         )
         .unwrap();
     let ca_id = ca["id"].as_str().unwrap().to_owned();
-    // Trust it on the web interface: Ansible's `interface_save` sends `"local": null` when only
-    // `external` is given.
+    // Trust it on the web interface as Ansible's `interface_save` sends it with the module's
+    // defaults and `port: 443` (the fixture `ansible_interface_trust_external.json`): refused
+    // (409, the unchanged port), and the web interface is as it was.
+    let before = manager
+        .call("GET", "/api/v1/configs/interfaces/web", None, 200)
+        .unwrap();
+    let (status, refused) = manager
+        .call_any(
+            "PATCH",
+            "/api/v1/configs/interfaces/web",
+            Some(json!({"port": 443, "kmip_enable_hard_delete": 0,
+                "minimum_tls_version": "tls_1_2", "mode": "no-tls-pw-opt",
+                "trusted_cas": {"external": [ca_id], "local": null}})),
+        )
+        .unwrap();
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(
+        manager
+            .call("GET", "/api/v1/configs/interfaces/web", None, 200)
+            .unwrap(),
+        before
+    );
+    // Without `port` and `mode`; Ansible sends `"local": null` when only `external` is given.
     manager
         .call(
             "PATCH",
@@ -67,6 +90,25 @@ fn a_playbook_shaped_flow_registers_lists_deletes_and_the_agent_reports_the_refu
         .as_str()
         .unwrap()
         .to_owned();
+
+    // Create the client beforehand (Terraform's `ciphertrust_cte_client` Create body), so that
+    // the agent's registration completes it.
+    let created = manager
+        .call(
+            "POST",
+            "/api/v1/transparent-encryption/clients",
+            Some(
+                json!({"id": "", "name": "playbook-host", "client_locked": false,
+                "client_type": "FS", "communication_enabled": true,
+                "description": "Temp host for testing.", "password_creation_method": "GENERATE",
+                "profile_identifier": "", "registration_allowed": true, "system_locked": false,
+                "del_client": false, "disable_capability": "", "enable_domain_sharing": false,
+                "max_num_cache_log": 0, "max_space_cache_log": 0, "profile_id": "",
+                "shared_domain_list": null, "labels": null}),
+            ),
+            201,
+        )
+        .unwrap();
 
     // Register with the real `register_host`.
     let set = tempfile::tempdir().unwrap();
@@ -112,6 +154,16 @@ fn a_playbook_shaped_flow_registers_lists_deletes_and_the_agent_reports_the_refu
         .unwrap();
     assert_eq!(list["total"], 1, "{list}");
     let id = list["resources"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        id,
+        created["id"].as_str().unwrap(),
+        "the created client was completed"
+    );
+    assert_eq!(
+        list["resources"][0]["os_type"],
+        cm_client::os_type(),
+        "{list}"
+    );
     let vmd = |root: &std::path::Path| {
         Command::new(env!("CARGO_BIN_EXE_vmd"))
             .arg("--agent-root")

@@ -60,26 +60,36 @@ impl EmulatorProcess {
             .to_string();
         let web_ca_path = state.join("web-ca.pem");
         let admin = client_agent(&std::fs::read(&web_ca_path)?, None)?;
-        let (status, login) = call(
-            &admin,
-            "POST",
-            &format!("{url}/api/v1/auth/tokens/"),
-            None,
-            Some(
-                &json!({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD}),
-            ),
-        )?;
-        ensure!(status == 200, "admin login answered {status}: {login}");
-        let admin_jwt = login["jwt"].as_str().context("no jwt")?.to_string();
-        Ok(Self {
+        Self {
             process,
             _stdout: stdout,
             url,
             host_port,
             web_ca_path,
             admin,
-            admin_jwt,
-        })
+            admin_jwt: String::new(),
+        }
+        .logged_in()
+    }
+
+    fn logged_in(mut self) -> Result<Self> {
+        self.admin_jwt = self.fresh_bearer()?;
+        Ok(self)
+    }
+
+    /// A new admin bearer (CM's bearers last 5 minutes), for the commands hyperfine runs.
+    pub(super) fn fresh_bearer(&self) -> Result<String> {
+        let (status, login) = call(
+            &self.admin,
+            "POST",
+            &format!("{}/api/v1/auth/tokens/", self.url),
+            None,
+            Some(
+                &json!({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD}),
+            ),
+        )?;
+        ensure!(status == 200, "admin login answered {status}: {login}");
+        Ok(login["jwt"].as_str().context("no jwt")?.to_string())
     }
 
     pub(super) fn admin_call(

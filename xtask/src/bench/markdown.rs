@@ -113,8 +113,9 @@ pub(super) fn render_section(
         text.push_str("**QUICK RUN: a smoke test, not numbers to quote.**\n\n");
     }
     text.push_str(&format!(
-        "Measured with `{command}` in {:.0} s (after the build). Comparisons alternate the two \
-         commands, discard one warm-up run of each and quote medians of {} runs; times are \
+        "Measured with `{command}` in {:.0} s (after the build). Items 1 to 3 are timed by \
+         hyperfine: one warm-up run of each command, then medians of {} runs of each (in \
+         blocks, not alternated; the shell's start-up time subtracted); times are \
          whole-process wall times.\n\n",
         elapsed.as_secs_f64(),
         settings.runs

@@ -4,15 +4,15 @@
 //!
 //! Everything is measured in one run on this machine: the task builds the binaries in release,
 //! re-runs itself as a release build (so the load generator and the fleet simulation are not
-//! debug code), prepares its inputs in a temporary folder, and prints one table. Each
-//! comparison alternates the two commands (ours, reference, ours, reference, ...), discards one
-//! warm-up run of each and quotes medians. `--write-docs` rewrites the generated section of
+//! debug code), prepares its inputs in a temporary folder, and prints one table. hyperfine times
+//! the side-by-side comparisons (one warm-up run of each command, then medians); xtask prepares
+//! their inputs and writes the table. `--write-docs` rewrites the generated section of
 //! `docs/performance.md`; without it nothing in the repository is written.
 //!
 //! One file per job: `setup.rs` (release build, tools), `ratios.rs` (items 1–3, side by side with
 //! `openssl` and `curl`), `vmd.rs` (item 4), `process.rs` (process supervision, `/proc` and
 //! `strace` parsing), `emulator.rs` (the emulator process and its admin API), `load.rs` (item 5,
-//! the load generator), `fleet.rs` (item 6), `timing.rs` (comparisons and medians) and
+//! the load generator), `fleet.rs` (item 6), `timing.rs` (comparisons through hyperfine, medians) and
 //! `markdown.rs` (the table and `docs/performance.md`).
 
 #[cfg(feature = "emulator")]

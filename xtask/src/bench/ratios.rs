@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use serde_json::json;
 
 use super::Settings;
 use super::emulator::EmulatorProcess;
 use super::markdown::Row;
 use super::setup::{make_private, release_binary};
-use super::timing::{compare, time_command};
+use super::timing::{Timed, compare, shell, time_command};
 
 /// The four key formats of item 1: committed OpenSSL-made vectors.
 pub(super) const CHECKCERTS_VECTORS: [(&str, &str); 4] = [
@@ -47,31 +47,36 @@ pub(super) fn checkcerts_row(
     let key = folder.join("client_key.pem");
     let certificate = folder.join("client_cert.pem");
     let passin = format!("file:{}", folder.join("passphrase").display());
+    let vmutil = release_binary("vmutil");
+    let ours = shell(&[
+        text(&vmutil),
+        "-a",
+        "vmd",
+        "-d",
+        text(&folder),
+        "checkcerts",
+    ])?;
+    let pkey = shell(&[
+        "openssl",
+        "pkey",
+        "-in",
+        text(&key),
+        "-passin",
+        &passin,
+        "-noout",
+    ])?;
+    let x509 = shell(&[
+        "openssl",
+        "x509",
+        "-noout",
+        "-enddate",
+        "-in",
+        text(&certificate),
+    ])?;
     let comparison = compare(
         settings.runs,
-        |_| {
-            time_command(
-                Command::new(release_binary("vmutil"))
-                    .args(["-a", "vmd", "-d"])
-                    .arg(&folder)
-                    .arg("checkcerts"),
-            )
-            .map(|(elapsed, _)| elapsed)
-        },
-        |_| {
-            let (pkey, _) = time_command(
-                Command::new("openssl")
-                    .args(["pkey", "-in"])
-                    .arg(&key)
-                    .args(["-passin", &passin, "-noout"]),
-            )?;
-            let (x509, _) = time_command(
-                Command::new("openssl")
-                    .args(["x509", "-noout", "-enddate", "-in"])
-                    .arg(&certificate),
-            )?;
-            Ok(pkey + x509)
-        },
+        Timed::new(ours),
+        Timed::new(format!("{pkey} && {x509} >/dev/null")),
     )?;
     Ok(comparison.row(
         "1",
@@ -96,26 +101,24 @@ pub(super) fn status_row(
     let token = emulator.create_token("ca-p384")?;
     register_host(emulator, &root, &folder, &token, "bench-status")?;
     let agent_pem = root.join("vmd/pem/agent.pem");
-    let comparison = compare(
-        settings.runs,
-        |_| {
-            time_command(
-                Command::new(release_binary("vmutil"))
-                    .arg("--agent-root")
-                    .arg(&root)
-                    .args(["-a", "vmd", "status"]),
-            )
-            .map(|(elapsed, _)| elapsed)
-        },
-        |_| {
-            time_command(
-                Command::new("openssl")
-                    .args(["x509", "-noout", "-enddate", "-in"])
-                    .arg(&agent_pem),
-            )
-            .map(|(elapsed, _)| elapsed)
-        },
-    )?;
+    let vmutil = release_binary("vmutil");
+    let ours = shell(&[
+        text(&vmutil),
+        "--agent-root",
+        text(&root),
+        "-a",
+        "vmd",
+        "status",
+    ])?;
+    let reference = shell(&[
+        "openssl",
+        "x509",
+        "-noout",
+        "-enddate",
+        "-in",
+        text(&agent_pem),
+    ])?;
+    let comparison = compare(settings.runs, Timed::new(ours), Timed::new(reference))?;
     Ok(comparison.row(
         "2",
         "`vmutil status` (P-384 agent)",
@@ -144,56 +147,85 @@ pub(super) fn register_row(
     let body_path = work.join("registration-body.json");
     let url = format!("{}/api/v1/client-management/clients/", emulator.url);
     let kind = label.to_lowercase();
+    let ours_name = format!("bench-rh-{kind}");
+    let curl_name = format!("bench-curl-{kind}");
+    // One token for every run; the committed certificate is one client at a time (item 2
+    // registered it too), so it is freed now, and before each run (untimed) both clients go
+    // and the agent root starts empty.
+    emulator.delete_all_clients()?;
+    let token = emulator.create_token_unlimited(ca)?;
+    let root = work.join(format!("register-{kind}"));
+    let bearer = emulator.fresh_bearer()?;
+    let web_ca = text(&emulator.web_ca_path);
+    let mut delete_both = Vec::new();
+    for name in [&ours_name, &curl_name] {
+        delete_both.push(shell(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            web_ca,
+            "-X",
+            "DELETE",
+            "-H",
+            &format!("Authorization: Bearer {bearer}"),
+            &format!("{}/api/v1/client-management/clients/{name}", emulator.url),
+        ])?);
+    }
+    let delete_both = delete_both.join(" && ");
+    let register_host = release_binary("register_host");
+    let ours = shell(&[
+        text(&register_host),
+        "--agent-root",
+        text(&root),
+        "--token",
+        &token,
+        "--agent",
+        &ours_name,
+        "--extcertdir",
+        text(&folder),
+        "--cm-ca",
+        web_ca,
+        &emulator.host_port,
+    ])?;
+    let body = json!({
+        "reg_token": token,
+        "cert": certificate_pem,
+        "client_type": "CTE",
+        "name": curl_name,
+    });
+    std::fs::write(&body_path, body.to_string())?;
+    let certificate = folder.join("client_cert.pem");
+    let key = folder.join("client_key.pem");
+    let reference = shell(&[
+        "curl",
+        "-f",
+        "-s",
+        "-S",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        web_ca,
+        "--cert",
+        text(&certificate),
+        "--key",
+        text(&key),
+        "--pass",
+        &passphrase,
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &format!("@{}", body_path.display()),
+        &url,
+    ])?;
     let comparison = compare(
         settings.runs,
-        |index| {
-            // Untimed preparation: no client holding this certificate yet, a fresh token and a
-            // fresh agent root for every run.
-            emulator.delete_all_clients()?;
-            let token = emulator.create_token(ca)?;
-            let root = work.join(format!("register-{kind}-{index}"));
-            let (elapsed, _) = time_command(
-                Command::new(release_binary("register_host"))
-                    .arg("--agent-root")
-                    .arg(&root)
-                    .args(["--token", &token, "--agent"])
-                    .arg(format!("bench-rh-{kind}-{index}"))
-                    .arg("--extcertdir")
-                    .arg(&folder)
-                    .arg("--cm-ca")
-                    .arg(&emulator.web_ca_path)
-                    .arg(&emulator.host_port),
-            )?;
-            Ok(elapsed)
-        },
-        |index| {
-            emulator.delete_all_clients()?;
-            let token = emulator.create_token(ca)?;
-            let body = json!({
-                "reg_token": token,
-                "cert": certificate_pem,
-                "client_type": "CTE",
-                "name": format!("bench-curl-{kind}-{index}"),
-            });
-            std::fs::write(&body_path, body.to_string())?;
-            let (elapsed, output) = time_command(
-                Command::new("curl")
-                    .args(["-s", "-S", "-o", "/dev/null", "-w", "%{http_code}"])
-                    .arg("--cacert")
-                    .arg(&emulator.web_ca_path)
-                    .arg("--cert")
-                    .arg(folder.join("client_cert.pem"))
-                    .arg("--key")
-                    .arg(folder.join("client_key.pem"))
-                    .args(["--pass", &passphrase])
-                    .args(["-H", "Content-Type: application/json", "--data-binary"])
-                    .arg(format!("@{}", body_path.display()))
-                    .arg(&url),
-            )?;
-            let code = String::from_utf8_lossy(&output.stdout).to_string();
-            ensure!(code == "201", "curl's registration answered HTTP {code}");
-            Ok(elapsed)
-        },
+        Timed::new(ours).prepared_by(format!(
+            "rm -rf {} && {delete_both}",
+            shell(&[text(&root)])?
+        )),
+        Timed::new(reference).prepared_by(delete_both.clone()),
     )?;
     Ok(comparison.row(
         "3",
@@ -224,4 +256,9 @@ pub(super) fn register_host(
             .arg(&emulator.host_port),
     )?;
     Ok(())
+}
+
+/// A path as UTF-8 text for a shell command (the bench's own temporary paths always are).
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap_or("<not UTF-8>")
 }

@@ -32,11 +32,13 @@ pub(super) fn make_private(folder: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure `openssl`, `curl` and `strace` are there, installing them with apt when not.
+/// Makes sure `openssl`, `curl`, `hyperfine` (which times items 1–3) and `strace` are there,
+/// installing them with apt when not.
 pub(super) fn ensure_tools() -> Result<()> {
     let missing: Vec<&str> = [
         ("openssl", "version"),
         ("curl", "--version"),
+        ("hyperfine", "--version"),
         ("strace", "-V"),
     ]
     .into_iter()

@@ -1,4 +1,4 @@
-//! Timing: alternating comparisons, whole-process wall times and medians.
+//! Timing: comparisons by hyperfine, whole-process wall times and medians.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,30 +36,87 @@ impl Comparison {
     }
 }
 
-/// Alternates `ours` and `reference` (one warm-up each, then `runs` each) and takes medians.
-/// Both closures get the run index (0 is the warm-up) and return the time they measured.
-pub(super) fn compare(
-    runs: usize,
-    mut ours: impl FnMut(usize) -> Result<Duration>,
-    mut reference: impl FnMut(usize) -> Result<Duration>,
-) -> Result<Comparison> {
-    let mut our_times = Vec::with_capacity(runs);
-    let mut reference_times = Vec::with_capacity(runs);
-    for index in 0..=runs {
-        let our_time = ours(index)?;
-        let reference_time = reference(index)?;
-        if index > 0 {
-            our_times.push(our_time);
-            reference_times.push(reference_time);
+/// One side of a comparison as hyperfine runs it: a shell command, and an untimed one run
+/// before each of its runs (the warm-up included).
+pub(super) struct Timed {
+    pub(super) command: String,
+    pub(super) prepare: Option<String>,
+}
+
+impl Timed {
+    pub(super) fn new(command: String) -> Self {
+        Timed {
+            command,
+            prepare: None,
         }
     }
+
+    pub(super) fn prepared_by(mut self, prepare: String) -> Self {
+        self.prepare = Some(prepare);
+        self
+    }
+}
+
+/// A shell command line from words, each quoted as the shell needs.
+pub(super) fn shell<S: AsRef<str>>(words: &[S]) -> Result<String> {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|word| {
+            shlex::try_quote(word.as_ref())
+                .map(|quoted| quoted.into_owned())
+                .map_err(|error| anyhow::anyhow!("cannot quote {:?}: {error}", word.as_ref()))
+        })
+        .collect::<Result<_>>()?;
+    Ok(quoted.join(" "))
+}
+
+/// Times `ours` and `reference` with hyperfine: one warm-up run of each, then `runs` of each;
+/// the medians of its `--export-json`. hyperfine runs each command's runs in a block (it does
+/// not alternate them) and subtracts the shell's start-up time it measured.
+pub(super) fn compare(runs: usize, ours: Timed, reference: Timed) -> Result<Comparison> {
+    let export = tempfile::Builder::new()
+        .prefix("hyperfine-")
+        .suffix(".json")
+        .tempfile()?;
+    let mut hyperfine = Command::new("hyperfine");
+    hyperfine
+        .env_remove("EXTERNAL_CERT_DIR")
+        .env_remove("CTE_AGENT_ROOT")
+        .stdin(Stdio::null())
+        .args(["--style", "basic", "--warmup", "1", "--runs"])
+        .arg(runs.to_string())
+        .arg("--export-json")
+        .arg(export.path());
+    if ours.prepare.is_some() || reference.prepare.is_some() {
+        // Given once per command, hyperfine pairs them in order.
+        for side in [&ours, &reference] {
+            hyperfine.args(["--prepare", side.prepare.as_deref().unwrap_or("true")]);
+        }
+    }
+    hyperfine.arg(&ours.command).arg(&reference.command);
+    let output = hyperfine.output().context("running hyperfine")?;
+    eprint!("{}", String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        bail!(
+            "hyperfine failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(export.path())?)?;
+    let median = |index: usize| -> Result<Duration> {
+        let seconds = results["results"][index]["median"]
+            .as_f64()
+            .with_context(|| format!("hyperfine's JSON has no median for command {index}"))?;
+        Ok(Duration::from_secs_f64(seconds.max(0.0)))
+    };
     let comparison = Comparison {
-        ours: median_duration(our_times),
-        reference: median_duration(reference_times),
+        ours: median(0)?,
+        reference: median(1)?,
         runs,
     };
     eprintln!(
-        "   ours {} vs reference {} (medians of {})",
+        "   ours {} vs reference {} (hyperfine medians of {})",
         milliseconds(comparison.ours),
         milliseconds(comparison.reference),
         comparison.runs
@@ -90,15 +147,6 @@ pub(super) fn time_command(command: &mut Command) -> Result<(Duration, Output)> 
     Ok((elapsed, output))
 }
 
-pub(super) fn median_duration(mut times: Vec<Duration>) -> Duration {
-    times.sort_unstable();
-    match times.len() {
-        0 => Duration::ZERO,
-        length if length % 2 == 1 => times[length / 2],
-        length => (times[length / 2 - 1] + times[length / 2]) / 2,
-    }
-}
-
 pub(super) fn median_of(values: &[usize]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
@@ -112,19 +160,22 @@ pub(super) fn median_of(values: &[usize]) -> f64 {
 pub(super) fn milliseconds(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn medians_of_odd_and_even_counts() {
-        let ms = Duration::from_millis;
-        assert_eq!(median_duration(vec![ms(3), ms(1), ms(2)]), ms(2));
-        assert_eq!(
-            median_duration(vec![ms(4), ms(1), ms(2), ms(3)]),
-            ms(2) + ms(1) / 2
-        );
         assert_eq!(median_of(&[5, 1, 3]), 3.0);
         assert_eq!(median_of(&[1, 2]), 1.5);
+    }
+
+    #[test]
+    fn shell_words_are_quoted() {
+        assert_eq!(
+            shell(&["openssl", "x509", "-in", "/tmp/a b/c'd.pem"]).unwrap(),
+            r#"openssl x509 -in "/tmp/a b/c'd.pem""#
+        );
     }
 }

@@ -112,6 +112,11 @@ const KINDS: &[Kind] = &[
         description: "Internal server error",
         code: 120,
     },
+    Kind {
+        name: "NCERRRegistrationNotAllowed",
+        description: "Registration not allowed",
+        code: 121,
+    },
 ];
 
 /// An error answer. `code_desc` is the name alone (`NCERRResourceNotFound`); the answer
