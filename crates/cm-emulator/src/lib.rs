@@ -181,6 +181,12 @@ pub struct EmulatorConfig {
     /// The web interface's `port` as the API shows it: 443 by default, as on a real manager
     /// (whose web interface listens there). The emulator listens on `listen` whatever this says.
     pub reported_web_port: u16,
+    /// Append a JSON line per durable change of the state to this file (created if missing):
+    /// its time, the object's path under `<state_dir>/objects` and its new content (`null`
+    /// when removed), written after the change is on disk and before the request is
+    /// answered. For crash explorers that need the manager's state as of any moment
+    /// (`bins/vmd/tests/powerloss.rs`). `None` (the default): no log.
+    pub change_log: Option<PathBuf>,
 }
 
 impl EmulatorConfig {
@@ -203,6 +209,7 @@ impl EmulatorConfig {
             one_client_per_certificate: true,
             reported_web_port: 443,
             throttle: None,
+            change_log: None,
         }
     }
 }
@@ -232,6 +239,7 @@ impl fmt::Debug for EmulatorConfig {
             )
             .field("throttle", &self.throttle)
             .field("reported_web_port", &self.reported_web_port)
+            .field("change_log", &self.change_log)
             .finish()
     }
 }
@@ -351,6 +359,7 @@ impl Emulator {
                 max_sessions: config.max_sessions,
                 max_client_records: config.max_client_records,
             },
+            config.change_log.as_deref(),
         )?;
         // Starting the emulator is a web (re)start: apply the web interface's settings.
         let tls = Arc::new(tls::TlsSwitch::new(

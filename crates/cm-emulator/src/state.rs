@@ -428,11 +428,13 @@ impl State {
         state_dir: &Path,
         local_ca: LocalCa,
         limits: Limits,
+        change_log: Option<&Path>,
     ) -> Result<State, Error> {
         let root = state_dir.join("objects");
         let store = Store::open(
             root.clone(),
             &[EXTERNAL_CAS, REGTOKENS, CLIENTS, CLIENT_RECORDS],
+            change_log,
         )?;
         let mut ca_records: Vec<ExternalCaRecord> = store.load_all(EXTERNAL_CAS)?;
         ca_records.sort_by_key(|record| record.sequence);

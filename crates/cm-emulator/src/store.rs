@@ -46,16 +46,72 @@ fn sync_dir(folder: &Path) -> io::Result<()> {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     root: PathBuf,
+    change_log: Option<ChangeLog>,
+}
+
+/// `EmulatorConfig::change_log`: a JSON line per durable change of the store, appended after
+/// the change is on disk and before the request that made it is answered:
+/// `{"at": <Unix seconds, fractional>, "path": "<collection>/<id>.json", "content": "<the
+/// file's text>"}` (`content` null for a removal). For crash explorers, which need the
+/// manager's state as of any moment of an agent's run.
+#[derive(Debug, Clone)]
+struct ChangeLog(std::sync::Arc<std::sync::Mutex<fs::File>>);
+
+impl ChangeLog {
+    fn open(path: &Path) -> io::Result<Self> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(ChangeLog(std::sync::Arc::new(std::sync::Mutex::new(file))))
+    }
+
+    fn record(&self, relative: &Path, content: Option<&[u8]>) -> io::Result<()> {
+        use std::io::Write;
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        let line = serde_json::json!({
+            "at": at,
+            "path": relative.to_string_lossy(),
+            "content": content.map(String::from_utf8_lossy),
+        });
+        let mut file = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writeln!(file, "{line}")
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `root` with the given collections.
-    pub(crate) fn open(root: PathBuf, collections: &[&str]) -> Result<Self, Error> {
+    /// Opens (creating if needed) the store under `root` with the given collections; every
+    /// change is also appended to `change_log` when given.
+    pub(crate) fn open(
+        root: PathBuf,
+        collections: &[&str],
+        change_log: Option<&Path>,
+    ) -> Result<Self, Error> {
         create_private_dir(&root)?;
         for collection in collections {
             create_private_dir(&root.join(collection))?;
         }
-        Ok(Store { root })
+        let change_log = change_log
+            .map(|path| {
+                ChangeLog::open(path).map_err(|source| Error::StateIo {
+                    path: path.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
+        Ok(Store { root, change_log })
+    }
+
+    fn record(&self, path: &Path, content: Option<&[u8]>) -> io::Result<()> {
+        match (&self.change_log, path.strip_prefix(&self.root)) {
+            (Some(log), Ok(relative)) => log.record(relative, content),
+            _ => Ok(()),
+        }
     }
 
     fn object_path(&self, collection: &str, id: &str) -> PathBuf {
@@ -72,14 +128,19 @@ impl Store {
         value: &T,
     ) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-        write_atomic(&self.object_path(collection, id), &json)
+        let path = self.object_path(collection, id);
+        write_atomic(&path, &json)?;
+        self.record(&path, Some(&json))
     }
 
     /// Removes one object (absent is fine).
     pub(crate) fn delete(&self, collection: &str, id: &str) -> io::Result<()> {
         let path = self.object_path(collection, id);
         match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+            Ok(()) => {
+                sync_dir(path.parent().unwrap_or(&self.root))?;
+                self.record(&path, None)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(error),
         }
@@ -109,7 +170,9 @@ impl Store {
     /// Writes a singleton.
     pub(crate) fn put_singleton<T: Serialize>(&self, name: &str, value: &T) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-        write_atomic(&self.root.join(format!("{name}.json")), &json)
+        let path = self.root.join(format!("{name}.json"));
+        write_atomic(&path, &json)?;
+        self.record(&path, Some(&json))
     }
 
     /// Reads a singleton, `None` when it was never written.
@@ -143,7 +206,7 @@ mod tests {
     #[test]
     fn objects_round_trip_and_leftover_temporaries_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("state"), &["things"]).unwrap();
+        let store = Store::open(dir.path().join("state"), &["things"], None).unwrap();
         store
             .put("things", "a", &serde_json::json!({"n": 1}))
             .unwrap();
