@@ -1,5 +1,5 @@
 //! Project tasks: `cargo xtask ci`, `cargo xtask demo`, `cargo xtask fixtures`, `cargo xtask bench`, `cargo xtask fuzz`,
-//! `cargo xtask windows`, `cargo xtask man`, `cargo xtask package`.
+//! `cargo xtask windows`, `cargo xtask man`, `cargo xtask package`, `cargo xtask powerloss`.
 //!
 //! Two builds of one binary. The `cargo xtask` alias builds it without features: `--help`, `ci`'s
 //! own steps (fmt, clippy, tests, cargo-deny), `fuzz` and `fixtures` need nothing of the emulator's
@@ -16,6 +16,7 @@ mod fuzz;
 #[cfg(any(test, feature = "docs"))]
 mod manpages;
 mod package;
+mod powerloss;
 mod tidy;
 mod windows;
 
@@ -35,6 +36,7 @@ fn run() -> Result<()> {
     match task.as_str() {
         "ci" => ci::run(),
         "fuzz" => fuzz::run(&rest),
+        "powerloss" => powerloss::run(&rest),
         "demo" | "bench" | "windows" => run_emulator_task(&task, &rest),
         "man" => run_docs_task(&rest),
         "package" => package::run(&rest),
@@ -52,7 +54,7 @@ fn run() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests, the packages and their checks, cargo-deny\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]\n  windows   the Windows builds of register_host, vmutil and vmd under Wine against the emulator\n  man       regenerate the man pages (contrib/man) and shell completions (contrib/completions) from the clap definitions\n  package   the .deb and .rpm of the agent (cte-agent) and of the emulator, in target/debian and target/generate-rpm [--check: and ci's package checks]"
+                "usage: cargo xtask <task>\n\n  ci        format check, clippy (-D warnings), all tests, the packages and their checks, cargo-deny\n  demo      the whole feature against the embedded manager emulator [--keep]\n  fixtures  regenerate the OpenSSL test vectors in testdata/\n  fuzz      run each cargo-fuzz target of fuzz/ [--seconds N] [--sanitizer none|address] [TARGET...]\n  bench     whole-process measurements vs openssl and curl, vmd idle cost, emulator throughput, fleet peak [--runs N] [--quick] [--write-docs]\n  windows   the Windows builds of register_host, vmutil and vmd under Wine against the emulator\n  man       regenerate the man pages (contrib/man) and shell completions (contrib/completions) from the clap definitions\n  package   the .deb and .rpm of the agent (cte-agent) and of the emulator, in target/debian and target/generate-rpm [--check: and ci's package checks]\n  powerloss every binary's power-loss crash states under ext4 data=ordered and the weakest POSIX model, recovered and checked; prints the table"
             );
             if task.is_empty() || task == "help" || task == "--help" {
                 Ok(())

@@ -303,6 +303,7 @@ struct Outcome {
     model: Model,
     operations: usize,
     states: usize,
+    recoveries: std::collections::BTreeMap<Recovery, usize>,
     violations: Vec<String>,
     seconds: f64,
 }
@@ -364,6 +365,7 @@ fn explore(strace: &Path, scenario: Scenario, models: &[Model]) -> Vec<Outcome> 
         let mut replay = Replay::new(&root, &pre_agent);
         let mut seen = BTreeSet::new();
         let mut violations = Vec::new();
+        let mut recoveries = std::collections::BTreeMap::new();
         for crash in 0..=ops.len() {
             if crash > 0 {
                 replay.apply(&ops[crash - 1].op).unwrap();
@@ -386,13 +388,17 @@ fn explore(strace: &Path, scenario: Scenario, models: &[Model]) -> Vec<Outcome> 
                     if !seen.insert((tree.clone(), count)) {
                         continue;
                     }
-                    if let Err(why) = recover(
+                    let recovered = recover(
                         &host,
                         scenario,
                         &tree,
                         &manager_tree(&manager_pre, &changes, count),
                         address,
-                    ) {
+                    );
+                    if let Ok(how) = recovered {
+                        *recoveries.entry(how).or_insert(0) += 1;
+                    }
+                    if let Err(why) = recovered {
                         let done: Vec<String> = ops[..crash]
                             .iter()
                             .map(|timed| format!("{:?}", timed.op))
@@ -414,6 +420,7 @@ fn explore(strace: &Path, scenario: Scenario, models: &[Model]) -> Vec<Outcome> 
             model,
             operations: ops.len(),
             states: seen.len(),
+            recoveries,
             violations,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -459,7 +466,7 @@ fn recover(
     agent: &Tree,
     manager: &Tree,
     address: std::net::SocketAddr,
-) -> Result<(), String> {
+) -> Result<Recovery, String> {
     let root = host.root.path();
     clear(root);
     write_tree(root, agent).unwrap();
@@ -487,10 +494,12 @@ fn recover(
     }
     let mut outputs: Vec<Output> = Vec::new();
     let mut healthy = false;
-    for _ in 0..2 {
+    let mut recovery = Recovery::FirstCheck;
+    for check in [Recovery::FirstCheck, Recovery::SecondCheck] {
         let output = vmd_once(root).output().unwrap();
         healthy = output.status.success();
         outputs.push(output);
+        recovery = check;
         if healthy {
             break;
         }
@@ -508,7 +517,16 @@ fn recover(
             registered = output.status.success();
             outputs.push(output);
             if registered {
+                recovery = if force {
+                    Recovery::RegisteredAgainWithForce
+                } else {
+                    Recovery::RegisteredAgain
+                };
                 break;
+            }
+            if !force {
+                // Not a violation yet: `--force` may finish it; see below.
+                continue;
             }
         }
         if registered {
@@ -518,6 +536,16 @@ fn recover(
         }
     }
     drop(emulator);
+    if recovery == Recovery::RegisteredAgainWithForce {
+        // An interrupted registration must be finished by running it again, as the README
+        // says; "already registered, use --force" on a host with no working identity sends
+        // the operator the wrong way.
+        let said: Vec<String> = outputs.iter().map(text).collect();
+        return Err(format!(
+            "register_host run again refused the host as already registered, though it has no working identity:\n{}",
+            said.join("\n---\n")
+        ));
+    }
     if !healthy {
         let said: Vec<String> = outputs.iter().map(text).collect();
         return Err(format!(
@@ -531,7 +559,20 @@ fn recover(
             return Err(format!("vmd/run/{name} is left after recovery"));
         }
     }
-    Ok(())
+    Ok(recovery)
+}
+
+/// How a crash state came back to an identity the manager accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Recovery {
+    /// The first `vmd --once` after the reboot.
+    FirstCheck,
+    /// The second (the first settled what the crash left).
+    SecondCheck,
+    /// `register_host` run again, as the operator does after an interrupted registration.
+    RegisteredAgain,
+    /// The same, but it said the host was already registered and needed `--force`.
+    RegisteredAgainWithForce,
 }
 
 fn clear(root: &Path) {
@@ -563,16 +604,30 @@ fn open_to_others(root: &Path) -> Result<(), String> {
 
 fn table(outcomes: &[Outcome]) -> String {
     let mut table = String::from(
-        "| binary | model | operations | states | violations | time |\n|---|---|---|---|---|---|\n",
+        "| binary | model | operations | states | violations | recovered by | time |\n|---|---|---|---|---|---|---|\n",
     );
     for outcome in outcomes {
+        let recovered: Vec<String> = outcome
+            .recoveries
+            .iter()
+            .map(|(how, count)| {
+                let how = match how {
+                    Recovery::FirstCheck => "first check",
+                    Recovery::SecondCheck => "second check",
+                    Recovery::RegisteredAgain => "register_host again",
+                    Recovery::RegisteredAgainWithForce => "register_host --force",
+                };
+                format!("{count} {how}")
+            })
+            .collect();
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1} s |\n",
             outcome.scenario.name(),
             outcome.model.name(),
             outcome.operations,
             outcome.states,
             outcome.violations.len(),
+            recovered.join(", "),
             outcome.seconds
         ));
     }

@@ -155,25 +155,66 @@ impl From<Error> for io::Error {
     }
 }
 
-/// Creates `path` and any missing parents with mode 0700 (Unix). Existing folders are left as
-/// they are.
+/// Creates `path` and any missing parents with mode 0700 (Unix), each one flushed into its
+/// parent folder (see [`create_private_dir`]). Existing folders are left as they are.
 pub fn create_private_dir_all(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    create_with(&mut builder, path)
+    let mut missing = Vec::new();
+    let mut level = path;
+    while !level.as_os_str().is_empty() && fs::symlink_metadata(level).is_err() {
+        missing.push(level);
+        match level.parent() {
+            Some(parent) => level = parent,
+            None => break,
+        }
+    }
+    for folder in missing.into_iter().rev() {
+        match create_private_dir(folder) {
+            Ok(()) => {}
+            // Made meanwhile by another process: what matters is that it is there.
+            Err(error) if error.io_error().kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
-/// Creates one new folder with mode 0700 (Unix); fails if it exists.
+/// Creates one new folder with mode 0700 (Unix); fails if it exists. The folder holding it is
+/// flushed, so that the new name survives a power loss: without that, a file later written,
+/// flushed and renamed into the new folder could vanish with it (`cargo xtask powerloss` found a
+/// finished registration whose `vmd/keys` could be lost while `vmd/etc/agent.conf` stayed).
 pub fn create_private_dir(path: &Path) -> Result<(), Error> {
-    create_with(&mut fs::DirBuilder::new(), path)
-}
-
-fn create_with(builder: &mut fs::DirBuilder, path: &Path) -> Result<(), Error> {
+    let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(builder, 0o700);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder
         .create(path)
-        .map_err(|source| Error::new(path, "create folder", source))
+        .map_err(|source| Error::new(path, "create folder", source))?;
+    sync_parent_of_new_folder(path)
+}
+
+/// Flushes the folder that holds a folder just made. The parent is opened without following a
+/// link, like every folder the agent flushes; when the parent itself is a link (an agent root
+/// configured as a link to another disk), it is the folder the administrator chose, so it is
+/// opened through the link for this read-only flush.
+fn sync_parent_of_new_folder(path: &Path) -> Result<(), Error> {
+    let parent = match path.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+        Some(parent) => parent,
+        None => return Ok(()),
+    };
+    match sync_dir(parent) {
+        Ok(()) => Ok(()),
+        #[cfg(unix)]
+        Err(error)
+            if fs::symlink_metadata(parent).is_ok_and(|meta| meta.file_type().is_symlink()) =>
+        {
+            let _ = error;
+            fs::File::open(parent)
+                .and_then(|folder| folder.sync_all())
+                .map_err(|source| Error::new(parent, "flush folder", source))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Writes a new file (mode 0600 from creation on Unix) and flushes it to disk. A stale file of
