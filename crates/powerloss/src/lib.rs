@@ -9,6 +9,7 @@
 //! invariants) is `bins/vmd/tests/powerloss.rs`. Linux only: the trace comes from strace.
 
 #![cfg(target_os = "linux")]
+#![forbid(unsafe_code)]
 
 pub mod model;
 pub mod trace;

@@ -87,9 +87,11 @@ struct Descriptor {
 pub fn parse(trace: &str, root: &Path) -> Result<Vec<Timed>, String> {
     let mut ops = Vec::new();
     let mut pending: HashMap<String, String> = HashMap::new();
-    let mut descriptors: HashMap<(String, i64), Descriptor> = HashMap::new();
-    let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
-    let mut umask = 0o022;
+    let mut parser = Parser {
+        descriptors: HashMap::new(),
+        sizes: HashMap::new(),
+        umask: 0o022,
+    };
     for raw in trace.lines() {
         let Some((pid, rest)) = raw.split_once(' ') else {
             continue;
@@ -124,215 +126,199 @@ pub fn parse(trace: &str, root: &Path) -> Result<Vec<Timed>, String> {
         if call.result.starts_with('-') || call.result.starts_with('?') {
             continue;
         }
-        // Descriptors are per process: the pid of a thread is not its process's, but the
-        // binaries run as one process, so the key is only the number.
-        let process = String::new();
-        let mut push = |op: Op| {
+        for op in parser.ops(&call).map_err(|why| format!("{why}: {raw}"))? {
             if op_paths(&op).iter().any(|path| path.starts_with(root)) {
                 ops.push(Timed { at, op });
             }
-        };
-        match call.name.as_str() {
-            "umask" => {
-                umask = parse_mode(call.arg(0)).unwrap_or(umask);
-            }
-            "open" | "openat" | "creat" => {
-                let (flags, mode) = match call.name.as_str() {
-                    "openat" => (call.arg(2), call.args.get(3)),
-                    "open" => (call.arg(1), call.args.get(2)),
-                    _ => ("O_CREAT|O_WRONLY|O_TRUNC", call.args.get(1)),
-                };
-                let Some((fd, path)) = call.result_descriptor() else {
-                    continue;
-                };
-                let mode = mode.and_then(|mode| parse_mode(mode)).unwrap_or(0o666) & !umask;
-                let truncate = flags.contains("O_TRUNC");
-                if flags.contains("O_CREAT") {
-                    push(Op::Create {
-                        path: path.clone(),
-                        mode,
-                        truncate,
-                    });
-                    if truncate {
-                        sizes.insert(path.clone(), 0);
-                    }
-                } else if truncate {
-                    push(Op::Truncate {
-                        path: path.clone(),
-                        length: 0,
-                    });
-                    sizes.insert(path.clone(), 0);
-                }
-                let append = flags.contains("O_APPEND");
-                descriptors.insert(
-                    (process.clone(), fd),
-                    Descriptor {
-                        position: 0,
-                        append,
-                    },
-                );
-            }
-            "dup" | "dup2" | "dup3" => {
-                let (Some(old), Some(new)) = (call.fd(0), call.result.split('<').next()) else {
-                    continue;
-                };
-                if let (Some(descriptor), Ok(new)) = (
-                    descriptors.get(&(process.clone(), old)).cloned(),
-                    new.trim().parse::<i64>(),
-                ) {
-                    descriptors.insert((process.clone(), new), descriptor);
-                }
-            }
-            "close" => {
-                if let Some(fd) = call.fd(0) {
-                    descriptors.remove(&(process.clone(), fd));
-                }
-            }
-            "lseek" => {
-                if let (Some(fd), Ok(position)) = (call.fd(0), call.result.trim().parse::<u64>())
-                    && let Some(descriptor) = descriptors.get_mut(&(process.clone(), fd))
-                {
-                    descriptor.position = position;
-                }
-            }
-            "write" | "pwrite64" | "writev" => {
-                let Some(fd) = call.fd(0) else { continue };
-                let Ok(written) = call.result.trim().parse::<u64>() else {
-                    continue;
-                };
-                let Some(path) = call.fd_path(0) else {
-                    continue;
-                };
-                let bytes = if call.name == "writev" {
-                    call.iovec_bytes()
-                } else {
-                    hex_string(call.arg(1))
-                };
-                let Some(mut bytes) = bytes else {
-                    return Err(format!("cannot read the bytes of: {raw}"));
-                };
-                bytes.truncate(written as usize);
-                let descriptor = descriptors
-                    .entry((process.clone(), fd))
-                    .or_insert(Descriptor {
-                        position: 0,
-                        append: false,
-                    });
-                let offset = if call.name == "pwrite64" {
-                    call.arg(3).trim().parse::<u64>().unwrap_or(0)
-                } else if descriptor.append {
-                    sizes.get(&path).copied().unwrap_or(0)
-                } else {
-                    descriptor.position
-                };
-                if call.name != "pwrite64" {
-                    descriptor.position = offset + written;
-                }
-                let end = offset + written;
-                let size = sizes.entry(path.clone()).or_insert(0);
-                *size = (*size).max(end);
-                push(Op::Write {
-                    path,
-                    offset,
-                    bytes,
-                });
-            }
-            "fsync" | "fdatasync" => {
-                if let Some(path) = call.fd_path(0) {
-                    push(Op::Sync { path });
-                }
-            }
-            "ftruncate" => {
-                if let (Some(path), Ok(length)) = (call.fd_path(0), call.arg(1).trim().parse()) {
-                    sizes.insert(path.clone(), length);
-                    push(Op::Truncate { path, length });
-                }
-            }
-            "truncate" => {
-                if let (Some(path), Ok(length)) =
-                    (call.path_arg(None, 0), call.arg(1).trim().parse())
-                {
-                    sizes.insert(path.clone(), length);
-                    push(Op::Truncate { path, length });
-                }
-            }
-            "rename" => {
-                if let (Some(from), Some(to)) = (call.path_arg(None, 0), call.path_arg(None, 1)) {
-                    push(Op::Rename { from, to });
-                }
-            }
-            "renameat" | "renameat2" => {
-                if let (Some(from), Some(to)) =
-                    (call.path_arg(Some(0), 1), call.path_arg(Some(2), 3))
-                {
-                    push(Op::Rename { from, to });
-                }
-            }
-            "link" => {
-                if let (Some(from), Some(to)) = (call.path_arg(None, 0), call.path_arg(None, 1)) {
-                    push(Op::Link { from, to });
-                }
-            }
-            "linkat" => {
-                if let (Some(from), Some(to)) =
-                    (call.path_arg(Some(0), 1), call.path_arg(Some(2), 3))
-                {
-                    push(Op::Link { from, to });
-                }
-            }
-            "unlink" => {
-                if let Some(path) = call.path_arg(None, 0) {
-                    push(Op::Unlink { path });
-                }
-            }
-            "unlinkat" => {
-                if let Some(path) = call.path_arg(Some(0), 1) {
-                    if call.arg(2).contains("AT_REMOVEDIR") {
-                        push(Op::Rmdir { path });
-                    } else {
-                        push(Op::Unlink { path });
-                    }
-                }
-            }
-            "rmdir" => {
-                if let Some(path) = call.path_arg(None, 0) {
-                    push(Op::Rmdir { path });
-                }
-            }
-            "mkdir" => {
-                if let Some(path) = call.path_arg(None, 0) {
-                    let mode = parse_mode(call.arg(1)).unwrap_or(0o777) & !umask;
-                    push(Op::Mkdir { path, mode });
-                }
-            }
-            "mkdirat" => {
-                if let Some(path) = call.path_arg(Some(0), 1) {
-                    let mode = parse_mode(call.arg(2)).unwrap_or(0o777) & !umask;
-                    push(Op::Mkdir { path, mode });
-                }
-            }
-            "fchmod" => {
-                if let (Some(path), Some(mode)) = (call.fd_path(0), parse_mode(call.arg(1))) {
-                    push(Op::Chmod { path, mode });
-                }
-            }
-            "chmod" => {
-                if let (Some(path), Some(mode)) = (call.path_arg(None, 0), parse_mode(call.arg(1)))
-                {
-                    push(Op::Chmod { path, mode });
-                }
-            }
-            "fchmodat" => {
-                if let (Some(path), Some(mode)) =
-                    (call.path_arg(Some(0), 1), parse_mode(call.arg(2)))
-                {
-                    push(Op::Chmod { path, mode });
-                }
-            }
-            _ => {}
         }
     }
     Ok(ops)
+}
+
+/// What the parser tracks between calls. Descriptors are keyed by number alone: the binaries
+/// run as one process (threads share its descriptors).
+struct Parser {
+    descriptors: HashMap<i64, Descriptor>,
+    /// Each written file's size, for `O_APPEND` writes.
+    sizes: HashMap<PathBuf, u64>,
+    umask: u32,
+}
+
+impl Parser {
+    /// The operations one successful call made (none for calls that change no file).
+    fn ops(&mut self, call: &Call) -> Result<Vec<Op>, &'static str> {
+        Ok(match call.name.as_str() {
+            "umask" => {
+                self.umask = parse_mode(call.arg(0)).unwrap_or(self.umask);
+                Vec::new()
+            }
+            "open" | "openat" | "creat" => self.open(call),
+            "dup" | "dup2" | "dup3" => {
+                let new = call.result.split('<').next().map(str::trim);
+                if let (Some(old), Some(Ok(new))) = (call.fd(0), new.map(str::parse::<i64>))
+                    && let Some(descriptor) = self.descriptors.get(&old).cloned()
+                {
+                    self.descriptors.insert(new, descriptor);
+                }
+                Vec::new()
+            }
+            "close" => {
+                if let Some(fd) = call.fd(0) {
+                    self.descriptors.remove(&fd);
+                }
+                Vec::new()
+            }
+            "lseek" => {
+                if let (Some(fd), Ok(position)) = (call.fd(0), call.result.trim().parse::<u64>())
+                    && let Some(descriptor) = self.descriptors.get_mut(&fd)
+                {
+                    descriptor.position = position;
+                }
+                Vec::new()
+            }
+            "write" | "pwrite64" | "writev" => self.write(call)?,
+            "fsync" | "fdatasync" => call
+                .fd_path(0)
+                .map(|path| Op::Sync { path })
+                .into_iter()
+                .collect(),
+            "ftruncate" | "truncate" => {
+                let path = if call.name == "ftruncate" {
+                    call.fd_path(0)
+                } else {
+                    call.path_arg(None, 0)
+                };
+                match (path, call.arg(1).trim().parse::<u64>()) {
+                    (Some(path), Ok(length)) => {
+                        self.sizes.insert(path.clone(), length);
+                        vec![Op::Truncate { path, length }]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => self.names(call).into_iter().collect(),
+        })
+    }
+
+    fn open(&mut self, call: &Call) -> Vec<Op> {
+        let (flags, mode) = match call.name.as_str() {
+            "openat" => (call.arg(2), call.args.get(3)),
+            "open" => (call.arg(1), call.args.get(2)),
+            _ => ("O_CREAT|O_WRONLY|O_TRUNC", call.args.get(1)),
+        };
+        let Some((fd, path)) = call.result_descriptor() else {
+            return Vec::new();
+        };
+        let mode = mode.and_then(|mode| parse_mode(mode)).unwrap_or(0o666) & !self.umask;
+        let truncate = flags.contains("O_TRUNC");
+        self.descriptors.insert(
+            fd,
+            Descriptor {
+                position: 0,
+                append: flags.contains("O_APPEND"),
+            },
+        );
+        if truncate {
+            self.sizes.insert(path.clone(), 0);
+        }
+        if flags.contains("O_CREAT") {
+            vec![Op::Create {
+                path,
+                mode,
+                truncate,
+            }]
+        } else if truncate {
+            vec![Op::Truncate { path, length: 0 }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn write(&mut self, call: &Call) -> Result<Vec<Op>, &'static str> {
+        let (Some(fd), Ok(written), Some(path)) = (
+            call.fd(0),
+            call.result.trim().parse::<u64>(),
+            call.fd_path(0),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let bytes = if call.name == "writev" {
+            call.iovec_bytes()
+        } else {
+            hex_string(call.arg(1))
+        };
+        let mut bytes = bytes.ok_or("cannot read the bytes written")?;
+        bytes.truncate(written as usize);
+        let descriptor = self.descriptors.entry(fd).or_insert(Descriptor {
+            position: 0,
+            append: false,
+        });
+        let offset = if call.name == "pwrite64" {
+            call.arg(3).trim().parse::<u64>().unwrap_or(0)
+        } else if descriptor.append {
+            self.sizes.get(&path).copied().unwrap_or(0)
+        } else {
+            descriptor.position
+        };
+        if call.name != "pwrite64" {
+            descriptor.position = offset + written;
+        }
+        let size = self.sizes.entry(path.clone()).or_insert(0);
+        *size = (*size).max(offset + written);
+        Ok(vec![Op::Write {
+            path,
+            offset,
+            bytes,
+        }])
+    }
+
+    /// The calls that change names and modes.
+    fn names(&self, call: &Call) -> Option<Op> {
+        // (folder argument, name argument) of the path-taking form and the `*at` form.
+        let path = |plain: usize, at: (usize, usize)| {
+            if call.name.ends_with("at") || call.name == "renameat2" {
+                call.path_arg(Some(at.0), at.1)
+            } else {
+                call.path_arg(None, plain)
+            }
+        };
+        let mode = |plain: usize, at: usize| {
+            let index = if call.name.ends_with("at") { at } else { plain };
+            parse_mode(call.arg(index))
+        };
+        Some(match call.name.as_str() {
+            "rename" | "renameat" | "renameat2" => Op::Rename {
+                from: path(0, (0, 1))?,
+                to: path(1, (2, 3))?,
+            },
+            "link" | "linkat" => Op::Link {
+                from: path(0, (0, 1))?,
+                to: path(1, (2, 3))?,
+            },
+            "unlinkat" if call.arg(2).contains("AT_REMOVEDIR") => Op::Rmdir {
+                path: path(0, (0, 1))?,
+            },
+            "unlink" | "unlinkat" => Op::Unlink {
+                path: path(0, (0, 1))?,
+            },
+            "rmdir" => Op::Rmdir {
+                path: path(0, (0, 1))?,
+            },
+            "mkdir" | "mkdirat" => Op::Mkdir {
+                path: path(0, (0, 1))?,
+                mode: mode(1, 2).unwrap_or(0o777) & !self.umask,
+            },
+            "fchmod" => Op::Chmod {
+                path: call.fd_path(0)?,
+                mode: parse_mode(call.arg(1))?,
+            },
+            "chmod" | "fchmodat" => Op::Chmod {
+                path: path(0, (0, 1))?,
+                mode: mode(1, 2)?,
+            },
+            _ => return None,
+        })
+    }
 }
 
 fn op_paths(op: &Op) -> Vec<&Path> {
