@@ -183,9 +183,14 @@ pub fn create_private_dir_all(path: &Path) -> Result<(), Error> {
 /// flushed and renamed into the new folder could vanish with it (`cargo xtask powerloss` found a
 /// finished registration whose `vmd/keys` could be lost while `vmd/etc/agent.conf` stayed).
 pub fn create_private_dir(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let builder = {
+        let mut builder = fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+    };
+    #[cfg(not(unix))]
+    let builder = fs::DirBuilder::new();
     builder
         .create(path)
         .map_err(|source| Error::new(path, "create folder", source))?;
