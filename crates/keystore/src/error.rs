@@ -53,6 +53,23 @@ pub enum Error {
         /// The expected key file.
         path: PathBuf,
     },
+    /// The key protector holding a generation's key could not give it back (a TPM that is gone,
+    /// locked out or another host's). Nothing was changed; the message says what to do.
+    #[error(
+        "{path}: the {protector} key protector cannot open generation {generation}: {reason}; {fix}"
+    )]
+    Protector {
+        /// The protector (`tpm`, `dpapi`, `file`).
+        protector: &'static str,
+        /// The generation whose key was asked for.
+        generation: GenerationId,
+        /// The protector's file for that generation.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
     /// The random key file can be read or written by group or others (Unix), so it is not used.
     #[error(
         "{path}: key file has mode {mode:03o}, readable by others; restrict it with: chmod 600 {path}"
@@ -133,6 +150,7 @@ impl Error {
             Error::Tampered { .. } => "Tampered",
             Error::KeyFileMissing { .. } => "KeyFileMissing",
             Error::KeyFilePermissions { .. } => "KeyFilePermissions",
+            Error::Protector { .. } => "Protector",
             Error::KeyCertificateMismatch { .. } => "KeyCertificateMismatch",
             Error::Certificate { .. } => "Certificate",
             Error::GenerationNotFound { .. } => "GenerationNotFound",

@@ -86,6 +86,8 @@ mod import;
 mod protector;
 mod public;
 mod store;
+#[cfg(all(feature = "tpm", target_os = "linux"))]
+mod tpm;
 
 pub use cert_loading::{Fingerprint, Identity};
 pub use error::Error;
@@ -93,6 +95,8 @@ pub use files::LockWait;
 pub use generation::{GenerationId, GenerationInfo};
 pub use import::Import;
 pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
+#[cfg(all(feature = "tpm", target_os = "linux"))]
+pub use tpm::{DEFAULT_TCTI, SEALED_FILE_EXTENSION, TpmKeyProtector};
 pub use store::{
     AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, Keystore, LOCK_FILE,
     POINTER_FILE, StoreStatus, Verification,

@@ -86,6 +86,47 @@ pub trait KeyProtector: fmt::Debug + Send + Sync {
 
     /// Where keys are kept, for messages and documentation (for example a folder).
     fn describe(&self) -> String;
+
+    /// The protector's name as agent.conf and `vmutil status` spell it (`file`, `tpm`).
+    fn name(&self) -> &'static str;
+}
+
+/// The generations that have a file `<generation>.<extension>` in `folder` (none when the
+/// folder does not exist).
+pub(crate) fn generations_in(folder: &Path, extension: &str) -> Result<Vec<GenerationId>, Error> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::io(folder, "list", source)),
+    };
+    let mut generations = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::io(folder, "list", source))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(&format!(".{extension}"))
+            && let Some(generation) = crate::generation::id_from_file_name(stem)
+        {
+            generations.push(generation);
+        }
+    }
+    Ok(generations)
+}
+
+/// Removes the temporary files a crashed writer left in `folder`.
+pub(crate) fn remove_temporaries(folder: &Path) -> Result<(), Error> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::io(folder, "list", source)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::io(folder, "list", source))?;
+        if entry.file_name().to_string_lossy().ends_with(files::TEMPORARY_SUFFIX) {
+            files::remove_file_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The default [`KeyProtector`]: one file per generation, `<folder>/<generation>.key`, holding
@@ -169,42 +210,18 @@ impl KeyProtector for FileKeyProtector {
     }
 
     fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
-        let entries = match std::fs::read_dir(&self.folder) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(Error::io(&self.folder, "list", source)),
-        };
-        let mut generations = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| Error::io(&self.folder, "list", source))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(stem) = name.strip_suffix(&format!(".{KEY_FILE_EXTENSION}"))
-                && let Some(generation) = crate::generation::id_from_file_name(stem)
-            {
-                generations.push(generation);
-            }
-        }
-        Ok(generations)
+        generations_in(&self.folder, KEY_FILE_EXTENSION)
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {
-        let entries = match std::fs::read_dir(&self.folder) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(Error::io(&self.folder, "list", source)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|source| Error::io(&self.folder, "list", source))?;
-            let name = entry.file_name();
-            if name.to_string_lossy().ends_with(files::TEMPORARY_SUFFIX) {
-                files::remove_file_if_present(&entry.path())?;
-            }
-        }
-        Ok(())
+        remove_temporaries(&self.folder)
     }
 
     fn describe(&self) -> String {
         format!("key files in {}", self.folder.display())
+    }
+
+    fn name(&self) -> &'static str {
+        "file"
     }
 }
