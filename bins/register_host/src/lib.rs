@@ -69,6 +69,15 @@ pub struct Cli {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Where the identity's data key is sealed (written to agent.conf as KEY_PROTECTOR): `auto`
+    /// (the TPM when the host has one, else a key file), `tpm`, `dpapi` (Windows) or `file`.
+    /// Default: agent.conf's, else auto.
+    #[arg(long, value_name = "auto|tpm|dpapi|file", value_parser = ["auto", "tpm", "dpapi", "file"])]
+    pub key_protector: Option<String>,
+    /// How the TPM is reached, as a tpm2-tss TCTI (written to agent.conf as TPM_TCTI).
+    /// Default: device:/dev/tpmrm0.
+    #[arg(long, value_name = "TCTI")]
+    pub tpm_tcti: Option<String>,
     // The text is clap's --help output, not Markdown: keep its brackets as they are.
     #[allow(rustdoc::broken_intra_doc_links)]
     /// The HTTP proxy to the manager for this run (not stored in agent.conf):

@@ -225,6 +225,19 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
         shred_input: cli.shred_input,
         force: cli.force,
         proxy,
+        key_protection: (cli.key_protector.is_some() || cli.tpm_tcti.is_some()).then(|| {
+            agent::KeyProtection {
+                choice: cli
+                    .key_protector
+                    .as_deref()
+                    .and_then(agent::ProtectorChoice::parse)
+                    .unwrap_or_default(),
+                tpm_tcti: cli
+                    .tpm_tcti
+                    .clone()
+                    .unwrap_or_else(|| agent::DEFAULT_TPM_TCTI.to_owned()),
+            }
+        }),
     };
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());
     agent::register::register(&root, &options, SystemTime::now())
@@ -245,6 +258,11 @@ fn print_summary(report: &agent::register::RegistrationReport) {
     agent::say!("  fingerprint:  {}", report.sha256_fingerprint);
     agent::say!("  pem store:    {}", report.agent_pem.display());
     agent::say!("  agent.conf:   {}", report.agent_conf.display());
+    if report.key_protector == "tpm" {
+        agent::say!("  key:          sealed by this host's TPM (a copy of the agent root cannot be used elsewhere)");
+    } else {
+        agent::say!("  key:          in a key file under vmd/keys (no TPM used: a copy of the agent root, keys included, is this identity)");
+    }
     for warning in &report.warnings {
         agent::say!("  warning:      {warning}");
     }

@@ -25,6 +25,9 @@
 use std::path::PathBuf;
 
 pub use cert_vocabulary::{Fingerprint, Severity};
+pub use protection::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice};
+
+mod protection;
 
 /// The keys of `agent.conf`.
 pub mod keys {
@@ -62,6 +65,11 @@ pub mod keys {
     /// The folder of the log file `vorvmd_root.log`; absent or empty: `/var/log/vormetric` for
     /// the product's agent root, `<agent root>/vmd/log` for any other. A `--log-dir` flag wins.
     pub const LOG_DIR: &str = "LOG_DIR";
+    /// Which key protector seals new generations' data keys: `auto` (the default: the TPM or
+    /// DPAPI when the host has one, else a key file), `tpm`, `dpapi` or `file`.
+    pub const KEY_PROTECTOR: &str = "KEY_PROTECTOR";
+    /// How the TPM is reached (a tpm2-tss TCTI); absent: `device:/dev/tpmrm0`.
+    pub const TPM_TCTI: &str = "TPM_TCTI";
 }
 
 /// The largest `agent.conf` read (it is a few hundred bytes).
@@ -377,6 +385,8 @@ pub struct AgentSettings {
     pub metrics_file: Option<PathBuf>,
     /// The log folder (`LOG_DIR`); `None`: the default for the agent root.
     pub log_dir: Option<PathBuf>,
+    /// Where new generations' data keys are sealed (`KEY_PROTECTOR`, `TPM_TCTI`).
+    pub key_protection: KeyProtection,
 }
 
 /// Default renewal window (days), from the product documentation.
@@ -490,6 +500,7 @@ impl AgentSettings {
             proxy: ProxyConfig::from_file(file),
             metrics_file: path_setting(file, keys::METRICS_FILE),
             log_dir: path_setting(file, keys::LOG_DIR),
+            key_protection: KeyProtection::from_file(file, name)?,
         })
     }
 }

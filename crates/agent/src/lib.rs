@@ -47,6 +47,7 @@ pub mod manager;
 pub mod messages;
 pub mod metrics;
 pub mod paths;
+mod protection;
 pub mod register;
 pub mod renewal;
 pub mod secrets;
@@ -55,4 +56,5 @@ pub mod status;
 pub mod terminal;
 
 pub use cert_loading::Fingerprint;
+pub use agent_config::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice};
 pub use error::{AgentError, ExitStatus};

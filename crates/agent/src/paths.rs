@@ -116,7 +116,31 @@ impl AgentRoot {
     /// # Errors
     /// As [`keystore::Keystore::open`].
     pub fn open_store(&self) -> Result<keystore::Keystore, keystore::Error> {
-        keystore::Keystore::open(self.pem_folder(), self.key_protector())
+        self.open_store_protected(&agent_config::KeyProtection::default())
+    }
+
+    /// [`AgentRoot::open_store`], sealing new keys as `protection` says (agent.conf's
+    /// `KEY_PROTECTOR`); stored keys open with the protector that sealed them either way.
+    ///
+    /// # Errors
+    /// As [`keystore::Keystore::open`].
+    pub fn open_store_protected(
+        &self,
+        protection: &agent_config::KeyProtection,
+    ) -> Result<keystore::Keystore, keystore::Error> {
+        keystore::Keystore::open(self.pem_folder(), self.key_protector(protection))
+    }
+
+    /// [`AgentRoot::open_or_create_store`] with the key protection of agent.conf or the
+    /// registration's flags.
+    ///
+    /// # Errors
+    /// As [`keystore::Keystore::open_or_create`].
+    pub fn open_or_create_store_protected(
+        &self,
+        protection: &agent_config::KeyProtection,
+    ) -> Result<keystore::Keystore, keystore::Error> {
+        keystore::Keystore::open_or_create(self.pem_folder(), self.key_protector(protection))
     }
 
     /// [`AgentRoot::open_store`], creating the store folder first if missing.
@@ -124,10 +148,16 @@ impl AgentRoot {
     /// # Errors
     /// As [`keystore::Keystore::open_or_create`].
     pub fn open_or_create_store(&self) -> Result<keystore::Keystore, keystore::Error> {
-        keystore::Keystore::open_or_create(self.pem_folder(), self.key_protector())
+        self.open_or_create_store_protected(&agent_config::KeyProtection::default())
     }
 
-    fn key_protector(&self) -> Box<keystore::FileKeyProtector> {
-        Box::new(keystore::FileKeyProtector::new(self.keys_folder()))
+    fn key_protector(
+        &self,
+        protection: &agent_config::KeyProtection,
+    ) -> Box<crate::protection::HostKeyProtector> {
+        Box::new(crate::protection::HostKeyProtector::new(
+            &self.keys_folder(),
+            protection,
+        ))
     }
 }

@@ -42,6 +42,9 @@ pub struct RegistrationOptions {
     /// The command line's `--proxy`, if given (it wins over agent.conf's `PROXY` and the
     /// environment).
     pub proxy: Option<manager::ProxySetting>,
+    /// The command line's `--key-protector` and `--tpm-tcti`, if given (written to agent.conf);
+    /// `None`: agent.conf's, else `auto`.
+    pub key_protection: Option<agent_config::KeyProtection>,
 }
 
 impl std::fmt::Debug for RegistrationOptions {
@@ -76,6 +79,8 @@ pub struct RegistrationReport {
     pub agent_pem: PathBuf,
     /// Where the configuration was written.
     pub agent_conf: PathBuf,
+    /// The protector that sealed the new identity's data key: `tpm` or `file`.
+    pub key_protector: &'static str,
     /// Whether all three input files were shredded (overwritten, fsynced and removed).
     pub input_shredded: bool,
     /// With `--shred-input`: which files were shredded and which were not, with why and the state
@@ -118,6 +123,13 @@ pub fn register(
         }
         Err(error) => return Err(error.into()),
     };
+    // Where the key will be sealed: refused now if impossible, before the manager is asked.
+    let protection = match (&options.key_protection, &existing_conf) {
+        (Some(given), _) => given.clone(),
+        (None, Some(conf)) => agent_config::KeyProtection::from_file(conf, "agent.conf")?,
+        (None, None) => agent_config::KeyProtection::default(),
+    };
+    crate::protection::HostKeyProtector::new(&root.keys_folder(), &protection).check_sealer()?;
 
     // 2. The manager.
     let client = cm_client::ManagerClient::new(
@@ -161,6 +173,7 @@ pub fn register(
                 (agent_config::keys::EXTERNAL_CERT_DIR, &cert_dir_text),
             ],
             &options.trust,
+            options.key_protection.as_ref(),
         );
         fsutil::write_atomically(&agent_conf_path, conf.render().as_bytes())?;
 
@@ -181,12 +194,14 @@ pub fn register(
         client.login(&record.id)?;
         Ok(store.agent_pem_path())
     };
-    let result = match root.open_or_create_store() {
+    let mut sealed_generation = None;
+    let result = match root.open_or_create_store_protected(&protection) {
         Err(error) => Err((AgentError::from(error), Vec::new())),
         Ok(store) => match store.import(&set.identity, now) {
             Err(error) => Err((AgentError::from(error), Vec::new())),
             Ok(import) => match finish(&store, import.info()) {
                 Ok(agent_pem) => {
+                    sealed_generation = Some(import.generation());
                     import.keep();
                     Ok(agent_pem)
                 }
@@ -235,6 +250,8 @@ pub fn register(
         sha256_fingerprint: certificate.fingerprint.to_string(),
         agent_pem,
         agent_conf: agent_conf_path,
+        key_protector: sealed_generation
+            .map_or("file", |generation| crate::protection::holder(&root.keys_folder(), generation)),
         input_shredded,
         shred,
         warnings: set.warnings.iter().map(ToString::to_string).collect(),
@@ -322,6 +339,7 @@ fn new_configuration(
     root: &AgentRoot,
     identity: &[(&str, &str)],
     trust: &ManagerTrust,
+    key_protection: Option<&agent_config::KeyProtection>,
 ) -> agent_config::ConfigFile {
     let mut conf = existing.cloned().unwrap_or_default();
     if existing.is_none() {
@@ -368,6 +386,15 @@ fn new_configuration(
         conf.set_default(key, &value.to_string());
     }
     conf.set_default(agent_config::keys::LOG_UPLOAD_LEVEL, "WARNING");
+    match key_protection {
+        Some(protection) => {
+            conf.set(agent_config::keys::KEY_PROTECTOR, protection.choice.as_str());
+            if protection.tpm_tcti != agent_config::DEFAULT_TPM_TCTI {
+                conf.set(agent_config::keys::TPM_TCTI, &protection.tpm_tcti);
+            }
+        }
+        None => conf.set_default(agent_config::keys::KEY_PROTECTOR, "auto"),
+    }
     // The packages' default: metrics for node_exporter, when this is the product's install root
     // and node_exporter's textfile folder is there (no folder, no file: a host without
     // node_exporter stays quiet instead of warning at every check).

@@ -69,7 +69,7 @@ impl Agent {
     /// As `load_settings`, and the store's error when it cannot be opened.
     pub fn load(root: &AgentRoot) -> Result<Self, AgentError> {
         let settings = load_settings(root)?;
-        let store = root.open_store()?;
+        let store = root.open_store_protected(&settings.key_protection)?;
         let policy = policy_from(&settings);
         let host = renewal_policy::HostSeed::from_client_id(&settings.client_id);
         Ok(Self {

@@ -38,7 +38,7 @@ const ASSOCIATED_DATA_LABEL: &[u8] = b"cte-agent pem store v1 private key\0";
 pub use cert_vocabulary::GenerationId;
 
 /// The name of a generation's folder and key file: the number with at least six digits.
-pub(crate) fn file_name(id: GenerationId) -> String {
+pub fn file_name(id: GenerationId) -> String {
     format!("{:06}", id.number())
 }
 

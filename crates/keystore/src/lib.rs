@@ -92,7 +92,7 @@ mod tpm;
 pub use cert_loading::{Fingerprint, Identity};
 pub use error::Error;
 pub use files::LockWait;
-pub use generation::{GenerationId, GenerationInfo};
+pub use generation::{GenerationId, GenerationInfo, file_name as key_file_stem};
 pub use import::Import;
 pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
 #[cfg(all(feature = "tpm", target_os = "linux"))]

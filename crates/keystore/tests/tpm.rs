@@ -6,76 +6,11 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{P384, created_at, identity};
 use keystore::{Error, Keystore, TpmKeyProtector};
-
-/// A running swtpm: a TPM 2.0 whose state lives in `state` (the "host").
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    /// Starts swtpm on free loopback ports with its state in `state`; `None` (SKIPPED) without
-    /// swtpm.
-    fn start(state: &Path) -> Option<Swtpm> {
-        if Command::new("swtpm").arg("--version").output().is_err() {
-            return None;
-        }
-        let port = free_port_pair();
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={}", state.display()))
-            .args(["--server"])
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .args(["--ctrl"])
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting swtpm");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "swtpm did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Swtpm { child, port })
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Two consecutive free ports (server, control).
-fn free_port_pair() -> u16 {
-    loop {
-        let first = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
+use test_support::swtpm::Swtpm;
 
 fn store(root: &Path, tcti: &str) -> Result<Keystore, Error> {
     Keystore::open_or_create(
@@ -110,11 +45,8 @@ fn a_key_sealed_by_the_tpm_opens_again_after_a_tpm_restart_and_never_lies_in_a_f
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert_eq!(keys[0].extension().unwrap(), "tpm");
     // A reboot: the TPM restarts from its saved state; the sealed object loads again.
-    let tcti_port = tpm.port;
     tpm.stop();
     let tpm = Swtpm::start(host.path()).unwrap();
-    assert_ne!(tpm.port, 0);
-    let _ = tcti_port;
     let reopened = store(root.path(), &tpm.tcti()).unwrap();
     let current = reopened.current().unwrap();
     assert_eq!(current.key().pkcs8_der(), original.key().pkcs8_der());

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub mod in_process;
 pub mod relay;
+pub mod swtpm;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -415,17 +416,33 @@ pub fn sibling_binary(beside: &Path, package: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|error| error.into_inner());
     if !built.iter().any(|done| done == package) {
-        let status = std::process::Command::new(env!("CARGO"))
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "--package", package])
-            .current_dir(testdata().join(".."))
-            .status()
-            .expect("cargo runs");
+            .current_dir(testdata().join(".."));
+        // The agent's binaries with the TPM key protector wherever it can be built (tpm2-tss
+        // present; `.ci/run` installs it), as CI builds them, so that every test runs the same
+        // binaries and the TPM tests find the support in them.
+        if ["register_host", "vmd", "vmutil"].contains(&package) && tpm_buildable() {
+            build.args(["--features", "tpm"]);
+        }
+        let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build --package {package} failed");
         built.push(package.to_string());
     }
     let path = beside.with_file_name(package);
     assert!(path.exists(), "{} is missing", path.display());
     path
+}
+
+/// Whether the agent's `tpm` feature can be built here: Linux with tpm2-tss's development
+/// files (`pkg-config --exists tss2-esys`).
+pub fn tpm_buildable() -> bool {
+    cfg!(target_os = "linux")
+        && std::process::Command::new("pkg-config")
+            .args(["--exists", "tss2-esys"])
+            .status()
+            .is_ok_and(|status| status.success())
 }
 
 /// A snapshot of every file (path and bytes) under a folder, for byte-identity checks.

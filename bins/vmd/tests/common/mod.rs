@@ -69,6 +69,7 @@ pub fn register(manager: &Manager, token: &str, name: &str, cert_dir: &Path, roo
         shred_input: false,
         force: false,
         proxy: None,
+        key_protection: None,
     };
     agent::register::register(&AgentRoot::new(root), &options, SystemTime::now()).unwrap();
 }

@@ -1,0 +1,110 @@
+//! The TPM key protector end to end (issue 23), with the real binaries, the real emulator and a
+//! real TPM 2.0 implementation (swtpm, started on loopback; SKIPPED without it or without the
+//! `tpm` feature, which `cargo xtask ci` turns on).
+
+#![cfg(all(feature = "tpm", target_os = "linux"))]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+use common::{DAY, issue, sibling_binary, text, trust_test_ca};
+use test_pki::KeyType;
+use test_support::Manager;
+use test_support::swtpm::Swtpm;
+
+fn key_files(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("vmd/keys"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn vmd_once(root: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root)
+        .arg("--once")
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
+    let host = tempfile::tempdir().unwrap();
+    let Some(tpm) = Swtpm::start(host.path()) else {
+        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+        return;
+    };
+    let manager = Manager::start().unwrap();
+    let (token, ca) = trust_test_ca(&manager, "ca-p384");
+    let set = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    issue(&ca, KeyType::P384, "host1.example", now - DAY, now + 30 * DAY, set.path());
+    let root = tempfile::tempdir().unwrap();
+    let registered = Command::new(sibling_binary("register_host"))
+        .arg("--agent-root")
+        .arg(root.path())
+        .args(["--token", &token, "--agent", "host1", "--key-protector", "tpm"])
+        .args(["--tpm-tcti", &tpm.tcti()])
+        .arg("--extcertdir")
+        .arg(set.path())
+        .arg("--cm-ca")
+        .arg(manager.web_ca_path())
+        .arg(manager.host_port())
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR")
+        .output()
+        .unwrap();
+    assert!(registered.status.success(), "{}", text(&registered));
+    assert!(text(&registered).contains("sealed by this host's TPM"), "{}", text(&registered));
+    assert_eq!(key_files(root.path()), ["000001.tpm"]);
+    let conf = std::fs::read_to_string(root.path().join("vmd/etc/agent.conf")).unwrap();
+    assert!(conf.contains("KEY_PROTECTOR=tpm"), "{conf}");
+
+    // A renewal seals the new generation with the TPM too.
+    issue(&ca, KeyType::P384, "host1.example", now - DAY, now + 400 * DAY, set.path());
+    let renewed = vmd_once(root.path());
+    assert!(renewed.status.success(), "{}", text(&renewed));
+    assert!(key_files(root.path()).contains(&"000002.tpm".to_owned()), "{:?}", key_files(root.path()));
+    assert!(!key_files(root.path()).iter().any(|name| name.ends_with(".key")));
+
+    // The whole agent root on another host (another TPM): refused as sealed elsewhere, with
+    // the fix; nothing deleted.
+    let other_host = tempfile::tempdir().unwrap();
+    let other_tpm = Swtpm::start(other_host.path()).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(root.path(), copy.path());
+    let conf_path = copy.path().join("vmd/etc/agent.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap().replace(&tpm.tcti(), &other_tpm.tcti());
+    std::fs::write(&conf_path, conf).unwrap();
+    let before = key_files(copy.path());
+    let refused = vmd_once(copy.path());
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("sealed on another host"), "{}", text(&refused));
+    assert_eq!(key_files(copy.path()), before);
+    // The original host still works.
+    let again = vmd_once(root.path());
+    assert!(again.status.success(), "{}", text(&again));
+}
+
+/// Copies a folder tree with its modes.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+        std::fs::set_permissions(&target, entry.metadata().unwrap().permissions()).unwrap();
+    }
+}
