@@ -10,25 +10,25 @@ use crate::{cargo, project_root};
 
 pub(crate) fn run() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    // `xtask/emulator`: lint and test the emulator tasks of xtask too (demo, bench, windows).
+    // `xtask/emulator`: lint and test the emulator tasks of xtask too (demo, bench, windows);
+    // the TPM key protector wherever tpm2-tss can be had (its tests then run against swtpm).
+    let features = if crate::tpm::available() {
+        format!("xtask/emulator,{}", crate::tpm::FEATURES)
+    } else {
+        "xtask/emulator".to_owned()
+    };
     cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
         "--locked",
         "--features",
-        "xtask/emulator",
+        &features,
         "--",
         "-D",
         "warnings",
     ])?;
-    cargo(&[
-        "test",
-        "--workspace",
-        "--locked",
-        "--features",
-        "xtask/emulator",
-    ])?;
+    cargo(&["test", "--workspace", "--locked", "--features", &features])?;
     examples_and_docs()?;
     prometheus_rules_check()?;
     windows_check()?;

@@ -18,6 +18,7 @@ mod manpages;
 mod package;
 mod powerloss;
 mod tidy;
+mod tpm;
 mod windows;
 
 use anyhow::{Context, Result, bail};

@@ -46,12 +46,26 @@ fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
     let (token, ca) = trust_test_ca(&manager, "ca-p384");
     let set = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
-    issue(&ca, KeyType::P384, "host1.example", now - DAY, now + 30 * DAY, set.path());
+    issue(
+        &ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + 30 * DAY,
+        set.path(),
+    );
     let root = tempfile::tempdir().unwrap();
     let registered = Command::new(sibling_binary("register_host"))
         .arg("--agent-root")
         .arg(root.path())
-        .args(["--token", &token, "--agent", "host1", "--key-protector", "tpm"])
+        .args([
+            "--token",
+            &token,
+            "--agent",
+            "host1",
+            "--key-protector",
+            "tpm",
+        ])
         .args(["--tpm-tcti", &tpm.tcti()])
         .arg("--extcertdir")
         .arg(set.path())
@@ -63,17 +77,36 @@ fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
         .output()
         .unwrap();
     assert!(registered.status.success(), "{}", text(&registered));
-    assert!(text(&registered).contains("sealed by this host's TPM"), "{}", text(&registered));
+    assert!(
+        text(&registered).contains("sealed by this host's TPM"),
+        "{}",
+        text(&registered)
+    );
     assert_eq!(key_files(root.path()), ["000001.tpm"]);
     let conf = std::fs::read_to_string(root.path().join("vmd/etc/agent.conf")).unwrap();
     assert!(conf.contains("KEY_PROTECTOR=tpm"), "{conf}");
 
     // A renewal seals the new generation with the TPM too.
-    issue(&ca, KeyType::P384, "host1.example", now - DAY, now + 400 * DAY, set.path());
+    issue(
+        &ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + 400 * DAY,
+        set.path(),
+    );
     let renewed = vmd_once(root.path());
     assert!(renewed.status.success(), "{}", text(&renewed));
-    assert!(key_files(root.path()).contains(&"000002.tpm".to_owned()), "{:?}", key_files(root.path()));
-    assert!(!key_files(root.path()).iter().any(|name| name.ends_with(".key")));
+    assert!(
+        key_files(root.path()).contains(&"000002.tpm".to_owned()),
+        "{:?}",
+        key_files(root.path())
+    );
+    assert!(
+        !key_files(root.path())
+            .iter()
+            .any(|name| name.ends_with(".key"))
+    );
 
     // The whole agent root on another host (another TPM): refused as sealed elsewhere, with
     // the fix; nothing deleted.
@@ -82,12 +115,18 @@ fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
     let copy = tempfile::tempdir().unwrap();
     copy_tree(root.path(), copy.path());
     let conf_path = copy.path().join("vmd/etc/agent.conf");
-    let conf = std::fs::read_to_string(&conf_path).unwrap().replace(&tpm.tcti(), &other_tpm.tcti());
+    let conf = std::fs::read_to_string(&conf_path)
+        .unwrap()
+        .replace(&tpm.tcti(), &other_tpm.tcti());
     std::fs::write(&conf_path, conf).unwrap();
     let before = key_files(copy.path());
     let refused = vmd_once(copy.path());
     assert!(!refused.status.success(), "{}", text(&refused));
-    assert!(text(&refused).contains("sealed on another host"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("sealed on another host"),
+        "{}",
+        text(&refused)
+    );
     assert_eq!(key_files(copy.path()), before);
     // The original host still works.
     let again = vmd_once(root.path());
@@ -107,4 +146,129 @@ fn copy_tree(from: &Path, to: &Path) {
         }
         std::fs::set_permissions(&target, entry.metadata().unwrap().permissions()).unwrap();
     }
+}
+
+fn vmutil_status(root: &Path, extra: &[&str]) -> String {
+    let output = Command::new(sibling_binary("vmutil"))
+        .arg("--agent-root")
+        .arg(root)
+        .args(["-a", "vmd", "status"])
+        .args(extra)
+        .env_remove("CTE_AGENT_ROOT")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A host registered with key files moves to the TPM at its next renewal: the new generation
+/// is sealed, the previous one keeps its key file until it is discarded; `vmutil status` (text,
+/// JSON, Prometheus) says which protector holds each.
+#[test]
+fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_each_protector() {
+    let host = tempfile::tempdir().unwrap();
+    let Some(tpm) = Swtpm::start(host.path()) else {
+        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+        return;
+    };
+    let manager = Manager::start().unwrap();
+    let (token, ca) = trust_test_ca(&manager, "ca-p384");
+    let set = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    issue(
+        &ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + 30 * DAY,
+        set.path(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let registered = Command::new(sibling_binary("register_host"))
+        .arg("--agent-root")
+        .arg(root.path())
+        .args([
+            "--token",
+            &token,
+            "--agent",
+            "host1",
+            "--key-protector",
+            "file",
+        ])
+        .arg("--extcertdir")
+        .arg(set.path())
+        .arg("--cm-ca")
+        .arg(manager.web_ca_path())
+        .arg(manager.host_port())
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR")
+        .output()
+        .unwrap();
+    assert!(registered.status.success(), "{}", text(&registered));
+    assert!(
+        text(&registered).contains("in a key file"),
+        "{}",
+        text(&registered)
+    );
+    assert_eq!(key_files(root.path()), ["000001.key"]);
+    assert!(
+        vmutil_status(root.path(), &["--prometheus"]).contains("cte_agent_key_sealed_by_tpm 0")
+    );
+
+    // The administrator chooses the TPM; the next renewal seals the new generation with it.
+    let conf_path = root.path().join("vmd/etc/agent.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap().replace(
+        "KEY_PROTECTOR=file",
+        &format!("KEY_PROTECTOR=tpm\nTPM_TCTI={}", tpm.tcti()),
+    );
+    std::fs::write(&conf_path, conf).unwrap();
+    issue(
+        &ca,
+        KeyType::P384,
+        "host1.example",
+        now - DAY,
+        now + 400 * DAY,
+        set.path(),
+    );
+    let renewed = vmd_once(root.path());
+    assert!(renewed.status.success(), "{}", text(&renewed));
+    assert_eq!(key_files(root.path()), ["000001.key", "000002.tpm"]);
+
+    let shown = vmutil_status(root.path(), &[]);
+    assert!(
+        shown.contains("current") && shown.contains("(key: tpm)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("previous") && shown.contains("(key: file)"),
+        "{shown}"
+    );
+    assert!(shown.contains("sealed by the TPM"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&vmutil_status(root.path(), &["--json"])).unwrap();
+    let protectors: Vec<(String, String)> = json["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|generation| {
+            (
+                generation["role"].as_str().unwrap().to_owned(),
+                generation["key_protector"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        protectors.contains(&("current".to_owned(), "tpm".to_owned())),
+        "{protectors:?}"
+    );
+    assert!(
+        protectors.contains(&("previous".to_owned(), "file".to_owned())),
+        "{protectors:?}"
+    );
+    assert!(
+        vmutil_status(root.path(), &["--prometheus"]).contains("cte_agent_key_sealed_by_tpm 1")
+    );
+    // Still healthy on the next check.
+    let again = vmd_once(root.path());
+    assert!(again.status.success(), "{}", text(&again));
 }

@@ -55,6 +55,6 @@ pub mod settings;
 pub mod status;
 pub mod terminal;
 
-pub use cert_loading::Fingerprint;
 pub use agent_config::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice};
+pub use cert_loading::Fingerprint;
 pub use error::{AgentError, ExitStatus};

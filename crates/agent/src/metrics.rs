@@ -328,6 +328,20 @@ pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
         "End of validity of the agent's current certificate, Unix seconds",
         unix_seconds(certificate.not_after),
     );
+    let current = store.status().ok().and_then(|status| {
+        status
+            .generations
+            .iter()
+            .find(|generation| generation.role == keystore::GenerationRole::Current)
+            .map(|generation| generation.id)
+    });
+    gauge(
+        "cte_agent_key_sealed_by_tpm",
+        "1 when the current identity's data key is sealed by this host's TPM, 0 when it is in a key file",
+        i64::from(
+            current.is_some_and(|id| crate::protection::holder(&root.keys_folder(), id) == "tpm"),
+        ),
+    );
     gauge(
         "cte_agent_renewal_window_start_seconds",
         "When this host's renewal window opens (stagger included), Unix seconds",

@@ -105,7 +105,9 @@ impl HostKeyProtector {
         {
             return None;
         }
-        self.tpm.available().then_some(&self.tpm as &dyn KeyProtector)
+        self.tpm
+            .available()
+            .then_some(&self.tpm as &dyn KeyProtector)
     }
 
     #[cfg(not(all(feature = "tpm", target_os = "linux")))]

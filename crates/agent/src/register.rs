@@ -250,8 +250,9 @@ pub fn register(
         sha256_fingerprint: certificate.fingerprint.to_string(),
         agent_pem,
         agent_conf: agent_conf_path,
-        key_protector: sealed_generation
-            .map_or("file", |generation| crate::protection::holder(&root.keys_folder(), generation)),
+        key_protector: sealed_generation.map_or("file", |generation| {
+            crate::protection::holder(&root.keys_folder(), generation)
+        }),
         input_shredded,
         shred,
         warnings: set.warnings.iter().map(ToString::to_string).collect(),
@@ -388,7 +389,10 @@ fn new_configuration(
     conf.set_default(agent_config::keys::LOG_UPLOAD_LEVEL, "WARNING");
     match key_protection {
         Some(protection) => {
-            conf.set(agent_config::keys::KEY_PROTECTOR, protection.choice.as_str());
+            conf.set(
+                agent_config::keys::KEY_PROTECTOR,
+                protection.choice.as_str(),
+            );
             if protection.tpm_tcti != agent_config::DEFAULT_TPM_TCTI {
                 conf.set(agent_config::keys::TPM_TCTI, &protection.tpm_tcti);
             }

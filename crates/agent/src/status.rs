@@ -21,6 +21,8 @@ pub struct GenerationLine {
     pub fingerprint: String,
     /// End of validity.
     pub not_after: String,
+    /// The key protector that sealed its data key: `tpm` or `file`.
+    pub key_protector: &'static str,
 }
 
 /// The agent's state.
@@ -81,8 +83,13 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
                 Ok(info) => cert_loading::format_rfc3339(info.not_after),
                 Err(_) => String::new(),
             },
+            key_protector: crate::protection::holder(&root.keys_folder(), generation.id),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let current_protector = generations
+        .iter()
+        .find(|generation| generation.role == "current")
+        .map_or("file", |generation| generation.key_protector);
     Ok(AgentStatus {
         agent_root: root.path().to_path_buf(),
         registered: store.agent_pem_path().exists(),
@@ -97,7 +104,14 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
             &certificate,
             key,
             chain.len(),
-            "pem store (AES-256-GCM under a random key)".to_string(),
+            format!(
+                "pem store (AES-256-GCM under a random key {})",
+                if current_protector == "tpm" {
+                    "sealed by the TPM"
+                } else {
+                    "in a key file"
+                }
+            ),
             Vec::new(),
             now,
         )),
@@ -163,8 +177,12 @@ impl AgentStatus {
         }
         for generation in &self.generations {
             text.push_str(&format!(
-                "generation {:>3}:      {:<8} {} expires {}\n",
-                generation.id, generation.role, generation.fingerprint, generation.not_after
+                "generation {:>3}:      {:<8} {} expires {} (key: {})\n",
+                generation.id,
+                generation.role,
+                generation.fingerprint,
+                generation.not_after,
+                generation.key_protector
             ));
         }
         text

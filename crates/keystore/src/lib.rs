@@ -95,9 +95,9 @@ pub use files::LockWait;
 pub use generation::{GenerationId, GenerationInfo, file_name as key_file_stem};
 pub use import::Import;
 pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
-#[cfg(all(feature = "tpm", target_os = "linux"))]
-pub use tpm::{DEFAULT_TCTI, SEALED_FILE_EXTENSION, TpmKeyProtector};
 pub use store::{
     AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, Keystore, LOCK_FILE,
     POINTER_FILE, StoreStatus, Verification,
 };
+#[cfg(all(feature = "tpm", target_os = "linux"))]
+pub use tpm::{DEFAULT_TCTI, SEALED_FILE_EXTENSION, TpmKeyProtector};

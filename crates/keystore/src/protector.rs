@@ -122,7 +122,11 @@ pub(crate) fn remove_temporaries(folder: &Path) -> Result<(), Error> {
     };
     for entry in entries {
         let entry = entry.map_err(|source| Error::io(folder, "list", source))?;
-        if entry.file_name().to_string_lossy().ends_with(files::TEMPORARY_SUFFIX) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(files::TEMPORARY_SUFFIX)
+        {
             files::remove_file_if_present(&entry.path())?;
         }
     }

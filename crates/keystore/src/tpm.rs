@@ -206,9 +206,8 @@ fn describe(error: &tss_esapi::Error, tcti: &str) -> (String, String) {
 impl KeyProtector for TpmKeyProtector {
     fn store_key(&self, generation: GenerationId, key: &DataKey) -> Result<(), Error> {
         let path = self.sealed_path(generation);
-        let sensitive = SensitiveData::try_from(key.as_bytes().to_vec()).map_err(|error| {
-            self.failure(generation, &path, error)
-        })?;
+        let sensitive = SensitiveData::try_from(key.as_bytes().to_vec())
+            .map_err(|error| self.failure(generation, &path, error))?;
         let (public, private) = self.with_primary(generation, &path, |context, primary| {
             let created = context.create(
                 primary,
@@ -236,16 +235,23 @@ impl KeyProtector for TpmKeyProtector {
         let path = self.sealed_path(generation);
         let bytes = match std::fs::symlink_metadata(&path) {
             Ok(metadata) if metadata.is_file() => files::read(&path)?,
-            Ok(_) => return Err(Error::tampered(&path, "the sealed key is not a regular file")),
+            Ok(_) => {
+                return Err(Error::tampered(
+                    &path,
+                    "the sealed key is not a regular file",
+                ));
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::KeyFileMissing { path });
             }
             Err(source) => return Err(Error::io(path, "read", source)),
         };
-        let (public, private) = parse_sealed(&bytes)
-            .ok_or_else(|| Error::tampered(&path, "the sealed-key file is not one this agent wrote"))?;
-        let public = Public::unmarshall(public)
-            .map_err(|_| Error::tampered(&path, "the sealed object's public part does not parse"))?;
+        let (public, private) = parse_sealed(&bytes).ok_or_else(|| {
+            Error::tampered(&path, "the sealed-key file is not one this agent wrote")
+        })?;
+        let public = Public::unmarshall(public).map_err(|_| {
+            Error::tampered(&path, "the sealed object's public part does not parse")
+        })?;
         let private = Private::try_from(private.to_vec())
             .map_err(|_| Error::tampered(&path, "the sealed object's private part is too long"))?;
         let unsealed = self.with_primary(generation, &path, |context, primary| {
@@ -256,7 +262,10 @@ impl KeyProtector for TpmKeyProtector {
         })?;
         let unsealed = Zeroizing::new(unsealed.value().to_vec());
         let key: [u8; DATA_KEY_LENGTH] = unsealed.as_slice().try_into().map_err(|_| {
-            Error::tampered(&path, format!("the TPM unsealed {} bytes, not a data key", unsealed.len()))
+            Error::tampered(
+                &path,
+                format!("the TPM unsealed {} bytes, not a data key", unsealed.len()),
+            )
         })?;
         Ok(DataKey::from_bytes(Zeroizing::new(key)))
     }
@@ -275,7 +284,11 @@ impl KeyProtector for TpmKeyProtector {
     }
 
     fn describe(&self) -> String {
-        format!("the TPM ({}), sealed keys in {}", self.tcti, self.folder.display())
+        format!(
+            "the TPM ({}), sealed keys in {}",
+            self.tcti,
+            self.folder.display()
+        )
     }
 
     fn name(&self) -> &'static str {

@@ -127,7 +127,9 @@ fn missing_packagers() -> Vec<&'static str> {
 
 /// Builds the binaries (profile `dist`) and the four packages.
 fn build() -> Result<Built> {
-    cargo(&[
+    // The agent's binaries with the TPM key protector where tpm2-tss can be had (the .deb then
+    // depends on its libraries, found by cargo-deb's `$auto`).
+    let mut arguments = vec![
         "build",
         "--locked",
         "--profile",
@@ -140,7 +142,11 @@ fn build() -> Result<Built> {
         "vmutil",
         "-p",
         "cm-emulator-bin",
-    ])?;
+    ];
+    if crate::tpm::available() {
+        arguments.extend(["--features", "register_host/tpm,vmd/tpm,vmutil/tpm"]);
+    }
+    cargo(&arguments)?;
     let debian = crate::target_dir().join("debian");
     let rpm = crate::target_dir().join("generate-rpm");
     for folder in [&debian, &rpm] {
