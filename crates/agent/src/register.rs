@@ -114,22 +114,7 @@ pub fn register(
     let url = cm_client::ManagerUrl::parse(&options.manager)?;
     let (trust, ca_pem) = manager::trust_from_choice(&options.trust)?;
     let (client_name, cert_dir_text) = names_for_agent_conf(options, &set)?;
-    let existing_conf = match agent_config::ConfigFile::read(&agent_conf_path) {
-        Ok(file) => Some(file),
-        Err(agent_config::Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            None
-        }
-        Err(error) => return Err(error.into()),
-    };
-    // Where the key will be sealed: refused now if impossible, before the manager is asked.
-    let protection = match (&options.key_protection, &existing_conf) {
-        (Some(given), _) => given.clone(),
-        (None, Some(conf)) => agent_config::KeyProtection::from_file(conf, "agent.conf")?,
-        (None, None) => agent_config::KeyProtection::default(),
-    };
-    crate::protection::HostKeyProtector::new(&root.keys_folder(), &protection).check_sealer()?;
+    let (existing_conf, protection) = existing_configuration(root, options, &agent_conf_path)?;
 
     // 2. The manager.
     let client = cm_client::ManagerClient::new(
@@ -257,6 +242,32 @@ pub fn register(
         shred,
         warnings: set.warnings.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// agent.conf as it is (if any), and where the new key will be sealed: the flags, else
+/// agent.conf's `KEY_PROTECTOR`, else `auto`. A protector that cannot seal here is refused now,
+/// before the manager is asked.
+fn existing_configuration(
+    root: &AgentRoot,
+    options: &RegistrationOptions,
+    agent_conf_path: &Path,
+) -> Result<(Option<agent_config::ConfigFile>, agent_config::KeyProtection), AgentError> {
+    let existing = match agent_config::ConfigFile::read(agent_conf_path) {
+        Ok(file) => Some(file),
+        Err(agent_config::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let protection = match (&options.key_protection, &existing) {
+        (Some(given), _) => given.clone(),
+        (None, Some(conf)) => agent_config::KeyProtection::from_file(conf, "agent.conf")?,
+        (None, None) => agent_config::KeyProtection::default(),
+    };
+    crate::protection::HostKeyProtector::new(&root.keys_folder(), &protection).check_sealer()?;
+    Ok((existing, protection))
 }
 
 /// The refusals before anything is read: an empty token, or a host registered already when
