@@ -272,3 +272,84 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
     let again = vmd_once(root.path());
     assert!(again.status.success(), "{}", text(&again));
 }
+
+/// `vmutil -a vmd rekey` moves the current generation to the TPM at once; a crash at each of its
+/// steps (simulated in process: the step panics, as a kill would stop it there) leaves a key that
+/// opens, and running it again finishes the move.
+#[test]
+fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usable_identity() {
+    let host = tempfile::tempdir().unwrap();
+    let Some(tpm) = Swtpm::start(host.path()) else {
+        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+        return;
+    };
+    let manager = Manager::start().unwrap();
+    let (token, ca) = trust_test_ca(&manager, "ca-p384");
+    for crash_at in [
+        None,
+        Some("rekey-loaded"),
+        Some("rekey-sealed"),
+        Some("rekey-removed"),
+    ] {
+        let set = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        issue(
+            &ca,
+            KeyType::P384,
+            "host1.example",
+            now - DAY,
+            now + 30 * DAY,
+            set.path(),
+        );
+        let root = tempfile::tempdir().unwrap();
+        let name = format!("rekey-{}", crash_at.unwrap_or("none"));
+        common::register(&manager, &token, &name, set.path(), root.path());
+        assert_eq!(key_files(root.path()), ["000001.key"]);
+        let conf_path = root.path().join("vmd/etc/agent.conf");
+        let conf = std::fs::read_to_string(&conf_path).unwrap().replace(
+            "KEY_PROTECTOR=auto",
+            &format!("KEY_PROTECTOR=tpm\nTPM_TCTI={}", tpm.tcti()),
+        );
+        std::fs::write(&conf_path, conf).unwrap();
+        let agent_root = agent::paths::AgentRoot::new(root.path());
+        if let Some(point) = crash_at {
+            agent::fault::set_thread_hook(move |reached| {
+                if reached == point {
+                    panic!("crash at {point}");
+                }
+            });
+            let crashed = std::panic::catch_unwind(|| agent::protection::rekey(&agent_root));
+            agent::fault::clear_thread_hook();
+            assert!(crashed.is_err(), "{point} was not reached");
+            // The identity opens, whichever copies the crash left.
+            let healthy = vmd_once(root.path());
+            assert!(
+                healthy.status.success(),
+                "after a crash at {point}: {}",
+                text(&healthy)
+            );
+        }
+        let output = Command::new(sibling_binary("vmutil"))
+            .arg("--agent-root")
+            .arg(root.path())
+            .args(["-a", "vmd", "rekey"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        assert_eq!(
+            key_files(root.path()),
+            ["000001.tpm"],
+            "after {crash_at:?}: {}",
+            text(&output)
+        );
+        let healthy = vmd_once(root.path());
+        assert!(healthy.status.success(), "{}", text(&healthy));
+        let again = Command::new(sibling_binary("vmutil"))
+            .arg("--agent-root")
+            .arg(root.path())
+            .args(["-a", "vmd", "rekey"])
+            .output()
+            .unwrap();
+        assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+    }
+}

@@ -61,6 +61,9 @@ pub enum Command {
     Certexpiry,
     /// Run the certificate update now with the directory given with -d.
     Updatecerts,
+    /// Move the current identity's key to the key protector agent.conf chooses
+    /// (KEY_PROTECTOR), now instead of at the next renewal; crash-safe.
+    Rekey,
 }
 
 /// The clap command, for the man page and the shell completions.

@@ -86,6 +86,22 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             print_report(cli.json, &status, status.to_text());
             Ok(ExitStatus::Ok)
         }
+        Command::Rekey => {
+            let rekey = agent::protection::rekey(&root)?;
+            let text = if rekey.from == rekey.to {
+                format!(
+                    "generation {}: its key is already held by the {} protector; nothing to do\n",
+                    rekey.generation, rekey.to
+                )
+            } else {
+                format!(
+                    "generation {}: key moved from the {} protector to the {} protector\n",
+                    rekey.generation, rekey.from, rekey.to
+                )
+            };
+            print_report(cli.json, &rekey, text);
+            Ok(ExitStatus::Ok)
+        }
         Command::Certexpiry => {
             let days = agent::status::days_left(&root, now)?;
             if cli.json {

@@ -47,7 +47,7 @@ pub mod manager;
 pub mod messages;
 pub mod metrics;
 pub mod paths;
-mod protection;
+pub mod protection;
 pub mod register;
 pub mod renewal;
 pub mod secrets;

@@ -251,7 +251,13 @@ fn existing_configuration(
     root: &AgentRoot,
     options: &RegistrationOptions,
     agent_conf_path: &Path,
-) -> Result<(Option<agent_config::ConfigFile>, agent_config::KeyProtection), AgentError> {
+) -> Result<
+    (
+        Option<agent_config::ConfigFile>,
+        agent_config::KeyProtection,
+    ),
+    AgentError,
+> {
     let existing = match agent_config::ConfigFile::read(agent_conf_path) {
         Ok(file) => Some(file),
         Err(agent_config::Error::Io { source, .. })

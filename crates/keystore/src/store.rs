@@ -753,6 +753,20 @@ impl Keystore {
         files::lock(&self.lock_path(), self.lock_wait)
     }
 
+    /// Runs `work` holding the store's writer lock, for a change the store does not make itself
+    /// (moving a generation's key to another protector). `work` must not call the store's
+    /// writing methods (they take the lock too); reading ([`Keystore::identity`]) is fine.
+    ///
+    /// # Errors
+    /// [`Error::Locked`], or `work`'s error.
+    pub fn with_writer_lock<T>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _lock = self.lock()?;
+        work(self)
+    }
+
     fn lock_path(&self) -> PathBuf {
         self.pem_folder.join(LOCK_FILE)
     }
