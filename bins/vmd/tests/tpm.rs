@@ -318,7 +318,7 @@ fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usab
                     panic!("crash at {point}");
                 }
             });
-            let crashed = std::panic::catch_unwind(|| agent::protection::rekey(&agent_root));
+            let crashed = std::panic::catch_unwind(|| agent::rekey::rekey(&agent_root));
             agent::fault::clear_thread_hook();
             assert!(crashed.is_err(), "{point} was not reached");
             // The identity opens, whichever copies the crash left.

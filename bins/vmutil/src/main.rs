@@ -87,7 +87,7 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
             Ok(ExitStatus::Ok)
         }
         Command::Rekey => {
-            let rekey = agent::protection::rekey(&root)?;
+            let rekey = agent::rekey::rekey(&root)?;
             let text = if rekey.from == rekey.to {
                 format!(
                     "generation {}: its key is already held by the {} protector; nothing to do\n",
