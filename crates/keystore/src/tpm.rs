@@ -15,12 +15,16 @@
 //! - **The TPM** is reached through a TCTI: `device:/dev/tpmrm0` (the kernel's resource
 //!   manager) by default, or what agent.conf names (`TPM_TCTI`), for example
 //!   `swtpm:host=127.0.0.1,port=2321` in the tests.
-//! - **Not done:** binding to PCR values (an opt-in policy in issue 23), retries of a busy TPM.
+//! - **A busy TPM** (`TPM_RC_RETRY`, `TPM_RC_YIELDED`, `TPM_RC_TESTING`, `TPM_RC_NV_RATE`) is
+//!   asked again after 50, 100, 200 and 400 ms (750 ms in all, well inside a check's deadline),
+//!   then reported. Dictionary-attack lockout does not stop it: both objects are `noDA`.
+//! - **Not done:** binding to PCR values (an opt-in policy in issue 23).
 //!
 //! What it defends against and what not: docs/security.md.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
@@ -42,6 +46,30 @@ pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
 
 /// The extension of sealed-key files.
 pub const SEALED_FILE_EXTENSION: &str = "tpm";
+
+/// The waits before asking a busy TPM again (750 ms in all).
+const BUSY_WAITS: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+];
+
+/// Whether the TPM answered "busy, ask again" rather than refusing.
+fn busy(error: &tss_esapi::Error) -> bool {
+    match error {
+        tss_esapi::Error::Tss2Error(code) => matches!(
+            code.kind(),
+            Some(
+                Tss2ResponseCodeKind::Retry
+                    | Tss2ResponseCodeKind::Yielded
+                    | Tss2ResponseCodeKind::Testing
+                    | Tss2ResponseCodeKind::NvRate
+            )
+        ),
+        _ => false,
+    }
+}
 
 /// The first line of a sealed-key file.
 const MAGIC: &[u8] = b"CTE-TPM-SEALED-KEY 1\n";
@@ -106,28 +134,37 @@ impl TpmKeyProtector {
         Context::new(tcti).map_err(|error| self.failure(generation, path, error))
     }
 
-    /// Runs `work` with a context and the storage primary key, flushing the primary after.
+    /// Runs `work` with a context and the storage primary key, flushing the primary after. A
+    /// busy TPM is asked again after each of [`BUSY_WAITS`], then reported.
     fn with_primary<T>(
         &self,
         generation: GenerationId,
         path: &Path,
-        work: impl FnOnce(&mut Context, tss_esapi::handles::KeyHandle) -> tss_esapi::Result<T>,
+        work: impl Fn(&mut Context, tss_esapi::handles::KeyHandle) -> tss_esapi::Result<T>,
     ) -> Result<T, Error> {
         let mut context = self.context(generation, path)?;
-        let result = context.execute_with_nullauth_session(|context| {
-            let primary = context.create_primary(
-                Hierarchy::Owner,
-                primary_template()?,
-                None,
-                None,
-                None,
-                None,
-            )?;
-            let result = work(context, primary.key_handle);
-            let _ = context.flush_context(primary.key_handle.into());
-            result
-        });
-        result.map_err(|error| self.failure(generation, path, error))
+        let mut waits = BUSY_WAITS.iter();
+        loop {
+            let result = context.execute_with_nullauth_session(|context| {
+                let primary = context.create_primary(
+                    Hierarchy::Owner,
+                    primary_template()?,
+                    None,
+                    None,
+                    None,
+                    None,
+                )?;
+                let result = work(context, primary.key_handle);
+                let _ = context.flush_context(primary.key_handle.into());
+                result
+            });
+            match (result, waits.next()) {
+                (Err(error), Some(wait)) if busy(&error) => std::thread::sleep(*wait),
+                (result, _) => {
+                    return result.map_err(|error| self.failure(generation, path, error));
+                }
+            }
+        }
     }
 }
 
@@ -213,7 +250,7 @@ impl KeyProtector for TpmKeyProtector {
                 primary,
                 sealed_template()?,
                 None,
-                Some(sensitive),
+                Some(sensitive.clone()),
                 None,
                 None,
             )?;
@@ -255,7 +292,7 @@ impl KeyProtector for TpmKeyProtector {
         let private = Private::try_from(private.to_vec())
             .map_err(|_| Error::tampered(&path, "the sealed object's private part is too long"))?;
         let unsealed = self.with_primary(generation, &path, |context, primary| {
-            let object = context.load(primary, private, public)?;
+            let object = context.load(primary, private.clone(), public.clone())?;
             let unsealed = context.unseal(object.into());
             let _ = context.flush_context(object.into());
             unsealed
@@ -308,4 +345,36 @@ fn parse_sealed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let public = blob()?;
     let private = blob()?;
     rest.is_empty().then_some((public, private))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tss_esapi::constants::response_code::Tss2ResponseCode;
+
+    #[test]
+    fn busy_answers_are_asked_again_and_refusals_are_not() {
+        // TPM 2.0 Part 2, 6.6.3: warnings are 0x900 + number (RETRY 0x22, YIELDED 0x08,
+        // TESTING 0x0A, NV_RATE 0x20, LOCKOUT 0x21); INTEGRITY is a format-one error.
+        let code = |rc: u32| tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(rc));
+        for rc in [0x922, 0x908, 0x90A, 0x920] {
+            assert!(busy(&code(rc)), "{rc:#x}");
+        }
+        for rc in [0x921, 0x1DF, 0x101] {
+            assert!(!busy(&code(rc)), "{rc:#x}");
+        }
+    }
+
+    #[test]
+    fn sealed_files_are_read_back_and_anything_else_is_refused() {
+        let mut file = MAGIC.to_vec();
+        for blob in [&b"public"[..], &b"private"[..]] {
+            file.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+            file.extend_from_slice(blob);
+        }
+        assert_eq!(parse_sealed(&file), Some((&b"public"[..], &b"private"[..])));
+        assert_eq!(parse_sealed(&file[..file.len() - 1]), None);
+        assert_eq!(parse_sealed(&[file.as_slice(), b"x"].concat()), None);
+        assert_eq!(parse_sealed(b"not a sealed key"), None);
+    }
 }
