@@ -309,6 +309,7 @@ impl KeyProtector for TpmKeyProtector {
 
     fn remove_key(&self, generation: GenerationId) -> Result<(), Error> {
         files::remove_file_if_present(&self.sealed_path(generation))?;
+        crate::fault::point("prune.key", "removed");
         files::sync_dir(&self.folder)
     }
 

@@ -106,8 +106,34 @@ pub fn open_or_create(agent_root: &Path) -> Result<keystore::Keystore, keystore:
     keystore::Keystore::open_or_create(agent_root.join("vmd").join("pem"), key_files(agent_root))
 }
 
-fn key_files(agent_root: &Path) -> Box<keystore::FileKeyProtector> {
-    Box::new(keystore::FileKeyProtector::new(
-        agent_root.join("vmd").join("keys"),
-    ))
+/// Set (to a TPM's TCTI) by a test that runs the store with the TPM key protector; its child
+/// processes get it as [`TPM_TCTI_VARIABLE`].
+#[allow(dead_code)] // Not every test file uses it.
+pub const TPM_TCTI_VARIABLE: &str = "KEYSTORE_TEST_TPM_TCTI";
+
+thread_local! {
+    static TPM_TCTI: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes this thread's stores use the TPM reached through `tcti` (`None`: key files again).
+#[allow(dead_code)]
+pub fn use_tpm(tcti: Option<String>) {
+    TPM_TCTI.with(|slot| *slot.borrow_mut() = tcti);
+}
+
+/// The TPM this thread's (or, in a child, this process's) stores use, if any.
+#[allow(dead_code)]
+pub fn tpm_tcti() -> Option<String> {
+    TPM_TCTI
+        .with(|slot| slot.borrow().clone())
+        .or_else(|| std::env::var(TPM_TCTI_VARIABLE).ok())
+}
+
+fn key_files(agent_root: &Path) -> Box<dyn keystore::KeyProtector> {
+    let folder = agent_root.join("vmd").join("keys");
+    #[cfg(all(feature = "tpm", target_os = "linux"))]
+    if let Some(tcti) = tpm_tcti() {
+        return Box::new(keystore::TpmKeyProtector::new(folder, tcti));
+    }
+    Box::new(keystore::FileKeyProtector::new(folder))
 }
