@@ -176,6 +176,15 @@ pub(crate) fn run(arguments: &[String]) -> Result<()> {
         )?);
     }
 
+    eprintln!("== 7. the TPM key protector (swtpm) against the key file");
+    match ratios::tpm_rows(&settings, work.path(), &emulator)? {
+        Some(tpm_rows) => rows.extend(tpm_rows),
+        None => notes.push(
+            "Item 7 (the TPM key protector): SKIPPED, swtpm is not installed or the binaries have no TPM support."
+                .to_owned(),
+        ),
+    }
+
     eprintln!(
         "== 4. vmd idle ({} s windows, {} renewals)",
         settings.idle.as_secs(),

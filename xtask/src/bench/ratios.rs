@@ -262,3 +262,106 @@ pub(super) fn register_host(
 fn text(path: &Path) -> &str {
     path.to_str().unwrap_or("<not UTF-8>")
 }
+
+// ---- Item 7 ---------------------------------------------------------------------------------
+
+/// `register_host` and `vmd --once` with the TPM key protector (swtpm) against the key file, or
+/// nothing when swtpm is missing (the caller says so).
+pub(super) fn tpm_rows(
+    settings: &Settings,
+    work: &Path,
+    emulator: &EmulatorProcess,
+) -> Result<Option<Vec<Row>>> {
+    let tpm_state = work.join("swtpm-state");
+    std::fs::create_dir_all(&tpm_state)?;
+    let Some(tpm) = test_support::swtpm::Swtpm::start(&tpm_state) else {
+        return Ok(None);
+    };
+    let vector = "p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256";
+    let folder = work.join("tpm-set");
+    test_support::copy_vector_into("good", vector, &folder)?;
+    make_private(&folder)?;
+    emulator.delete_all_clients()?;
+    let token = emulator.create_token_unlimited("ca-p384")?;
+    let bearer = emulator.fresh_bearer()?;
+    let register_host = release_binary("register_host");
+    let web_ca = text(&emulator.web_ca_path);
+    let delete = |name: &str| -> Result<String> {
+        shell(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            web_ca,
+            "-X",
+            "DELETE",
+            "-H",
+            &format!("Authorization: Bearer {bearer}"),
+            &format!("{}/api/v1/client-management/clients/{name}", emulator.url),
+        ])
+    };
+    let delete_both = format!("{} && {}", delete("bench-tpm")?, delete("bench-file")?);
+    let registration = |protector: &str, root: &Path, name: &str| -> Result<String> {
+        let mut words = vec![
+            text(&register_host).to_owned(),
+            "--agent-root".into(),
+            text(root).to_owned(),
+            "--token".into(),
+            token.clone(),
+            "--agent".into(),
+            name.to_owned(),
+            "--key-protector".into(),
+            protector.to_owned(),
+        ];
+        if protector == "tpm" {
+            words.extend(["--tpm-tcti".into(), tpm.tcti()]);
+        }
+        words.extend([
+            "--extcertdir".into(),
+            text(&folder).to_owned(),
+            "--cm-ca".into(),
+            web_ca.to_owned(),
+            emulator.host_port.clone(),
+        ]);
+        shell(&words)
+    };
+    let tpm_root = work.join("tpm-agent");
+    let file_root = work.join("file-agent");
+    let prepared = |root: &Path| -> Result<String> {
+        Ok(format!("rm -rf {} && {delete_both}", shell(&[text(root)])?))
+    };
+    let register = compare(
+        settings.runs,
+        Timed::new(registration("tpm", &tpm_root, "bench-tpm")?).prepared_by(prepared(&tpm_root)?),
+        Timed::new(registration("file", &file_root, "bench-file")?)
+            .prepared_by(prepared(&file_root)?),
+    )?;
+    // A check with nothing to renew: one login with the key (unsealed once by the TPM).
+    let vmd = release_binary("vmd");
+    for (protector, root, name) in [("tpm", &tpm_root, "bench-tpm"), ("file", &file_root, "bench-file")] {
+        time_command(&mut std::process::Command::new("sh").args(["-c", &prepared(root)?]))?;
+        time_command(&mut std::process::Command::new("sh").args(["-c", &registration(protector, root, name)?]))?;
+    }
+    let check = |root: &Path| shell(&[text(&vmd), "--agent-root", text(root), "--once"]);
+    let once = compare(
+        settings.runs,
+        Timed::new(check(&tpm_root)?),
+        Timed::new(check(&file_root)?),
+    )?;
+    drop(tpm);
+    Ok(Some(vec![
+        register.row(
+            "7",
+            "`register_host`, P-384, key sealed by the TPM (swtpm)",
+            "the same with `--key-protector file`",
+            2.0,
+        ),
+        once.row(
+            "7",
+            "`vmd --once` (no renewal due), key sealed by the TPM (swtpm)",
+            "the same with the key file",
+            2.0,
+        ),
+    ]))
+}

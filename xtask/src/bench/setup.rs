@@ -91,6 +91,13 @@ pub(super) fn build_and_rerun_in_release(arguments: &[String]) -> Result<bool> {
     if std::env::var_os(ALREADY_BUILT).is_some() {
         return Ok(false);
     }
+    // The bench itself is one of the emulator tasks (see xtask/Cargo.toml); the agent's
+    // binaries have the TPM key protector where tpm2-tss can be had, as the packages do (item 7).
+    let features = if crate::tpm::available() {
+        "xtask/emulator,register_host/tpm,vmd/tpm,vmutil/tpm"
+    } else {
+        "xtask/emulator"
+    };
     cargo(&[
         "build",
         "--quiet",
@@ -105,9 +112,8 @@ pub(super) fn build_and_rerun_in_release(arguments: &[String]) -> Result<bool> {
         "cm-emulator-bin",
         "-p",
         "xtask",
-        // The bench itself is one of the emulator tasks (see xtask/Cargo.toml).
         "--features",
-        "xtask/emulator",
+        features,
     ])?;
     if !cfg!(debug_assertions) {
         return Ok(false);
