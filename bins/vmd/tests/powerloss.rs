@@ -45,7 +45,7 @@ use std::time::{Instant, SystemTime};
 
 use common::{DAY, issue, register, sibling_binary, text, trust_test_ca};
 use powerloss::model::{Model, Node, Replay, Tree, read_tree, write_tree};
-use powerloss::trace::{Op, Timed, parse, strace_arguments};
+use powerloss::trace::{Op, Timed, op_paths, parse, strace_arguments};
 use test_pki::KeyType;
 use test_support::Manager;
 
@@ -501,19 +501,7 @@ fn short(lines: &[String]) -> Vec<String> {
 }
 
 fn touches(op: &Op, folder: &Path) -> bool {
-    match op {
-        Op::Create { path, .. }
-        | Op::Truncate { path, .. }
-        | Op::Write { path, .. }
-        | Op::Sync { path }
-        | Op::Unlink { path }
-        | Op::Mkdir { path, .. }
-        | Op::Rmdir { path }
-        | Op::Chmod { path, .. } => path.starts_with(folder),
-        Op::Rename { from, to } | Op::Link { from, to } => {
-            from.starts_with(folder) || to.starts_with(folder)
-        }
-    }
+    op_paths(op).iter().any(|path| path.starts_with(folder))
 }
 
 /// Puts the agent root and the manager in a crash state and recovers as after a reboot; `Err`

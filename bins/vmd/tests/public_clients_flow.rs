@@ -17,7 +17,7 @@ mod common;
 use std::process::Command;
 use std::time::SystemTime;
 
-use common::{DAY, PASSPHRASE, issue, log, sibling_binary, text};
+use common::{DAY, PASSPHRASE, issue, log, register_host_command, text};
 use serde_json::json;
 use test_pki::KeyType;
 use test_support::{Manager, test_ca, test_ca_pem};
@@ -122,24 +122,16 @@ fn a_playbook_shaped_flow_registers_lists_deletes_and_the_agent_reports_the_refu
         set.path(),
     );
     let root = tempfile::tempdir().unwrap();
-    let registered = Command::new(sibling_binary("register_host"))
-        .arg("--agent-root")
-        .arg(root.path())
-        .args([
-            "--token",
-            &token,
-            "--agent",
-            "playbook-host",
-            "--extcertdir",
-        ])
-        .arg(set.path())
-        .arg("--cm-ca")
-        .arg(manager.web_ca_path())
-        .arg(manager.host_port())
-        .env_remove("EXTERNAL_CERT_DIR")
-        .env_remove("CTE_AGENT_ROOT")
-        .output()
-        .unwrap();
+    let registered = register_host_command(
+        &manager,
+        &token,
+        "playbook-host",
+        set.path(),
+        root.path(),
+        &[],
+    )
+    .output()
+    .unwrap();
     assert_eq!(registered.status.code(), Some(0), "{}", text(&registered));
     assert!(!text(&registered).contains(PASSPHRASE));
 

@@ -8,10 +8,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::SystemTime;
 
-use common::{DAY, issue, sibling_binary, text, trust_test_ca};
-use test_pki::KeyType;
+use common::{issue_for_days, register_host_command, sibling_binary, text, trust_test_ca};
 use test_support::Manager;
 use test_support::swtpm::Swtpm;
 
@@ -45,37 +43,19 @@ fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
     let manager = Manager::start().unwrap();
     let (token, ca) = trust_test_ca(&manager, "ca-p384");
     let set = tempfile::tempdir().unwrap();
-    let now = SystemTime::now();
-    issue(
-        &ca,
-        KeyType::P384,
-        "host1.example",
-        now - DAY,
-        now + 30 * DAY,
-        set.path(),
-    );
+    issue_for_days(&ca, "host1.example", 30, set.path());
     let root = tempfile::tempdir().unwrap();
-    let registered = Command::new(sibling_binary("register_host"))
-        .arg("--agent-root")
-        .arg(root.path())
-        .args([
-            "--token",
-            &token,
-            "--agent",
-            "host1",
-            "--key-protector",
-            "tpm",
-        ])
-        .args(["--tpm-tcti", &tpm.tcti()])
-        .arg("--extcertdir")
-        .arg(set.path())
-        .arg("--cm-ca")
-        .arg(manager.web_ca_path())
-        .arg(manager.host_port())
-        .env_remove("CTE_AGENT_ROOT")
-        .env_remove("EXTERNAL_CERT_DIR")
-        .output()
-        .unwrap();
+    let tcti = tpm.tcti();
+    let registered = register_host_command(
+        &manager,
+        &token,
+        "host1",
+        set.path(),
+        root.path(),
+        &["--key-protector", "tpm", "--tpm-tcti", &tcti],
+    )
+    .output()
+    .unwrap();
     assert!(registered.status.success(), "{}", text(&registered));
     assert!(
         text(&registered).contains("sealed by this host's TPM"),
@@ -87,14 +67,7 @@ fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
     assert!(conf.contains("KEY_PROTECTOR=tpm"), "{conf}");
 
     // A renewal seals the new generation with the TPM too.
-    issue(
-        &ca,
-        KeyType::P384,
-        "host1.example",
-        now - DAY,
-        now + 400 * DAY,
-        set.path(),
-    );
+    issue_for_days(&ca, "host1.example", 400, set.path());
     let renewed = vmd_once(root.path());
     assert!(renewed.status.success(), "{}", text(&renewed));
     assert!(
@@ -174,36 +147,18 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
     let manager = Manager::start().unwrap();
     let (token, ca) = trust_test_ca(&manager, "ca-p384");
     let set = tempfile::tempdir().unwrap();
-    let now = SystemTime::now();
-    issue(
-        &ca,
-        KeyType::P384,
-        "host1.example",
-        now - DAY,
-        now + 30 * DAY,
-        set.path(),
-    );
+    issue_for_days(&ca, "host1.example", 30, set.path());
     let root = tempfile::tempdir().unwrap();
-    let registered = Command::new(sibling_binary("register_host"))
-        .arg("--agent-root")
-        .arg(root.path())
-        .args([
-            "--token",
-            &token,
-            "--agent",
-            "host1",
-            "--key-protector",
-            "file",
-        ])
-        .arg("--extcertdir")
-        .arg(set.path())
-        .arg("--cm-ca")
-        .arg(manager.web_ca_path())
-        .arg(manager.host_port())
-        .env_remove("CTE_AGENT_ROOT")
-        .env_remove("EXTERNAL_CERT_DIR")
-        .output()
-        .unwrap();
+    let registered = register_host_command(
+        &manager,
+        &token,
+        "host1",
+        set.path(),
+        root.path(),
+        &["--key-protector", "file"],
+    )
+    .output()
+    .unwrap();
     assert!(registered.status.success(), "{}", text(&registered));
     assert!(
         text(&registered).contains("in a key file"),
@@ -222,14 +177,7 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
         &format!("KEY_PROTECTOR=tpm\nTPM_TCTI={}", tpm.tcti()),
     );
     std::fs::write(&conf_path, conf).unwrap();
-    issue(
-        &ca,
-        KeyType::P384,
-        "host1.example",
-        now - DAY,
-        now + 400 * DAY,
-        set.path(),
-    );
+    issue_for_days(&ca, "host1.example", 400, set.path());
     let renewed = vmd_once(root.path());
     assert!(renewed.status.success(), "{}", text(&renewed));
     assert_eq!(key_files(root.path()), ["000001.key", "000002.tpm"]);
@@ -292,15 +240,7 @@ fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usab
         Some("rekey-removed"),
     ] {
         let set = tempfile::tempdir().unwrap();
-        let now = SystemTime::now();
-        issue(
-            &ca,
-            KeyType::P384,
-            "host1.example",
-            now - DAY,
-            now + 30 * DAY,
-            set.path(),
-        );
+        issue_for_days(&ca, "host1.example", 30, set.path());
         let root = tempfile::tempdir().unwrap();
         let name = format!("rekey-{}", crash_at.unwrap_or("none"));
         common::register(&manager, &token, &name, set.path(), root.path());

@@ -321,7 +321,8 @@ impl Parser {
     }
 }
 
-fn op_paths(op: &Op) -> Vec<&Path> {
+/// The paths an operation names (two for a rename or a link).
+pub fn op_paths(op: &Op) -> Vec<&Path> {
     match op {
         Op::Create { path, .. }
         | Op::Truncate { path, .. }

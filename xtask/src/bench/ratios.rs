@@ -1,7 +1,7 @@
 //! Item 1–3 of the bench: the agent's command lines side by side with `openssl` and `curl`
 //! (`vmutil checkcerts`, `vmutil status`, `register_host`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
@@ -157,23 +157,11 @@ pub(super) fn register_row(
     let root = work.join(format!("register-{kind}"));
     let bearer = emulator.fresh_bearer()?;
     let web_ca = text(&emulator.web_ca_path);
-    let mut delete_both = Vec::new();
-    for name in [&ours_name, &curl_name] {
-        delete_both.push(shell(&[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--cacert",
-            web_ca,
-            "-X",
-            "DELETE",
-            "-H",
-            &format!("Authorization: Bearer {bearer}"),
-            &format!("{}/api/v1/client-management/clients/{name}", emulator.url),
-        ])?);
-    }
-    let delete_both = delete_both.join(" && ");
+    let delete_both = [&ours_name, &curl_name]
+        .into_iter()
+        .map(|name| delete_client_command(emulator, &bearer, name))
+        .collect::<Result<Vec<_>>>()?
+        .join(" && ");
     let register_host = release_binary("register_host");
     let ours = shell(&[
         text(&register_host),
@@ -277,77 +265,81 @@ pub(super) fn tpm_rows(
     let Some(tpm) = test_support::swtpm::Swtpm::start(&tpm_state) else {
         return Ok(None);
     };
-    let vector = "p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256";
-    let folder = work.join("tpm-set");
-    test_support::copy_vector_into("good", vector, &folder)?;
-    make_private(&folder)?;
+    // Two hosts, two P-384 sets from the same CA (one certificate is one client): the
+    // committed vector for the TPM host, a set issued now for the key-file host.
+    let tpm_set = work.join("tpm-set");
+    test_support::copy_vector_into(
+        "good",
+        "p384-ecdsa-sha384-pkcs8-pbes2-aes256-pbkdf2-sha256",
+        &tpm_set,
+    )?;
+    make_private(&tpm_set)?;
+    let file_set = work.join("file-set");
+    std::fs::create_dir_all(&file_set)?;
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86_400);
+    test_support::issue_set(
+        &test_support::test_ca("ca-p384")?,
+        test_pki::KeyType::P384,
+        "bench-file.example",
+        (now - day, now + 400 * day),
+        &file_set,
+        "bench-only passphrase",
+    )?;
+    make_private(&file_set)?;
     emulator.delete_all_clients()?;
     let token = emulator.create_token_unlimited("ca-p384")?;
     let bearer = emulator.fresh_bearer()?;
     let register_host = release_binary("register_host");
     let web_ca = text(&emulator.web_ca_path);
-    let delete = |name: &str| -> Result<String> {
-        shell(&[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--cacert",
-            web_ca,
-            "-X",
-            "DELETE",
-            "-H",
-            &format!("Authorization: Bearer {bearer}"),
-            &format!("{}/api/v1/client-management/clients/{name}", emulator.url),
-        ])
-    };
-    let delete_both = format!("{} && {}", delete("bench-tpm")?, delete("bench-file")?);
-    let registration = |protector: &str, root: &Path, name: &str| -> Result<String> {
+    let tcti = tpm.tcti();
+    // (protector, agent root, client name, certificate set) of each host.
+    let tpm_host = ("tpm", work.join("tpm-agent"), "bench-tpm", &tpm_set);
+    let file_host = ("file", work.join("file-agent"), "bench-file", &file_set);
+    let registration = |(protector, root, name, set): &(&str, PathBuf, &str, &PathBuf)| {
         let mut words = vec![
-            text(&register_host).to_owned(),
-            "--agent-root".into(),
-            text(root).to_owned(),
-            "--token".into(),
-            token.clone(),
-            "--agent".into(),
-            name.to_owned(),
-            "--key-protector".into(),
-            protector.to_owned(),
+            text(&register_host),
+            "--agent-root",
+            text(root),
+            "--token",
+            &token,
+            "--agent",
+            name,
+            "--key-protector",
+            protector,
         ];
-        if protector == "tpm" {
-            words.extend(["--tpm-tcti".into(), tpm.tcti()]);
+        if *protector == "tpm" {
+            words.extend(["--tpm-tcti", &tcti]);
         }
         words.extend([
-            "--extcertdir".into(),
-            text(&folder).to_owned(),
-            "--cm-ca".into(),
-            web_ca.to_owned(),
-            emulator.host_port.clone(),
+            "--extcertdir",
+            text(set),
+            "--cm-ca",
+            web_ca,
+            &emulator.host_port,
         ]);
-        shell(&words)
-    };
-    let tpm_root = work.join("tpm-agent");
-    let file_root = work.join("file-agent");
-    let prepared = |root: &Path| -> Result<String> {
-        Ok(format!("rm -rf {} && {delete_both}", shell(&[text(root)])?))
+        let register = shell(&words)?;
+        // Untimed before each run: an empty agent root, and no client of that name.
+        let prepare = format!(
+            "rm -rf {} && {}",
+            shell(&[text(root)])?,
+            delete_client_command(emulator, &bearer, name)?
+        );
+        Ok::<_, anyhow::Error>(Timed::new(register).prepared_by(prepare))
     };
     let register = compare(
         settings.runs,
-        Timed::new(registration("tpm", &tpm_root, "bench-tpm")?).prepared_by(prepared(&tpm_root)?),
-        Timed::new(registration("file", &file_root, "bench-file")?)
-            .prepared_by(prepared(&file_root)?),
+        registration(&tpm_host)?,
+        registration(&file_host)?,
     )?;
-    // A check with nothing to renew: one login with the key (unsealed once by the TPM).
+    // A check with nothing to renew: one login with the key (unsealed once by the TPM). Both
+    // hosts are registered by the comparison's last runs.
     let vmd = release_binary("vmd");
-    for (protector, root, name) in [("tpm", &tpm_root, "bench-tpm"), ("file", &file_root, "bench-file")] {
-        time_command(&mut std::process::Command::new("sh").args(["-c", &prepared(root)?]))?;
-        time_command(&mut std::process::Command::new("sh").args(["-c", &registration(protector, root, name)?]))?;
-    }
     let check = |root: &Path| shell(&[text(&vmd), "--agent-root", text(root), "--once"]);
     let once = compare(
         settings.runs,
-        Timed::new(check(&tpm_root)?),
-        Timed::new(check(&file_root)?),
+        Timed::new(check(&tpm_host.1)?),
+        Timed::new(check(&file_host.1)?),
     )?;
     drop(tpm);
     Ok(Some(vec![
@@ -364,4 +356,21 @@ pub(super) fn tpm_rows(
             2.0,
         ),
     ]))
+}
+
+/// A shell command that deletes client `name` on the emulator (a 404 is fine).
+fn delete_client_command(emulator: &EmulatorProcess, bearer: &str, name: &str) -> Result<String> {
+    shell(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        text(&emulator.web_ca_path),
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("Authorization: Bearer {bearer}"),
+        &format!("{}/api/v1/client-management/clients/{name}", emulator.url),
+    ])
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use agent::paths::AgentRoot;
@@ -49,6 +49,52 @@ pub fn issue(
         PASSPHRASE,
     )
     .unwrap()
+}
+
+/// Issues a P-384 set for `common_name`, valid from a day ago for `days` more days, into
+/// `directory`.
+pub fn issue_for_days(
+    ca: &test_pki::CertificateAuthority,
+    common_name: &str,
+    days: u32,
+    directory: &Path,
+) -> IssuedCertificate {
+    let now = SystemTime::now();
+    issue(
+        ca,
+        KeyType::P384,
+        common_name,
+        now - DAY,
+        now + days * DAY,
+        directory,
+    )
+}
+
+/// The real `register_host` registering `root` as `name` with the set in `set`, trusting the
+/// manager's web CA, with `extra` arguments (for example `--key-protector tpm`); the
+/// environment's agent root and certificate folder are removed.
+pub fn register_host_command(
+    manager: &Manager,
+    token: &str,
+    name: &str,
+    set: &Path,
+    root: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut command = Command::new(sibling_binary("register_host"));
+    command
+        .arg("--agent-root")
+        .arg(root)
+        .args(["--token", token, "--agent", name])
+        .args(extra)
+        .arg("--extcertdir")
+        .arg(set)
+        .arg("--cm-ca")
+        .arg(manager.web_ca_path())
+        .arg(manager.host_port())
+        .env_remove("CTE_AGENT_ROOT")
+        .env_remove("EXTERNAL_CERT_DIR");
+    command
 }
 
 /// The SHA-256 fingerprint of an issued certificate, as the store and the manager show it.
