@@ -342,19 +342,25 @@ pub(super) fn tpm_rows(
         Timed::new(check(&file_host.1)?),
     )?;
     drop(tpm);
+    // Reported, not judged: issue 23 sets no target, and swtpm is not a hardware TPM.
+    let reported = |mut row: Row| {
+        row.target = "none set".to_owned();
+        row.verdict = "—".to_owned();
+        row
+    };
     Ok(Some(vec![
-        register.row(
+        reported(register.row(
             "7",
             "`register_host`, P-384, key sealed by the TPM (swtpm)",
             "the same with `--key-protector file`",
-            2.0,
-        ),
-        once.row(
+            f64::INFINITY,
+        )),
+        reported(once.row(
             "7",
             "`vmd --once` (no renewal due), key sealed by the TPM (swtpm)",
             "the same with the key file",
-            2.0,
-        ),
+            f64::INFINITY,
+        )),
     ]))
 }
 
