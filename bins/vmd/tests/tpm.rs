@@ -293,3 +293,52 @@ fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usab
         assert!(text(&again).contains("nothing to do"), "{}", text(&again));
     }
 }
+
+/// The daemon opens the key with agent.conf's TPM settings (`TPM_TCTI`) from its start: it
+/// starts, sends its first heartbeat, and stops on SIGTERM.
+#[test]
+fn the_daemon_starts_with_a_key_sealed_by_a_tpm_reached_through_tpm_tcti() {
+    let host = tempfile::tempdir().unwrap();
+    let Some(tpm) = Swtpm::start(host.path()) else {
+        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+        return;
+    };
+    let manager = Manager::start().unwrap();
+    let (token, ca) = trust_test_ca(&manager, "ca-p384");
+    let set = tempfile::tempdir().unwrap();
+    issue_for_days(&ca, "host1.example", 300, set.path());
+    let root = tempfile::tempdir().unwrap();
+    let tcti = tpm.tcti();
+    let registered = register_host_command(
+        &manager,
+        &token,
+        "host1",
+        set.path(),
+        root.path(),
+        &["--key-protector", "tpm", "--tpm-tcti", &tcti],
+    )
+    .output()
+    .unwrap();
+    assert!(registered.status.success(), "{}", text(&registered));
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .arg("--agent-root")
+        .arg(root.path())
+        .env_remove("CTE_AGENT_ROOT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let heartbeat = root.path().join("vmd/run/heartbeat.json");
+    let started = std::time::Instant::now();
+    while !heartbeat.exists() {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            let output = daemon.wait_with_output().unwrap();
+            panic!("the daemon stopped ({status}): {}", text(&output));
+        }
+        assert!(started.elapsed().as_secs() < 30, "no heartbeat in 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status();
+    let output = daemon.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+}

@@ -50,7 +50,8 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
     let settings = crate::settings::load_settings(root)?;
     // One daemon per agent root: the pid file is written under its lock, held until we stop.
     let _daemon_lock = DaemonLock::acquire(root)?;
-    root.open_store()?.verify()?;
+    root.open_store_protected(&settings.key_protection)?
+        .verify()?;
     let (sender, receiver) = mpsc::channel();
     install_signals(sender)?;
     logger.message(
