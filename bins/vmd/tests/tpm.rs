@@ -338,7 +338,10 @@ fn the_daemon_starts_with_a_key_sealed_by_a_tpm_reached_through_tpm_tcti() {
         assert!(started.elapsed().as_secs() < 30, "no heartbeat in 30 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status();
     let output = daemon.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
 }
