@@ -33,30 +33,70 @@ fn vmd_once(root: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// A host with a TPM (swtpm), the emulator with the test CA trusted, a token, a certificate set
+/// valid for a number of days, and an empty agent root. `None` (SKIPPED) without swtpm.
+struct TpmHost {
+    tpm: Swtpm,
+    manager: Manager,
+    token: String,
+    ca: test_pki::CertificateAuthority,
+    set: tempfile::TempDir,
+    root: tempfile::TempDir,
+    _state: tempfile::TempDir,
+}
+
+impl TpmHost {
+    fn start(days: u32) -> Option<TpmHost> {
+        let state = tempfile::tempdir().unwrap();
+        let Some(tpm) = Swtpm::start(state.path()) else {
+            eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+            return None;
+        };
+        let manager = Manager::start().unwrap();
+        let (token, ca) = trust_test_ca(&manager, "ca-p384");
+        let set = tempfile::tempdir().unwrap();
+        issue_for_days(&ca, "host1.example", days, set.path());
+        Some(TpmHost {
+            tpm,
+            manager,
+            token,
+            ca,
+            set,
+            root: tempfile::tempdir().unwrap(),
+            _state: state,
+        })
+    }
+
+    /// `register_host` with `--key-protector protector` (and this TPM's TCTI for `tpm`); it
+    /// must succeed.
+    fn register(&self, protector: &str) -> std::process::Output {
+        let tcti = self.tpm.tcti();
+        let mut extra = vec!["--key-protector", protector];
+        if protector == "tpm" {
+            extra.extend(["--tpm-tcti", &tcti]);
+        }
+        let output = register_host_command(
+            &self.manager,
+            &self.token,
+            "host1",
+            self.set.path(),
+            self.root.path(),
+            &extra,
+        )
+        .output()
+        .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        output
+    }
+}
+
 #[test]
 fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
-    let host = tempfile::tempdir().unwrap();
-    let Some(tpm) = Swtpm::start(host.path()) else {
-        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+    let Some(host) = TpmHost::start(30) else {
         return;
     };
-    let manager = Manager::start().unwrap();
-    let (token, ca) = trust_test_ca(&manager, "ca-p384");
-    let set = tempfile::tempdir().unwrap();
-    issue_for_days(&ca, "host1.example", 30, set.path());
-    let root = tempfile::tempdir().unwrap();
-    let tcti = tpm.tcti();
-    let registered = register_host_command(
-        &manager,
-        &token,
-        "host1",
-        set.path(),
-        root.path(),
-        &["--key-protector", "tpm", "--tpm-tcti", &tcti],
-    )
-    .output()
-    .unwrap();
-    assert!(registered.status.success(), "{}", text(&registered));
+    let (tpm, ca, set, root) = (&host.tpm, &host.ca, &host.set, &host.root);
+    let registered = host.register("tpm");
     assert!(
         text(&registered).contains("sealed by this host's TPM"),
         "{}",
@@ -67,7 +107,7 @@ fn register_and_renew_with_the_tpm_and_a_copied_root_cannot_log_in_elsewhere() {
     assert!(conf.contains("KEY_PROTECTOR=tpm"), "{conf}");
 
     // A renewal seals the new generation with the TPM too.
-    issue_for_days(&ca, "host1.example", 400, set.path());
+    issue_for_days(ca, "host1.example", 400, set.path());
     let renewed = vmd_once(root.path());
     assert!(renewed.status.success(), "{}", text(&renewed));
     assert!(
@@ -139,27 +179,11 @@ fn vmutil_status(root: &Path, extra: &[&str]) -> String {
 /// JSON, Prometheus) says which protector holds each.
 #[test]
 fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_each_protector() {
-    let host = tempfile::tempdir().unwrap();
-    let Some(tpm) = Swtpm::start(host.path()) else {
-        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+    let Some(host) = TpmHost::start(30) else {
         return;
     };
-    let manager = Manager::start().unwrap();
-    let (token, ca) = trust_test_ca(&manager, "ca-p384");
-    let set = tempfile::tempdir().unwrap();
-    issue_for_days(&ca, "host1.example", 30, set.path());
-    let root = tempfile::tempdir().unwrap();
-    let registered = register_host_command(
-        &manager,
-        &token,
-        "host1",
-        set.path(),
-        root.path(),
-        &["--key-protector", "file"],
-    )
-    .output()
-    .unwrap();
-    assert!(registered.status.success(), "{}", text(&registered));
+    let (tpm, ca, set, root) = (&host.tpm, &host.ca, &host.set, &host.root);
+    let registered = host.register("file");
     assert!(
         text(&registered).contains("in a key file"),
         "{}",
@@ -177,7 +201,7 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
         &format!("KEY_PROTECTOR=tpm\nTPM_TCTI={}", tpm.tcti()),
     );
     std::fs::write(&conf_path, conf).unwrap();
-    issue_for_days(&ca, "host1.example", 400, set.path());
+    issue_for_days(ca, "host1.example", 400, set.path());
     let renewed = vmd_once(root.path());
     assert!(renewed.status.success(), "{}", text(&renewed));
     assert_eq!(key_files(root.path()), ["000001.key", "000002.tpm"]);
@@ -226,13 +250,10 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
 /// opens, and running it again finishes the move.
 #[test]
 fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usable_identity() {
-    let host = tempfile::tempdir().unwrap();
-    let Some(tpm) = Swtpm::start(host.path()) else {
-        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+    let Some(host) = TpmHost::start(30) else {
         return;
     };
-    let manager = Manager::start().unwrap();
-    let (token, ca) = trust_test_ca(&manager, "ca-p384");
+    let (tpm, manager, token, ca) = (&host.tpm, &host.manager, &host.token, &host.ca);
     for crash_at in [
         None,
         Some("rekey-loaded"),
@@ -240,10 +261,10 @@ fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usab
         Some("rekey-removed"),
     ] {
         let set = tempfile::tempdir().unwrap();
-        issue_for_days(&ca, "host1.example", 30, set.path());
+        issue_for_days(ca, "host1.example", 30, set.path());
         let root = tempfile::tempdir().unwrap();
         let name = format!("rekey-{}", crash_at.unwrap_or("none"));
-        common::register(&manager, &token, &name, set.path(), root.path());
+        common::register(manager, token, &name, set.path(), root.path());
         assert_eq!(key_files(root.path()), ["000001.key"]);
         let conf_path = root.path().join("vmd/etc/agent.conf");
         let conf = std::fs::read_to_string(&conf_path).unwrap().replace(
@@ -298,28 +319,11 @@ fn rekey_moves_the_current_key_to_the_tpm_and_a_crash_at_each_step_leaves_a_usab
 /// starts, sends its first heartbeat, and stops on SIGTERM.
 #[test]
 fn the_daemon_starts_with_a_key_sealed_by_a_tpm_reached_through_tpm_tcti() {
-    let host = tempfile::tempdir().unwrap();
-    let Some(tpm) = Swtpm::start(host.path()) else {
-        eprintln!("SKIPPED: swtpm is not installed (.ci/run installs it)");
+    let Some(host) = TpmHost::start(300) else {
         return;
     };
-    let manager = Manager::start().unwrap();
-    let (token, ca) = trust_test_ca(&manager, "ca-p384");
-    let set = tempfile::tempdir().unwrap();
-    issue_for_days(&ca, "host1.example", 300, set.path());
-    let root = tempfile::tempdir().unwrap();
-    let tcti = tpm.tcti();
-    let registered = register_host_command(
-        &manager,
-        &token,
-        "host1",
-        set.path(),
-        root.path(),
-        &["--key-protector", "tpm", "--tpm-tcti", &tcti],
-    )
-    .output()
-    .unwrap();
-    assert!(registered.status.success(), "{}", text(&registered));
+    let root = &host.root;
+    host.register("tpm");
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_vmd"))
         .arg("--agent-root")
         .arg(root.path())
