@@ -452,72 +452,68 @@ fn parse_mode(text: &str) -> Option<u32> {
     u32::from_str_radix(text.strip_prefix('0').unwrap_or(text), 8).ok()
 }
 
-/// The index of the `)` that closes the `(` at `open`, outside strings, `<>` and brackets.
-fn find_closing(line: &str, open: usize) -> Option<usize> {
-    let mut depth = 0i32;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (index, character) in line.char_indices().skip(open) {
-        if in_string {
-            match (escaped, character) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
+/// Where the scan of a strace call stands: inside a quoted string (with `\\` escapes), or at a
+/// depth of `()`, `[]`, `{}` and `<>`.
+#[derive(Default)]
+struct Nesting {
+    depth: i32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Nesting {
+    /// Takes the next character; true when it stands outside strings, so that a bracket or a
+    /// comma means what it says (the depth is already updated for a bracket).
+    fn structural(&mut self, character: char) -> bool {
+        if self.in_string {
+            match (self.escaped, character) {
+                (true, _) => self.escaped = false,
+                (false, '\\') => self.escaped = true,
+                (false, '"') => self.in_string = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
         match character {
-            '"' => in_string = true,
-            '(' | '[' | '{' | '<' => depth += 1,
-            ')' | ']' | '}' | '>' => {
-                depth -= 1;
-                if depth == 0 && character == ')' {
-                    return Some(index);
-                }
+            '"' => {
+                self.in_string = true;
+                false
             }
-            _ => {}
+            '(' | '[' | '{' | '<' => {
+                self.depth += 1;
+                true
+            }
+            ')' | ']' | '}' | '>' => {
+                self.depth -= 1;
+                true
+            }
+            _ => true,
         }
     }
-    None
+}
+
+/// The index of the `)` that closes the `(` at `open`, outside strings, `<>` and brackets.
+fn find_closing(line: &str, open: usize) -> Option<usize> {
+    let mut nesting = Nesting::default();
+    line.char_indices()
+        .skip(open)
+        .find_map(|(index, character)| {
+            (nesting.structural(character) && character == ')' && nesting.depth == 0)
+                .then_some(index)
+        })
 }
 
 /// Splits the text between the parentheses at top-level commas.
 fn split_arguments(text: &str) -> Vec<String> {
     let mut args = Vec::new();
     let mut current = String::new();
-    let mut depth = 0i32;
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut nesting = Nesting::default();
     for character in text.chars() {
-        if in_string {
+        if nesting.structural(character) && character == ',' && nesting.depth == 0 {
+            args.push(current.trim().to_owned());
+            current.clear();
+        } else {
             current.push(character);
-            match (escaped, character) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match character {
-            '"' => {
-                in_string = true;
-                current.push(character);
-            }
-            '(' | '[' | '{' | '<' => {
-                depth += 1;
-                current.push(character);
-            }
-            ')' | ']' | '}' | '>' => {
-                depth -= 1;
-                current.push(character);
-            }
-            ',' if depth == 0 => {
-                args.push(current.trim().to_owned());
-                current.clear();
-            }
-            _ => current.push(character),
         }
     }
     if !current.trim().is_empty() {
