@@ -258,15 +258,10 @@ fn print_summary(report: &agent::register::RegistrationReport) {
     agent::say!("  fingerprint:  {}", report.sha256_fingerprint);
     agent::say!("  pem store:    {}", report.agent_pem.display());
     agent::say!("  agent.conf:   {}", report.agent_conf.display());
-    if report.key_protector == "tpm" {
-        agent::say!(
-            "  key:          sealed by this host's TPM (a copy of the agent root cannot be used elsewhere)"
-        );
-    } else {
-        agent::say!(
-            "  key:          in a key file under vmd/keys (no TPM used: a copy of the agent root, keys included, is this identity)"
-        );
-    }
+    agent::say!(
+        "  key:          {}",
+        agent::protection_summary(report.key_protector)
+    );
     for warning in &report.warnings {
         agent::say!("  warning:      {warning}");
     }

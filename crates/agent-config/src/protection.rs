@@ -1,5 +1,7 @@
 //! `KEY_PROTECTOR` and `TPM_TCTI`: where the pem store's data keys are sealed (issue 23).
 
+use cert_vocabulary::KeyProtectorKind;
+
 use crate::{ConfigFile, Error, keys};
 
 /// The TCTI used when `TPM_TCTI` is absent: the kernel's TPM resource manager.
@@ -12,23 +14,18 @@ pub enum ProtectorChoice {
     /// The TPM when the host has one (Linux), DPAPI on Windows, else a key file (the default).
     #[default]
     Auto,
-    /// The TPM, or a refusal when there is none.
-    Tpm,
-    /// Windows DPAPI (machine scope), or a refusal elsewhere.
-    Dpapi,
-    /// A key file in `vmd/keys` (0600), as before issue 23.
-    File,
+    /// That protector, or a refusal when this host or build does not have it.
+    Only(KeyProtectorKind),
 }
 
 impl ProtectorChoice {
-    /// Reads a value (case-insensitive); `None` for an unknown one.
+    /// Reads a value (case-insensitive): `auto` (or empty), `tpm`, `dpapi`, `file`; `None` for
+    /// an unknown one.
     pub fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Some(Self::Auto),
-            "tpm" => Some(Self::Tpm),
-            "dpapi" => Some(Self::Dpapi),
-            "file" => Some(Self::File),
-            _ => None,
+        match value.trim() {
+            "" => Some(Self::Auto),
+            value if value.eq_ignore_ascii_case("auto") => Some(Self::Auto),
+            value => KeyProtectorKind::parse(value).map(Self::Only),
         }
     }
 
@@ -36,9 +33,7 @@ impl ProtectorChoice {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",
-            Self::Tpm => "tpm",
-            Self::Dpapi => "dpapi",
-            Self::File => "file",
+            Self::Only(kind) => kind.as_str(),
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod messages;
 pub mod metrics;
 pub mod paths;
 mod protection;
+pub use protection::protection_summary;
 pub mod register;
 pub mod rekey;
 pub mod renewal;

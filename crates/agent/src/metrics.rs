@@ -338,9 +338,9 @@ pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
     gauge(
         "cte_agent_key_sealed_by_tpm",
         "1 when the current identity's data key is sealed by this host's TPM, 0 when it is in a key file",
-        i64::from(
-            current.is_some_and(|id| crate::protection::holder(&root.keys_folder(), id) == "tpm"),
-        ),
+        i64::from(current.is_some_and(|id| {
+            keystore::sealed_by(&root.keys_folder(), id) == keystore::KeyProtectorKind::Tpm
+        })),
     );
     gauge(
         "cte_agent_renewal_window_start_seconds",

@@ -6,14 +6,16 @@
 //!   `vmd/keys/<generation>.key` (keystore's two protectors, same folder).
 //! - `auto` decides when a key is sealed, not when the store is opened: reading never touches
 //!   the TPM unless a key sealed by it is asked for (at most once per check).
+//! - A key sealed by DPAPI is `vmd/keys/<generation>.dpapi` (Windows; the agent root's entropy
+//!   is `vmd/keys/dpapi.entropy`).
 //! - The TPM support is the `tpm` feature (Linux; tpm2-tss at build time). Without it, `tpm`
-//!   is refused with the fix, and `auto` uses the key file. DPAPI (Windows) is not built yet:
-//!   `dpapi` is refused with the fix.
+//!   is refused with the fix, and `auto` uses the key file. DPAPI is built on Windows, where
+//!   `auto` takes it; elsewhere `dpapi` is refused with the fix.
 
 use std::path::{Path, PathBuf};
 
 use agent_config::{KeyProtection, ProtectorChoice};
-use keystore::{DataKey, Error, FileKeyProtector, GenerationId, KeyProtector};
+use keystore::{DataKey, Error, FileKeyProtector, GenerationId, KeyProtector, KeyProtectorKind};
 
 /// The host's key protector: see the module documentation.
 #[derive(Debug)]
@@ -23,6 +25,8 @@ pub(crate) struct HostKeyProtector {
     protection: KeyProtection,
     #[cfg(all(feature = "tpm", target_os = "linux"))]
     tpm: keystore::TpmKeyProtector,
+    #[cfg(windows)]
+    dpapi: keystore::DpapiKeyProtector,
 }
 
 impl HostKeyProtector {
@@ -33,6 +37,8 @@ impl HostKeyProtector {
             protection: protection.clone(),
             #[cfg(all(feature = "tpm", target_os = "linux"))]
             tpm: keystore::TpmKeyProtector::new(folder, protection.tpm_tcti.clone()),
+            #[cfg(windows)]
+            dpapi: keystore::DpapiKeyProtector::new(folder),
         }
     }
 
@@ -53,46 +59,44 @@ impl HostKeyProtector {
     /// The refusal [`HostKeyProtector::store_key`] would give.
     pub(crate) fn check_sealer(&self) -> Result<(), Error> {
         let first = GenerationId::new(1);
-        let sealer = self.sealer(first)?;
-        if self.protection.choice == ProtectorChoice::Tpm && self.tpm_if_present().is_none() {
+        self.sealer(first)?;
+        if self.protection.choice == ProtectorChoice::Only(KeyProtectorKind::Tpm)
+            && self.tpm_if_present().is_none()
+        {
             return Err(self.refusal(
                 first,
                 &format!("no TPM answers through {}", self.protection.tpm_tcti),
                 "check the TPM (TPM_TCTI, --tpm-tcti), or choose --key-protector file",
             ));
         }
-        let _ = sealer;
         Ok(())
     }
 
     /// The protector that seals a new key now.
     pub(crate) fn sealer(&self, generation: GenerationId) -> Result<&dyn KeyProtector, Error> {
         match self.protection.choice {
-            ProtectorChoice::File => Ok(&self.file),
-            ProtectorChoice::Auto => Ok(self.tpm_if_present().unwrap_or(&self.file)),
-            ProtectorChoice::Tpm => self.tpm_if_built().ok_or_else(|| {
-                self.refusal(
-                    generation,
-                    "this build of the agent has no TPM support",
-                    "install the package built with it, or set KEY_PROTECTOR=file in agent.conf",
-                )
+            ProtectorChoice::Auto => Ok(self
+                .tpm_if_present()
+                .or_else(|| self.built(KeyProtectorKind::Dpapi))
+                .unwrap_or(&self.file)),
+            ProtectorChoice::Only(kind) => self.built(kind).ok_or_else(|| {
+                let (reason, fix) = missing(kind);
+                self.refusal(generation, reason, fix)
             }),
-            ProtectorChoice::Dpapi => Err(self.refusal(
-                generation,
-                "the DPAPI key protector is not built yet (and exists only on Windows)",
-                "set KEY_PROTECTOR=auto or file in agent.conf",
-            )),
         }
     }
 
-    #[cfg(all(feature = "tpm", target_os = "linux"))]
-    fn tpm_if_built(&self) -> Option<&dyn KeyProtector> {
-        Some(&self.tpm)
-    }
-
-    #[cfg(not(all(feature = "tpm", target_os = "linux")))]
-    fn tpm_if_built(&self) -> Option<&dyn KeyProtector> {
-        None
+    /// The protector of that kind, if this build and system have it.
+    pub(crate) fn built(&self, kind: KeyProtectorKind) -> Option<&dyn KeyProtector> {
+        match kind {
+            KeyProtectorKind::File => Some(&self.file),
+            #[cfg(all(feature = "tpm", target_os = "linux"))]
+            KeyProtectorKind::Tpm => Some(&self.tpm),
+            #[cfg(windows)]
+            KeyProtectorKind::Dpapi => Some(&self.dpapi),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
     }
 
     /// The TPM protector when built and a TPM answers. The default device TCTI is tried only
@@ -115,28 +119,60 @@ impl HostKeyProtector {
         None
     }
 
-    pub(crate) fn holder(&self, generation: GenerationId) -> &'static str {
-        holder(&self.folder, generation)
+    /// The protector that sealed `generation`'s key.
+    pub(crate) fn holder(&self, generation: GenerationId) -> KeyProtectorKind {
+        keystore::sealed_by(&self.folder, generation)
     }
 
-    /// The protector of that name (`file`, `tpm`), if built.
-    pub(crate) fn named(&self, name: &str) -> Option<&dyn KeyProtector> {
-        match name {
-            "file" => Some(&self.file),
-            "tpm" => self.tpm_if_built(),
-            _ => None,
+    /// What `auto` or the chosen protector names, without asking the TPM whether it answers.
+    fn preferred(&self) -> &dyn KeyProtector {
+        let kinds: &[KeyProtectorKind] = match &self.protection.choice {
+            ProtectorChoice::Auto => &[KeyProtectorKind::Tpm, KeyProtectorKind::Dpapi],
+            ProtectorChoice::Only(kind) => std::slice::from_ref(kind),
+        };
+        kinds
+            .iter()
+            .find_map(|kind| self.built(*kind))
+            .unwrap_or(&self.file)
+    }
+}
+
+/// Where a generation's data key is, for `vmutil status` ("AES-256-GCM under a random key …").
+pub(crate) fn where_the_key_is(kind: KeyProtectorKind) -> &'static str {
+    match kind {
+        KeyProtectorKind::File => "in a key file",
+        KeyProtectorKind::Tpm => "sealed by the TPM",
+        KeyProtectorKind::Dpapi => "sealed by Windows DPAPI",
+    }
+}
+
+/// What register_host's summary says about the new identity's key, and what that means.
+pub fn protection_summary(kind: KeyProtectorKind) -> &'static str {
+    match kind {
+        KeyProtectorKind::File => {
+            "in a key file under vmd/keys (no TPM or DPAPI used: a copy of the agent root, keys included, is this identity)"
+        }
+        KeyProtectorKind::Tpm => {
+            "sealed by this host's TPM (a copy of the agent root cannot be used elsewhere)"
+        }
+        KeyProtectorKind::Dpapi => {
+            "sealed by Windows DPAPI, machine scope (a copy of the agent root cannot be used on another Windows installation)"
         }
     }
 }
 
-/// The protector that sealed `generation`'s key in the keys `folder`, by the file it left:
-/// `tpm` (`<generation>.tpm`) or `file`.
-pub(crate) fn holder(folder: &Path, generation: GenerationId) -> &'static str {
-    let name = keystore::key_file_stem(generation);
-    if folder.join(format!("{name}.tpm")).exists() {
-        "tpm"
-    } else {
-        "file"
+/// Why a chosen protector cannot seal here, and what to do.
+fn missing(kind: KeyProtectorKind) -> (&'static str, &'static str) {
+    match kind {
+        KeyProtectorKind::Tpm => (
+            "this build of the agent has no TPM support",
+            "install the package built with it, or set KEY_PROTECTOR=file in agent.conf",
+        ),
+        KeyProtectorKind::Dpapi => (
+            "DPAPI exists only on Windows",
+            "set KEY_PROTECTOR=auto or file in agent.conf",
+        ),
+        KeyProtectorKind::File => ("", ""),
     }
 }
 
@@ -146,30 +182,32 @@ impl KeyProtector for HostKeyProtector {
     }
 
     fn load_key(&self, generation: GenerationId) -> Result<DataKey, Error> {
-        if self.holder(generation) == "tpm" {
-            return match self.tpm_if_built() {
-                Some(tpm) => tpm.load_key(generation),
-                None => Err(self.refusal(
-                    generation,
-                    "its key was sealed by the TPM and this build of the agent has no TPM support",
-                    "install the package built with it",
-                )),
-            };
+        let kind = self.holder(generation);
+        match self.built(kind) {
+            Some(protector) => protector.load_key(generation),
+            None => Err(self.refusal(
+                generation,
+                &format!("its key was sealed by {kind} and {}", missing(kind).0),
+                "open it with the agent build (and system) that sealed it, or register the host again",
+            )),
         }
-        self.file.load_key(generation)
     }
 
     fn remove_key(&self, generation: GenerationId) -> Result<(), Error> {
-        if let Some(tpm) = self.tpm_if_built() {
-            tpm.remove_key(generation)?;
+        for kind in KeyProtectorKind::ALL {
+            if let Some(protector) = self.built(kind) {
+                protector.remove_key(generation)?;
+            }
         }
-        self.file.remove_key(generation)
+        Ok(())
     }
 
     fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
-        let mut generations = self.file.stored_keys()?;
-        if let Some(tpm) = self.tpm_if_built() {
-            generations.extend(tpm.stored_keys()?);
+        let mut generations = Vec::new();
+        for kind in KeyProtectorKind::ALL {
+            if let Some(protector) = self.built(kind) {
+                generations.extend(protector.stored_keys()?);
+            }
         }
         generations.sort_unstable();
         generations.dedup();
@@ -177,17 +215,15 @@ impl KeyProtector for HostKeyProtector {
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {
+        // All protectors share the folder and its temporary names.
         self.file.remove_leftovers()
     }
 
     fn describe(&self) -> String {
-        match self.tpm_if_built() {
-            Some(tpm) if self.protection.choice != ProtectorChoice::File => tpm.describe(),
-            _ => self.file.describe(),
-        }
+        self.preferred().describe()
     }
 
-    fn name(&self) -> &'static str {
-        self.protection.choice.as_str()
+    fn kind(&self) -> KeyProtectorKind {
+        self.preferred().kind()
     }
 }

@@ -79,8 +79,8 @@ pub struct RegistrationReport {
     pub agent_pem: PathBuf,
     /// Where the configuration was written.
     pub agent_conf: PathBuf,
-    /// The protector that sealed the new identity's data key: `tpm` or `file`.
-    pub key_protector: &'static str,
+    /// The protector that sealed the new identity's data key.
+    pub key_protector: keystore::KeyProtectorKind,
     /// Whether all three input files were shredded (overwritten, fsynced and removed).
     pub input_shredded: bool,
     /// With `--shred-input`: which files were shredded and which were not, with why and the state
@@ -235,8 +235,8 @@ pub fn register(
         sha256_fingerprint: certificate.fingerprint.to_string(),
         agent_pem,
         agent_conf: agent_conf_path,
-        key_protector: sealed_generation.map_or("file", |generation| {
-            crate::protection::holder(&root.keys_folder(), generation)
+        key_protector: sealed_generation.map_or(keystore::KeyProtectorKind::File, |generation| {
+            keystore::sealed_by(&root.keys_folder(), generation)
         }),
         input_shredded,
         shred,

@@ -1,7 +1,7 @@
 //! `vmutil -a vmd rekey` (issue 23): the current generation's key moved to the key protector
 //! agent.conf chooses, now instead of at the next renewal.
 
-use keystore::{Error, GenerationId};
+use keystore::{Error, GenerationId, KeyProtectorKind};
 
 use crate::AgentError;
 use crate::paths::AgentRoot;
@@ -13,9 +13,9 @@ pub struct Rekey {
     /// The current generation.
     pub generation: GenerationId,
     /// The protector that held its key before.
-    pub from: &'static str,
+    pub from: KeyProtectorKind,
     /// The protector that holds it now.
-    pub to: &'static str,
+    pub to: KeyProtectorKind,
 }
 
 /// Moves the current generation's key to the protector agent.conf chooses now, instead of at
@@ -38,13 +38,13 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
     host.check_sealer()?;
     let from = host.holder(current);
     let sealer = host.sealer(current)?;
-    let to = sealer.name();
+    let to = sealer.kind();
     if from == to {
         // A move a crash interrupted after sealing may have left the old copy: finish it.
-        let stale = ["file", "tpm"]
+        let stale = KeyProtectorKind::ALL
             .into_iter()
-            .filter(|name| *name != to)
-            .filter_map(|name| host.named(name))
+            .filter(|kind| *kind != to)
+            .filter_map(|kind| host.built(kind))
             .find(|other| {
                 other
                     .stored_keys()
@@ -58,7 +58,7 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
             })?;
             return Ok(Rekey {
                 generation: current,
-                from: stale.name(),
+                from: stale.kind(),
                 to,
             });
         }
@@ -68,7 +68,7 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
             to,
         });
     }
-    let old = host.named(from).ok_or_else(|| {
+    let old = host.built(from).ok_or_else(|| {
         host.refusal(
             current,
             "its key is held by a protector this build does not have",
@@ -95,6 +95,6 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
     Ok(Rekey {
         generation: current,
         from,
-        to: sealer.name(),
+        to: sealer.kind(),
     })
 }

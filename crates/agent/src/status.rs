@@ -21,8 +21,8 @@ pub struct GenerationLine {
     pub fingerprint: String,
     /// End of validity.
     pub not_after: String,
-    /// The key protector that sealed its data key: `tpm` or `file`.
-    pub key_protector: &'static str,
+    /// The key protector that sealed its data key (`file`, `tpm`, `dpapi` in JSON).
+    pub key_protector: keystore::KeyProtectorKind,
 }
 
 /// The agent's state.
@@ -83,13 +83,15 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
                 Ok(info) => cert_loading::format_rfc3339(info.not_after),
                 Err(_) => String::new(),
             },
-            key_protector: crate::protection::holder(&root.keys_folder(), generation.id),
+            key_protector: keystore::sealed_by(&root.keys_folder(), generation.id),
         })
         .collect::<Vec<_>>();
     let current_protector = generations
         .iter()
         .find(|generation| generation.role == "current")
-        .map_or("file", |generation| generation.key_protector);
+        .map_or(keystore::KeyProtectorKind::File, |generation| {
+            generation.key_protector
+        });
     Ok(AgentStatus {
         agent_root: root.path().to_path_buf(),
         registered: store.agent_pem_path().exists(),
@@ -106,11 +108,7 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
             chain.len(),
             format!(
                 "pem store (AES-256-GCM under a random key {})",
-                if current_protector == "tpm" {
-                    "sealed by the TPM"
-                } else {
-                    "in a key file"
-                }
+                crate::protection::where_the_key_is(current_protector)
             ),
             Vec::new(),
             now,

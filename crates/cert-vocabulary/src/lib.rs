@@ -2,7 +2,7 @@
 //! [`Fingerprint`], the pem store's [`GenerationId`], RFC 3339 times ([`format_rfc3339`]) and
 //! the product's one level scale
 //! ([`Severity`]: what the renewal plan decides, what the log writes, what agent.conf's upload
-//! threshold names).
+//! threshold names) and what seals a generation's key ([`KeyProtectorKind`]).
 //!
 //! A fingerprint is parsed once, at the edge (command line, `agent.conf`, the manager's
 //! answers), into a [`Fingerprint`]; everything inside compares and prints that value. No I/O and
@@ -154,6 +154,61 @@ impl Severity {
 impl fmt::Display for Severity {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.name())
+    }
+}
+
+/// What seals a generation's data key in the pem store (issue 23): keystore's protectors, the
+/// `KEY_PROTECTOR` values of agent.conf other than `auto`, and what `vmutil status` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyProtectorKind {
+    /// A key file (0600) beside the store: anyone who can read the agent's folder has the key.
+    File,
+    /// The host's TPM 2.0 (Linux): only this TPM unseals it.
+    Tpm,
+    /// Windows DPAPI in machine scope: only this Windows installation decrypts it.
+    Dpapi,
+}
+
+impl KeyProtectorKind {
+    /// Every protector.
+    pub const ALL: [Self; 3] = [Self::File, Self::Tpm, Self::Dpapi];
+
+    /// The name agent.conf, the command line and `vmutil status` use: `file`, `tpm`, `dpapi`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Tpm => "tpm",
+            Self::Dpapi => "dpapi",
+        }
+    }
+
+    /// The protector of that name (case-insensitive), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The extension of the file that holds a generation's key: `key`, `tpm`, `dpapi`.
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            Self::File => "key",
+            Self::Tpm => "tpm",
+            Self::Dpapi => "dpapi",
+        }
+    }
+}
+
+impl fmt::Display for KeyProtectorKind {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for KeyProtectorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -77,6 +77,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(windows)]
+mod dpapi;
 mod error;
 #[doc(hidden)]
 pub mod fault;
@@ -90,14 +92,19 @@ mod store;
 mod tpm;
 
 pub use cert_loading::{Fingerprint, Identity};
+pub use cert_vocabulary::KeyProtectorKind;
+#[cfg(windows)]
+pub use dpapi::{DpapiKeyProtector, ENTROPY_FILE as DPAPI_ENTROPY_FILE};
 pub use error::Error;
 pub use files::LockWait;
-pub use generation::{GenerationId, GenerationInfo, file_name as key_file_stem};
+pub use generation::{GenerationId, GenerationInfo};
 pub use import::Import;
-pub use protector::{DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector};
+pub use protector::{
+    DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector, key_path_in, sealed_by,
+};
 pub use store::{
     AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, Keystore, LOCK_FILE,
     POINTER_FILE, StoreStatus, Verification,
 };
 #[cfg(all(feature = "tpm", target_os = "linux"))]
-pub use tpm::{DEFAULT_TCTI, SEALED_FILE_EXTENSION, TpmKeyProtector};
+pub use tpm::{DEFAULT_TCTI, TpmKeyProtector};

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use cert_vocabulary::KeyProtectorKind;
+
 use crate::{Error, GenerationId, fault, files};
 
 /// Length of a data key in bytes (AES-256).
@@ -87,8 +89,28 @@ pub trait KeyProtector: fmt::Debug + Send + Sync {
     /// Where keys are kept, for messages and documentation (for example a folder).
     fn describe(&self) -> String;
 
-    /// The protector's name as agent.conf and `vmutil status` spell it (`file`, `tpm`).
-    fn name(&self) -> &'static str;
+    /// Which protector this is (agent.conf and `vmutil status` print its name).
+    fn kind(&self) -> KeyProtectorKind;
+}
+
+/// Where a protector of `kind` keeps `generation`'s key in the keys `folder`:
+/// `<folder>/<generation>.<kind's extension>` (`.key`, `.tpm`, `.dpapi`).
+pub fn key_path_in(folder: &Path, kind: KeyProtectorKind, generation: GenerationId) -> PathBuf {
+    folder.join(format!(
+        "{}.{}",
+        crate::generation::file_name(generation),
+        kind.file_extension()
+    ))
+}
+
+/// The protector that sealed `generation`'s key in the keys `folder`, by the file it left: a
+/// sealed file (`.tpm`, `.dpapi`) wins over a key file, which is also the answer when there is
+/// none (the file protector then reports the key missing).
+pub fn sealed_by(folder: &Path, generation: GenerationId) -> KeyProtectorKind {
+    [KeyProtectorKind::Tpm, KeyProtectorKind::Dpapi]
+        .into_iter()
+        .find(|kind| key_path_in(folder, *kind, generation).exists())
+        .unwrap_or(KeyProtectorKind::File)
 }
 
 /// The generations that have a file `<generation>.<extension>` in `folder` (none when the
@@ -141,9 +163,6 @@ pub struct FileKeyProtector {
     folder: PathBuf,
 }
 
-/// The extension of key files.
-const KEY_FILE_EXTENSION: &str = "key";
-
 impl FileKeyProtector {
     /// Keeps key files in `folder`, which is created (mode 0700) when the first key is stored.
     pub fn new(folder: impl Into<PathBuf>) -> Self {
@@ -159,10 +178,7 @@ impl FileKeyProtector {
 
     /// The key file of `generation`.
     pub fn key_path(&self, generation: GenerationId) -> PathBuf {
-        self.folder.join(format!(
-            "{}.{KEY_FILE_EXTENSION}",
-            crate::generation::file_name(generation)
-        ))
+        key_path_in(&self.folder, KeyProtectorKind::File, generation)
     }
 }
 
@@ -214,7 +230,7 @@ impl KeyProtector for FileKeyProtector {
     }
 
     fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
-        generations_in(&self.folder, KEY_FILE_EXTENSION)
+        generations_in(&self.folder, KeyProtectorKind::File.file_extension())
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {
@@ -225,7 +241,7 @@ impl KeyProtector for FileKeyProtector {
         format!("key files in {}", self.folder.display())
     }
 
-    fn name(&self) -> &'static str {
-        "file"
+    fn kind(&self) -> KeyProtectorKind {
+        KeyProtectorKind::File
     }
 }

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use cert_vocabulary::KeyProtectorKind;
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
@@ -43,9 +44,6 @@ use crate::{Error, GenerationId, files};
 
 /// The TCTI used when none is configured: the kernel's TPM resource manager.
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
-
-/// The extension of sealed-key files.
-pub const SEALED_FILE_EXTENSION: &str = "tpm";
 
 /// The waits before asking a busy TPM again (750 ms in all).
 const BUSY_WAITS: [Duration; 4] = [
@@ -93,10 +91,7 @@ impl TpmKeyProtector {
 
     /// The sealed-key file of `generation`.
     pub fn sealed_path(&self, generation: GenerationId) -> PathBuf {
-        self.folder.join(format!(
-            "{}.{SEALED_FILE_EXTENSION}",
-            crate::generation::file_name(generation)
-        ))
+        crate::protector::key_path_in(&self.folder, KeyProtectorKind::Tpm, generation)
     }
 
     /// Whether a TPM answers through this protector's TCTI (opens a context and asks for a
@@ -314,7 +309,7 @@ impl KeyProtector for TpmKeyProtector {
     }
 
     fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
-        crate::protector::generations_in(&self.folder, SEALED_FILE_EXTENSION)
+        crate::protector::generations_in(&self.folder, KeyProtectorKind::Tpm.file_extension())
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {
@@ -329,8 +324,8 @@ impl KeyProtector for TpmKeyProtector {
         )
     }
 
-    fn name(&self) -> &'static str {
-        "tpm"
+    fn kind(&self) -> KeyProtectorKind {
+        KeyProtectorKind::Tpm
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) fn run() -> Result<()> {
     let version = Command::new("wine").arg("--version").output()?;
     println!("   {}", String::from_utf8_lossy(&version.stdout).trim());
 
+    dpapi_unit_tests(&wine)?;
+
     let manager = Manager::start()?;
     let token = manager.setup_external_ca(&test_support::test_ca_pem("ca-rsa")?, "ext-rsa")?;
     let fingerprint = manager.web_fingerprint();
@@ -58,9 +60,38 @@ pub(crate) fn run() -> Result<()> {
     refuse_wrong_passphrase(&wine)?;
     let renewed = renew(&wine, &manager, &first)?;
     refuse_changed_common_name(&wine, &manager, &renewed)?;
+    refuse_other_entropy(&wine)?;
 
     println!(
-        "\nThe Windows builds behaved as on Linux under Wine (register, status, renew, refusals)."
+        "\nThe Windows builds behaved as on Linux under Wine (register, status, renew, refusals),\n\
+         with the data keys sealed by DPAPI (Wine's DPAPI uses one fixed key for every prefix, so\n\
+         the refusal of a copy on another installation is not shown here; see docs/security.md)."
+    );
+    Ok(())
+}
+
+/// The `dpapi` crate's own tests (seal, open, other entropy refused, cut blob refused), run by
+/// cargo with Wine as the target's runner.
+fn dpapi_unit_tests(wine: &Wine) -> Result<()> {
+    println!("== the dpapi crate's tests under Wine");
+    let deps = crate::target_dir().join(TARGET).join("debug").join("deps");
+    std::fs::create_dir_all(&deps)?;
+    std::fs::copy(
+        wine.bin.join("bcryptprimitives.dll"),
+        deps.join("bcryptprimitives.dll"),
+    )?;
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "--locked", "--target", TARGET, "--package", "dpapi"])
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", "wine")
+        .env("WINEPREFIX", &wine.prefix)
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+        .current_dir(project_root())
+        .status()
+        .context("running cargo test for the dpapi crate under Wine")?;
+    ensure!(
+        status.success(),
+        "the dpapi crate's tests failed under Wine"
     );
     Ok(())
 }
@@ -124,6 +155,11 @@ fn register(wine: &Wine, manager: &Manager, token: &str, fingerprint: &str) -> R
         text.contains(r"C:\agent\vmd\pem\agent.pem"),
         "the summary should show Windows paths:\n{text}"
     );
+    ensure!(
+        text.contains("key:          sealed by Windows DPAPI"),
+        "KEY_PROTECTOR=auto should seal with DPAPI on Windows:\n{text}"
+    );
+    sealed_by_dpapi_only(&drive_c.join("agent/vmd/keys"), 1)?;
     let conf = std::fs::read_to_string(drive_c.join("agent/vmd/etc/agent.conf"))?;
     ensure!(
         conf.lines()
@@ -138,8 +174,12 @@ fn register(wine: &Wine, manager: &Manager, token: &str, fingerprint: &str) -> R
         &["--agent-root", r"C:\agent", "-a", "vmd", "status"],
     )?;
     ensure!(
-        code == 0 && text.contains(&first),
-        "vmutil.exe status: exit {code}\n{text}"
+        code == 0 && text.contains(&first) && text.contains("(key: dpapi)"),
+        "vmutil.exe status (expected the fingerprint and key: dpapi): exit {code}\n{text}"
+    );
+    ensure!(
+        text.contains("sealed by Windows DPAPI"),
+        "vmutil.exe status should say where the key is:\n{text}"
     );
     Ok(first)
 }
@@ -167,6 +207,32 @@ fn renew(wine: &Wine, manager: &Manager, first: &str) -> Result<String> {
     ensure!(
         text.contains(&renewed),
         "vmd.exe did not switch to the certificate the manager holds ({renewed}):\n{text}"
+    );
+    // Both generations (current and previous) sealed by DPAPI, and status --json says so.
+    sealed_by_dpapi_only(&wine.prefix.join("drive_c/agent/vmd/keys"), 2)?;
+    let (code, json) = wine.run(
+        "vmutil",
+        &["--agent-root", r"C:\agent", "-a", "vmd", "status", "--json"],
+    )?;
+    // The document, without anything Wine may have printed around it.
+    let document = json
+        .find('{')
+        .zip(json.rfind('}'))
+        .map_or("", |(start, end)| &json[start..=end]);
+    let status: serde_json::Value = serde_json::from_str(document)
+        .with_context(|| format!("vmutil.exe status --json (exit {code}):\n{json}"))?;
+    let protectors: Vec<&str> = status["generations"]
+        .as_array()
+        .map(|generations| {
+            generations
+                .iter()
+                .filter_map(|generation| generation["key_protector"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(
+        protectors == ["dpapi", "dpapi"],
+        "status --json should show two generations sealed by dpapi, got {protectors:?}:\n{json}"
     );
     Ok(renewed)
 }
@@ -247,6 +313,61 @@ fn refuse_wrong_passphrase(wine: &Wine) -> Result<()> {
     ensure!(
         protected(&drive_c) == before,
         "the pem store, the keys or agent.conf changed after a local refusal"
+    );
+    Ok(())
+}
+
+/// The keys folder holds `count` DPAPI-sealed keys and the root's entropy, and no key file.
+fn sealed_by_dpapi_only(keys: &Path, count: usize) -> Result<()> {
+    let names: Vec<String> = std::fs::read_dir(keys)?
+        .map(|entry| entry.map(|entry| entry.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    let sealed = names.iter().filter(|name| name.ends_with(".dpapi")).count();
+    ensure!(
+        sealed == count
+            && names.iter().any(|name| name == "dpapi.entropy")
+            && !names.iter().any(|name| name.ends_with(".key")),
+        "expected {count} .dpapi files, dpapi.entropy and no .key file in {}: {names:?}",
+        keys.display()
+    );
+    Ok(())
+}
+
+/// The root's DPAPI entropy replaced (as when the keys of one root are copied beside another's
+/// entropy): `vmd.exe --once` refuses with the protector, the generation and the fix, and
+/// changes nothing; with the entropy restored, the host works again.
+fn refuse_other_entropy(wine: &Wine) -> Result<()> {
+    println!("== another root's DPAPI entropy: refused, nothing changed, restored");
+    let drive_c = wine.prefix.join("drive_c");
+    let entropy = drive_c.join("agent/vmd/keys/dpapi.entropy");
+    let original = std::fs::read(&entropy)?;
+    std::fs::write(&entropy, [0x5a_u8; 32])?;
+    let before = (
+        test_support::snapshot_tree(&drive_c.join("agent/vmd/pem")),
+        test_support::snapshot_tree(&drive_c.join("agent/vmd/keys")),
+    );
+    let (code, text) = wine.run("vmd", &["--agent-root", r"C:\agent", "--once"])?;
+    ensure!(
+        code != 0
+            && text.contains("dpapi key protector cannot open generation")
+            && text.contains("register_host --force"),
+        "vmd.exe --once with other entropy: exit {code}\n{text}"
+    );
+    ensure!(
+        (
+            test_support::snapshot_tree(&drive_c.join("agent/vmd/pem")),
+            test_support::snapshot_tree(&drive_c.join("agent/vmd/keys")),
+        ) == before,
+        "a refused key changed the pem store or the keys folder"
+    );
+    std::fs::write(&entropy, original)?;
+    let (code, text) = wine.run(
+        "vmutil",
+        &["--agent-root", r"C:\agent", "-a", "vmd", "status"],
+    )?;
+    ensure!(
+        code == 0 && text.contains("(key: dpapi)"),
+        "vmutil.exe status after restoring the entropy: exit {code}\n{text}"
     );
     Ok(())
 }
