@@ -70,7 +70,8 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
     /// Where the identity's data key is sealed (written to agent.conf as KEY_PROTECTOR): `auto`
-    /// (the TPM when the host has one, else a key file), `tpm`, `dpapi` (Windows) or `file`.
+    /// (the TPM when the host has one, DPAPI on Windows, else a key file), `tpm`, `dpapi`
+    /// (Windows) or `file`.
     /// Default: agent.conf's, else auto.
     #[arg(long, value_name = "auto|tpm|dpapi|file", value_parser = ["auto", "tpm", "dpapi", "file"])]
     pub key_protector: Option<String>,
@@ -78,6 +79,11 @@ pub struct Cli {
     /// Default: device:/dev/tpmrm0.
     #[arg(long, value_name = "TCTI")]
     pub tpm_tcti: Option<String>,
+    /// Bind the TPM-sealed key to these PCRs of the SHA-256 bank, for example `7` (Secure Boot
+    /// state); written to agent.conf as TPM_PCRS. A firmware, boot loader or kernel update that
+    /// changes them locks the key out until the host registers again. Default: no binding.
+    #[arg(long, value_name = "PCR[,PCR...]", value_parser = pcr_list)]
+    pub tpm_pcrs: Option<String>,
     // The text is clap's --help output, not Markdown: keep its brackets as they are.
     #[allow(rustdoc::broken_intra_doc_links)]
     /// The HTTP proxy to the manager for this run (not stored in agent.conf):
@@ -130,4 +136,10 @@ pub fn normalize_product_spellings(
             argument
         })
         .collect()
+}
+
+/// `--tpm-pcrs`: checked here (clap then names the flag in its error), read again by
+/// [`agent::parse_pcrs`].
+fn pcr_list(value: &str) -> Result<String, String> {
+    agent::parse_pcrs(value).map(|_| value.to_owned())
 }

@@ -225,18 +225,24 @@ fn run(cli: Cli) -> Result<agent::register::RegistrationReport, AgentError> {
         shred_input: cli.shred_input,
         force: cli.force,
         proxy,
-        key_protection: (cli.key_protector.is_some() || cli.tpm_tcti.is_some()).then(|| {
-            agent::KeyProtection {
-                choice: cli
-                    .key_protector
-                    .as_deref()
-                    .and_then(agent::ProtectorChoice::parse)
-                    .unwrap_or_default(),
-                tpm_tcti: cli
-                    .tpm_tcti
-                    .clone()
-                    .unwrap_or_else(|| agent::DEFAULT_TPM_TCTI.to_owned()),
-            }
+        key_protection: (cli.key_protector.is_some()
+            || cli.tpm_tcti.is_some()
+            || cli.tpm_pcrs.is_some())
+        .then(|| agent::KeyProtection {
+            choice: cli
+                .key_protector
+                .as_deref()
+                .and_then(agent::ProtectorChoice::parse)
+                .unwrap_or_default(),
+            tpm_tcti: cli
+                .tpm_tcti
+                .clone()
+                .unwrap_or_else(|| agent::DEFAULT_TPM_TCTI.to_owned()),
+            tpm_pcrs: cli
+                .tpm_pcrs
+                .as_deref()
+                .and_then(|pcrs| agent::parse_pcrs(pcrs).ok())
+                .unwrap_or_default(),
         }),
     };
     let root = agent::paths::AgentRoot::resolve(cli.agent_root.as_deref());

@@ -70,11 +70,17 @@ impl TpmHost {
     /// `register_host` with `--key-protector protector` (and this TPM's TCTI for `tpm`); it
     /// must succeed.
     fn register(&self, protector: &str) -> std::process::Output {
+        self.register_with(protector, &[])
+    }
+
+    /// As [`TpmHost::register`], with more arguments.
+    fn register_with(&self, protector: &str, more: &[&str]) -> std::process::Output {
         let tcti = self.tpm.tcti();
         let mut extra = vec!["--key-protector", protector];
         if protector == "tpm" {
             extra.extend(["--tpm-tcti", &tcti]);
         }
+        extra.extend(more);
         let output = register_host_command(
             &self.manager,
             &self.token,
@@ -348,4 +354,84 @@ fn the_daemon_starts_with_a_key_sealed_by_a_tpm_reached_through_tpm_tcti() {
         .status();
     let output = daemon.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
+}
+
+/// `--tpm-pcrs` binds the key at registration (agent.conf records it); with the binding
+/// removed from agent.conf, `rekey` seals the key again without it, once. A PCR list that is not
+/// one is refused naming the flag or the key.
+#[test]
+fn a_pcr_binding_is_chosen_at_registration_and_rekey_seals_again_when_it_changes() {
+    let Some(host) = TpmHost::start(30) else {
+        return;
+    };
+    let root = host.root.path();
+    let refused = register_host_command(
+        &host.manager,
+        &host.token,
+        "host1",
+        host.set.path(),
+        root,
+        &["--key-protector", "tpm", "--tpm-pcrs", "7,24"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("--tpm-pcrs"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("from 0 to 23"),
+        "{}",
+        text(&refused)
+    );
+
+    host.register_with("tpm", &["--tpm-pcrs", "16"]);
+    let conf_path = root.join("vmd/etc/agent.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    assert!(conf.lines().any(|line| line == "TPM_PCRS=16"), "{conf}");
+    let sealed = || std::fs::read(root.join("vmd/keys/000001.tpm")).unwrap();
+    assert!(sealed().starts_with(b"CTE-TPM-SEALED-KEY 2\n"));
+    let healthy = vmd_once(root);
+    assert!(healthy.status.success(), "{}", text(&healthy));
+
+    let rekey = || {
+        Command::new(sibling_binary("vmutil"))
+            .arg("--agent-root")
+            .arg(root)
+            .args(["-a", "vmd", "rekey"])
+            .output()
+            .unwrap()
+    };
+    let unchanged = rekey();
+    assert!(
+        text(&unchanged).contains("nothing to do"),
+        "{}",
+        text(&unchanged)
+    );
+
+    let unbound: String = conf
+        .lines()
+        .filter(|line| !line.starts_with("TPM_PCRS="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&conf_path, &unbound).unwrap();
+    let resealed = rekey();
+    assert!(resealed.status.success(), "{}", text(&resealed));
+    assert!(
+        text(&resealed).contains("key sealed again by the tpm protector"),
+        "{}",
+        text(&resealed)
+    );
+    assert!(sealed().starts_with(b"CTE-TPM-SEALED-KEY 1\n"));
+    assert_eq!(key_files(root), ["000001.tpm"]);
+    assert!(text(&rekey()).contains("nothing to do"));
+    let healthy = vmd_once(root);
+    assert!(healthy.status.success(), "{}", text(&healthy));
+
+    std::fs::write(&conf_path, format!("{unbound}TPM_PCRS=seven\n")).unwrap();
+    let misconfigured = vmd_once(root);
+    assert!(!misconfigured.status.success());
+    assert!(
+        text(&misconfigured).contains("TPM_PCRS"),
+        "{}",
+        text(&misconfigured)
+    );
 }

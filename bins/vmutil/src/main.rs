@@ -88,7 +88,12 @@ fn run(cli: Cli) -> Result<ExitStatus, AgentError> {
         }
         Command::Rekey => {
             let rekey = agent::rekey::rekey(&root)?;
-            let text = if rekey.from == rekey.to {
+            let text = if rekey.resealed {
+                format!(
+                    "generation {}: key sealed again by the {} protector as agent.conf says now\n",
+                    rekey.generation, rekey.to
+                )
+            } else if rekey.from == rekey.to {
                 format!(
                     "generation {}: its key is already held by the {} protector; nothing to do\n",
                     rekey.generation, rekey.to

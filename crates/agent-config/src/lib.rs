@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 
 pub use cert_vocabulary::{Fingerprint, Severity};
-pub use protection::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice};
+pub use protection::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice, format_pcrs, parse_pcrs};
 
 mod protection;
 
@@ -70,6 +70,8 @@ pub mod keys {
     pub const KEY_PROTECTOR: &str = "KEY_PROTECTOR";
     /// How the TPM is reached (a tpm2-tss TCTI); absent: `device:/dev/tpmrm0`.
     pub const TPM_TCTI: &str = "TPM_TCTI";
+    /// The PCRs (SHA-256 bank) a TPM-sealed key is bound to, for example `7`; empty: none.
+    pub const TPM_PCRS: &str = "TPM_PCRS";
 }
 
 /// The largest `agent.conf` read (it is a few hundred bytes).
@@ -385,7 +387,7 @@ pub struct AgentSettings {
     pub metrics_file: Option<PathBuf>,
     /// The log folder (`LOG_DIR`); `None`: the default for the agent root.
     pub log_dir: Option<PathBuf>,
-    /// Where new generations' data keys are sealed (`KEY_PROTECTOR`, `TPM_TCTI`).
+    /// Where new generations' data keys are sealed (`KEY_PROTECTOR`, `TPM_TCTI`, `TPM_PCRS`).
     pub key_protection: KeyProtection,
 }
 

@@ -57,6 +57,6 @@ pub mod settings;
 pub mod status;
 pub mod terminal;
 
-pub use agent_config::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice};
+pub use agent_config::{DEFAULT_TPM_TCTI, KeyProtection, ProtectorChoice, parse_pcrs};
 pub use cert_loading::Fingerprint;
 pub use error::{AgentError, ExitStatus};

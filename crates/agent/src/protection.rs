@@ -36,7 +36,8 @@ impl HostKeyProtector {
             file: FileKeyProtector::new(folder),
             protection: protection.clone(),
             #[cfg(all(feature = "tpm", target_os = "linux"))]
-            tpm: keystore::TpmKeyProtector::new(folder, protection.tpm_tcti.clone()),
+            tpm: keystore::TpmKeyProtector::new(folder, protection.tpm_tcti.clone())
+                .with_pcrs(&protection.tpm_pcrs),
             #[cfg(windows)]
             dpapi: keystore::DpapiKeyProtector::new(folder),
         }

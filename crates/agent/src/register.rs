@@ -410,8 +410,18 @@ fn new_configuration(
                 agent_config::keys::KEY_PROTECTOR,
                 protection.choice.as_str(),
             );
-            if protection.tpm_tcti != agent_config::DEFAULT_TPM_TCTI {
+            if protection.tpm_tcti == agent_config::DEFAULT_TPM_TCTI {
+                conf.remove(agent_config::keys::TPM_TCTI);
+            } else {
                 conf.set(agent_config::keys::TPM_TCTI, &protection.tpm_tcti);
+            }
+            if protection.tpm_pcrs.is_empty() {
+                conf.remove(agent_config::keys::TPM_PCRS);
+            } else {
+                conf.set(
+                    agent_config::keys::TPM_PCRS,
+                    &agent_config::format_pcrs(&protection.tpm_pcrs),
+                );
             }
         }
         None => conf.set_default(agent_config::keys::KEY_PROTECTOR, "auto"),

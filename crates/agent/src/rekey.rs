@@ -16,6 +16,9 @@ pub struct Rekey {
     pub from: KeyProtectorKind,
     /// The protector that holds it now.
     pub to: KeyProtectorKind,
+    /// Whether the same protector sealed it again, as it is configured now (the TPM's PCR
+    /// binding, `TPM_PCRS`, changed).
+    pub resealed: bool,
 }
 
 /// Moves the current generation's key to the protector agent.conf chooses now, instead of at
@@ -60,12 +63,32 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
                 generation: current,
                 from: stale.kind(),
                 to,
+                resealed: false,
             });
         }
+        if sealer.sealed_as_configured(current)? {
+            return Ok(Rekey {
+                generation: current,
+                from,
+                to,
+                resealed: false,
+            });
+        }
+        // Same protector, other settings (the PCR binding): seal again in place. The sealed
+        // file is replaced atomically, so a crash leaves the old seal or the new one.
+        agent.store.with_writer_lock(|store| {
+            let key = sealer.load_key(current)?;
+            crate::fault::crash_point("rekey-loaded");
+            sealer.store_key(current, &key)?;
+            crate::fault::crash_point("rekey-sealed");
+            read_back(&host, sealer, current, &key)?;
+            store.identity(current).map(|_| ())
+        })?;
         return Ok(Rekey {
             generation: current,
             from,
             to,
+            resealed: true,
         });
     }
     let old = host.built(from).ok_or_else(|| {
@@ -81,12 +104,7 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
         sealer.store_key(current, &key)?;
         crate::fault::crash_point("rekey-sealed");
         // The new copy opens, and decrypts the generation, before the old one goes.
-        if sealer.load_key(current)?.as_bytes() != key.as_bytes() {
-            return Err(Error::Tampered {
-                path: host.folder.clone(),
-                reason: "the key read back from the new protector differs".to_owned(),
-            });
-        }
+        read_back(&host, sealer, current, &key)?;
         store.identity(current)?;
         old.remove_key(current)?;
         crate::fault::crash_point("rekey-removed");
@@ -96,5 +114,23 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
         generation: current,
         from,
         to: sealer.kind(),
+        resealed: false,
     })
+}
+
+/// Checks that `sealer` gives back `key` for `generation`.
+fn read_back(
+    host: &HostKeyProtector,
+    sealer: &dyn keystore::KeyProtector,
+    generation: GenerationId,
+    key: &keystore::DataKey,
+) -> Result<(), Error> {
+    if sealer.load_key(generation)?.as_bytes() == key.as_bytes() {
+        Ok(())
+    } else {
+        Err(Error::Tampered {
+            path: host.folder.clone(),
+            reason: "the key read back from the new protector differs".to_owned(),
+        })
+    }
 }

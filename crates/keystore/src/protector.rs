@@ -91,6 +91,16 @@ pub trait KeyProtector: fmt::Debug + Send + Sync {
 
     /// Which protector this is (agent.conf and `vmutil status` print its name).
     fn kind(&self) -> KeyProtectorKind;
+
+    /// Whether `generation`'s stored key is sealed as this protector is configured now (for
+    /// the TPM: bound to the same PCRs); `rekey` seals it again when not. The default: yes.
+    ///
+    /// # Errors
+    /// Reading the stored key's file.
+    fn sealed_as_configured(&self, generation: GenerationId) -> Result<bool, Error> {
+        let _ = generation;
+        Ok(true)
+    }
 }
 
 /// Where a protector of `kind` keeps `generation`'s key in the keys `folder`:
