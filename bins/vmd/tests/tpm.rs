@@ -10,17 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{issue_for_days, register_host_command, sibling_binary, text, trust_test_ca};
-use test_support::Manager;
 use test_support::swtpm::Swtpm;
-
-fn key_files(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("vmd/keys"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use test_support::{Manager, key_files};
 
 fn vmd_once(root: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vmd"))

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use test_support::Manager;
 use test_support::swtpm::Swtpm;
+use test_support::{Manager, key_files};
 
 /// Each step of a rekey from the key file to the TPM, in order: the agent's points (the key
 /// loaded; the sealed copy written and read back; the key file removed) and the pem store's
@@ -39,15 +39,6 @@ fn text(output: &Output) -> String {
 
 fn sibling(name: &str) -> std::path::PathBuf {
     test_support::sibling_binary(Path::new(env!("CARGO_BIN_EXE_vmutil")), name)
-}
-
-fn key_files(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("vmd/keys"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn run(binary: &Path, root: &Path, arguments: &[&str], crash: Option<(&str, &str)>) -> Output {

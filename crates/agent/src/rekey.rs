@@ -76,14 +76,9 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
         }
         // Same protector, other settings (the PCR binding): seal again in place. The sealed
         // file is replaced atomically, so a crash leaves the old seal or the new one.
-        agent.store.with_writer_lock(|store| {
-            let key = sealer.load_key(current)?;
-            crate::fault::crash_point("rekey-loaded");
-            sealer.store_key(current, &key)?;
-            crate::fault::crash_point("rekey-sealed");
-            read_back(&host, sealer, current, &key)?;
-            store.identity(current).map(|_| ())
-        })?;
+        agent
+            .store
+            .with_writer_lock(|store| seal_again(store, &host, sealer, sealer, current))?;
         return Ok(Rekey {
             generation: current,
             from,
@@ -99,13 +94,8 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
         )
     })?;
     agent.store.with_writer_lock(|store| {
-        let key = old.load_key(current)?;
-        crate::fault::crash_point("rekey-loaded");
-        sealer.store_key(current, &key)?;
-        crate::fault::crash_point("rekey-sealed");
         // The new copy opens, and decrypts the generation, before the old one goes.
-        read_back(&host, sealer, current, &key)?;
-        store.identity(current)?;
+        seal_again(store, &host, old, sealer, current)?;
         old.remove_key(current)?;
         crate::fault::crash_point("rekey-removed");
         Ok(())
@@ -118,19 +108,25 @@ pub fn rekey(root: &AgentRoot) -> Result<Rekey, AgentError> {
     })
 }
 
-/// Checks that `sealer` gives back `key` for `generation`.
-fn read_back(
+/// Seals `generation`'s key, as `from` holds it, with `sealer` (the same protector when only
+/// its settings changed: the sealed file is then replaced atomically), then checks that the new
+/// seal gives the key back and that the key decrypts the generation.
+fn seal_again(
+    store: &keystore::Keystore,
     host: &HostKeyProtector,
+    from: &dyn keystore::KeyProtector,
     sealer: &dyn keystore::KeyProtector,
     generation: GenerationId,
-    key: &keystore::DataKey,
 ) -> Result<(), Error> {
-    if sealer.load_key(generation)?.as_bytes() == key.as_bytes() {
-        Ok(())
-    } else {
-        Err(Error::Tampered {
+    let key = from.load_key(generation)?;
+    crate::fault::crash_point("rekey-loaded");
+    sealer.store_key(generation, &key)?;
+    crate::fault::crash_point("rekey-sealed");
+    if sealer.load_key(generation)?.as_bytes() != key.as_bytes() {
+        return Err(Error::Tampered {
             path: host.folder.clone(),
             reason: "the key read back from the new protector differs".to_owned(),
-        })
+        });
     }
+    store.identity(generation).map(|_| ())
 }

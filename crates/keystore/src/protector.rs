@@ -123,9 +123,13 @@ pub fn sealed_by(folder: &Path, generation: GenerationId) -> KeyProtectorKind {
         .unwrap_or(KeyProtectorKind::File)
 }
 
-/// The generations that have a file `<generation>.<extension>` in `folder` (none when the
-/// folder does not exist).
-pub(crate) fn generations_in(folder: &Path, extension: &str) -> Result<Vec<GenerationId>, Error> {
+/// The generations that have a file of `kind` (`<generation>.<extension>`) in `folder` (none
+/// when the folder does not exist).
+pub(crate) fn generations_in(
+    folder: &Path,
+    kind: KeyProtectorKind,
+) -> Result<Vec<GenerationId>, Error> {
+    let extension = kind.file_extension();
     let entries = match std::fs::read_dir(folder) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -143,6 +147,18 @@ pub(crate) fn generations_in(folder: &Path, extension: &str) -> Result<Vec<Gener
         }
     }
     Ok(generations)
+}
+
+/// Removes the file of `kind` holding `generation`'s key from `folder` (gone already is fine),
+/// then flushes the folder; the crash point `prune.key.removed` sits in between.
+pub(crate) fn remove_stored(
+    folder: &Path,
+    kind: KeyProtectorKind,
+    generation: GenerationId,
+) -> Result<(), Error> {
+    files::remove_file_if_present(&key_path_in(folder, kind, generation))?;
+    fault::point("prune.key", "removed");
+    files::sync_dir(folder)
 }
 
 /// Removes the temporary files a crashed writer left in `folder`.
@@ -233,14 +249,11 @@ impl KeyProtector for FileKeyProtector {
     }
 
     fn remove_key(&self, generation: GenerationId) -> Result<(), Error> {
-        let path = self.key_path(generation);
-        files::remove_file_if_present(&path)?;
-        fault::point("prune.key", "removed");
-        files::sync_dir(&self.folder)
+        remove_stored(&self.folder, KeyProtectorKind::File, generation)
     }
 
     fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
-        generations_in(&self.folder, KeyProtectorKind::File.file_extension())
+        generations_in(&self.folder, KeyProtectorKind::File)
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {

@@ -430,13 +430,11 @@ impl KeyProtector for TpmKeyProtector {
     }
 
     fn remove_key(&self, generation: GenerationId) -> Result<(), Error> {
-        files::remove_file_if_present(&self.sealed_path(generation))?;
-        crate::fault::point("prune.key", "removed");
-        files::sync_dir(&self.folder)
+        crate::protector::remove_stored(&self.folder, KeyProtectorKind::Tpm, generation)
     }
 
     fn stored_keys(&self) -> Result<Vec<GenerationId>, Error> {
-        crate::protector::generations_in(&self.folder, KeyProtectorKind::Tpm.file_extension())
+        crate::protector::generations_in(&self.folder, KeyProtectorKind::Tpm)
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {

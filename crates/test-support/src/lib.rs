@@ -420,11 +420,20 @@ pub fn sibling_binary(beside: &Path, package: &str) -> PathBuf {
         build
             .args(["build", "--quiet", "--package", package])
             .current_dir(testdata().join(".."));
-        // The agent's binaries with the TPM key protector wherever it can be built (tpm2-tss
-        // present; `.ci/run` installs it), as CI builds them, so that every test runs the same
-        // binaries and the TPM tests find the support in them.
-        if ["register_host", "vmd", "vmutil"].contains(&package) && tpm_buildable() {
-            build.args(["--features", "tpm"]);
+        // The agent's binaries as `cargo test --workspace` builds them: with the agent's crash
+        // points (`agent/fault-injection`, which vmd's and vmutil's dev-dependencies turn on
+        // there; inert unless a test names a point in the environment) and with the TPM key
+        // protector wherever it can be built (tpm2-tss present; `.ci/run` installs it). Both
+        // builds write the same `target/debug/<name>`, and a test's own binary
+        // (`CARGO_BIN_EXE_<name>`) is that file: built otherwise here, it would lose the crash
+        // points or the TPM support for the tests that run after.
+        if ["register_host", "vmd", "vmutil"].contains(&package) {
+            let features = if tpm_buildable() {
+                "tpm,agent/fault-injection"
+            } else {
+                "agent/fault-injection"
+            };
+            build.args(["--features", features]);
         }
         let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build --package {package} failed");
@@ -443,6 +452,26 @@ pub fn tpm_buildable() -> bool {
             .args(["--exists", "tss2-esys"])
             .status()
             .is_ok_and(|status| status.success())
+}
+
+/// The names of the entries of an agent root's keys folder (`vmd/keys`), sorted: which
+/// protector holds which generation (`000001.key`, `000001.tpm`, ...).
+///
+/// # Panics
+/// When the folder cannot be listed: a test cannot go on then.
+pub fn key_files(agent_root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(agent_root.join("vmd/keys"))
+        .expect("the keys folder lists")
+        .map(|entry| {
+            entry
+                .expect("the keys folder lists")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// A snapshot of every file (path and bytes) under a folder, for byte-identity checks.
