@@ -27,7 +27,10 @@ pub(crate) fn run(arguments: &[String]) -> Result<()> {
             (key.label(), key_type)
         })
         .collect();
-    cargo(&[
+    // The TPM key protector wherever tpm2-tss can be had (installed with apt-get when missing),
+    // as the packages build the agent.
+    let tpm_built = crate::tpm::available();
+    let mut build = vec![
         "build",
         "--quiet",
         "-p",
@@ -36,16 +39,38 @@ pub(crate) fn run(arguments: &[String]) -> Result<()> {
         "vmd",
         "-p",
         "vmutil",
-    ])?;
+    ];
+    if tpm_built {
+        build.extend(["--features", "register_host/tpm,vmd/tpm,vmutil/tpm"]);
+    }
+    cargo(&build)?;
     let started = Instant::now();
     let work = tempfile::Builder::new().prefix("cte-demo-").tempdir()?;
     let work_path = work.path().to_path_buf();
+    heading("The host's key protector");
+    let tpm = if tpm_built {
+        std::fs::create_dir_all(work_path.join("swtpm"))?;
+        test_support::swtpm::Swtpm::start(&work_path.join("swtpm"))
+    } else {
+        None
+    };
+    match &tpm {
+        Some(tpm) => say(&format!(
+            "a software TPM 2.0 (swtpm, {}) stands in for this host's TPM: register_host --tpm-tcti points the agent at it, and KEY_PROTECTOR=auto seals each data key with it",
+            tpm.tcti()
+        )),
+        None => say(
+            "no TPM here (no tpm2-tss build or no swtpm): KEY_PROTECTOR=auto keeps each data key in a key file, and register_host says so",
+        ),
+    }
+    let tcti = tpm.as_ref().map(test_support::swtpm::Swtpm::tcti);
     let mut summary = Vec::new();
     for (label, key_type) in kinds {
         summary.push(demo_one(
             &work_path.join(label.to_lowercase()),
             label,
             key_type,
+            tcti.as_deref(),
         )?);
     }
     heading("Summary");
@@ -63,7 +88,7 @@ pub(crate) fn run(arguments: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
+fn demo_one(folder: &Path, label: &str, key_type: KeyType, tcti: Option<&str>) -> Result<String> {
     heading(&format!("{label}: the manager (cm-emulator on 127.0.0.1)"));
     std::fs::create_dir_all(folder)?;
     let manager = Manager::start_in(&folder.join("manager-state"))?;
@@ -105,23 +130,38 @@ fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
 
     heading(&format!("{label}: register_host"));
     let root = folder.join("agent");
-    let output = run_binary(
-        "register_host",
-        &[
-            "--agent-root",
-            path(&root),
-            "--token",
-            &token,
-            "--agent",
-            "host1",
-            "--extcertdir",
-            path(&cert_dir),
-            "--cm-ca",
-            path(&manager.web_ca_path()),
-            &manager.host_port(),
-        ],
-    )?;
+    let web_ca = manager.web_ca_path();
+    let mut arguments = vec![
+        "--agent-root",
+        path(&root),
+        "--token",
+        &token,
+        "--agent",
+        "host1",
+        "--extcertdir",
+        path(&cert_dir),
+        "--cm-ca",
+        path(&web_ca),
+    ];
+    if let Some(tcti) = tcti {
+        arguments.extend(["--tpm-tcti", tcti]);
+    }
+    let host_port = manager.host_port();
+    arguments.push(&host_port);
+    let output = run_binary("register_host", &arguments)?;
     ensure!(output.0 == 0, "register_host exited {}", output.0);
+    let sealed_by = if test_support::key_files(&root)
+        .iter()
+        .any(|name| name.ends_with(".tpm"))
+    {
+        "its key sealed by the TPM"
+    } else {
+        "its key in a key file"
+    };
+    ensure!(
+        tcti.is_some() == sealed_by.contains("TPM"),
+        "with a TPM the key should be sealed by it, and without one be in a key file"
+    );
     ensure!(
         !output.1.contains(&token),
         "the token appeared in register_host's output"
@@ -152,7 +192,7 @@ fn demo_one(folder: &Path, label: &str, key_type: KeyType) -> Result<String> {
 
     manager.stop();
     Ok(format!(
-        "{label}: registered {} -> renewed {} -> changed common name refused",
+        "{label}: registered {} ({sealed_by}) -> renewed {} -> changed common name refused",
         short(&first_fingerprint),
         short(&new_fingerprint)
     ))
