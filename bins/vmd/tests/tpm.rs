@@ -188,7 +188,8 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
     );
     assert_eq!(key_files(root.path()), ["000001.key"]);
     assert!(
-        vmutil_status(root.path(), &["--prometheus"]).contains("cte_agent_key_sealed_by_tpm 0")
+        vmutil_status(root.path(), &["--prometheus"])
+            .contains("cte_agent_key_protector{protector=\"file\"} 1")
     );
 
     // The administrator chooses the TPM; the next renewal seals the new generation with it.
@@ -235,7 +236,8 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
         "{protectors:?}"
     );
     assert!(
-        vmutil_status(root.path(), &["--prometheus"]).contains("cte_agent_key_sealed_by_tpm 1")
+        vmutil_status(root.path(), &["--prometheus"])
+            .contains("cte_agent_key_protector{protector=\"tpm\"} 1")
     );
     // Still healthy on the next check.
     let again = vmd_once(root.path());

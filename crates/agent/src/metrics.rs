@@ -19,7 +19,8 @@
 //! `cte_agent_healthy`, `cte_agent_manager_reachable`,
 //! `cte_agent_last_heartbeat_timestamp_seconds`, `cte_agent_renewal_failing_since_seconds`,
 //! `cte_agent_{checks,renewals,renewal_failures}_total`, `cte_agent_metrics_updated_seconds`,
-//! `cte_agent_info{client_id,client_name,common_name,fingerprint,version}`, and the
+//! `cte_agent_info{client_id,client_name,common_name,fingerprint,version}`,
+//! `cte_agent_key_protector{protector}` (1 for the protector of the current key), and the
 //! x509-certificate-exporter names `x509_cert_not_{before,after}` and `x509_cert_expired` for the
 //! current certificate, so existing expiry alerts work unchanged.
 
@@ -336,13 +337,6 @@ pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
             .map(|generation| generation.id)
     });
     gauge(
-        "cte_agent_key_sealed_by_tpm",
-        "1 when the current identity's data key is sealed by this host's TPM, 0 when it is in a key file",
-        i64::from(current.is_some_and(|id| {
-            keystore::sealed_by(&root.keys_folder(), id) == keystore::KeyProtectorKind::Tpm
-        })),
-    );
-    gauge(
         "cte_agent_renewal_window_start_seconds",
         "When this host's renewal window opens (stagger included), Unix seconds",
         unix_seconds(window),
@@ -389,6 +383,10 @@ pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
         );
     }
     register_results(&mut registry, checks.last_result.as_deref());
+    register_key_protector(
+        &mut registry,
+        current.map(|id| keystore::sealed_by(&root.keys_folder(), id)),
+    );
     register_counters(&mut registry, &checks);
     registry.register(
         "cte_agent",
@@ -423,6 +421,28 @@ fn manager_reachable(checks: &CheckState, heartbeat: &HeartbeatState) -> Option<
         (None, Some((_, beat))) => Some(beat),
         (None, None) => None,
     }
+}
+
+/// `cte_agent_key_protector{protector}`: 1 for the protector holding the current identity's data
+/// key, 0 for the others (none without a current generation).
+fn register_key_protector(registry: &mut Registry, holder: Option<keystore::KeyProtectorKind>) {
+    let Some(holder) = holder else {
+        return;
+    };
+    let family = LabelledGauges(
+        keystore::KeyProtectorKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let labels = vec![("protector".to_string(), kind.as_str().to_string())];
+                (labels, i64::from(kind == holder))
+            })
+            .collect(),
+    );
+    registry.register(
+        "cte_agent_key_protector",
+        "Which key protector holds the current identity's data key (file, tpm, dpapi): 1 for it, 0 for the others",
+        family,
+    );
 }
 
 fn register_results(registry: &mut Registry, last: Option<&str>) {
