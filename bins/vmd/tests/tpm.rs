@@ -189,7 +189,7 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
     assert_eq!(key_files(root.path()), ["000001.key"]);
     assert!(
         vmutil_status(root.path(), &["--prometheus"])
-            .contains("cte_agent_key_protector{protector=\"file\"} 1")
+            .contains("cte_agent_key_protector{generation=\"current\",protector=\"file\"} 1")
     );
 
     // The administrator chooses the TPM; the next renewal seals the new generation with it.
@@ -235,10 +235,15 @@ fn a_file_protected_host_moves_to_the_tpm_at_its_next_renewal_and_status_shows_e
         protectors.contains(&("previous".to_owned(), "file".to_owned())),
         "{protectors:?}"
     );
-    assert!(
-        vmutil_status(root.path(), &["--prometheus"])
-            .contains("cte_agent_key_protector{protector=\"tpm\"} 1")
-    );
+    let prometheus = vmutil_status(root.path(), &["--prometheus"]);
+    for series in [
+        "cte_agent_key_protector{generation=\"current\",protector=\"tpm\"} 1",
+        "cte_agent_key_protector{generation=\"current\",protector=\"file\"} 0",
+        "cte_agent_key_protector{generation=\"previous\",protector=\"file\"} 1",
+        "cte_agent_key_protector{generation=\"previous\",protector=\"tpm\"} 0",
+    ] {
+        assert!(prometheus.contains(series), "{series} in\n{prometheus}");
+    }
     // Still healthy on the next check.
     let again = vmd_once(root.path());
     assert!(again.status.success(), "{}", text(&again));

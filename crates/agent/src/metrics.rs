@@ -20,7 +20,8 @@
 //! `cte_agent_last_heartbeat_timestamp_seconds`, `cte_agent_renewal_failing_since_seconds`,
 //! `cte_agent_{checks,renewals,renewal_failures}_total`, `cte_agent_metrics_updated_seconds`,
 //! `cte_agent_info{client_id,client_name,common_name,fingerprint,version}`,
-//! `cte_agent_key_protector{protector}` (1 for the protector of the current key), and the
+//! `cte_agent_key_protector{generation,protector}` (1 for the protector of each generation's
+//! key), and the
 //! x509-certificate-exporter names `x509_cert_not_{before,after}` and `x509_cert_expired` for the
 //! current certificate, so existing expiry alerts work unchanged.
 
@@ -329,13 +330,21 @@ pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
         "End of validity of the agent's current certificate, Unix seconds",
         unix_seconds(certificate.not_after),
     );
-    let current = store.status().ok().and_then(|status| {
-        status
-            .generations
-            .iter()
-            .find(|generation| generation.role == keystore::GenerationRole::Current)
-            .map(|generation| generation.id)
-    });
+    let holders: Vec<(keystore::GenerationRole, keystore::KeyProtectorKind)> = store
+        .status()
+        .map(|status| {
+            status
+                .generations
+                .iter()
+                .map(|generation| {
+                    (
+                        generation.role,
+                        keystore::sealed_by(&root.keys_folder(), generation.id),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     gauge(
         "cte_agent_renewal_window_start_seconds",
         "When this host's renewal window opens (stagger included), Unix seconds",
@@ -383,10 +392,7 @@ pub fn render(agent: &Agent, now: SystemTime) -> Result<String, AgentError> {
         );
     }
     register_results(&mut registry, checks.last_result.as_deref());
-    register_key_protector(
-        &mut registry,
-        current.map(|id| keystore::sealed_by(&root.keys_folder(), id)),
-    );
+    register_key_protectors(&mut registry, &holders);
     register_counters(&mut registry, &checks);
     registry.register(
         "cte_agent",
@@ -423,24 +429,35 @@ fn manager_reachable(checks: &CheckState, heartbeat: &HeartbeatState) -> Option<
     }
 }
 
-/// `cte_agent_key_protector{protector}`: 1 for the protector holding the current identity's data
-/// key, 0 for the others (none without a current generation).
-fn register_key_protector(registry: &mut Registry, holder: Option<keystore::KeyProtectorKind>) {
-    let Some(holder) = holder else {
+/// `cte_agent_key_protector{generation,protector}`: for each generation in the store (by role:
+/// `current`, `previous`, `staged`), 1 for the protector holding its data key and 0 for the
+/// others.
+fn register_key_protectors(
+    registry: &mut Registry,
+    holders: &[(keystore::GenerationRole, keystore::KeyProtectorKind)],
+) {
+    if holders.is_empty() {
         return;
-    };
+    }
     let family = LabelledGauges(
-        keystore::KeyProtectorKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let labels = vec![("protector".to_string(), kind.as_str().to_string())];
-                (labels, i64::from(kind == holder))
+        holders
+            .iter()
+            .flat_map(|(role, holder)| {
+                keystore::KeyProtectorKind::ALL
+                    .into_iter()
+                    .map(move |kind| {
+                        let labels = vec![
+                            ("generation".to_string(), role.as_str().to_string()),
+                            ("protector".to_string(), kind.as_str().to_string()),
+                        ];
+                        (labels, i64::from(kind == *holder))
+                    })
             })
             .collect(),
     );
     registry.register(
         "cte_agent_key_protector",
-        "Which key protector holds the current identity's data key (file, tpm, dpapi): 1 for it, 0 for the others",
+        "Which key protector (file, tpm, dpapi) holds each generation's data key: 1 for it, 0 for the others",
         family,
     );
 }

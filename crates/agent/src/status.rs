@@ -74,7 +74,7 @@ pub fn status(root: &AgentRoot, now: SystemTime) -> Result<AgentStatus, AgentErr
         .iter()
         .map(|generation| GenerationLine {
             id: generation.id,
-            role: format!("{:?}", generation.role).to_lowercase(),
+            role: generation.role.as_str().to_owned(),
             fingerprint: match &generation.info {
                 Ok(info) => info.fingerprint.to_string(),
                 Err(error) => format!("unreadable: {error}"),

@@ -56,6 +56,17 @@ pub enum GenerationRole {
     Staged,
 }
 
+impl GenerationRole {
+    /// The role as status and metrics print it: `current`, `previous`, `staged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Staged => "staged",
+        }
+    }
+}
+
 /// One generation in a [`StoreStatus`].
 #[derive(Debug)]
 pub struct GenerationStatus {
