@@ -1,6 +1,6 @@
-//! Windows DPAPI in machine scope, behind a safe API: [`protect_for_machine`] seals a secret
+//! Windows DPAPI in machine scope, behind a safe API: `protect_for_machine` seals a secret
 //! with `CryptProtectData` (`CRYPTPROTECT_LOCAL_MACHINE | CRYPTPROTECT_UI_FORBIDDEN`) and the
-//! caller's entropy; [`unprotect`] opens it with `CryptUnprotectData` and the same entropy.
+//! caller's entropy; `unprotect` opens it with `CryptUnprotectData` and the same entropy.
 //!
 //! - **Machine scope**: any process of this Windows installation that also has the entropy can
 //!   open the blob (the agent runs as a service, not as a user whose profile would hold the
