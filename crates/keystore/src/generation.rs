@@ -365,3 +365,27 @@ fn from_unix_seconds(seconds: i64) -> SystemTime {
         UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
     }
 }
+
+/// Which role a generation plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GenerationRole {
+    /// The identity the agent uses.
+    Current,
+    /// The identity before the last activation; `rollback` returns to it.
+    Previous,
+    /// Imported but not active: a renewal waiting for activation, or a generation that was
+    /// rolled back from.
+    Staged,
+}
+
+impl GenerationRole {
+    /// The role as status and metrics print it: `current`, `previous`, `staged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Staged => "staged",
+        }
+    }
+}

@@ -97,14 +97,14 @@ pub use cert_vocabulary::KeyProtectorKind;
 pub use dpapi::{DpapiKeyProtector, ENTROPY_FILE as DPAPI_ENTROPY_FILE};
 pub use error::Error;
 pub use files::LockWait;
-pub use generation::{GenerationId, GenerationInfo};
+pub use generation::{GenerationId, GenerationInfo, GenerationRole};
 pub use import::Import;
 pub use protector::{
     DATA_KEY_LENGTH, DataKey, FileKeyProtector, KeyProtector, key_path_in, sealed_by,
 };
 pub use store::{
-    AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationRole, GenerationStatus, Keystore, LOCK_FILE,
-    POINTER_FILE, StoreStatus, Verification,
+    AGENT_PEM_FILE, GENERATIONS_FOLDER, GenerationStatus, Keystore, LOCK_FILE, POINTER_FILE,
+    StoreStatus, Verification,
 };
 #[cfg(all(feature = "tpm", target_os = "linux"))]
 pub use tpm::{DEFAULT_TCTI, TpmKeyProtector};

@@ -9,7 +9,7 @@ use cert_loading::{Fingerprint, Identity};
 use serde::{Deserialize, Serialize};
 
 use crate::files::{self, LockWait, WriterLock};
-use crate::generation::{self, FORMAT_VERSION, GenerationId, GenerationInfo};
+use crate::generation::{self, FORMAT_VERSION, GenerationId, GenerationInfo, GenerationRole};
 #[cfg(doc)]
 use crate::protector::FileKeyProtector;
 use crate::protector::{DataKey, KeyProtector};
@@ -41,30 +41,6 @@ pub struct Keystore {
     /// Whether [`Keystore::open_or_create`] created the store folder (so that undoing the first
     /// import can remove it again).
     created_here: bool,
-}
-
-/// Which role a generation plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GenerationRole {
-    /// The identity the agent uses.
-    Current,
-    /// The identity before the last activation; `rollback` returns to it.
-    Previous,
-    /// Imported but not active: a renewal waiting for activation, or a generation that was
-    /// rolled back from.
-    Staged,
-}
-
-impl GenerationRole {
-    /// The role as status and metrics print it: `current`, `previous`, `staged`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Current => "current",
-            Self::Previous => "previous",
-            Self::Staged => "staged",
-        }
-    }
 }
 
 /// One generation in a [`StoreStatus`].
