@@ -433,3 +433,58 @@ fn a_pcr_binding_is_chosen_at_registration_and_rekey_seals_again_when_it_changes
         text(&misconfigured)
     );
 }
+
+/// The TPM gone after registration (a VM moved to a host without one): the check fails naming
+/// the protector, the generation and the fix, the agent reports itself unhealthy, and nothing
+/// is deleted; with the TPM back (its state kept), the same identity works again.
+#[test]
+fn a_tpm_gone_after_registration_is_reported_unhealthy_and_its_return_restores_the_identity() {
+    let Some(host) = TpmHost::start(300) else {
+        return;
+    };
+    host.register("tpm");
+    let TpmHost {
+        tpm,
+        manager: _manager,
+        root,
+        _state: state,
+        ..
+    } = host;
+    let old_tcti = tpm.tcti();
+    let before = test_support::snapshot_tree(&root.path().join("vmd/keys"));
+    tpm.stop();
+
+    let refused = vmd_once(root.path());
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    for words in [
+        "[CGP3007E] renewal check failed:",
+        "the tpm key protector cannot open generation 1",
+        "no TPM answers through",
+        "register the host again",
+    ] {
+        assert!(
+            text(&refused).contains(words),
+            "{words}: {}",
+            text(&refused)
+        );
+    }
+    let prometheus = vmutil_status(root.path(), &["--prometheus"]);
+    assert!(
+        prometheus.contains("cte_agent_healthy 0"),
+        "expected unhealthy:\n{prometheus}"
+    );
+    assert_eq!(
+        test_support::snapshot_tree(&root.path().join("vmd/keys")),
+        before
+    );
+
+    let tpm = Swtpm::start(state.path()).unwrap();
+    let conf_path = root.path().join("vmd/etc/agent.conf");
+    let conf = std::fs::read_to_string(&conf_path)
+        .unwrap()
+        .replace(&old_tcti, &tpm.tcti());
+    std::fs::write(&conf_path, conf).unwrap();
+    let restored = vmd_once(root.path());
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(vmutil_status(root.path(), &["--prometheus"]).contains("cte_agent_healthy 1"));
+}

@@ -86,13 +86,7 @@ pub fn run(root: &AgentRoot, logger: &Logger, connector: &dyn Connector) -> Resu
                 // `vmutil updatecerts` (or `vmd --once`) is checking: look again shortly.
                 Err(AgentError::Busy { .. }) => CheckEnd::Busy,
                 Err(error) => {
-                    logger.message(
-                        Severity::Error,
-                        &Message::CheckFailed {
-                            error: error.to_string(),
-                        },
-                    );
-                    crate::metrics::after_failed_check(root, logger, now);
+                    renewal::record_local_failure(root, logger, error, now);
                     CheckEnd::LocalFailure
                 }
             };

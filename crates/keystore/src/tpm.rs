@@ -167,7 +167,18 @@ impl TpmKeyProtector {
             reason: format!("the TCTI {:?} is not valid: {error}", self.tcti),
             fix: "set TPM_TCTI in agent.conf to device:/dev/tpmrm0 or another TCTI".to_owned(),
         })?;
-        Context::new(tcti).map_err(|error| self.failure(generation, path, error))
+        // Creating a context only loads and connects the TCTI: any failure here is a TPM that
+        // does not answer (gone, or never there), whatever code tpm2-tss gives it.
+        Context::new(tcti).map_err(|error| {
+            let (reason, fix) = unreachable(&self.tcti, &error.to_string());
+            Error::Protector {
+                protector: "tpm",
+                generation,
+                path: path.to_owned(),
+                reason,
+                fix,
+            }
+        })
     }
 
     /// Runs `work` with a context and the storage primary key, flushing the primary after. A
@@ -311,6 +322,14 @@ fn unseal(
     unsealed
 }
 
+/// A TPM that does not answer through `tcti`, and what to do.
+fn unreachable(tcti: &str, detail: &str) -> (String, String) {
+    (
+        format!("no TPM answers through {tcti} ({detail})"),
+        "restore the TPM (or the VM's virtual TPM), or register the host again with another key protector (register_host --force --key-protector file)".to_owned(),
+    )
+}
+
 /// How a refused policy session's reason starts (reworded with the PCRs by the caller).
 const POLICY_REFUSED: &str = "the TPM refused the key's authorization policy";
 
@@ -341,10 +360,7 @@ fn describe(error: &tss_esapi::Error, tcti: &str) -> (String, String) {
     }
     let text = error.to_string();
     if text.to_lowercase().contains("tcti") || text.to_lowercase().contains("connection") {
-        return (
-            format!("no TPM answers through {tcti} ({text})"),
-            "restore the TPM (or the VM's virtual TPM), or register the host again with another key protector (register_host --force --key-protector file)".to_owned(),
-        );
+        return unreachable(tcti, &text);
     }
     (
         format!("the TPM refused: {text}"),

@@ -98,6 +98,10 @@ fn a_tpm_that_went_away_is_named_with_the_fix_and_nothing_is_deleted() {
     assert!(message.contains("tpm key protector"), "{message}");
     assert!(message.contains("generation"), "{message}");
     assert!(message.contains("register the host again"), "{message}");
+    assert!(
+        message.contains(&format!("no TPM answers through {tcti}")),
+        "{message}"
+    );
     assert_eq!(files_in(&root.path().join("vmd/keys")), before);
 }
 

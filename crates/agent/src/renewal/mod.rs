@@ -649,6 +649,25 @@ fn upload_records(
     }
 }
 
+/// Records a check that a problem of the agent itself stopped ([`run_check`]'s error; not
+/// [`AgentError::Busy`], which is no failure): logs CGP3007E and records the check as failed
+/// and the agent as unhealthy for the metrics and `vmutil status`. The daemon and `vmd --once`
+/// both call it, so monitoring sees a host that cannot check whichever runs the check.
+pub fn record_local_failure(
+    root: &crate::paths::AgentRoot,
+    logger: &Logger,
+    error: &AgentError,
+    now: SystemTime,
+) {
+    logger.message(
+        Severity::Error,
+        &Message::CheckFailed {
+            error: error.to_string(),
+        },
+    );
+    crate::metrics::after_failed_check(root, logger, now);
+}
+
 /// A heartbeat: client-certificate login and status call with the current identity (its key
 /// decrypted once), then the upload of the log records waiting, in the same session.
 ///
