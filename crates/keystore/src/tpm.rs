@@ -149,35 +149,23 @@ impl TpmKeyProtector {
     }
 
     fn failure(&self, generation: GenerationId, path: &Path, error: tss_esapi::Error) -> Error {
-        let (reason, fix) = describe(&error, &self.tcti);
-        Error::Protector {
-            protector: "tpm",
-            generation,
-            path: path.to_owned(),
-            reason,
-            fix,
-        }
+        refusal(generation, path, describe(&error, &self.tcti))
     }
 
     fn context(&self, generation: GenerationId, path: &Path) -> Result<Context, Error> {
-        let tcti = TctiNameConf::from_str(&self.tcti).map_err(|error| Error::Protector {
-            protector: "tpm",
-            generation,
-            path: path.to_owned(),
-            reason: format!("the TCTI {:?} is not valid: {error}", self.tcti),
-            fix: "set TPM_TCTI in agent.conf to device:/dev/tpmrm0 or another TCTI".to_owned(),
+        let tcti = TctiNameConf::from_str(&self.tcti).map_err(|error| {
+            let reason = format!("the TCTI {:?} is not valid: {error}", self.tcti);
+            let fix = "set TPM_TCTI in agent.conf to device:/dev/tpmrm0 or another TCTI";
+            refusal(generation, path, (reason, fix.to_owned()))
         })?;
         // Creating a context only loads and connects the TCTI: any failure here is a TPM that
         // does not answer (gone, or never there), whatever code tpm2-tss gives it.
         Context::new(tcti).map_err(|error| {
-            let (reason, fix) = unreachable(&self.tcti, &error.to_string());
-            Error::Protector {
-                protector: "tpm",
+            refusal(
                 generation,
-                path: path.to_owned(),
-                reason,
-                fix,
-            }
+                path,
+                unreachable(&self.tcti, &error.to_string()),
+            )
         })
     }
 
@@ -320,6 +308,17 @@ fn unseal(
     // The TPM ends a session used without continueSession; flushing again is harmless.
     let _ = context.flush_context(SessionHandle::from(session).into());
     unsealed
+}
+
+/// The TPM protector's refusal of `generation` (its file `path`) with a reason and a fix.
+fn refusal(generation: GenerationId, path: &Path, (reason, fix): (String, String)) -> Error {
+    Error::Protector {
+        protector: KeyProtectorKind::Tpm.as_str(),
+        generation,
+        path: path.to_owned(),
+        reason,
+        fix,
+    }
 }
 
 /// A TPM that does not answer through `tcti`, and what to do.
