@@ -65,18 +65,5 @@ fn once(
 ) -> Result<ExitStatus, agent::AgentError> {
     // The check itself logs in and reads the client's record (the heartbeat), so its exit
     // status says whether the manager accepts this host's identity.
-    let request = agent::renewal::CheckRequest::new(agent::renewal::Trigger::Once);
-    let now = SystemTime::now();
-    match agent::renewal::run_check(agent, logger, &request, now, connector) {
-        Ok(outcome) => Ok(outcome.exit_status()),
-        // The host's identity cannot be opened (a key protector that fails: the TPM gone, a
-        // copied root; a damaged store): logged (CGP3007E, also on stderr) and recorded as a
-        // failed check, as the daemon does, so monitoring sees it. Other errors (agent.conf,
-        // the command line, not registered) change nothing under the agent root.
-        Err(error @ agent::AgentError::Store(_)) => {
-            agent::renewal::record_local_failure(&agent.root, logger, &error, now);
-            Ok(error.exit_status())
-        }
-        Err(error) => Err(error),
-    }
+    agent::renewal::run_once(agent, logger, SystemTime::now(), connector)
 }

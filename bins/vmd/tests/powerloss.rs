@@ -41,12 +41,11 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use common::{DAY, issue, register, sibling_binary, text, trust_test_ca};
+use common::{issue_for_days, register, sibling_binary, text, trust_test_ca};
 use powerloss::model::{Model, Node, Replay, Tree, read_tree, write_tree};
 use powerloss::trace::{Op, Timed, op_paths, parse, strace_arguments};
-use test_pki::KeyType;
 use test_support::Manager;
 
 const ADMIN_PASSWORD: &str = "powerloss admin password";
@@ -104,24 +103,9 @@ impl Host {
         let manager = start_manager(&state.path().join("manager"), &change_log, None);
         let (token, ca) = trust_test_ca(&manager, "ca-p384");
         let cert_dir = tempfile::tempdir().unwrap();
-        let now = SystemTime::now();
-        issue(
-            &ca,
-            KeyType::P384,
-            "host1.example",
-            now - DAY,
-            now + 30 * DAY,
-            cert_dir.path(),
-        );
+        issue_for_days(&ca, "host1.example", 30, cert_dir.path());
         let new_dir = tempfile::tempdir().unwrap();
-        issue(
-            &ca,
-            KeyType::P384,
-            "host1.example",
-            now - DAY,
-            now + 400 * DAY,
-            new_dir.path(),
-        );
+        issue_for_days(&ca, "host1.example", 400, new_dir.path());
         Host {
             web_ca: manager.web_ca_path(),
             host_port: manager.host_port(),
@@ -196,16 +180,8 @@ impl Host {
             }
             Scenario::Heartbeat | Scenario::Daemon => {
                 // A certificate far from expiry: the check only sends its heartbeat.
-                let now = SystemTime::now();
                 let far = tempfile::tempdir().unwrap();
-                issue(
-                    &self.ca,
-                    KeyType::P384,
-                    "host1.example",
-                    now - DAY,
-                    now + 400 * DAY,
-                    far.path(),
-                );
+                issue_for_days(&self.ca, "host1.example", 400, far.path());
                 let mut command = Command::new(sibling_binary("vmutil"));
                 command
                     .arg("--agent-root")

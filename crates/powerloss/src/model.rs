@@ -599,16 +599,21 @@ mod tests {
         Op::Sync { path: path.into() }
     }
 
-    #[test]
-    fn a_durable_replace_never_loses_both_versions() {
-        // The old file, durable; then write a temporary, fsync it, rename it over, fsync the
-        // folder: every weak crash state has the old or the new content under the name.
-        let mut replay = replay(&[
+    /// `/r/f` holding `old`, flushed with its folder: the state before a replace.
+    fn durable_old_file() -> Replay {
+        replay(&[
             create("/r/f"),
             write("/r/f", b"old"),
             sync("/r/f"),
             sync("/r"),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn a_durable_replace_never_loses_both_versions() {
+        // The old file, durable; then write a temporary, fsync it, rename it over, fsync the
+        // folder: every weak crash state has the old or the new content under the name.
+        let mut replay = durable_old_file();
         for op in [
             create("/r/f.tmp"),
             write("/r/f.tmp", b"new"),
@@ -635,12 +640,7 @@ mod tests {
 
     #[test]
     fn a_rename_before_the_data_is_fsynced_can_leave_an_empty_file() {
-        let mut replay = replay(&[
-            create("/r/f"),
-            write("/r/f", b"old"),
-            sync("/r/f"),
-            sync("/r"),
-        ]);
+        let mut replay = durable_old_file();
         for op in [
             create("/r/f.tmp"),
             write("/r/f.tmp", b"new"),

@@ -649,6 +649,31 @@ fn upload_records(
     }
 }
 
+/// `vmd --once`: one check ([`run_check`]), and its exit status. When the host's identity
+/// cannot be opened (a pem-store error: a key protector that fails, such as the TPM gone or a
+/// copied root, or a damaged store), the failure is logged (CGP3007E) and recorded as a failed
+/// check, as the daemon records it ([`record_local_failure`]), so monitoring sees it. Other
+/// errors (agent.conf, not registered, busy) are returned and change nothing under the root.
+///
+/// # Errors
+/// [`run_check`]'s errors other than the pem store's.
+pub fn run_once(
+    agent: &Agent,
+    logger: &Logger,
+    now: SystemTime,
+    connector: &dyn Connector,
+) -> Result<crate::ExitStatus, AgentError> {
+    let request = CheckRequest::new(Trigger::Once);
+    match run_check(agent, logger, &request, now, connector) {
+        Ok(outcome) => Ok(outcome.exit_status()),
+        Err(error @ AgentError::Store(_)) => {
+            record_local_failure(&agent.root, logger, &error, now);
+            Ok(error.exit_status())
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// Records a check that a problem of the agent itself stopped ([`run_check`]'s error; not
 /// [`AgentError::Busy`], which is no failure): logs CGP3007E and records the check as failed
 /// and the agent as unhealthy for the metrics and `vmutil status`. The daemon and `vmd --once`
